@@ -1,0 +1,14 @@
+//! tickdb-core: the sans-IO heart of tickdb.
+//!
+//! This crate contains no networking code, performs no file I/O, never reads a clock and never
+//! draws randomness from the operating system. Time enters as [`Instant`] and [`UnixMillis`]
+//! values on every call, randomness as a seed in the configuration, storage through the
+//! [`store::Store`] port that `tickdb-io` implements on RocksDB and [`store::MemStore`]
+//! implements in memory. The same code runs in the production driver, the pure simulator and
+//! the turmoil harness; nothing here knows which.
+
+pub mod resp;
+pub mod store;
+mod time;
+
+pub use time::{Instant, UnixMillis};

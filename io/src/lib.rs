@@ -1,0 +1,1 @@
+//! tickdb-io: the real adapters around the sans-IO core.

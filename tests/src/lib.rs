@@ -1,0 +1,1 @@
+//! tickdb-tests: helpers to start the real binary.
