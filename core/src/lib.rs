@@ -7,6 +7,9 @@
 //! implements in memory. The same code runs in the production driver, the pure simulator and
 //! the turmoil harness; nothing here knows which.
 
+pub mod cmd;
+pub mod db;
+pub mod node;
 pub mod resp;
 pub mod store;
 mod time;

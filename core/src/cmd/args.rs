@@ -1,0 +1,139 @@
+//! Parsing of individual arguments: numbers, keywords, option lists.
+
+use bytes::Bytes;
+
+use super::CommandError;
+
+/// Parses a RESP integer argument the way Redis's `string2ll` does: optional `-`, digits, no
+/// spaces, no `+`, no leading zeros except "0" itself, within `i64`.
+pub fn int(arg: &[u8]) -> Result<i64, CommandError> {
+    let text = std::str::from_utf8(arg).map_err(|_| CommandError::NotInteger)?;
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let leading_zero = digits.len() > 1 && digits.starts_with('0');
+    if digits.is_empty() || leading_zero || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(CommandError::NotInteger);
+    }
+    text.parse::<i64>().map_err(|_| CommandError::NotInteger)
+}
+
+/// A non-negative integer argument.
+pub fn uint(arg: &[u8]) -> Result<u64, CommandError> {
+    let n = int(arg)?;
+    u64::try_from(n).map_err(|_| CommandError::NotInteger)
+}
+
+/// Parses a float argument like Redis's `string2ld`: decimal or exponent notation, `inf`,
+/// `-inf`; never NaN; no surrounding spaces.
+pub fn float(arg: &[u8]) -> Result<f64, CommandError> {
+    let text = std::str::from_utf8(arg).map_err(|_| CommandError::NotFloat)?;
+    if text.is_empty() || text.trim() != text {
+        return Err(CommandError::NotFloat);
+    }
+    let v = match text.to_ascii_lowercase().as_str() {
+        "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
+        "-inf" | "-infinity" => f64::NEG_INFINITY,
+        _ => {
+            // Rust accepts "nan" and "infinity" spellings we already handled; refuse the rest.
+            if text
+                .bytes()
+                .any(|b| b.is_ascii_alphabetic() && b != b'e' && b != b'E')
+            {
+                return Err(CommandError::NotFloat);
+            }
+            text.parse::<f64>().map_err(|_| CommandError::NotFloat)?
+        }
+    };
+    if v.is_nan() {
+        return Err(CommandError::NotFloat);
+    }
+    Ok(v)
+}
+
+/// Whether `arg` equals the ASCII keyword `kw` (given in upper case), ignoring case.
+pub fn is(arg: &[u8], kw: &str) -> bool {
+    arg.eq_ignore_ascii_case(kw.as_bytes())
+}
+
+/// Formats a float the way Redis replies with one (INCRBYFLOAT): shortest round-trip decimal,
+/// no exponent, integral values without a fraction.
+pub fn format_float(v: f64) -> String {
+    if v == v.trunc() && v.abs() < 1e17 {
+        format!("{v:.0}")
+    } else {
+        format!("{v}")
+    }
+}
+
+/// An argument cursor for option lists.
+pub struct Args<'a> {
+    args: &'a [Bytes],
+    pos: usize,
+}
+
+impl<'a> Args<'a> {
+    /// Starts after the command name (and any fixed arguments already taken).
+    pub fn new(args: &'a [Bytes], pos: usize) -> Self {
+        Self { args, pos }
+    }
+
+    pub fn next(&mut self) -> Option<&'a Bytes> {
+        let arg = self.args.get(self.pos)?;
+        self.pos += 1;
+        Some(arg)
+    }
+
+    /// The next argument, or a syntax error if there is none.
+    pub fn value(&mut self) -> Result<&'a Bytes, CommandError> {
+        self.next().ok_or(CommandError::Syntax)
+    }
+
+    pub fn peek(&self) -> Option<&'a Bytes> {
+        self.args.get(self.pos)
+    }
+
+    pub fn remaining(&self) -> &'a [Bytes] {
+        &self.args[self.pos.min(self.args.len())..]
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pos >= self.args.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_like_redis() {
+        assert_eq!(int(b"42").unwrap(), 42);
+        assert_eq!(int(b"-9223372036854775808").unwrap(), i64::MIN);
+        for bad in [
+            &b""[..],
+            b"+1",
+            b" 1",
+            b"1 ",
+            b"01",
+            b"9223372036854775808",
+            b"1.0",
+            b"-",
+            b"abc",
+        ] {
+            assert_eq!(int(bad), Err(CommandError::NotInteger), "{:?}", bad);
+        }
+        assert_eq!(int(b"0").unwrap(), 0);
+    }
+
+    #[test]
+    fn floats_like_redis() {
+        assert_eq!(float(b"1.5").unwrap(), 1.5);
+        assert_eq!(float(b"-2e3").unwrap(), -2000.0);
+        assert_eq!(float(b"inf").unwrap(), f64::INFINITY);
+        for bad in [&b"nan"[..], b"", b" 1", b"1x", b"0x10"] {
+            assert_eq!(float(bad), Err(CommandError::NotFloat), "{:?}", bad);
+        }
+        assert_eq!(format_float(3.0), "3");
+        assert_eq!(format_float(10.5), "10.5");
+        assert_eq!(format_float(0.1 + 0.2), "0.30000000000000004");
+    }
+}

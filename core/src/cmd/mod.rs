@@ -1,0 +1,555 @@
+//! Commands: the table, and parsing a request's arguments into a typed [`Command`].
+//!
+//! Parsing checks the name, the arity and every option and number, so a request that parses
+//! can only fail later for reasons of state (a wrong type, an overflow), never of syntax.
+//! Writes parse into [`WriteCmd`], the serializable form that goes into the replicated log.
+
+pub mod args;
+mod error;
+pub mod table;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+pub use error::CommandError;
+pub use table::{COMMANDS, CommandSpec, lookup};
+
+use args::{Args, float, int, is, uint};
+
+/// A parsed request.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    /// Answered by the node from connection and server state.
+    Conn(ConnCmd),
+    /// Reads the state machine.
+    Read(ReadCmd),
+    /// Changes the state machine through the log.
+    Write(WriteCmd),
+    /// `BATCH_SET key value ts`: buffered on the connection.
+    BatchSet { key: Bytes, value: f64, ts: u64 },
+    /// `BATCH_FLUSH`: the buffer as one atomic log entry.
+    BatchFlush,
+}
+
+/// Connection and server commands.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ConnCmd {
+    Ping(Option<Bytes>),
+    Echo(Bytes),
+    Time,
+    Quit,
+    Reset,
+    Hello {
+        protover: Option<i64>,
+        auth: Option<(Bytes, Bytes)>,
+        setname: Option<Bytes>,
+    },
+    Auth {
+        user: Option<Bytes>,
+        password: Bytes,
+    },
+    Select(i64),
+    ClientId,
+    ClientSetName(Bytes),
+    ClientGetName,
+    ClientSetInfo,
+    ClientList,
+    ClientInfo,
+    Info(Vec<Bytes>),
+    ConfigGet(Vec<Bytes>),
+    ConfigSet,
+    ConfigResetStat,
+    CommandAll,
+    CommandCount,
+    CommandInfo(Vec<Bytes>),
+    CommandDocs(Vec<Bytes>),
+    CommandGetKeys(Vec<Bytes>),
+    CommandList,
+    DbSize,
+    ClusterInfo,
+    ReadOnly,
+    ReadWrite,
+}
+
+/// Reads of the state machine.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ReadCmd {
+    Get(Bytes),
+    MGet(Vec<Bytes>),
+    Exists(Vec<Bytes>),
+    Type(Bytes),
+    StrLen(Bytes),
+    Keys(Bytes),
+    Scan {
+        cursor: u64,
+        pattern: Option<Bytes>,
+        count: u64,
+        kind: Option<Bytes>,
+    },
+}
+
+/// `SET`'s existence condition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SetCond {
+    /// Only if the key does not exist.
+    Nx,
+    /// Only if the key exists.
+    Xx,
+}
+
+/// A state change, as it is stored in the replicated log and applied on every replica.
+///
+/// Every field is resolved before the entry is written (no `*` timestamps, no defaults taken
+/// from local state), so applying it is deterministic.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum WriteCmd {
+    Set {
+        key: Bytes,
+        value: Bytes,
+        cond: Option<SetCond>,
+        get: bool,
+    },
+    SetNx {
+        key: Bytes,
+        value: Bytes,
+    },
+    GetSet {
+        key: Bytes,
+        value: Bytes,
+    },
+    GetDel(Bytes),
+    MSet(Vec<(Bytes, Bytes)>),
+    Del(Vec<Bytes>),
+    IncrBy {
+        key: Bytes,
+        by: i64,
+    },
+    IncrByFloat {
+        key: Bytes,
+        by: f64,
+    },
+    Append {
+        key: Bytes,
+        value: Bytes,
+    },
+    /// FLUSHDB / FLUSHALL.
+    Flush,
+    /// One `BATCH_SET` sample, applied with `TS.ADD` semantics when `BATCH_FLUSH` commits the
+    /// connection's buffer.
+    BatchAdd {
+        key: Bytes,
+        ts: u64,
+        value: f64,
+    },
+}
+
+/// The most keys `SCAN` returns per call whatever `COUNT` asks, so one call stays bounded.
+pub const SCAN_COUNT_MAX: u64 = 100_000;
+
+/// Parses a request (name first) into a command.
+pub fn parse(args: &[Bytes]) -> Result<Command, CommandError> {
+    let Some(name) = args.first() else {
+        return Err(CommandError::Syntax);
+    };
+    let Some(spec) = lookup(name) else {
+        return Err(CommandError::unknown_command(name, &args[1..]));
+    };
+    if !spec.arity_ok(args.len()) {
+        return Err(CommandError::WrongArity(spec.name.to_owned()));
+    }
+    let a = args;
+    let cmd = match spec.name {
+        "ping" => match a.len() {
+            1 => Command::Conn(ConnCmd::Ping(None)),
+            2 => Command::Conn(ConnCmd::Ping(Some(a[1].clone()))),
+            _ => return Err(CommandError::WrongArity("ping".into())),
+        },
+        "echo" => Command::Conn(ConnCmd::Echo(a[1].clone())),
+        "time" => Command::Conn(ConnCmd::Time),
+        "quit" => Command::Conn(ConnCmd::Quit),
+        "reset" => Command::Conn(ConnCmd::Reset),
+        "hello" => parse_hello(a)?,
+        "auth" => match a.len() {
+            2 => Command::Conn(ConnCmd::Auth {
+                user: None,
+                password: a[1].clone(),
+            }),
+            3 => Command::Conn(ConnCmd::Auth {
+                user: Some(a[1].clone()),
+                password: a[2].clone(),
+            }),
+            _ => return Err(CommandError::Syntax),
+        },
+        "select" => Command::Conn(ConnCmd::Select(int(&a[1])?)),
+        "client" => parse_client(a)?,
+        "info" => Command::Conn(ConnCmd::Info(a[1..].to_vec())),
+        "config" => parse_config(a)?,
+        "command" => parse_command(a)?,
+        "dbsize" => Command::Conn(ConnCmd::DbSize),
+        "cluster_info" => Command::Conn(ConnCmd::ClusterInfo),
+        "readonly" => Command::Conn(ConnCmd::ReadOnly),
+        "readwrite" => Command::Conn(ConnCmd::ReadWrite),
+        "flushdb" | "flushall" => {
+            match a.get(1) {
+                None => {}
+                Some(m) if a.len() == 2 && (is(m, "ASYNC") || is(m, "SYNC")) => {}
+                Some(_) => return Err(CommandError::Syntax),
+            }
+            Command::Write(WriteCmd::Flush)
+        }
+        "get" => Command::Read(ReadCmd::Get(a[1].clone())),
+        "mget" => Command::Read(ReadCmd::MGet(a[1..].to_vec())),
+        "exists" => Command::Read(ReadCmd::Exists(a[1..].to_vec())),
+        "type" => Command::Read(ReadCmd::Type(a[1].clone())),
+        "strlen" => Command::Read(ReadCmd::StrLen(a[1].clone())),
+        "keys" => Command::Read(ReadCmd::Keys(a[1].clone())),
+        "scan" => parse_scan(a)?,
+        "set" => parse_set(a)?,
+        "setnx" => Command::Write(WriteCmd::SetNx {
+            key: a[1].clone(),
+            value: a[2].clone(),
+        }),
+        "getset" => Command::Write(WriteCmd::GetSet {
+            key: a[1].clone(),
+            value: a[2].clone(),
+        }),
+        "getdel" => Command::Write(WriteCmd::GetDel(a[1].clone())),
+        "mset" => {
+            if a.len() % 2 == 0 {
+                return Err(CommandError::WrongArity("mset".into()));
+            }
+            let pairs = a[1..]
+                .chunks_exact(2)
+                .map(|kv| (kv[0].clone(), kv[1].clone()));
+            Command::Write(WriteCmd::MSet(pairs.collect()))
+        }
+        "del" | "unlink" => Command::Write(WriteCmd::Del(a[1..].to_vec())),
+        "incr" => Command::Write(WriteCmd::IncrBy {
+            key: a[1].clone(),
+            by: 1,
+        }),
+        "decr" => Command::Write(WriteCmd::IncrBy {
+            key: a[1].clone(),
+            by: -1,
+        }),
+        "incrby" => Command::Write(WriteCmd::IncrBy {
+            key: a[1].clone(),
+            by: int(&a[2])?,
+        }),
+        "decrby" => {
+            let by = int(&a[2])?;
+            let by = by
+                .checked_neg()
+                .ok_or_else(|| CommandError::other("ERR decrement would overflow"))?;
+            Command::Write(WriteCmd::IncrBy {
+                key: a[1].clone(),
+                by,
+            })
+        }
+        "incrbyfloat" => Command::Write(WriteCmd::IncrByFloat {
+            key: a[1].clone(),
+            by: float(&a[2])?,
+        }),
+        "append" => Command::Write(WriteCmd::Append {
+            key: a[1].clone(),
+            value: a[2].clone(),
+        }),
+        "batch_set" => {
+            let value = float(&a[2])?;
+            let ts = uint(&a[3]).map_err(|_| CommandError::other("ERR TSDB: invalid timestamp"))?;
+            Command::BatchSet {
+                key: a[1].clone(),
+                value,
+                ts,
+            }
+        }
+        "batch_flush" => Command::BatchFlush,
+        other => {
+            return Err(CommandError::other(format!(
+                "ERR command '{other}' is not implemented yet"
+            )));
+        }
+    };
+    Ok(cmd)
+}
+
+fn parse_hello(a: &[Bytes]) -> Result<Command, CommandError> {
+    let mut it = Args::new(a, 1);
+    let mut protover = None;
+    if let Some(v) = it.peek() {
+        let n = int(v).map_err(|_| {
+            CommandError::other("ERR Protocol version is not an integer or out of range")
+        })?;
+        protover = Some(n);
+        it.next();
+    }
+    let (mut auth, mut setname) = (None, None);
+    while let Some(opt) = it.next() {
+        if is(opt, "AUTH") {
+            let user = it.value()?.clone();
+            let pass = it.value()?.clone();
+            auth = Some((user, pass));
+        } else if is(opt, "SETNAME") {
+            setname = Some(it.value()?.clone());
+        } else {
+            return Err(CommandError::other(format!(
+                "ERR Syntax error in HELLO option '{}'",
+                String::from_utf8_lossy(opt)
+            )));
+        }
+    }
+    Ok(Command::Conn(ConnCmd::Hello {
+        protover,
+        auth,
+        setname,
+    }))
+}
+
+fn sub_arity(container: &str, sub: &str, ok: bool) -> Result<(), CommandError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(CommandError::WrongArity(format!("{container}|{sub}")))
+    }
+}
+
+fn unknown_sub(container: &str, sub: &[u8]) -> CommandError {
+    CommandError::UnknownSubcommand {
+        container: container.to_ascii_uppercase(),
+        sub: String::from_utf8_lossy(sub).into_owned(),
+    }
+}
+
+fn parse_client(a: &[Bytes]) -> Result<Command, CommandError> {
+    let sub = &a[1];
+    let n = a.len();
+    let cmd = if is(sub, "ID") {
+        sub_arity("client", "id", n == 2)?;
+        ConnCmd::ClientId
+    } else if is(sub, "SETNAME") {
+        sub_arity("client", "setname", n == 3)?;
+        if a[2].iter().any(|&b| b <= b' ' || b > b'~') {
+            return Err(CommandError::other(
+                "ERR Client names cannot contain spaces, newlines or special characters.",
+            ));
+        }
+        ConnCmd::ClientSetName(a[2].clone())
+    } else if is(sub, "GETNAME") {
+        sub_arity("client", "getname", n == 2)?;
+        ConnCmd::ClientGetName
+    } else if is(sub, "SETINFO") {
+        sub_arity("client", "setinfo", n == 4)?;
+        if !(is(&a[2], "LIB-NAME") || is(&a[2], "LIB-VER")) {
+            return Err(CommandError::other(format!(
+                "ERR Unrecognized option '{}'",
+                String::from_utf8_lossy(&a[2])
+            )));
+        }
+        ConnCmd::ClientSetInfo
+    } else if is(sub, "LIST") {
+        ConnCmd::ClientList
+    } else if is(sub, "INFO") {
+        sub_arity("client", "info", n == 2)?;
+        ConnCmd::ClientInfo
+    } else {
+        return Err(unknown_sub("client", sub));
+    };
+    Ok(Command::Conn(cmd))
+}
+
+fn parse_config(a: &[Bytes]) -> Result<Command, CommandError> {
+    let sub = &a[1];
+    let cmd = if is(sub, "GET") {
+        sub_arity("config", "get", a.len() >= 3)?;
+        ConnCmd::ConfigGet(a[2..].to_vec())
+    } else if is(sub, "SET") {
+        sub_arity("config", "set", a.len() >= 4 && a.len() % 2 == 0)?;
+        ConnCmd::ConfigSet
+    } else if is(sub, "RESETSTAT") {
+        sub_arity("config", "resetstat", a.len() == 2)?;
+        ConnCmd::ConfigResetStat
+    } else {
+        return Err(unknown_sub("config", sub));
+    };
+    Ok(Command::Conn(cmd))
+}
+
+fn parse_command(a: &[Bytes]) -> Result<Command, CommandError> {
+    let Some(sub) = a.get(1) else {
+        return Ok(Command::Conn(ConnCmd::CommandAll));
+    };
+    let cmd = if is(sub, "COUNT") {
+        sub_arity("command", "count", a.len() == 2)?;
+        ConnCmd::CommandCount
+    } else if is(sub, "INFO") {
+        ConnCmd::CommandInfo(a[2..].to_vec())
+    } else if is(sub, "DOCS") {
+        ConnCmd::CommandDocs(a[2..].to_vec())
+    } else if is(sub, "GETKEYS") {
+        sub_arity("command", "getkeys", a.len() >= 3)?;
+        ConnCmd::CommandGetKeys(a[2..].to_vec())
+    } else if is(sub, "LIST") {
+        ConnCmd::CommandList
+    } else {
+        return Err(unknown_sub("command", sub));
+    };
+    Ok(Command::Conn(cmd))
+}
+
+fn parse_scan(a: &[Bytes]) -> Result<Command, CommandError> {
+    let cursor = std::str::from_utf8(&a[1])
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or_else(|| CommandError::other("ERR invalid cursor"))?;
+    let (mut pattern, mut count, mut kind) = (None, 10, None);
+    let mut it = Args::new(a, 2);
+    while let Some(opt) = it.next() {
+        if is(opt, "MATCH") {
+            pattern = Some(it.value()?.clone());
+        } else if is(opt, "COUNT") {
+            count = uint(it.value()?)?;
+            if count == 0 {
+                return Err(CommandError::Syntax);
+            }
+        } else if is(opt, "TYPE") {
+            kind = Some(it.value()?.clone());
+        } else {
+            return Err(CommandError::Syntax);
+        }
+    }
+    Ok(Command::Read(ReadCmd::Scan {
+        cursor,
+        pattern,
+        count: count.min(SCAN_COUNT_MAX),
+        kind,
+    }))
+}
+
+fn parse_set(a: &[Bytes]) -> Result<Command, CommandError> {
+    let (key, value) = (a[1].clone(), a[2].clone());
+    let (mut cond, mut get) = (None, false);
+    let mut it = Args::new(a, 3);
+    while let Some(opt) = it.next() {
+        if is(opt, "NX") && cond.is_none() {
+            cond = Some(SetCond::Nx);
+        } else if is(opt, "XX") && cond.is_none() {
+            cond = Some(SetCond::Xx);
+        } else if is(opt, "GET") {
+            get = true;
+        } else if ["EX", "PX", "EXAT", "PXAT"].iter().any(|k| is(opt, k)) {
+            return Err(CommandError::other(
+                "ERR tickdb does not expire keys: SET's EX, PX, EXAT and PXAT are not supported",
+            ));
+        } else if is(opt, "KEEPTTL") {
+            // No key has a TTL, so keeping it is what SET does anyway.
+        } else {
+            return Err(CommandError::Syntax);
+        }
+    }
+    Ok(Command::Write(WriteCmd::Set {
+        key,
+        value,
+        cond,
+        get,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(s: &str) -> Vec<Bytes> {
+        s.split_whitespace()
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect()
+    }
+
+    fn err(s: &str) -> String {
+        parse(&req(s)).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn errors_match_redis_texts() {
+        assert_eq!(
+            err("GET"),
+            "ERR wrong number of arguments for 'get' command"
+        );
+        assert_eq!(
+            err("foo a b"),
+            "ERR unknown command 'foo', with args beginning with: 'a' 'b' "
+        );
+        assert_eq!(
+            err("foo"),
+            "ERR unknown command 'foo', with args beginning with: "
+        );
+        assert_eq!(
+            err("INCRBY k x"),
+            "ERR value is not an integer or out of range"
+        );
+        assert_eq!(err("INCRBYFLOAT k x"), "ERR value is not a valid float");
+        assert_eq!(err("SET k v NX XX"), "ERR syntax error");
+        assert_eq!(
+            err("CLIENT FOO"),
+            "ERR unknown subcommand 'FOO'. Try CLIENT HELP."
+        );
+        assert_eq!(
+            err("CLIENT SETNAME"),
+            "ERR wrong number of arguments for 'client|setname' command"
+        );
+        assert_eq!(
+            err("MSET a b c"),
+            "ERR wrong number of arguments for 'mset' command"
+        );
+        assert_eq!(
+            err("DECRBY k -9223372036854775808"),
+            "ERR decrement would overflow"
+        );
+    }
+
+    #[test]
+    fn parses_typed_commands() {
+        assert_eq!(
+            parse(&req("set k v nx get")).unwrap(),
+            Command::Write(WriteCmd::Set {
+                key: "k".into(),
+                value: "v".into(),
+                cond: Some(SetCond::Nx),
+                get: true
+            })
+        );
+        assert_eq!(
+            parse(&req("DECRBY k 5")).unwrap(),
+            Command::Write(WriteCmd::IncrBy {
+                key: "k".into(),
+                by: -5
+            })
+        );
+        assert_eq!(
+            parse(&req("SCAN 0 MATCH a* COUNT 1000000000 TYPE string")).unwrap(),
+            Command::Read(ReadCmd::Scan {
+                cursor: 0,
+                pattern: Some("a*".into()),
+                count: SCAN_COUNT_MAX,
+                kind: Some("string".into())
+            })
+        );
+        assert_eq!(
+            parse(&req("hello 3 SETNAME app")).unwrap(),
+            Command::Conn(ConnCmd::Hello {
+                protover: Some(3),
+                auth: None,
+                setname: Some("app".into())
+            })
+        );
+    }
+
+    #[test]
+    fn write_commands_round_trip_through_postcard() {
+        let w = WriteCmd::MSet(vec![
+            ("a".into(), "1".into()),
+            ("b".into(), Bytes::from_static(&[0, 255])),
+        ]);
+        let bytes = postcard::to_allocvec(&w).unwrap();
+        assert_eq!(postcard::from_bytes::<WriteCmd>(&bytes).unwrap(), w);
+    }
+}

@@ -1,0 +1,610 @@
+//! The command table: name, arity, flags and key positions of every command tickdb serves.
+//!
+//! It answers `COMMAND`, `COMMAND INFO`, `COMMAND DOCS`, `COMMAND COUNT` and `COMMAND GETKEYS`.
+//! Cluster-aware clients (redis-py's `RedisCluster`, go-redis) route requests by the key
+//! positions given here, so they must be right for every command.
+
+use bytes::Bytes;
+
+use crate::resp::Frame;
+
+/// One command's static description, in Redis's `COMMAND` terms.
+#[derive(Clone, Copy, Debug)]
+pub struct CommandSpec {
+    /// Lower-case name as clients send it (case-insensitive on the wire).
+    pub name: &'static str,
+    /// Number of arguments including the name; negative means "at least -arity".
+    pub arity: i32,
+    pub flags: &'static [&'static str],
+    /// Position of the first key (0: no keys).
+    pub first_key: i32,
+    /// Position of the last key; -1 means the last argument.
+    pub last_key: i32,
+    /// Step between keys (2 for `MSET k v k v`).
+    pub step: i32,
+    pub group: &'static str,
+    pub since: &'static str,
+    pub summary: &'static str,
+}
+
+const fn spec(
+    name: &'static str,
+    arity: i32,
+    flags: &'static [&'static str],
+    keys: (i32, i32, i32),
+    group: &'static str,
+    since: &'static str,
+    summary: &'static str,
+) -> CommandSpec {
+    CommandSpec {
+        name,
+        arity,
+        flags,
+        first_key: keys.0,
+        last_key: keys.1,
+        step: keys.2,
+        group,
+        since,
+        summary,
+    }
+}
+
+const NO_KEYS: (i32, i32, i32) = (0, 0, 0);
+const ONE_KEY: (i32, i32, i32) = (1, 1, 1);
+const ALL_KEYS: (i32, i32, i32) = (1, -1, 1);
+
+const R: &[&str] = &["readonly", "fast"];
+const R_SLOW: &[&str] = &["readonly"];
+const W: &[&str] = &["write", "denyoom", "fast"];
+const W_SLOW: &[&str] = &["write"];
+const CONN: &[&str] = &["fast", "stale", "loading"];
+const ADMIN: &[&str] = &["admin", "noscript", "loading", "stale"];
+
+/// Every command, sorted by name (binary search relies on it; a unit test checks it).
+pub static COMMANDS: &[CommandSpec] = &[
+    spec(
+        "append",
+        3,
+        W,
+        ONE_KEY,
+        "string",
+        "2.0.0",
+        "Appends a string to the value of a key. Creates the key if it doesn't exist.",
+    ),
+    spec(
+        "auth",
+        -2,
+        &["noscript", "loading", "stale", "fast", "no-auth"],
+        NO_KEYS,
+        "connection",
+        "1.0.0",
+        "Authenticates the connection.",
+    ),
+    spec(
+        "batch_flush",
+        1,
+        W_SLOW,
+        NO_KEYS,
+        "tickdb",
+        "0.1.0",
+        "Applies the connection's BATCH_SET buffer as one atomic write and replies with the count.",
+    ),
+    spec(
+        "batch_set",
+        4,
+        &["fast"],
+        ONE_KEY,
+        "tickdb",
+        "0.1.0",
+        "Buffers a sample (key value timestamp) on the connection until BATCH_FLUSH.",
+    ),
+    spec(
+        "client",
+        -2,
+        &["noscript", "loading", "stale"],
+        NO_KEYS,
+        "connection",
+        "2.4.0",
+        "A container for client connection commands.",
+    ),
+    spec(
+        "cluster_info",
+        1,
+        CONN,
+        NO_KEYS,
+        "tickdb",
+        "0.1.0",
+        "Returns the node's cluster state as INFO-style text (seed dialect).",
+    ),
+    spec(
+        "command",
+        -1,
+        &["loading", "stale"],
+        NO_KEYS,
+        "server",
+        "2.8.13",
+        "Returns detailed information about all commands.",
+    ),
+    spec(
+        "config",
+        -2,
+        ADMIN,
+        NO_KEYS,
+        "server",
+        "2.0.0",
+        "A container for server configuration commands.",
+    ),
+    spec(
+        "dbsize",
+        1,
+        R,
+        NO_KEYS,
+        "server",
+        "1.0.0",
+        "Returns the number of keys in the database.",
+    ),
+    spec(
+        "decr",
+        2,
+        W,
+        ONE_KEY,
+        "string",
+        "1.0.0",
+        "Decrements the integer value of a key by one.",
+    ),
+    spec(
+        "decrby",
+        3,
+        W,
+        ONE_KEY,
+        "string",
+        "1.0.0",
+        "Decrements a number from the integer value of a key.",
+    ),
+    spec(
+        "del",
+        -2,
+        W_SLOW,
+        ALL_KEYS,
+        "generic",
+        "1.0.0",
+        "Deletes one or more keys.",
+    ),
+    spec(
+        "echo",
+        2,
+        CONN,
+        NO_KEYS,
+        "connection",
+        "1.0.0",
+        "Returns the given string.",
+    ),
+    spec(
+        "exists",
+        -2,
+        R,
+        ALL_KEYS,
+        "generic",
+        "1.0.0",
+        "Determines whether one or more keys exist.",
+    ),
+    spec(
+        "flushall",
+        -1,
+        &["write"],
+        NO_KEYS,
+        "server",
+        "1.0.0",
+        "Removes all keys from all databases.",
+    ),
+    spec(
+        "flushdb",
+        -1,
+        &["write"],
+        NO_KEYS,
+        "server",
+        "1.0.0",
+        "Remove all keys from the current database.",
+    ),
+    spec(
+        "get",
+        2,
+        R,
+        ONE_KEY,
+        "string",
+        "1.0.0",
+        "Returns the string value of a key.",
+    ),
+    spec(
+        "getdel",
+        2,
+        &["write", "fast"],
+        ONE_KEY,
+        "string",
+        "6.2.0",
+        "Returns the string value of a key after deleting the key.",
+    ),
+    spec(
+        "getset",
+        3,
+        W,
+        ONE_KEY,
+        "string",
+        "1.0.0",
+        "Returns the previous string value of a key after setting it to a new value.",
+    ),
+    spec(
+        "hello",
+        -1,
+        &["noscript", "loading", "stale", "fast", "no-auth"],
+        NO_KEYS,
+        "connection",
+        "6.0.0",
+        "Handshakes with the server: protocol version, authentication, client name.",
+    ),
+    spec(
+        "incr",
+        2,
+        W,
+        ONE_KEY,
+        "string",
+        "1.0.0",
+        "Increments the integer value of a key by one.",
+    ),
+    spec(
+        "incrby",
+        3,
+        W,
+        ONE_KEY,
+        "string",
+        "1.0.0",
+        "Increments the integer value of a key by a number.",
+    ),
+    spec(
+        "incrbyfloat",
+        3,
+        W,
+        ONE_KEY,
+        "string",
+        "2.6.0",
+        "Increment the floating point value of a key by a number.",
+    ),
+    spec(
+        "info",
+        -1,
+        &["loading", "stale"],
+        NO_KEYS,
+        "server",
+        "1.0.0",
+        "Returns information and statistics about the server.",
+    ),
+    spec(
+        "keys",
+        2,
+        R_SLOW,
+        NO_KEYS,
+        "generic",
+        "1.0.0",
+        "Returns all key names that match a pattern.",
+    ),
+    spec(
+        "mget",
+        -2,
+        R,
+        ALL_KEYS,
+        "string",
+        "1.0.0",
+        "Atomically returns the string values of one or more keys.",
+    ),
+    spec(
+        "mset",
+        -3,
+        &["write", "denyoom"],
+        (1, -1, 2),
+        "string",
+        "1.0.1",
+        "Atomically creates or modifies the string values of one or more keys.",
+    ),
+    spec(
+        "ping",
+        -1,
+        CONN,
+        NO_KEYS,
+        "connection",
+        "1.0.0",
+        "Returns the server's liveliness response.",
+    ),
+    spec(
+        "quit",
+        -1,
+        &["noscript", "loading", "stale", "fast", "no-auth"],
+        NO_KEYS,
+        "connection",
+        "1.0.0",
+        "Closes the connection.",
+    ),
+    spec(
+        "readonly",
+        1,
+        CONN,
+        NO_KEYS,
+        "cluster",
+        "3.0.0",
+        "Enables stale reads from a replica on this connection.",
+    ),
+    spec(
+        "readwrite",
+        1,
+        CONN,
+        NO_KEYS,
+        "cluster",
+        "3.0.0",
+        "Disables stale reads on this connection (the default).",
+    ),
+    spec(
+        "reset",
+        1,
+        &["noscript", "loading", "stale", "fast", "no-auth"],
+        NO_KEYS,
+        "connection",
+        "6.2.0",
+        "Resets the connection.",
+    ),
+    spec(
+        "scan",
+        -2,
+        R_SLOW,
+        NO_KEYS,
+        "generic",
+        "2.8.0",
+        "Iterates over the key names in the database.",
+    ),
+    spec(
+        "select",
+        2,
+        CONN,
+        NO_KEYS,
+        "connection",
+        "1.0.0",
+        "Changes the selected database (only database 0 exists).",
+    ),
+    spec(
+        "set",
+        -3,
+        &["write", "denyoom"],
+        ONE_KEY,
+        "string",
+        "1.0.0",
+        "Sets the string value of a key. The key is created if it doesn't exist.",
+    ),
+    spec(
+        "setnx",
+        3,
+        W,
+        ONE_KEY,
+        "string",
+        "1.0.0",
+        "Set the string value of a key only when the key doesn't exist.",
+    ),
+    spec(
+        "strlen",
+        2,
+        R,
+        ONE_KEY,
+        "string",
+        "2.2.0",
+        "Returns the length of a string value.",
+    ),
+    spec(
+        "time",
+        1,
+        CONN,
+        NO_KEYS,
+        "server",
+        "2.6.0",
+        "Returns the server time.",
+    ),
+    spec(
+        "tsdb_get",
+        4,
+        R_SLOW,
+        ONE_KEY,
+        "tickdb",
+        "0.1.0",
+        "Returns the samples of a series between two timestamps (seed dialect).",
+    ),
+    spec(
+        "tsdb_set",
+        4,
+        W,
+        ONE_KEY,
+        "tickdb",
+        "0.1.0",
+        "Adds a sample (key timestamp value) to a series (seed dialect).",
+    ),
+    spec(
+        "type",
+        2,
+        R,
+        ONE_KEY,
+        "generic",
+        "1.0.0",
+        "Determines the type of value stored at a key.",
+    ),
+    spec(
+        "unlink",
+        -2,
+        W,
+        ALL_KEYS,
+        "generic",
+        "4.0.0",
+        "Deletes one or more keys.",
+    ),
+];
+
+/// Looks a command up by name, case-insensitively.
+pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
+    COMMANDS
+        .binary_search_by(|spec| cmp_ignore_case(spec.name.as_bytes(), name))
+        .ok()
+        .map(|i| &COMMANDS[i])
+}
+
+fn cmp_ignore_case(lower: &[u8], other: &[u8]) -> std::cmp::Ordering {
+    let a = lower.iter().copied();
+    let b = other.iter().map(u8::to_ascii_lowercase);
+    a.cmp(b)
+}
+
+impl CommandSpec {
+    /// Whether `argc` arguments (name included) satisfy the arity.
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        let argc = i64::try_from(argc).unwrap_or(i64::MAX);
+        let arity = i64::from(self.arity);
+        if arity >= 0 {
+            argc == arity
+        } else {
+            argc >= -arity
+        }
+    }
+
+    pub fn is_write(&self) -> bool {
+        self.flags.contains(&"write")
+    }
+
+    /// The positions of the keys in `args` (name at 0), per first/last/step.
+    pub fn key_positions(&self, argc: usize) -> Vec<usize> {
+        if self.first_key <= 0 || argc == 0 {
+            return Vec::new();
+        }
+        let argc = i64::try_from(argc).unwrap_or(i64::MAX);
+        let last = if self.last_key < 0 {
+            argc + i64::from(self.last_key)
+        } else {
+            i64::from(self.last_key).min(argc - 1)
+        };
+        let step = i64::from(self.step.max(1));
+        let mut out = Vec::new();
+        let mut pos = i64::from(self.first_key);
+        while pos <= last {
+            out.push(usize::try_from(pos).unwrap_or(usize::MAX));
+            pos += step;
+        }
+        out
+    }
+
+    /// This command's entry in the reply to `COMMAND` / `COMMAND INFO` (Redis 7 layout).
+    pub fn info_frame(&self) -> Frame {
+        let flags = self
+            .flags
+            .iter()
+            .map(|f| Frame::Simple(Bytes::from_static(f.as_bytes())));
+        let category = format!("@{}", self.group);
+        Frame::Array(vec![
+            Frame::bulk(Bytes::from_static(self.name.as_bytes())),
+            Frame::Integer(i64::from(self.arity)),
+            Frame::Set(flags.collect()),
+            Frame::Integer(i64::from(self.first_key)),
+            Frame::Integer(i64::from(self.last_key)),
+            Frame::Integer(i64::from(self.step)),
+            Frame::Set(vec![Frame::Simple(Bytes::from(category))]),
+            Frame::Array(Vec::new()),
+            Frame::Array(self.key_specs()),
+            Frame::Array(Vec::new()),
+        ])
+    }
+
+    fn key_specs(&self) -> Vec<Frame> {
+        if self.first_key <= 0 {
+            return Vec::new();
+        }
+        let rw = if self.is_write() { "RW" } else { "RO" };
+        let keystep = Frame::Integer(i64::from(self.step));
+        let lastkey = Frame::Integer(if self.last_key < 0 {
+            i64::from(self.last_key)
+        } else {
+            i64::from(self.last_key - self.first_key)
+        });
+        vec![Frame::Map(vec![
+            (
+                Frame::simple("flags"),
+                Frame::Set(vec![Frame::Simple(Bytes::from_static(rw.as_bytes()))]),
+            ),
+            (
+                Frame::simple("begin_search"),
+                Frame::Map(vec![
+                    (Frame::simple("type"), Frame::simple("index")),
+                    (
+                        Frame::simple("spec"),
+                        Frame::Map(vec![(
+                            Frame::simple("index"),
+                            Frame::Integer(i64::from(self.first_key)),
+                        )]),
+                    ),
+                ]),
+            ),
+            (
+                Frame::simple("find_keys"),
+                Frame::Map(vec![
+                    (Frame::simple("type"), Frame::simple("range")),
+                    (
+                        Frame::simple("spec"),
+                        Frame::Map(vec![
+                            (Frame::simple("lastkey"), lastkey),
+                            (Frame::simple("keystep"), keystep),
+                            (Frame::simple("limit"), Frame::Integer(0)),
+                        ]),
+                    ),
+                ]),
+            ),
+        ])]
+    }
+
+    /// This command's entry in the reply to `COMMAND DOCS`.
+    pub fn docs_frame(&self) -> Frame {
+        Frame::Map(vec![
+            (Frame::simple("summary"), Frame::text(self.summary)),
+            (Frame::simple("since"), Frame::text(self.since)),
+            (Frame::simple("group"), Frame::text(self.group)),
+        ])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_sorted_and_unique_for_binary_search() {
+        for pair in COMMANDS.windows(2) {
+            assert!(
+                pair[0].name < pair[1].name,
+                "{} !< {}",
+                pair[0].name,
+                pair[1].name
+            );
+        }
+        for spec in COMMANDS {
+            assert_eq!(spec.name, spec.name.to_ascii_lowercase());
+            assert!(std::ptr::eq(
+                lookup(spec.name.to_ascii_uppercase().as_bytes()).unwrap(),
+                spec
+            ));
+        }
+        assert!(lookup(b"nosuchcommand").is_none());
+    }
+
+    #[test]
+    fn arity_and_key_positions() {
+        let get = lookup(b"GET").unwrap();
+        assert!(get.arity_ok(2) && !get.arity_ok(1) && !get.arity_ok(3));
+        let mset = lookup(b"mset").unwrap();
+        assert!(mset.arity_ok(5) && !mset.arity_ok(2));
+        assert_eq!(mset.key_positions(5), vec![1, 3]);
+        assert_eq!(lookup(b"del").unwrap().key_positions(4), vec![1, 2, 3]);
+        assert_eq!(
+            lookup(b"ping").unwrap().key_positions(2),
+            Vec::<usize>::new()
+        );
+    }
+}

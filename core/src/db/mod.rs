@@ -1,0 +1,594 @@
+//! The state machine: what a committed log entry does to the data, and how reads see it.
+//!
+//! Applying is deterministic: the same entries in the same order give the same store contents
+//! and the same replies on every replica. An entry applies inside one [`Tx`], so its changes
+//! (and the applied index the caller adds) reach the store as one atomic batch.
+//!
+//! The keyspace lives in [`Space::Keys`]: each user key maps to a record
+//! `[RECORD_VERSION, kind, payload...]`. Strings keep their value as the payload.
+
+pub mod glob;
+mod tx;
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+
+use crate::UnixMillis;
+use crate::cmd::{CommandError, ReadCmd, SetCond, WriteCmd, args};
+use crate::resp::Frame;
+use crate::store::{Space, StoreError, StoreRead};
+
+pub use tx::Tx;
+
+/// Version of the key record layout; a record with another version is refused, not guessed.
+pub const RECORD_VERSION: u8 = 1;
+
+/// The largest string value, as Redis's `proto-max-bulk-len` default.
+pub const STRING_MAX_BYTES: usize = 512 * 1024 * 1024;
+
+/// How many SCAN continuations a node remembers; the oldest is forgotten first.
+pub const SCAN_CURSORS_MAX: usize = 4096;
+
+/// The type of value a key holds, as stored in its record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    String = 1,
+    Series = 2,
+}
+
+impl Kind {
+    fn from_byte(b: u8) -> Option<Self> {
+        match b {
+            1 => Some(Self::String),
+            2 => Some(Self::Series),
+            _ => None,
+        }
+    }
+
+    /// The name `TYPE` replies with (RedisTimeSeries calls its type `TSDB-TYPE`).
+    pub fn type_name(self) -> &'static str {
+        match self {
+            Self::String => "string",
+            Self::Series => "TSDB-TYPE",
+        }
+    }
+}
+
+/// A decoded key record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    pub kind: Kind,
+    pub payload: Vec<u8>,
+}
+
+impl Record {
+    pub fn encode(kind: Kind, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(payload.len() + 2);
+        out.push(RECORD_VERSION);
+        out.push(kind as u8);
+        out.extend_from_slice(payload);
+        out
+    }
+
+    pub fn decode(raw: Vec<u8>) -> Result<Self, StoreError> {
+        let corrupt = |detail: &str| StoreError::Corrupt {
+            space: Space::Keys,
+            detail: detail.into(),
+        };
+        match raw.as_slice() {
+            [RECORD_VERSION, kind, ..] => {
+                let kind = Kind::from_byte(*kind).ok_or_else(|| corrupt("unknown key kind"))?;
+                let mut payload = raw;
+                payload.drain(..2);
+                Ok(Self { kind, payload })
+            }
+            [] | [_] => Err(corrupt("truncated key record")),
+            _ => Err(corrupt("unknown key record version")),
+        }
+    }
+}
+
+/// Reads a key's record through any reader.
+fn record(
+    get: impl FnOnce(&[u8]) -> Result<Option<Vec<u8>>, StoreError>,
+    key: &[u8],
+) -> Result<Option<Record>, StoreError> {
+    get(key)?.map(Record::decode).transpose()
+}
+
+/// The state machine's in-memory state: counts and caches rebuilt from the store at start.
+#[derive(Debug, Default)]
+pub struct Db {
+    /// Number of user keys (DBSIZE), kept in step with every apply.
+    keys: u64,
+    /// SCAN continuations: cursor id -> the key to resume from. Node-local (reads are not
+    /// replicated), bounded by [`SCAN_CURSORS_MAX`].
+    scan_cursors: BTreeMap<u64, Vec<u8>>,
+    next_cursor: u64,
+}
+
+impl Db {
+    /// Rebuilds the in-memory state from the store.
+    pub fn open(store: &impl StoreRead) -> Result<Self, StoreError> {
+        let mut keys = 0;
+        for kv in store.scan(Space::Keys, b"", None, false) {
+            kv?;
+            keys += 1;
+        }
+        Ok(Self {
+            keys,
+            ..Self::default()
+        })
+    }
+
+    pub fn key_count(&self) -> u64 {
+        self.keys
+    }
+
+    /// Applies one write command inside `tx`. State errors (WRONGTYPE, overflow) are replies;
+    /// a store failure is an `Err` and the entry must not be acknowledged.
+    pub fn apply<S: StoreRead>(
+        &mut self,
+        tx: &mut Tx<'_, S>,
+        cmd: &WriteCmd,
+        unix: UnixMillis,
+    ) -> Result<Frame, StoreError> {
+        let _ = unix;
+        let reply = match cmd {
+            WriteCmd::Set {
+                key,
+                value,
+                cond,
+                get,
+            } => {
+                let old = self.string(tx, key)?;
+                let old = match (old, get) {
+                    (Err(e), true) => return Ok(Frame::error(e.to_string())),
+                    (Err(_), false) => None,
+                    (Ok(v), _) => v,
+                };
+                let exists = tx.get(Space::Keys, key)?.is_some();
+                let allowed = match cond {
+                    None => true,
+                    Some(SetCond::Nx) => !exists,
+                    Some(SetCond::Xx) => exists,
+                };
+                if allowed {
+                    self.put_string(tx, key, value, exists);
+                }
+                match (get, allowed) {
+                    (true, _) => old.map_or(Frame::Null, Frame::Bulk),
+                    (false, true) => Frame::ok(),
+                    (false, false) => Frame::Null,
+                }
+            }
+            WriteCmd::SetNx { key, value } => {
+                if tx.get(Space::Keys, key)?.is_some() {
+                    Frame::Integer(0)
+                } else {
+                    self.put_string(tx, key, value, false);
+                    Frame::Integer(1)
+                }
+            }
+            WriteCmd::GetSet { key, value } => match self.string(tx, key)? {
+                Err(e) => Frame::error(e.to_string()),
+                Ok(old) => {
+                    self.put_string(tx, key, value, old.is_some());
+                    old.map_or(Frame::Null, Frame::Bulk)
+                }
+            },
+            WriteCmd::GetDel(key) => match self.string(tx, key)? {
+                Err(e) => Frame::error(e.to_string()),
+                Ok(None) => Frame::Null,
+                Ok(Some(old)) => {
+                    self.delete_key(tx, key)?;
+                    Frame::Bulk(old)
+                }
+            },
+            WriteCmd::MSet(pairs) => {
+                for (key, value) in pairs {
+                    let exists = tx.get(Space::Keys, key)?.is_some();
+                    if exists {
+                        self.delete_key(tx, key)?;
+                    }
+                    self.put_string(tx, key, value, false);
+                }
+                Frame::ok()
+            }
+            WriteCmd::Del(keys) => {
+                let mut n = 0;
+                for key in keys {
+                    if self.delete_key(tx, key)? {
+                        n += 1;
+                    }
+                }
+                Frame::Integer(n)
+            }
+            WriteCmd::IncrBy { key, by } => self.incr_by(tx, key, *by)?,
+            WriteCmd::IncrByFloat { key, by } => self.incr_by_float(tx, key, *by)?,
+            WriteCmd::Append { key, value } => match self.string(tx, key)? {
+                Err(e) => Frame::error(e.to_string()),
+                Ok(old) => {
+                    let exists = old.is_some();
+                    let mut new = old.map(|b| b.to_vec()).unwrap_or_default();
+                    if new.len() + value.len() > STRING_MAX_BYTES {
+                        return Ok(Frame::error(
+                            "ERR string exceeds maximum allowed size (proto-max-bulk-len)",
+                        ));
+                    }
+                    new.extend_from_slice(value);
+                    let len = new.len();
+                    self.put_string(tx, key, &new, exists);
+                    Frame::Integer(i64::try_from(len).unwrap_or(i64::MAX))
+                }
+            },
+            WriteCmd::BatchAdd { .. } => {
+                Frame::error("ERR TSDB: the time-series engine is not part of this build yet")
+            }
+            WriteCmd::Flush => {
+                for space in Space::STATE {
+                    tx.clear(space)?;
+                }
+                self.keys = 0;
+                Frame::ok()
+            }
+        };
+        Ok(reply)
+    }
+
+    /// A key's string value: `Ok(Err(WrongType))` when it holds something else.
+    fn string<S: StoreRead>(
+        &self,
+        tx: &Tx<'_, S>,
+        key: &[u8],
+    ) -> Result<Result<Option<Bytes>, CommandError>, StoreError> {
+        Ok(match record(|k| tx.get(Space::Keys, k), key)? {
+            None => Ok(None),
+            Some(Record {
+                kind: Kind::String,
+                payload,
+            }) => Ok(Some(Bytes::from(payload))),
+            Some(_) => Err(CommandError::WrongType),
+        })
+    }
+
+    fn put_string<S: StoreRead>(
+        &mut self,
+        tx: &mut Tx<'_, S>,
+        key: &[u8],
+        value: &[u8],
+        existed: bool,
+    ) {
+        if !existed {
+            self.keys += 1;
+        }
+        tx.put(
+            Space::Keys,
+            key.to_vec(),
+            Record::encode(Kind::String, value),
+        );
+    }
+
+    /// Deletes a key of any kind; returns whether it existed.
+    pub fn delete_key<S: StoreRead>(
+        &mut self,
+        tx: &mut Tx<'_, S>,
+        key: &[u8],
+    ) -> Result<bool, StoreError> {
+        let Some(rec) = record(|k| tx.get(Space::Keys, k), key)? else {
+            return Ok(false);
+        };
+        match rec.kind {
+            Kind::String => {}
+            // The series engine owns its chunks and index entries; until it hooks in here,
+            // a series record has nothing else to delete.
+            Kind::Series => {}
+        }
+        tx.delete(Space::Keys, key.to_vec());
+        self.keys = self.keys.saturating_sub(1);
+        Ok(true)
+    }
+
+    fn incr_by<S: StoreRead>(
+        &mut self,
+        tx: &mut Tx<'_, S>,
+        key: &[u8],
+        by: i64,
+    ) -> Result<Frame, StoreError> {
+        let old = match self.string(tx, key)? {
+            Err(e) => return Ok(Frame::error(e.to_string())),
+            Ok(v) => v,
+        };
+        let current = match &old {
+            None => 0,
+            Some(v) => match args::int(v) {
+                Ok(n) => n,
+                Err(e) => return Ok(Frame::error(e.to_string())),
+            },
+        };
+        let Some(new) = current.checked_add(by) else {
+            return Ok(Frame::error(CommandError::Overflow.to_string()));
+        };
+        self.put_string(tx, key, new.to_string().as_bytes(), old.is_some());
+        Ok(Frame::Integer(new))
+    }
+
+    fn incr_by_float<S: StoreRead>(
+        &mut self,
+        tx: &mut Tx<'_, S>,
+        key: &[u8],
+        by: f64,
+    ) -> Result<Frame, StoreError> {
+        let old = match self.string(tx, key)? {
+            Err(e) => return Ok(Frame::error(e.to_string())),
+            Ok(v) => v,
+        };
+        let current = match &old {
+            None => 0.0,
+            Some(v) => match args::float(v) {
+                Ok(n) => n,
+                Err(e) => return Ok(Frame::error(e.to_string())),
+            },
+        };
+        let new = current + by;
+        if !new.is_finite() {
+            return Ok(Frame::error("ERR increment would produce NaN or Infinity"));
+        }
+        let text = args::format_float(new);
+        self.put_string(tx, key, text.as_bytes(), old.is_some());
+        Ok(Frame::text(text))
+    }
+
+    /// Runs a read against the store.
+    pub fn read(&mut self, store: &impl StoreRead, cmd: &ReadCmd) -> Result<Frame, StoreError> {
+        let get = |key: &[u8]| record(|k| store.get(Space::Keys, k), key);
+        let reply = match cmd {
+            ReadCmd::Get(key) => match get(key)? {
+                None => Frame::Null,
+                Some(Record {
+                    kind: Kind::String,
+                    payload,
+                }) => Frame::Bulk(payload.into()),
+                Some(_) => Frame::error(CommandError::WrongType.to_string()),
+            },
+            ReadCmd::MGet(keys) => {
+                let mut out = Vec::with_capacity(keys.len());
+                for key in keys {
+                    out.push(match get(key)? {
+                        Some(Record {
+                            kind: Kind::String,
+                            payload,
+                        }) => Frame::Bulk(payload.into()),
+                        _ => Frame::Null,
+                    });
+                }
+                Frame::Array(out)
+            }
+            ReadCmd::Exists(keys) => {
+                let mut n = 0;
+                for key in keys {
+                    if store.get(Space::Keys, key)?.is_some() {
+                        n += 1;
+                    }
+                }
+                Frame::Integer(n)
+            }
+            ReadCmd::Type(key) => match get(key)? {
+                None => Frame::simple("none"),
+                Some(rec) => Frame::simple(rec.kind.type_name()),
+            },
+            ReadCmd::StrLen(key) => match get(key)? {
+                None => Frame::Integer(0),
+                Some(Record {
+                    kind: Kind::String,
+                    payload,
+                }) => Frame::Integer(i64::try_from(payload.len()).unwrap_or(i64::MAX)),
+                Some(_) => Frame::error(CommandError::WrongType.to_string()),
+            },
+            ReadCmd::Keys(pattern) => {
+                let mut out = Vec::new();
+                for kv in store.scan(Space::Keys, b"", None, false) {
+                    let (k, _) = kv?;
+                    if glob::matches(pattern, &k) {
+                        out.push(Frame::Bulk(k.into()));
+                    }
+                }
+                Frame::Array(out)
+            }
+            ReadCmd::Scan {
+                cursor,
+                pattern,
+                count,
+                kind,
+            } => self.scan(store, *cursor, pattern.as_deref(), *count, kind.as_deref())?,
+        };
+        Ok(reply)
+    }
+
+    fn scan(
+        &mut self,
+        store: &impl StoreRead,
+        cursor: u64,
+        pattern: Option<&[u8]>,
+        count: u64,
+        kind: Option<&[u8]>,
+    ) -> Result<Frame, StoreError> {
+        let start = if cursor == 0 {
+            Vec::new()
+        } else {
+            match self.scan_cursors.remove(&cursor) {
+                Some(k) => k,
+                None => return Ok(Frame::error("ERR invalid cursor")),
+            }
+        };
+        let mut keys = Vec::new();
+        let mut next = None;
+        let mut visited = 0u64;
+        for kv in store.scan(Space::Keys, &start, None, false) {
+            let (k, v) = kv?;
+            if visited == count {
+                next = Some(k);
+                break;
+            }
+            visited += 1;
+            let kind_ok = match kind {
+                None => true,
+                Some(want) => Record::decode(v)?
+                    .kind
+                    .type_name()
+                    .as_bytes()
+                    .eq_ignore_ascii_case(want),
+            };
+            if kind_ok && pattern.is_none_or(|p| glob::matches(p, &k)) {
+                keys.push(Frame::Bulk(k.into()));
+            }
+        }
+        let next_cursor = match next {
+            None => 0,
+            Some(resume) => self.remember_cursor(resume),
+        };
+        Ok(Frame::Array(vec![
+            Frame::text(next_cursor.to_string()),
+            Frame::Array(keys),
+        ]))
+    }
+
+    fn remember_cursor(&mut self, resume: Vec<u8>) -> u64 {
+        while self.scan_cursors.len() >= SCAN_CURSORS_MAX {
+            self.scan_cursors.pop_first();
+        }
+        self.next_cursor += 1;
+        if self.next_cursor == 0 {
+            self.next_cursor = 1;
+        }
+        self.scan_cursors.insert(self.next_cursor, resume);
+        self.next_cursor
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmd::{Command, parse};
+    use crate::store::{MemStore, Store};
+
+    /// Runs commands against a Db over a MemStore, committing each write's batch.
+    struct Harness {
+        db: Db,
+        store: MemStore,
+    }
+
+    impl Harness {
+        fn new() -> Self {
+            Self {
+                db: Db::default(),
+                store: MemStore::new(),
+            }
+        }
+
+        fn run(&mut self, line: &str) -> Frame {
+            let args: Vec<Bytes> = line
+                .split_whitespace()
+                .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+                .collect();
+            match parse(&args) {
+                Err(e) => Frame::error(e.to_string()),
+                Ok(Command::Write(w)) => {
+                    let mut tx = Tx::new(&self.store);
+                    let reply = self.db.apply(&mut tx, &w, UnixMillis(0)).unwrap();
+                    let batch = tx.into_batch();
+                    self.store.write(batch).unwrap();
+                    reply
+                }
+                Ok(Command::Read(r)) => self.db.read(&self.store, &r).unwrap(),
+                Ok(other) => panic!("not a data command: {other:?}"),
+            }
+        }
+    }
+
+    fn bulk(s: &str) -> Frame {
+        Frame::bulk(Bytes::copy_from_slice(s.as_bytes()))
+    }
+
+    #[test]
+    fn string_commands_behave_like_redis() {
+        let mut h = Harness::new();
+        assert_eq!(h.run("SET a 1"), Frame::ok());
+        assert_eq!(h.run("GET a"), bulk("1"));
+        assert_eq!(h.run("SET a 2 NX"), Frame::Null);
+        assert_eq!(h.run("SET b 2 XX"), Frame::Null);
+        assert_eq!(h.run("SET a 3 XX GET"), bulk("1"));
+        assert_eq!(h.run("INCR a"), Frame::Integer(4));
+        assert_eq!(h.run("DECRBY a 10"), Frame::Integer(-6));
+        assert_eq!(h.run("INCRBYFLOAT a 0.5"), bulk("-5.5"));
+        assert_eq!(
+            h.run("INCR a"),
+            Frame::error("ERR value is not an integer or out of range")
+        );
+        assert_eq!(h.run("APPEND s hello"), Frame::Integer(5));
+        assert_eq!(h.run("APPEND s !"), Frame::Integer(6));
+        assert_eq!(h.run("STRLEN s"), Frame::Integer(6));
+        assert_eq!(h.run("SETNX s x"), Frame::Integer(0));
+        assert_eq!(h.run("MSET x 1 y 2"), Frame::ok());
+        assert_eq!(
+            h.run("MGET x nope y"),
+            Frame::Array(vec![bulk("1"), Frame::Null, bulk("2")])
+        );
+        assert_eq!(h.run("EXISTS x x nope"), Frame::Integer(2));
+        assert_eq!(h.run("TYPE x"), Frame::simple("string"));
+        assert_eq!(h.run("TYPE nope"), Frame::simple("none"));
+        assert_eq!(h.db.key_count(), 4);
+        assert_eq!(h.run("DEL x y nope"), Frame::Integer(2));
+        assert_eq!(h.run("GETDEL s"), bulk("hello!"));
+        assert_eq!(h.db.key_count(), 1);
+        assert_eq!(h.run("SET big 9223372036854775807"), Frame::ok());
+        assert_eq!(
+            h.run("INCR big"),
+            Frame::error("ERR increment or decrement would overflow")
+        );
+        assert_eq!(h.run("FLUSHDB"), Frame::ok());
+        assert_eq!(h.run("KEYS *"), Frame::Array(vec![]));
+        assert_eq!(h.db.key_count(), 0);
+    }
+
+    #[test]
+    fn key_count_survives_reopen() {
+        let mut h = Harness::new();
+        h.run("MSET a 1 b 2 c 3");
+        h.run("DEL b");
+        assert_eq!(Db::open(&h.store).unwrap().key_count(), 2);
+    }
+
+    #[test]
+    fn scan_visits_every_key_once_with_cursors() {
+        let mut h = Harness::new();
+        for i in 0..25 {
+            h.run(&format!("SET key:{i:02} v"));
+        }
+        let mut seen = Vec::new();
+        let mut cursor = "0".to_string();
+        for _ in 0..10 {
+            let Frame::Array(parts) = h.run(&format!("SCAN {cursor} MATCH key:* COUNT 7")) else {
+                panic!()
+            };
+            let Frame::Bulk(next) = &parts[0] else {
+                panic!()
+            };
+            let Frame::Array(keys) = &parts[1] else {
+                panic!()
+            };
+            seen.extend(keys.iter().cloned());
+            cursor = String::from_utf8(next.to_vec()).unwrap();
+            if cursor == "0" {
+                break;
+            }
+        }
+        assert_eq!(cursor, "0");
+        assert_eq!(seen.len(), 25);
+        assert_eq!(
+            h.run("SCAN 999 COUNT 1"),
+            Frame::error("ERR invalid cursor")
+        );
+    }
+}

@@ -1,0 +1,130 @@
+//! INFO and CLUSTER_INFO text.
+
+use std::fmt::Write as _;
+
+use bytes::Bytes;
+
+use super::{Node, REDIS_COMPAT_VERSION, VERSION};
+use crate::store::Store;
+
+/// Sections INFO prints by default, in order.
+const DEFAULT_SECTIONS: [&str; 7] = [
+    "server",
+    "clients",
+    "stats",
+    "persistence",
+    "replication",
+    "cluster",
+    "keyspace",
+];
+
+impl<S: Store> Node<S> {
+    /// The text of `INFO [section ...]`: `all`, `everything` and `default` as in Redis.
+    pub(super) fn info(&self, sections: &[Bytes]) -> String {
+        let wanted: Vec<String> = sections
+            .iter()
+            .map(|s| String::from_utf8_lossy(s).to_ascii_lowercase())
+            .collect();
+        let all = wanted.is_empty()
+            || wanted
+                .iter()
+                .any(|w| matches!(w.as_str(), "all" | "everything" | "default"));
+        let mut out = String::new();
+        for section in DEFAULT_SECTIONS {
+            if !all && !wanted.iter().any(|w| w == section) {
+                continue;
+            }
+            if !out.is_empty() {
+                out.push_str("\r\n");
+            }
+            self.info_section(section, &mut out);
+        }
+        out
+    }
+
+    fn info_section(&self, section: &str, out: &mut String) {
+        let title = format!("{}{}", section[..1].to_ascii_uppercase(), &section[1..]);
+        let _ = write!(out, "# {title}\r\n");
+        let mut line = |k: &str, v: &dyn std::fmt::Display| {
+            let _ = write!(out, "{k}:{v}\r\n");
+        };
+        let s = &self.stats;
+        match section {
+            "server" => {
+                line("redis_version", &REDIS_COMPAT_VERSION);
+                line("tickdb_version", &VERSION);
+                line("redis_mode", &"standalone");
+                line("node_id", &self.config.node_id);
+                let uptime = self.now.saturating_since(self.started).as_secs();
+                line("uptime_in_seconds", &uptime);
+                line("uptime_in_days", &(uptime / 86_400));
+                for (k, v) in &self.config.server_info {
+                    line(k, v);
+                }
+            }
+            "clients" => {
+                line("connected_clients", &self.conns.len());
+                line("maxclients", &self.config.max_clients);
+                let blocked = self.conns.values().filter(|c| c.outstanding > 0).count();
+                line("clients_waiting_on_writes", &blocked);
+                let batch: usize = self.conns.values().map(|c| c.batch.len()).sum();
+                line("batch_buffered_samples", &batch);
+            }
+            "stats" => {
+                line("total_connections_received", &s.connections_received);
+                line("total_commands_processed", &s.commands);
+                line("total_net_input_bytes", &s.net_input_bytes);
+                line("total_net_output_bytes", &s.net_output_bytes);
+                line("rejected_connections", &s.rejected_connections);
+                line("total_error_replies", &s.error_replies);
+                line("total_writes_applied", &s.writes_applied);
+                line("total_syncs", &s.syncs);
+            }
+            "persistence" => {
+                line("loading", &0);
+                line("rdb_bgsave_in_progress", &0);
+                line("rdb_last_bgsave_status", &"ok");
+                line("aof_enabled", &1);
+                line("aof_rewrite_in_progress", &0);
+                line("storage_engine", &"rocksdb");
+                line(
+                    "storage_status",
+                    &if self.failed.is_some() {
+                        "failed"
+                    } else {
+                        "ok"
+                    },
+                );
+                line("log_last_index", &self.log.last_index());
+                line("log_applied_index", &self.log.applied());
+            }
+            "replication" => {
+                line("role", &"master");
+                line("connected_slaves", &0);
+                line("master_repl_offset", &self.log.applied());
+            }
+            "cluster" => {
+                line("cluster_enabled", &0);
+            }
+            "keyspace" => {
+                let keys = self.db.key_count();
+                if keys > 0 {
+                    line("db0", &format!("keys={keys},expires=0,avg_ttl=0"));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The seed dialect's CLUSTER_INFO: the node's view of its cluster.
+    pub(super) fn cluster_info(&self) -> String {
+        let mut out = String::new();
+        let _ = write!(out, "cluster_state:ok\r\n");
+        let _ = write!(out, "cluster_known_nodes:1\r\n");
+        let _ = write!(out, "cluster_size:1\r\n");
+        let _ = write!(out, "node_id:{}\r\n", self.config.node_id);
+        let _ = write!(out, "role:leader\r\n");
+        let _ = write!(out, "commit_index:{}\r\n", self.log.applied());
+        out
+    }
+}

@@ -1,0 +1,327 @@
+//! Node tests on a virtual clock and an in-memory store with crash semantics.
+
+use bytes::Bytes;
+
+use super::*;
+use crate::store::MemStore;
+
+struct Harness {
+    node: Node<MemStore>,
+    now: Instant,
+}
+
+fn args(line: &str) -> Vec<Bytes> {
+    line.split_whitespace()
+        .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+        .collect()
+}
+
+fn bulk(s: &str) -> Frame {
+    Frame::bulk(Bytes::copy_from_slice(s.as_bytes()))
+}
+
+impl Harness {
+    fn new(config: NodeConfig) -> Self {
+        Self::on(config, MemStore::new())
+    }
+
+    fn on(config: NodeConfig, store: MemStore) -> Self {
+        let now = Instant::from_millis(1);
+        Self {
+            node: Node::new(config, store, now).unwrap(),
+            now,
+        }
+    }
+
+    fn connect(&mut self, id: u64) {
+        let input = Input::Connect {
+            conn: ConnId(id),
+            kind: ConnKind::Tcp,
+            addr: format!("127.0.0.1:{id}"),
+        };
+        self.node.handle_input(self.now, input);
+    }
+
+    fn send(&mut self, id: u64, line: &str) {
+        let input = Input::Request {
+            conn: ConnId(id),
+            args: args(line),
+            wire_bytes: 10,
+            unix: UnixMillis(1_700_000_000_123),
+        };
+        self.node.handle_input(self.now, input);
+    }
+
+    fn drain(&mut self) -> Vec<Output> {
+        std::iter::from_fn(|| self.node.poll_output())
+            .take(100_000)
+            .collect()
+    }
+
+    /// Sends one request and returns its one reply frame.
+    fn call(&mut self, id: u64, line: &str) -> Frame {
+        self.send(id, line);
+        let outs = self.drain();
+        assert_eq!(outs.len(), 1, "{line}: {outs:?}");
+        match outs.into_iter().next() {
+            Some(Output::Reply { frame, .. }) => frame,
+            other => panic!("{line}: {other:?}"),
+        }
+    }
+}
+
+fn replies(outs: &[Output], id: u64) -> Vec<Frame> {
+    outs.iter()
+        .filter_map(|o| match o {
+            Output::Reply { conn, frame, .. } if conn.0 == id => Some(frame.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn pipelined_write_then_read_sees_the_write_in_order() {
+    let mut h = Harness::new(NodeConfig::default());
+    h.connect(1);
+    h.send(1, "SET k v1");
+    h.send(1, "GET k");
+    h.send(1, "SET k v2");
+    h.send(1, "INCR n");
+    h.send(1, "GET k");
+    let outs = h.drain();
+    assert_eq!(
+        replies(&outs, 1),
+        vec![
+            Frame::ok(),
+            bulk("v1"),
+            Frame::ok(),
+            Frame::Integer(1),
+            bulk("v2")
+        ]
+    );
+}
+
+#[test]
+fn writes_from_many_connections_share_one_sync() {
+    let mut h = Harness::new(NodeConfig::default());
+    for id in 1..=20 {
+        h.connect(id);
+        h.send(id, &format!("SET key{id} {id}"));
+    }
+    let syncs_before = h.node.store().sync_count();
+    let outs = h.drain();
+    assert_eq!(outs.len(), 20);
+    assert_eq!(
+        h.node.store().sync_count() - syncs_before,
+        1,
+        "group commit: one sync for 20 writes"
+    );
+}
+
+#[test]
+fn no_acknowledgement_before_sync_and_acknowledged_writes_survive_a_crash() {
+    let mut h = Harness::new(NodeConfig::default());
+    h.connect(1);
+    assert_eq!(h.call(1, "SET a 1"), Frame::ok());
+    h.send(1, "SET b 2");
+    // Crash before the driver drained outputs: `b` was never acknowledged.
+    let mut store = h.node.store().clone();
+    store.crash();
+    let mut h = Harness::on(NodeConfig::default(), store);
+    h.connect(1);
+    assert_eq!(h.call(1, "GET a"), bulk("1"));
+    assert_eq!(h.call(1, "GET b"), Frame::Null);
+    assert_eq!(h.call(1, "DBSIZE"), Frame::Integer(1));
+}
+
+#[test]
+fn entries_synced_but_not_applied_are_applied_on_restart() {
+    let mut h = Harness::new(NodeConfig::default());
+    h.connect(1);
+    h.send(1, "SET a 1");
+    h.send(1, "INCR n");
+    // Make the log durable without applying (as if the process died right after the sync).
+    h.node.log.flush(&mut h.node.store).unwrap();
+    let mut store = h.node.store().clone();
+    store.crash();
+    let mut h = Harness::on(NodeConfig::default(), store);
+    h.connect(1);
+    assert_eq!(h.call(1, "GET a"), bulk("1"));
+    assert_eq!(h.call(1, "GET n"), bulk("1"));
+    assert_eq!(
+        h.call(1, "INCR n"),
+        Frame::Integer(2),
+        "the replayed entry applies exactly once"
+    );
+}
+
+#[test]
+fn hello_switches_protocol_and_reports_the_server() {
+    let mut h = Harness::new(NodeConfig::default());
+    h.connect(1);
+    h.send(1, "HELLO 3 SETNAME app");
+    let outs = h.drain();
+    let Output::Reply {
+        frame: Frame::Map(fields),
+        protocol,
+        ..
+    } = &outs[0]
+    else {
+        panic!("{outs:?}")
+    };
+    assert_eq!(*protocol, Protocol::Resp3);
+    assert!(fields.contains(&(Frame::text("proto"), Frame::Integer(3))));
+    assert_eq!(h.call(1, "CLIENT GETNAME"), bulk("app"));
+    assert_eq!(
+        h.call(1, "HELLO 4"),
+        Frame::error("NOPROTO unsupported protocol version")
+    );
+}
+
+#[test]
+fn requirepass_gates_commands_until_auth() {
+    let config = NodeConfig {
+        requirepass: Some(Bytes::from_static(b"s3cret")),
+        ..NodeConfig::default()
+    };
+    let mut h = Harness::new(config);
+    h.connect(1);
+    assert_eq!(
+        h.call(1, "GET k"),
+        Frame::error("NOAUTH Authentication required.")
+    );
+    assert_eq!(
+        h.call(1, "AUTH wrong"),
+        Frame::error("WRONGPASS invalid username-password pair or user is disabled.")
+    );
+    assert_eq!(h.call(1, "AUTH default s3cret"), Frame::ok());
+    assert_eq!(h.call(1, "GET k"), Frame::Null);
+}
+
+#[test]
+fn max_clients_refuses_with_redis_error_and_closes() {
+    let mut h = Harness::new(NodeConfig {
+        max_clients: 1,
+        ..NodeConfig::default()
+    });
+    h.connect(1);
+    h.connect(2);
+    let outs = h.drain();
+    assert_eq!(
+        replies(&outs, 2),
+        vec![Frame::error("ERR max number of clients reached")]
+    );
+    assert_eq!(outs.last(), Some(&Output::Close { conn: ConnId(2) }));
+    assert_eq!(h.call(1, "PING"), Frame::simple("PONG"));
+}
+
+#[test]
+fn protocol_error_comes_after_owed_replies_then_closes() {
+    let mut h = Harness::new(NodeConfig::default());
+    h.connect(1);
+    h.send(1, "SET a 1");
+    h.node.handle_input(
+        h.now,
+        Input::ProtocolError {
+            conn: ConnId(1),
+            error: "Protocol error: invalid bulk length".into(),
+        },
+    );
+    h.send(1, "GET a");
+    let outs = h.drain();
+    assert_eq!(
+        outs,
+        vec![
+            Output::Reply {
+                conn: ConnId(1),
+                frame: Frame::ok(),
+                protocol: Protocol::Resp2
+            },
+            Output::Reply {
+                conn: ConnId(1),
+                frame: Frame::error("ERR Protocol error: invalid bulk length"),
+                protocol: Protocol::Resp2
+            },
+            Output::Close { conn: ConnId(1) },
+        ]
+    );
+}
+
+#[test]
+fn quit_replies_ok_then_closes_and_ignores_the_rest() {
+    let mut h = Harness::new(NodeConfig::default());
+    h.connect(1);
+    h.send(1, "QUIT");
+    h.send(1, "PING");
+    let outs = h.drain();
+    assert_eq!(
+        outs,
+        vec![
+            Output::Reply {
+                conn: ConnId(1),
+                frame: Frame::ok(),
+                protocol: Protocol::Resp2
+            },
+            Output::Close { conn: ConnId(1) },
+        ]
+    );
+}
+
+#[test]
+fn info_and_command_introspection() {
+    let mut h = Harness::new(NodeConfig {
+        node_id: "n1".into(),
+        ..NodeConfig::default()
+    });
+    h.connect(1);
+    h.call(1, "SET a 1");
+    let Frame::Verbatim { text, .. } = h.call(1, "INFO") else {
+        panic!()
+    };
+    let text = String::from_utf8(text.to_vec()).unwrap();
+    for needle in [
+        "redis_version:7.4.0",
+        "connected_clients:1",
+        "total_commands_processed:2",
+        "rdb_bgsave_in_progress:0",
+        "db0:keys=1",
+    ] {
+        assert!(text.contains(needle), "INFO lacks {needle}: {text}");
+    }
+    assert_eq!(
+        h.call(1, "COMMAND COUNT"),
+        Frame::Integer(cmd::COMMANDS.len() as i64)
+    );
+    assert_eq!(
+        h.call(1, "COMMAND GETKEYS MSET a 1 b 2"),
+        Frame::Array(vec![bulk("a"), bulk("b")])
+    );
+    assert_eq!(
+        h.call(1, "COMMAND GETKEYS PING"),
+        Frame::error("ERR The command has no key arguments")
+    );
+    let Frame::Array(info) = h.call(1, "COMMAND INFO get nosuch") else {
+        panic!()
+    };
+    assert_eq!(info[1], Frame::NullArray);
+    let Frame::Array(get) = &info[0] else {
+        panic!()
+    };
+    assert_eq!(get[1], Frame::Integer(2));
+}
+
+#[test]
+fn client_that_pipelines_without_reading_is_bounded() {
+    let mut h = Harness::new(NodeConfig::default());
+    h.connect(1);
+    h.send(1, "SET a 1");
+    for _ in 0..DEFERRED_MAX_PER_CONN {
+        h.send(1, "GET a");
+    }
+    h.send(1, "GET a");
+    let outs = h.drain();
+    assert!(
+        matches!(outs.first(), Some(Output::Close { .. })),
+        "closed once the bound is passed"
+    );
+}
