@@ -1,1 +1,131 @@
-fn main() {}
+//! The `tickdb` binary: reads the configuration, opens the store, starts the node task and the
+//! client endpoints, and shuts down cleanly on SIGINT or SIGTERM (stop accepting, finish the
+//! writes in flight, sync, exit 0).
+
+mod config;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use tickdb_core::node::{Node, NodeConfig};
+use tickdb_io::rocks::{RocksOptions, RocksStore};
+use tickdb_io::tcp::{self, TcpConfig};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+use config::{Config, Flags};
+
+/// How long shutdown waits for connections to deliver their last replies.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+fn main() -> anyhow::Result<()> {
+    let flags = Flags::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = Config::load(flags)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(config))
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    let db_path = config.data_dir.join("db");
+    let options = RocksOptions {
+        block_cache_bytes: config.block_cache_mb * 1024 * 1024,
+        ..RocksOptions::default()
+    };
+    let store = RocksStore::open(&db_path, options)
+        .with_context(|| format!("opening the store in {}", db_path.display()))?;
+
+    let addr = SocketAddr::new(config.bind_addr, config.port);
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("listening on {addr}"))?;
+    let local = listener.local_addr()?;
+
+    let (handle, rx) = tickdb_io::channel();
+    let node_config = NodeConfig {
+        node_id: config.node_id.clone(),
+        requirepass: config.requirepass.clone().map(Into::into),
+        max_clients: config.max_connections,
+        settings: config.settings(),
+        server_info: vec![
+            ("process_id".into(), std::process::id().to_string()),
+            ("tcp_port".into(), local.port().to_string()),
+            (
+                "executable".into(),
+                std::env::current_exe()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+            ),
+            (
+                "config_file".into(),
+                config
+                    .config_file
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+            ),
+            ("data_dir".into(), config.data_dir.display().to_string()),
+        ],
+    };
+    let node = Node::new(node_config, store, handle.now()).context("starting the node")?;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+    let node_task = tokio::spawn(tickdb_io::run_node(
+        node,
+        handle.clone(),
+        rx,
+        stop_rx.clone(),
+    ));
+    let tcp_config = TcpConfig {
+        idle_timeout: config.idle_timeout,
+        ..TcpConfig::default()
+    };
+    let tcp_task = tokio::spawn(tcp::serve(listener, handle, tcp_config, stop_rx, done_tx));
+    tracing::info!(
+        %local,
+        data_dir = %config.data_dir.display(),
+        node_id = %config.node_id,
+        version = env!("CARGO_PKG_VERSION"),
+        "tickdb ready to accept connections"
+    );
+
+    let signal = shutdown_signal().await?;
+    tracing::info!(
+        signal,
+        "shutting down: no new clients, finishing writes in flight"
+    );
+    let _ = stop_tx.send(true);
+    let _ = tcp_task.await;
+    let node = node_task.await.context("node task panicked")?;
+    if tokio::time::timeout(SHUTDOWN_GRACE, done_rx.recv())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some clients did not finish within the grace period");
+    }
+    drop(node);
+    tracing::info!("tickdb stopped cleanly");
+    Ok(())
+}
+
+async fn shutdown_signal() -> anyhow::Result<&'static str> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
+}

@@ -1,1 +1,257 @@
-//! tickdb-tests: helpers to start the real binary.
+//! tickdb-tests: helpers to run the real `tickdb` binary and talk raw RESP to it.
+//!
+//! The binary is found next to the test executable's `deps/` folder (the same target
+//! directory), or at `$TICKDB_BIN`. `make test` builds it first.
+
+use std::io::{Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tickdb_core::resp::{self, Frame, Limits};
+
+/// How long a server may take to start accepting connections.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long a test waits for one reply before failing.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The tickdb binary under test.
+pub fn binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("TICKDB_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target directory");
+    let bin = dir.join("tickdb");
+    assert!(
+        bin.exists(),
+        "{} not found: build it first (`make test` does: cargo build --release -p tickdb-server)",
+        bin.display()
+    );
+    bin
+}
+
+/// A free TCP port on 127.0.0.1 (free when asked; the server binds it right after).
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    l.local_addr().expect("local addr").port()
+}
+
+/// A running tickdb process with its own port and data directory; killed on drop.
+pub struct Server {
+    child: Option<Child>,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    extra: Vec<String>,
+}
+
+impl Server {
+    /// Starts tickdb on a free port with a fresh temporary data directory.
+    pub fn start(extra: &[&str]) -> Self {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let data_dir = tmp.path().join("data");
+        let mut s = Self {
+            child: None,
+            port: free_port(),
+            data_dir,
+            _tmp: Some(tmp),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        s.spawn();
+        s
+    }
+
+    fn spawn(&mut self) {
+        assert!(self.child.is_none(), "server already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("server log file");
+        let child = Command::new(binary())
+            .arg("--port")
+            .arg(self.port.to_string())
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(&self.extra)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn tickdb");
+        self.child = Some(child);
+        let deadline = Instant::now() + START_TIMEOUT;
+        while Instant::now() < deadline {
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("tickdb exited at start with {status}; log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "tickdb did not accept connections within {START_TIMEOUT:?}; log:\n{}",
+            self.log()
+        );
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.data_dir.with_extension("log")
+    }
+
+    /// What the server wrote to stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// A new raw RESP connection.
+    pub fn client(&self) -> Client {
+        Client::connect(self.port)
+    }
+
+    /// SIGKILL, as a crash.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, and waits for the exit (bounded).
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut c = self.child.take().expect("server running");
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = c.try_wait().expect("wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                panic!(
+                    "tickdb did not exit within 30 s of SIGTERM; log:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the process again on the same port and data directory.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A blocking raw-RESP client.
+pub struct Client {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    pub fn connect(port: u16) -> Self {
+        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to tickdb");
+        stream
+            .set_read_timeout(Some(REPLY_TIMEOUT))
+            .expect("set timeout");
+        stream.set_nodelay(true).expect("nodelay");
+        Self {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write to tickdb");
+    }
+
+    /// Sends a command as an array of bulk strings.
+    pub fn send(&mut self, args: &[&str]) {
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        let mut out = Vec::new();
+        resp::encode_request(&args, &mut out);
+        self.send_raw(&out);
+    }
+
+    /// Reads one reply; `None` if the server closed the connection first.
+    pub fn read(&mut self) -> Option<Frame> {
+        loop {
+            if let Some((frame, used)) =
+                resp::decode(&self.buf, &Limits::default()).expect("server sent valid RESP")
+            {
+                self.buf.drain(..used);
+                return Some(frame);
+            }
+            let mut chunk = [0u8; 64 * 1024];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return None,
+                Err(e) => panic!("reading from tickdb: {e}"),
+            }
+        }
+    }
+
+    /// Sends a command and returns its reply.
+    pub fn call(&mut self, args: &[&str]) -> Frame {
+        self.send(args);
+        self.read().expect("a reply before the connection closed")
+    }
+
+    /// Whether the server has closed the connection (reads EOF within the timeout).
+    pub fn is_closed(&mut self) -> bool {
+        self.read().is_none()
+    }
+}
+
+/// A bulk-string frame, for comparisons.
+pub fn bulk(s: &str) -> Frame {
+    Frame::Bulk(Bytes::copy_from_slice(s.as_bytes()))
+}
+
+/// An error frame, for comparisons.
+pub fn err(s: &str) -> Frame {
+    Frame::Error(Bytes::copy_from_slice(s.as_bytes()))
+}
+
+/// Runs an external command (e.g. redis-cli) and returns its stdout, failing on a non-zero exit.
+pub fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| {
+        panic!("running {cmd:?}: {e} (is it installed? `make deps` installs it)")
+    });
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -1,0 +1,163 @@
+//! Raw RESP over TCP against the real binary: inline commands, pipelining, RESP3, bad input.
+
+use tickdb_core::resp::Frame;
+use tickdb_tests::{Server, bulk, err};
+
+#[test]
+fn inline_ping_and_pipelined_batches() {
+    let server = Server::start(&[]);
+    let mut c = server.client();
+    c.send_raw(b"PING\r\n");
+    assert_eq!(c.read(), Some(Frame::simple("PONG")));
+    c.send_raw(b"ECHO \"hello world\"\n");
+    assert_eq!(c.read(), Some(bulk("hello world")));
+
+    let mut batch = Vec::new();
+    for i in 0..500 {
+        batch.extend_from_slice(
+            format!(
+                "*3\r\n$3\r\nSET\r\n$5\r\nk{i:04}\r\n${}\r\n{i}\r\n",
+                i.to_string().len()
+            )
+            .as_bytes(),
+        );
+        batch.extend_from_slice(format!("*2\r\n$3\r\nGET\r\n$5\r\nk{i:04}\r\n").as_bytes());
+    }
+    c.send_raw(&batch);
+    for i in 0..500 {
+        assert_eq!(c.read(), Some(Frame::ok()), "SET {i}");
+        assert_eq!(
+            c.read(),
+            Some(bulk(&i.to_string())),
+            "GET {i} after its SET in the same pipeline"
+        );
+    }
+    assert_eq!(c.call(&["DBSIZE"]), Frame::Integer(500));
+}
+
+#[test]
+fn resp3_after_hello_3() {
+    let server = Server::start(&[]);
+    let mut c = server.client();
+    let Frame::Map(hello) = c.call(&["HELLO", "3"]) else {
+        panic!("HELLO 3 replies with a map")
+    };
+    assert!(hello.contains(&(bulk("proto"), Frame::Integer(3))));
+    assert_eq!(c.call(&["GET", "missing"]), Frame::Null);
+    assert_eq!(c.call(&["INCRBYFLOAT", "f", "1.5"]), bulk("1.5"));
+    let Frame::Map(cfg) = c.call(&["CONFIG", "GET", "appendonly"]) else {
+        panic!("RESP3 CONFIG GET is a map")
+    };
+    assert_eq!(cfg, vec![(bulk("appendonly"), bulk("yes"))]);
+    // A RESP2 client on the same server still gets RESP2 shapes.
+    let mut c2 = server.client();
+    assert_eq!(
+        c2.call(&["CONFIG", "GET", "appendonly"]),
+        Frame::Array(vec![bulk("appendonly"), bulk("yes")])
+    );
+    assert_eq!(c2.call(&["GET", "missing"]), Frame::Null);
+}
+
+#[test]
+fn bad_input_gets_redis_errors_and_other_clients_are_unaffected() {
+    let server = Server::start(&[]);
+    let mut healthy = server.client();
+    assert_eq!(healthy.call(&["SET", "k", "v"]), Frame::ok());
+
+    let cases: &[(&[u8], &str)] = &[
+        (
+            b"*-5\r\n$4\r\nPING\r\n*1\r\n",
+            "ERR Protocol error: invalid multibulk length",
+        ),
+        (b"*1\r\n$-3\r\n", "ERR Protocol error: invalid bulk length"),
+        (
+            b"*1\r\n$999999999999\r\n",
+            "ERR Protocol error: invalid bulk length",
+        ),
+        (b"*2\r\n:1\r\n", "ERR Protocol error: expected '$', got ':'"),
+        (
+            b"SET \"unbalanced\r\n",
+            "ERR Protocol error: unbalanced quotes in request",
+        ),
+    ];
+    for (bytes, expect) in cases {
+        let mut c = server.client();
+        c.send_raw(bytes);
+        assert_eq!(
+            c.read(),
+            Some(err(expect)),
+            "for {:?}",
+            String::from_utf8_lossy(bytes)
+        );
+        assert!(
+            c.is_closed(),
+            "the connection closes after a protocol error"
+        );
+    }
+
+    let mut c = server.client();
+    assert_eq!(
+        c.call(&["NOSUCH", "a"]),
+        err("ERR unknown command 'NOSUCH', with args beginning with: 'a' ")
+    );
+    assert_eq!(
+        c.call(&["GET"]),
+        err("ERR wrong number of arguments for 'get' command")
+    );
+    assert_eq!(c.call(&["SET", "n", "abc"]), Frame::ok());
+    assert_eq!(
+        c.call(&["INCR", "n"]),
+        err("ERR value is not an integer or out of range")
+    );
+    assert_eq!(
+        c.call(&["INCRBY", "n", "1x"]),
+        err("ERR value is not an integer or out of range")
+    );
+    // Errors are answers, not disconnects.
+    assert_eq!(c.call(&["PING"]), Frame::simple("PONG"));
+    assert_eq!(healthy.call(&["GET", "k"]), bulk("v"));
+
+    let mut c = server.client();
+    c.send_raw(&vec![b'x'; 70 * 1024]);
+    assert_eq!(
+        c.read(),
+        Some(err("ERR Protocol error: too big inline request"))
+    );
+    assert_eq!(healthy.call(&["GET", "k"]), bulk("v"));
+}
+
+#[test]
+fn max_connections_and_graceful_shutdown() {
+    let mut server = Server::start(&["--max-connections", "2"]);
+    let mut a = server.client();
+    let mut b = server.client();
+    assert_eq!(a.call(&["PING"]), Frame::simple("PONG"));
+    assert_eq!(b.call(&["PING"]), Frame::simple("PONG"));
+    let mut c = server.client();
+    assert_eq!(c.read(), Some(err("ERR max number of clients reached")));
+    assert!(c.is_closed());
+    assert_eq!(a.call(&["SET", "kept", "yes"]), Frame::ok());
+    drop(b);
+
+    let status = server.terminate();
+    assert!(status.success(), "SIGTERM exits 0, got {status}");
+    assert!(server.log().contains("stopped cleanly"), "{}", server.log());
+    server.restart();
+    assert_eq!(server.client().call(&["GET", "kept"]), bulk("yes"));
+}
+
+#[test]
+fn requirepass_protects_the_server() {
+    let server = Server::start(&["--requirepass", "hunter2"]);
+    let mut c = server.client();
+    assert_eq!(
+        c.call(&["SET", "a", "1"]),
+        err("NOAUTH Authentication required.")
+    );
+    assert_eq!(
+        c.call(&["AUTH", "nope"]),
+        err("WRONGPASS invalid username-password pair or user is disabled.")
+    );
+    assert_eq!(c.call(&["AUTH", "hunter2"]), Frame::ok());
+    assert_eq!(c.call(&["SET", "a", "1"]), Frame::ok());
+}
