@@ -22,7 +22,9 @@
 //!
 //! Both decoders restart from the beginning on every call, so a value that arrives in many
 //! pieces costs a re-scan of its headers per call (never of bulk payloads, which are skipped by
-//! length).
+//! length). [`decode_request`] copies the arguments of a large request only once it is
+//! complete; [`decode`] (used by clients, not on the server's hot path) rebuilds a partial
+//! value on every call.
 
 use bytes::Bytes;
 
@@ -43,6 +45,12 @@ const MIN_BULK_ENCODED_LEN: usize = 6;
 /// The smallest encoding of any value, `_\r\n` or `:1\r\n`'s prefix: bounds the capacity
 /// reserved for an aggregate by the bytes actually buffered.
 const MIN_FRAME_ENCODED_LEN: usize = 3;
+
+/// A request array with more arguments than this is checked for completeness before any
+/// argument is copied. Decoding restarts from the start of the buffer on every call, so without
+/// this a large `MSET` arriving in many reads would be copied again on every read; small
+/// requests skip the extra pass, which would only slow the common case.
+const DRY_RUN_MIN_ARGS: usize = 64;
 
 /// Bounds on what a peer may make the decoders hold or wait for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -375,8 +383,23 @@ impl<'a> Reader<'a> {
             return Ok(Vec::new());
         }
         let n = self.checked_aggregate_len(n)?;
+        if n > DRY_RUN_MIN_ARGS {
+            // See DRY_RUN_MIN_ARGS: copy nothing until the whole request is here.
+            let mut dry = Reader {
+                buf: self.buf,
+                pos: self.pos,
+                limits: self.limits,
+            };
+            dry.request_args(n, |_| {})?;
+        }
         let buffered = self.buf.len() - self.pos;
         let mut args = Vec::with_capacity(n.min(buffered / MIN_BULK_ENCODED_LEN));
+        self.request_args(n, |arg| args.push(Bytes::copy_from_slice(arg)))?;
+        Ok(args)
+    }
+
+    /// Reads `n` bulk strings of a request array, handing each payload to `sink`.
+    fn request_args(&mut self, n: usize, mut sink: impl FnMut(&'a [u8])) -> Step<()> {
         for _ in 0..n {
             let line = self.count_line(ProtocolError::TooBigBulkCount)?;
             let kind = self.buf[self.pos];
@@ -388,9 +411,9 @@ impl<'a> Reader<'a> {
                 .ok_or(ProtocolError::InvalidBulkLength)?;
             let len = self.checked_blob_len(len)?;
             self.pos = line.next;
-            args.push(Bytes::copy_from_slice(self.payload(len)?));
+            sink(self.payload(len)?);
         }
-        Ok(args)
+        Ok(())
     }
 
     /// Reads any value at `pos`, nested inside `depth` aggregates.
@@ -1160,6 +1183,29 @@ mod tests {
             decode_request(b"*1\r\n$4\r\n", &limits),
             Err(ProtocolError::InvalidBulkLength)
         );
+    }
+
+    #[test]
+    fn large_requests_decode_only_when_complete() {
+        let words: Vec<String> = (0..DRY_RUN_MIN_ARGS * 2)
+            .map(|i| format!("arg{i}"))
+            .collect();
+        let refs: Vec<&[u8]> = words.iter().map(|w| w.as_bytes()).collect();
+        let mut input = Vec::new();
+        super::super::encode_request(&refs, &mut input);
+        for end in 0..input.len() {
+            assert_eq!(
+                decode_request(&input[..end], &Limits::default()),
+                Ok(None),
+                "{end}"
+            );
+        }
+        let expected: Vec<Bytes> = words.iter().map(|w| b(w)).collect();
+        assert_eq!(request(&input), expected);
+        // An error late in a large request is found by the dry run, with the same text.
+        let late = input.iter().rposition(|&c| c == b'$').unwrap();
+        input[late] = b'+';
+        assert_eq!(request_err(&input), "Protocol error: expected '$', got '+'");
     }
 
     #[test]
