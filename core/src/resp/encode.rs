@@ -205,6 +205,53 @@ fn u64_digits(mut n: u64, digits: &mut [u8; U64_MAX_DIGITS]) -> &[u8] {
     &digits[start..]
 }
 
+/// Powers of ten up to the most fraction digits [`few_decimals`] tries.
+const POW10: [u64; 10] = [
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+    1_000_000_000,
+];
+
+/// Below this, `v * 10^k` is computed closely enough (error far under 0.5) that rounding it
+/// finds the integer nearest the exact product.
+const DOUBLE_SCALED_MAX: f64 = (1u64 << 50) as f64;
+
+/// Prices and most market data have a few decimals; `std`'s shortest-digits search (Grisu) is
+/// the bulk of encoding such a reply. This finds the fewest fraction digits `k` (up to 9) for
+/// which an integer `m` gives `m / 10^k == v`, and returns `(|m|, k)`.
+///
+/// That is the same text as the shortest round trip: IEEE division of two exact operands (`m`
+/// below 2^53, `10^k` for `k <= 22`) is correctly rounded, so `m / 10^k == v` holds exactly when
+/// the decimal `m * 10^-k` reads back as `v`; below 2^50 no digit of the integer part can be
+/// dropped; and `m` rounded from the product is the closest candidate, as `std` picks.
+/// Only for the plain-notation range and non-integral `v`.
+fn few_decimals(v: f64) -> Option<(u64, usize)> {
+    let magnitude = v.abs();
+    if !(DOUBLE_PLAIN_MIN..DOUBLE_PLAIN_MAX).contains(&magnitude) {
+        return None;
+    }
+    for (k, &pow) in POW10.iter().enumerate().skip(1) {
+        let scale = pow as f64;
+        let scaled = magnitude * scale;
+        if scaled >= DOUBLE_SCALED_MAX {
+            return None;
+        }
+        let m = scaled.round();
+        if m / scale == magnitude {
+            // Exact: m is integral and below 2^50.
+            return Some((m as u64, k));
+        }
+    }
+    None
+}
+
 /// A double formatted on the stack, so its length is known before a RESP2 bulk header.
 struct DoubleText {
     bytes: [u8; DOUBLE_MAX_LEN],
@@ -230,6 +277,17 @@ impl DoubleText {
             let mut digits = [0u8; U64_MAX_DIGITS];
             // Exact: an integral double below 2^53 converts to u64 without rounding.
             text.push(u64_digits(magnitude as u64, &mut digits));
+        } else if let Some((scaled, fraction_digits)) = few_decimals(v) {
+            if v.is_sign_negative() {
+                text.push(b"-");
+            }
+            let pow = POW10[fraction_digits];
+            let mut digits = [0u8; U64_MAX_DIGITS];
+            text.push(u64_digits(scaled / pow, &mut digits));
+            text.push(b".");
+            // The fraction, zero-padded on the left: `scaled % pow + pow` has a leading 1.
+            let fraction = u64_digits(scaled % pow + pow, &mut digits);
+            text.push(&fraction[1..]);
         } else {
             // Shortest round-trip digits; plain in the range where that is short, else with an
             // exponent. DOUBLE_MAX_LEN bounds both forms, so the write cannot run out of room.
@@ -417,6 +475,12 @@ mod tests {
         assert_eq!(double(-42.0), "-42");
         assert_eq!(double(9_007_199_254_740_991.0), "9007199254740991");
         assert_eq!(double(1.5), "1.5");
+        assert_eq!(double(100.25), "100.25");
+        assert_eq!(double(-0.001), "-0.001");
+        assert_eq!(double(0.30000000000000004), "0.30000000000000004");
+        assert_eq!(double(123456.000001), "123456.000001");
+        assert_eq!(few_decimals(123456.000001), Some((123456000001, 6)));
+        assert_eq!(few_decimals(1.0 / 3.0), None);
         assert_eq!(double(0.1), "0.1");
         assert_eq!(double(-3.25), "-3.25");
         assert_eq!(double(0.0001), "0.0001");
@@ -461,6 +525,25 @@ mod tests {
 
         /// Every double reads back to itself (NaN to a NaN) and fits the stack buffer, which
         /// `DoubleText::new` asserts.
+        /// The fast path for few decimals writes exactly what the general path would.
+        #[test]
+        fn few_decimals_match_std(
+            m in -10_000_000_000_000i64..10_000_000_000_000,
+            k in 0usize..12,
+            bits in any::<u64>(),
+        ) {
+            for v in [m as f64 / 10f64.powi(k as i32), f64::from_bits(bits)] {
+                let expected = if v == 0.0 || v.is_nan() || v.is_infinite() {
+                    continue;
+                } else if (DOUBLE_PLAIN_MIN..DOUBLE_PLAIN_MAX).contains(&v.abs()) {
+                    format!("{v}")
+                } else {
+                    format!("{v:e}")
+                };
+                prop_assert_eq!(double(v), expected);
+            }
+        }
+
         #[test]
         fn doubles_round_trip(bits in any::<u64>()) {
             let v = f64::from_bits(bits);
