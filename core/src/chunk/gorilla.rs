@@ -61,16 +61,12 @@ pub(super) fn write(w: &mut BitWriter, samples: &[Sample]) {
                 && old.len <= WINDOW_HEADER_BITS + fresh.len
         });
         match reuse {
-            Some(old) => {
-                w.write_bits(0b10, 2);
-                w.write_bits(xor >> old.trailing(), old.len);
-            }
+            Some(old) => w.write_pair(0b10, 2, xor >> old.trailing(), old.len),
             None => {
-                w.write_bits(0b11, 2);
-                w.write_bits(u64::from(fresh.leading), 5);
                 // A length of 64 is stored as 0: a non-zero XOR has at least one bit.
-                w.write_bits(u64::from(fresh.len % 64), 6);
-                w.write_bits(xor >> trailing, fresh.len);
+                let header =
+                    (0b11 << 11) | u64::from(fresh.leading) << 6 | u64::from(fresh.len % 64);
+                w.write_pair(header, 2 + WINDOW_HEADER_BITS, xor >> trailing, fresh.len);
                 window = Some(fresh);
             }
         }

@@ -28,7 +28,7 @@
 //! then the value column (`n` values).
 //!
 //! **Timestamps.** Delta-of-delta `D = delta - previous delta`, the first delta taken against
-//! a previous delta of zero: `0` for `D = 0`; `10` + 7-bit, `110` + 10-bit, `1110` + 16-bit,
+//! a previous delta of zero: `0` for `D = 0`; `10` + 5-bit, `110` + 9-bit, `1110` + 17-bit,
 //! `11110` + 32-bit two's complement `D`; `11111` + the 64-bit delta itself. Or each
 //! `delta - 1` as an Exp-Golomb code of order `k`: `z` zeros, then `delta - 1 + 2^k` in
 //! `z + k + 1` bits.
@@ -218,7 +218,10 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Sample>, ChunkError> {
                 .ok_or(ChunkError::Truncated)?;
             let scale = decimal::scale_from_byte(extra[0])?;
             let scheme = MantissaScheme::from_byte(extra[1])?;
-            (ValueScheme::Decimal { scale, scheme }, HEADER_LEN + DECIMAL_HEADER_LEN)
+            (
+                ValueScheme::Decimal { scale, scheme },
+                HEADER_LEN + DECIMAL_HEADER_LEN,
+            )
         }
     };
     let body = &bytes[body_start..];
@@ -367,7 +370,11 @@ fn encode_decimal(samples: &[Sample], ts: &Timestamps, plan: &DecimalPlan) -> Ve
     timestamps::write(&mut w, samples, ts.scheme);
     decimal::write(&mut w, &plan.residuals, plan.scheme);
     let out = w.finish();
-    assert_eq!(out.len(), len, "decimal size estimate matches what was written");
+    assert_eq!(
+        out.len(),
+        len,
+        "decimal size estimate matches what was written"
+    );
     out
 }
 
@@ -463,7 +470,9 @@ mod tests {
     fn largest_chunk_round_trips_at_the_density_bound() {
         // Constant values on a regular grid: two bits per sample after the first.
         let n = MAX_SAMPLES_PER_CHUNK as usize;
-        let s: Vec<Sample> = (0..n as u64).map(|i| Sample { ts: i, value: 7.0 }).collect();
+        let s: Vec<Sample> = (0..n as u64)
+            .map(|i| Sample { ts: i, value: 7.0 })
+            .collect();
         let bytes = encode_with(&s, Encoding::Gorilla).expect("always representable");
         let body_bits = (bytes.len() - HEADER_LEN) as u64 * 8;
         assert!(body_bits < (n as u64 - 1) * MIN_BITS_PER_SAMPLE + 64 + 8 + 13);
@@ -511,15 +520,24 @@ mod tests {
         dense[2..6].copy_from_slice(&MAX_SAMPLES_PER_CHUNK.to_le_bytes());
         assert!(matches!(
             decode(&dense),
-            Err(ChunkError::CountExceedsBody { count: MAX_SAMPLES_PER_CHUNK, .. })
+            Err(ChunkError::CountExceedsBody {
+                count: MAX_SAMPLES_PER_CHUNK,
+                ..
+            })
         ));
 
         let mut trailing = good.clone();
         trailing.push(0);
-        assert_eq!(decode(&trailing), Err(ChunkError::TrailingBytes { extra: 1 }));
+        assert_eq!(
+            decode(&trailing),
+            Err(ChunkError::TrailingBytes { extra: 1 })
+        );
         let mut empty_trailing = encode(&[]);
         empty_trailing.push(0);
-        assert_eq!(decode(&empty_trailing), Err(ChunkError::TrailingBytes { extra: 1 }));
+        assert_eq!(
+            decode(&empty_trailing),
+            Err(ChunkError::TrailingBytes { extra: 1 })
+        );
 
         assert_eq!(
             decode(&with(HEADER_LEN - 1, 0x40)),
@@ -579,7 +597,9 @@ mod tests {
         let ticks = bytes_per_sample(20, 1000, synth::tick_feed);
         let sensor = bytes_per_sample(20, 1000, synth::sensor_walk);
         let decimal = bytes_per_sample(20, 1000, synth::sensor_decimal);
-        println!("bytes/sample: ticks {ticks:.3}, sensor f64 {sensor:.3}, sensor 0.01 {decimal:.3}");
+        println!(
+            "bytes/sample: ticks {ticks:.3}, sensor f64 {sensor:.3}, sensor 0.01 {decimal:.3}"
+        );
         // Guards against regressions, a few percent above what version 1 achieves.
         assert!(ticks < 1.3, "tick feed: {ticks} bytes/sample");
         assert!(sensor < 6.6, "sensor walk: {sensor} bytes/sample");
@@ -601,14 +621,18 @@ mod tests {
                 1,
                 0x800F_FFFF_FFFF_FFFF,
             ]),
-            (-100_000i64..100_000, 0u8..=4).prop_map(|(m, s)| (m as f64
-                / 10f64.powi(i32::from(s)))
-            .to_bits()),
+            (-100_000i64..100_000, 0u8..=4)
+                .prop_map(|(m, s)| (m as f64 / 10f64.powi(i32::from(s))).to_bits()),
         ]
     }
 
     fn gap() -> impl Strategy<Value = u64> {
-        prop_oneof![Just(1u64), 1u64..=1_000, 1u64..=u64::from(u32::MAX), 1u64..=u64::MAX]
+        prop_oneof![
+            Just(1u64),
+            1u64..=1_000,
+            1u64..=u64::from(u32::MAX),
+            1u64..=u64::MAX
+        ]
     }
 
     /// Strictly increasing samples: gaps are summed until the next one would overflow.
