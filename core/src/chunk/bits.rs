@@ -28,45 +28,6 @@ impl BitWriter {
         }
     }
 
-    /// Writes the low `n` bits of `value`, most significant first.
-    pub(super) fn write_bits(&mut self, value: u64, n: u32) {
-        assert!(n <= 64);
-        assert!(n == 64 || value >> n == 0, "value wider than {n} bits");
-        let space = 64 - self.pending; // at least 1
-        if n < space {
-            // n < 64 here, so the shift keeps every pending bit.
-            self.acc = (self.acc << n) | value;
-            self.pending += n;
-            return;
-        }
-        // Fill the accumulator to 64 bits, flush it, keep the rest of `value`.
-        let rest = n - space; // < 64
-        let head = value >> rest;
-        let full = if space == 64 {
-            head
-        } else {
-            (self.acc << space) | head
-        };
-        self.out.extend_from_slice(&full.to_be_bytes());
-        self.acc = value & low_mask(rest);
-        self.pending = rest;
-    }
-
-    /// Writes `hi` in `hi_bits` then `lo` in `lo_bits`, in one step when they fit together.
-    pub(super) fn write_pair(&mut self, hi: u64, hi_bits: u32, lo: u64, lo_bits: u32) {
-        if hi_bits + lo_bits <= 64 && lo_bits < 64 {
-            assert!(lo >> lo_bits == 0, "value wider than {lo_bits} bits");
-            self.write_bits((hi << lo_bits) | lo, hi_bits + lo_bits);
-        } else {
-            self.write_bits(hi, hi_bits);
-            self.write_bits(lo, lo_bits);
-        }
-    }
-
-    pub(super) fn write_bit(&mut self, bit: bool) {
-        self.write_bits(u64::from(bit), 1);
-    }
-
     /// Writes `u` as an Exp-Golomb code of order `k`: `z` zero bits, then `u + 2^k` in `z + k + 1`
     /// bits. Every `u64` is representable; the longest code is 129 bits.
     pub(super) fn write_exp_golomb(&mut self, u: u64, k: u32) {
@@ -100,6 +61,71 @@ impl BitWriter {
         let word = padded.to_be_bytes();
         self.out.extend_from_slice(&word[8 - bytes as usize..]);
         self.out
+    }
+}
+
+/// Where bit fields go: a [`BitWriter`], or a [`BitCounter`] that only sizes them.
+pub(super) trait BitSink {
+    /// Writes the low `n` bits of `value`, most significant first.
+    fn write_bits(&mut self, value: u64, n: u32);
+
+    /// Writes `hi` in `hi_bits` then `lo` in `lo_bits`.
+    fn write_pair(&mut self, hi: u64, hi_bits: u32, lo: u64, lo_bits: u32) {
+        self.write_bits(hi, hi_bits);
+        self.write_bits(lo, lo_bits);
+    }
+
+    fn write_bit(&mut self, bit: bool) {
+        self.write_bits(u64::from(bit), 1);
+    }
+}
+
+/// Counts the bits an encoder would write, so encodings can be compared before writing one.
+#[derive(Debug, Default)]
+pub(super) struct BitCounter {
+    pub(super) bits: u64,
+}
+
+impl BitSink for BitCounter {
+    fn write_bits(&mut self, _value: u64, n: u32) {
+        self.bits += u64::from(n);
+    }
+}
+
+impl BitSink for BitWriter {
+    /// Writes the low `n` bits of `value`, most significant first.
+    fn write_bits(&mut self, value: u64, n: u32) {
+        assert!(n <= 64);
+        assert!(n == 64 || value >> n == 0, "value wider than {n} bits");
+        let space = 64 - self.pending; // at least 1
+        if n < space {
+            // n < 64 here, so the shift keeps every pending bit.
+            self.acc = (self.acc << n) | value;
+            self.pending += n;
+            return;
+        }
+        // Fill the accumulator to 64 bits, flush it, keep the rest of `value`.
+        let rest = n - space; // < 64
+        let head = value >> rest;
+        let full = if space == 64 {
+            head
+        } else {
+            (self.acc << space) | head
+        };
+        self.out.extend_from_slice(&full.to_be_bytes());
+        self.acc = value & low_mask(rest);
+        self.pending = rest;
+    }
+
+    /// In one step when the fields fit together.
+    fn write_pair(&mut self, hi: u64, hi_bits: u32, lo: u64, lo_bits: u32) {
+        if hi_bits + lo_bits <= 64 && lo_bits < 64 {
+            assert!(lo >> lo_bits == 0, "value wider than {lo_bits} bits");
+            self.write_bits((hi << lo_bits) | lo, hi_bits + lo_bits);
+        } else {
+            self.write_bits(hi, hi_bits);
+            self.write_bits(lo, lo_bits);
+        }
     }
 }
 

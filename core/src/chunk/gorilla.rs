@@ -12,7 +12,7 @@
 //! The encoder deviates from the paper in one way the format allows: it opens a new window when
 //! that is cheaper than reusing an oversized old one.
 
-use super::bits::{BitReader, BitWriter};
+use super::bits::{BitReader, BitSink};
 use super::{ChunkError, Sample};
 
 /// Widest leading-zero count the 5-bit field holds.
@@ -34,7 +34,7 @@ impl Window {
 }
 
 /// Writes the values of `samples`.
-pub(super) fn write(w: &mut BitWriter, samples: &[Sample]) {
+pub(super) fn write(w: &mut impl BitSink, samples: &[Sample]) {
     let Some(first) = samples.first() else {
         return;
     };
@@ -110,6 +110,7 @@ pub(super) fn read(r: &mut BitReader<'_>, out: &mut [Sample]) -> Result<(), Chun
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chunk::bits::BitWriter;
 
     fn values(vs: &[u64]) -> Vec<Sample> {
         vs.iter()

@@ -51,7 +51,7 @@ mod synth;
 
 pub use decimal::{MAX_DECIMAL_MANTISSA, MAX_DECIMAL_SCALE};
 
-use bits::{BitReader, BitWriter};
+use bits::{BitCounter, BitReader, BitWriter};
 use decimal::MantissaScheme;
 use timestamps::TsScheme;
 
@@ -170,14 +170,14 @@ pub enum ChunkError {
 /// samples: both are the caller's invariants.
 pub fn encode(samples: &[Sample]) -> Vec<u8> {
     let ts = Timestamps::choose(samples);
-    let gorilla = encode_gorilla(samples, &ts);
     let Some(decimal) = DecimalPlan::new(samples) else {
-        return gorilla;
+        return encode_gorilla(samples, &ts);
     };
-    if decimal.encoded_len(&ts) < gorilla.len() {
+    // Both sizes are exact, so only the winner is written.
+    if decimal.encoded_len(&ts) < gorilla_len(samples, &ts) {
         encode_decimal(samples, &ts, &decimal)
     } else {
-        gorilla
+        encode_gorilla(samples, &ts)
     }
 }
 
@@ -315,6 +315,17 @@ fn header(samples: &[Sample], encoding: Encoding, ts: &Timestamps, capacity: usi
     out
 }
 
+/// The exact length [`encode_gorilla`] produces, without writing it.
+fn gorilla_len(samples: &[Sample], ts: &Timestamps) -> usize {
+    if samples.is_empty() {
+        return PREFIX_LEN;
+    }
+    let mut values = BitCounter::default();
+    gorilla::write(&mut values, samples);
+    // Bounded by MAX_SAMPLES_PER_CHUNK samples of at most 69 + 77 bits.
+    HEADER_LEN + (ts.bits + values.bits).div_ceil(8) as usize
+}
+
 fn encode_gorilla(samples: &[Sample], ts: &Timestamps) -> Vec<u8> {
     // Typical size: the timestamp column plus a few bytes per value.
     let capacity = HEADER_LEN + (ts.bits as usize).div_ceil(8) + samples.len() * 4;
@@ -403,6 +414,23 @@ mod tests {
         let decoded = decode(bytes).expect("own encoding decodes");
         assert_eq!(bits_of(&decoded), bits_of(samples));
         assert_eq!(sample_count(bytes), Ok(samples.len() as u32));
+    }
+
+    #[test]
+    fn size_estimates_match_what_is_written() {
+        for s in [
+            synth::tick_feed(4, 700),
+            synth::sensor_walk(5, 700),
+            regular(&[f64::NAN, 1.0]),
+            Vec::new(),
+        ] {
+            let ts = Timestamps::choose(&s);
+            assert_eq!(gorilla_len(&s, &ts), encode_gorilla(&s, &ts).len());
+            if let Some(plan) = DecimalPlan::new(&s) {
+                // encode_decimal asserts its own estimate.
+                assert_eq!(plan.encoded_len(&ts), encode_decimal(&s, &ts, &plan).len());
+            }
+        }
     }
 
     #[test]

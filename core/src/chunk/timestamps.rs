@@ -10,7 +10,7 @@
 //! greater than the one before and fits in a `u64`, so a decoded chunk meets the same
 //! precondition [`super::encode`] asserts.
 
-use super::bits::{self, BitReader, BitWriter, MAX_EXP_GOLOMB_ORDER};
+use super::bits::{self, BitReader, BitSink, BitWriter, MAX_EXP_GOLOMB_ORDER};
 use super::{ChunkError, Sample};
 
 /// Delta-of-delta buckets after the `0` code for a zero delta-of-delta: a prefix of ones ended
