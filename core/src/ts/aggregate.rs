@@ -1131,7 +1131,7 @@ mod tests {
                             .iter()
                             .copied()
                             .filter(|x| x.0 >= range.0 && x.0 <= range.1)
-                            .chain(all.iter().copied().filter(|x| x.0 < range.0).last())
+                            .chain(all.iter().copied().rfind(|x| x.0 < range.0))
                             .chain(all.iter().copied().find(|x| x.0 > range.1))
                             .collect();
                         let prev = visible

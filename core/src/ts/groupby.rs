@@ -189,6 +189,9 @@ impl GroupRows {
     }
 }
 
+/// One group while building: its source keys and, per timestamp, the running moments.
+type Group = (Vec<Vec<u8>>, BTreeMap<u64, Moments>);
+
 /// Groups `series` by `label` and reduces each group's samples per timestamp.
 pub fn group(
     series: Vec<SeriesRows>,
@@ -196,8 +199,7 @@ pub fn group(
     reducer: Reducer,
     reverse: bool,
 ) -> Vec<GroupRows> {
-    // value -> (sources, timestamp -> running moments)
-    let mut groups: BTreeMap<Vec<u8>, (Vec<Vec<u8>>, BTreeMap<u64, Moments>)> = BTreeMap::new();
+    let mut groups: BTreeMap<Vec<u8>, Group> = BTreeMap::new();
     for s in series {
         let Some((_, value)) = s.labels.into_iter().find(|(l, _)| l == label) else {
             continue;
