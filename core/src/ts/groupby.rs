@@ -171,6 +171,9 @@ pub struct GroupRows {
     pub reducer: Reducer,
     /// Keys of the series in the group, in input order.
     pub sources: Vec<Vec<u8>>,
+    /// Labels every series of the group has with the same value, sorted by name: what
+    /// `SELECTED_LABELS` may report (a selected label missing here is replied as null).
+    pub shared_labels: Vec<(Vec<u8>, Vec<u8>)>,
     /// Reduced rows, oldest first (newest first with `reverse`).
     pub samples: Vec<(u64, f64)>,
 }
@@ -189,8 +192,14 @@ impl GroupRows {
     }
 }
 
-/// One group while building: its source keys and, per timestamp, the running moments.
-type Group = (Vec<Vec<u8>>, BTreeMap<u64, Moments>);
+/// One group while building.
+#[derive(Default)]
+struct Group {
+    sources: Vec<Vec<u8>>,
+    /// Labels shared by every member so far; `None` before the first member.
+    shared: Option<Vec<(Vec<u8>, Vec<u8>)>>,
+    rows: BTreeMap<u64, Moments>,
+}
 
 /// Groups `series` by `label` and reduces each group's samples per timestamp.
 pub fn group(
@@ -201,20 +210,29 @@ pub fn group(
 ) -> Vec<GroupRows> {
     let mut groups: BTreeMap<Vec<u8>, Group> = BTreeMap::new();
     for s in series {
-        let Some((_, value)) = s.labels.into_iter().find(|(l, _)| l == label) else {
+        let Some((_, value)) = s.labels.iter().find(|(l, _)| l == label) else {
             continue;
         };
-        let (sources, rows) = groups.entry(value).or_default();
-        sources.push(s.key);
+        let g = groups.entry(value.clone()).or_default();
+        g.sources.push(s.key);
+        match &mut g.shared {
+            Some(shared) => shared.retain(|pair| s.labels.contains(pair)),
+            None => {
+                let mut labels = s.labels;
+                labels.sort();
+                g.shared = Some(labels);
+            }
+        }
         for (ts, v) in s.samples {
-            rows.entry(ts).or_default().push(v);
+            g.rows.entry(ts).or_default().push(v);
             // A NaN still opens the timestamp: its row is reported (count 0 / NaN).
         }
     }
     groups
         .into_iter()
-        .map(|(value, (sources, rows))| {
-            let mut samples: Vec<(u64, f64)> = rows
+        .map(|(value, g)| {
+            let mut samples: Vec<(u64, f64)> = g
+                .rows
                 .into_iter()
                 .map(|(ts, m)| (ts, m.value(reducer.0)))
                 .collect();
@@ -229,7 +247,8 @@ pub fn group(
                 label: label.to_vec(),
                 value,
                 reducer,
-                sources,
+                sources: g.sources,
+                shared_labels: g.shared.unwrap_or_default(),
                 samples,
             }
         })
@@ -341,6 +360,10 @@ mod tests {
             (b"__source__".to_vec(), b"stock:A,stock:B".to_vec()),
         ];
         assert_eq!(g[0].reply_labels(), want);
+        assert_eq!(
+            g[0].shared_labels,
+            vec![(b"type".to_vec(), b"stock".to_vec())]
+        );
     }
 
     #[test]
@@ -416,6 +439,7 @@ mod tests {
             input in proptest::collection::vec(
                 (
                     proptest::option::of(proptest::sample::select(vec!["p", "q", "r"])),
+                    proptest::sample::select(vec!["1", "2"]),
                     proptest::collection::btree_map(0u64..20, prop_oneof![9 => (-100i32..100).prop_map(f64::from), 1 => Just(f64::NAN)], 0..8),
                 ),
                 0..8,
@@ -426,8 +450,8 @@ mod tests {
             let rows: Vec<SeriesRows> = input
                 .iter()
                 .enumerate()
-                .map(|(i, (val, samples))| {
-                    let mut labels = vec![(b"other".to_vec(), b"1".to_vec())];
+                .map(|(i, (val, other, samples))| {
+                    let mut labels = vec![(b"other".to_vec(), other.as_bytes().to_vec())];
                     if let Some(v) = val {
                         labels.push((b"g".to_vec(), v.as_bytes().to_vec()));
                     }
@@ -439,7 +463,7 @@ mod tests {
                 })
                 .collect();
             let got = group(rows, b"g", Reducer::try_from(reducer).unwrap(), reverse);
-            let mut values: Vec<&str> = input.iter().filter_map(|(v, _)| *v).collect();
+            let mut values: Vec<&str> = input.iter().filter_map(|(v, _, _)| *v).collect();
             values.sort_unstable();
             values.dedup();
             prop_assert_eq!(got.len(), values.len());
@@ -449,8 +473,14 @@ mod tests {
                     (0..input.len()).filter(|&i| input[i].0 == Some(*value)).collect();
                 let keys: Vec<Vec<u8>> = members.iter().map(|i| format!("k{i}").into_bytes()).collect();
                 prop_assert_eq!(&g.sources, &keys);
+                let mut shared = vec![(b"g".to_vec(), value.as_bytes().to_vec())];
+                let other = input[members[0]].1;
+                if members.iter().all(|&i| input[i].1 == other) {
+                    shared.push((b"other".to_vec(), other.as_bytes().to_vec()));
+                }
+                prop_assert_eq!(&g.shared_labels, &shared);
                 let mut stamps: Vec<u64> =
-                    members.iter().flat_map(|&i| input[i].1.keys().copied()).collect();
+                    members.iter().flat_map(|&i| input[i].2.keys().copied()).collect();
                 stamps.sort_unstable();
                 stamps.dedup();
                 if reverse {
@@ -460,7 +490,7 @@ mod tests {
                 for ((t, v), want_t) in g.samples.iter().zip(&stamps) {
                     prop_assert_eq!(t, want_t);
                     let vals: Vec<f64> =
-                        members.iter().filter_map(|&i| input[i].1.get(t).copied()).collect();
+                        members.iter().filter_map(|&i| input[i].2.get(t).copied()).collect();
                     let want = naive(reducer, &vals);
                     prop_assert!(
                         (v.is_nan() && want.is_nan()) || (v - want).abs() <= 1e-9 * (1.0 + want.abs()),
