@@ -16,68 +16,68 @@ use serde::Deserialize;
 /// Logs go to stderr, filtered by RUST_LOG (default "info"; e.g. RUST_LOG=tickdb=debug).
 #[derive(Debug, Parser)]
 #[command(name = "tickdb", version, about, long_about)]
-pub struct Flags {
+pub(crate) struct Flags {
     /// TOML config file; its keys are the long flag names with '_' for '-' (e.g. data_dir).
     #[arg(long, short = 'c', value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
     /// TCP port for RESP clients [default: 6379].
     #[arg(long, short = 'p')]
-    pub port: Option<u16>,
+    pub(crate) port: Option<u16>,
     /// Address to listen on [default: 127.0.0.1]. Use 0.0.0.0 only behind a firewall, with
     /// --requirepass.
     #[arg(long = "bind", value_name = "ADDR")]
-    pub bind_addr: Option<IpAddr>,
+    pub(crate) bind_addr: Option<IpAddr>,
     /// Directory holding the node's data (created if missing) [default: ./data].
     #[arg(long, value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
+    pub(crate) data_dir: Option<PathBuf>,
     /// This node's name in INFO and CLUSTER_INFO [default: node-<port>].
     #[arg(long)]
-    pub node_id: Option<String>,
+    pub(crate) node_id: Option<String>,
     /// Most clients connected at once; more get "-ERR max number of clients reached"
     /// [default: 10000].
     #[arg(long)]
-    pub max_connections: Option<u64>,
+    pub(crate) max_connections: Option<u64>,
     /// Seconds a client may stay silent before it is disconnected; 0 never [default: 300].
     #[arg(long, value_name = "SECONDS")]
-    pub idle_timeout: Option<u64>,
+    pub(crate) idle_timeout: Option<u64>,
     /// Password clients must give with AUTH or HELLO AUTH (user "default").
     #[arg(long, env = "TICKDB_REQUIREPASS", hide_env_values = true)]
-    pub requirepass: Option<String>,
+    pub(crate) requirepass: Option<String>,
     /// RocksDB block cache size in MiB [default: 256].
     #[arg(long, value_name = "MIB")]
-    pub block_cache_mb: Option<u64>,
+    pub(crate) block_cache_mb: Option<u64>,
 }
 
 /// The settings in a TOML config file; every key is optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    pub port: Option<u16>,
-    pub bind_addr: Option<IpAddr>,
-    pub data_dir: Option<PathBuf>,
-    pub node_id: Option<String>,
-    pub max_connections: Option<u64>,
-    pub idle_timeout: Option<u64>,
-    pub requirepass: Option<String>,
-    pub block_cache_mb: Option<u64>,
+pub(crate) struct FileConfig {
+    pub(crate) port: Option<u16>,
+    pub(crate) bind_addr: Option<IpAddr>,
+    pub(crate) data_dir: Option<PathBuf>,
+    pub(crate) node_id: Option<String>,
+    pub(crate) max_connections: Option<u64>,
+    pub(crate) idle_timeout: Option<u64>,
+    pub(crate) requirepass: Option<String>,
+    pub(crate) block_cache_mb: Option<u64>,
 }
 
 /// The resolved configuration.
 #[derive(Debug, Clone)]
-pub struct Config {
-    pub port: u16,
-    pub bind_addr: IpAddr,
-    pub data_dir: PathBuf,
-    pub node_id: String,
-    pub max_connections: u64,
-    pub idle_timeout: Option<Duration>,
-    pub requirepass: Option<String>,
-    pub block_cache_mb: u64,
-    pub config_file: Option<PathBuf>,
+pub(crate) struct Config {
+    pub(crate) port: u16,
+    pub(crate) bind_addr: IpAddr,
+    pub(crate) data_dir: PathBuf,
+    pub(crate) node_id: String,
+    pub(crate) max_connections: u64,
+    pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) requirepass: Option<String>,
+    pub(crate) block_cache_mb: u64,
+    pub(crate) config_file: Option<PathBuf>,
 }
 
 impl Config {
-    pub fn load(flags: Flags) -> anyhow::Result<Self> {
+    pub(crate) fn load(flags: Flags) -> anyhow::Result<Self> {
         let file = match &flags.config {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
@@ -118,7 +118,7 @@ impl Config {
     }
 
     /// The settings `CONFIG GET` reports, Redis names first where Redis has one.
-    pub fn settings(&self) -> Vec<(String, String)> {
+    pub(crate) fn settings(&self) -> Vec<(String, String)> {
         let dir = self.data_dir.display().to_string();
         vec![
             ("port".into(), self.port.to_string()),

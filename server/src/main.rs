@@ -4,13 +4,14 @@
 
 mod config;
 
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser as _;
 use tickdb_core::node::{Node, NodeConfig};
-use tickdb_io::rocks::{RocksOptions, RocksStore};
+use tickdb_io::{RocksOptions, RocksStore};
 use tickdb_io::tcp::{self, TcpConfig};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
@@ -27,6 +28,7 @@ fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let config = Config::load(flags)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -40,7 +42,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let db_path = config.data_dir.join("db");
     let options = RocksOptions {
-        block_cache_bytes: config.block_cache_mb * 1024 * 1024,
+        block_cache_bytes: usize::try_from(config.block_cache_mb.saturating_mul(1 << 20))
+            .unwrap_or(usize::MAX),
         ..RocksOptions::default()
     };
     let store = RocksStore::open(&db_path, options)
