@@ -1,1 +1,17 @@
 //! tickdb-io: the real adapters around the sans-IO core.
+//!
+//! - [`RocksStore`] (feature `rocksdb`): core's storage port on RocksDB.
+//! - [`Mesh`]: the ZeroMQ cluster transport, one ROUTER per node and one DEALER per peer.
+
+mod mesh;
+#[cfg(feature = "rocksdb")]
+mod rocks;
+
+pub use mesh::{
+    LinkStats, MAX_MESSAGE_BYTES_DEFAULT, Mesh, MeshConfig, MeshError, MeshReceiver, MeshStats,
+    RECV_QUEUE_DEFAULT, SEND_QUEUE_PER_PEER_DEFAULT,
+};
+#[cfg(feature = "rocksdb")]
+pub use rocks::{
+    BLOCK_CACHE_BYTES_DEFAULT, MAX_OPEN_FILES_DEFAULT, RocksOptions, RocksSnapshot, RocksStore,
+};
