@@ -156,7 +156,9 @@ pub async fn serve(
     let sweep_every = router
         .config
         .idle_timeout
-        .map_or(SWEEP_INTERVAL_MAX, |idle| (idle / 2).min(SWEEP_INTERVAL_MAX))
+        .map_or(SWEEP_INTERVAL_MAX, |idle| {
+            (idle / 2).min(SWEEP_INTERVAL_MAX)
+        })
         .max(Duration::from_millis(10));
     let mut sweep = tokio::time::interval(sweep_every);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -346,7 +348,11 @@ impl Router {
         let payload = Bytes::from_static(b"-ERR too many unanswered messages from this client\r\n");
         tokio::spawn(async move {
             let len = payload.len() as u64;
-            if sender.send(reply_message(identity, delimiter, payload)).await.is_ok() {
+            if sender
+                .send(reply_message(identity, delimiter, payload))
+                .await
+                .is_ok()
+            {
                 node.count_bytes_out(len);
             }
         });
@@ -532,7 +538,9 @@ impl ClientTask {
 
     async fn send(&mut self, p: Pending) {
         let Pending {
-            expect, mut payload, ..
+            expect,
+            mut payload,
+            ..
         } = p;
         if let Some(tail) = &expect.tail {
             payload.extend_from_slice(tail);
@@ -609,7 +617,10 @@ fn decode_payload(payload: &[u8], limits: &Limits) -> Decoded {
     while !rest.is_empty() {
         match resp::decode_request(rest, limits) {
             Ok(Some((args, used))) => {
-                assert!(used > 0 && used <= rest.len(), "decoder consumed {used} bytes");
+                assert!(
+                    used > 0 && used <= rest.len(),
+                    "decoder consumed {used} bytes"
+                );
                 if !args.is_empty() {
                     decoded.requests.push((args, used as u64));
                 }
@@ -741,7 +752,10 @@ mod tests {
         let d = decode_payload(b"PING\r\n*2\r\n$3\r\nGET\r\n", &Limits::default());
         assert_eq!(d.requests.len(), 1);
         let error = d.error.unwrap();
-        assert!(error.starts_with("Protocol error: incomplete request"), "{error}");
+        assert!(
+            error.starts_with("Protocol error: incomplete request"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -752,7 +766,10 @@ mod tests {
 
         let d = decode_payload(b"GET \"k", &Limits::default());
         assert!(d.requests.is_empty());
-        assert_eq!(d.error.unwrap(), "Protocol error: unbalanced quotes in request");
+        assert_eq!(
+            d.error.unwrap(),
+            "Protocol error: unbalanced quotes in request"
+        );
 
         let limits = Limits {
             max_inline_len: 8,
@@ -764,7 +781,11 @@ mod tests {
 
     #[test]
     fn reply_messages_mirror_the_request_framing() {
-        let with = reply_message(Bytes::from_static(b"id"), true, Bytes::from_static(b"+OK\r\n"));
+        let with = reply_message(
+            Bytes::from_static(b"id"),
+            true,
+            Bytes::from_static(b"+OK\r\n"),
+        );
         assert_eq!(with.into_vec(), [&b"id"[..], b"", b"+OK\r\n"]);
         let without = reply_message(Bytes::from_static(b"id"), false, Bytes::new());
         assert_eq!(without.into_vec(), [&b"id"[..], b""]);

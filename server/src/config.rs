@@ -124,13 +124,8 @@ impl Config {
                 .or(file.requirepass)
                 .filter(|p| !p.is_empty()),
             block_cache_mb: flags.block_cache_mb.or(file.block_cache_mb).unwrap_or(256),
-            zmq_port: Some(
-                flags
-                    .zmq_port
-                    .or(file.zmq_port)
-                    .unwrap_or(ZMQ_PORT_DEFAULT),
-            )
-            .filter(|&p| p != 0),
+            zmq_port: Some(flags.zmq_port.or(file.zmq_port).unwrap_or(ZMQ_PORT_DEFAULT))
+                .filter(|&p| p != 0),
             zmq_message_max: usize::try_from(
                 flags
                     .zmq_message_max

@@ -15,7 +15,10 @@ async fn call(socket: &mut DealerSocket, payload: &'static [u8]) -> anyhow::Resu
     socket.send(message).await?;
     let reply = tokio::time::timeout(std::time::Duration::from_secs(10), socket.recv()).await??;
     let mut frames = reply.into_vec();
-    anyhow::ensure!(frames.len() == 2 && frames[0].is_empty(), "bad framing: {frames:?}");
+    anyhow::ensure!(
+        frames.len() == 2 && frames[0].is_empty(),
+        "bad framing: {frames:?}"
+    );
     Ok(frames.remove(1))
 }
 
@@ -27,7 +30,10 @@ async fn main() -> anyhow::Result<()> {
     let mut socket = DealerSocket::new();
     socket.connect(&endpoint).await?;
 
-    println!("PING -> {:?}", call(&mut socket, b"*1\r\n$4\r\nPING\r\n").await?);
+    println!(
+        "PING -> {:?}",
+        call(&mut socket, b"*1\r\n$4\r\nPING\r\n").await?
+    );
     println!("SET -> {:?}", call(&mut socket, b"SET hello world").await?);
     println!("GET -> {:?}", call(&mut socket, b"GET hello").await?);
     // Pipelining: several requests in one message, all their replies in one message.

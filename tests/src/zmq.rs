@@ -85,7 +85,9 @@ impl Dealer {
 
     /// Whether no reply arrives within `wait`.
     pub async fn silent_for(&mut self, wait: Duration) -> bool {
-        tokio::time::timeout(wait, self.socket.recv()).await.is_err()
+        tokio::time::timeout(wait, self.socket.recv())
+            .await
+            .is_err()
     }
 
     /// Sends one payload and returns the reply payload.
@@ -201,7 +203,10 @@ pub async fn check_concurrent_dealers(endpoint: &str, clients: usize) {
                 let value = format!("value-{c}-{i}");
                 assert_reply(&d.cmd(&["SET", &key, &value]).await, b"+OK\r\n");
                 let reply = d.cmd(&["GET", &key]).await;
-                assert_reply(&reply, format!("${}\r\n{value}\r\n", value.len()).as_bytes());
+                assert_reply(
+                    &reply,
+                    format!("${}\r\n{value}\r\n", value.len()).as_bytes(),
+                );
                 let mut payload = request(&["APPEND", &key, "!"]);
                 payload.extend_from_slice(&request(&["GET", &key]));
                 payload.extend_from_slice(format!("ECHO client-{c}").as_bytes());
@@ -242,7 +247,10 @@ pub async fn check_malformed(endpoint: &str) {
         b"+PONG\r\n-ERR Protocol error: incomplete request at the end of the message\r\n",
     );
     // A fresh client: RESP2 again, a new id.
-    assert_reply(&bad.cmd(&["GET", "zmq:malformed:missing"]).await, b"$-1\r\n");
+    assert_reply(
+        &bad.cmd(&["GET", "zmq:malformed:missing"]).await,
+        b"$-1\r\n",
+    );
     assert_ne!(bad.client_id().await, first_id);
 
     assert_reply(&good.cmd(&["GET", "zmq:malformed:missing"]).await, b"_\r\n");
@@ -270,7 +278,8 @@ pub async fn check_client_list_and_quit(endpoint: &str) {
 pub async fn check_batch_set(endpoint: &str) {
     let mut d = Dealer::connect(endpoint).await;
     assert_reply(
-        &d.cmd(&["BATCH_SET", "zmq:AAPL", "187.5", "1700000000000"]).await,
+        &d.cmd(&["BATCH_SET", "zmq:AAPL", "187.5", "1700000000000"])
+            .await,
         b"+OK\r\n",
     );
     let list = show(&d.cmd(&["CLIENT", "INFO"]).await);
@@ -287,14 +296,22 @@ pub async fn check_seed_dialect(endpoint: &str) {
     }
     payload.extend_from_slice(&request(&["BATCH_FLUSH"]));
     assert_reply(&d.call(&payload).await, b"+OK\r\n+OK\r\n:2\r\n");
-    let set = show(&d.cmd(&["TSDB_SET", "zmq:seed:AAPL", "1700000002000", "188"]).await);
+    let set = show(
+        &d.cmd(&["TSDB_SET", "zmq:seed:AAPL", "1700000002000", "188"])
+            .await,
+    );
     assert!(
         set == "+OK\r\n" || set == ":1700000002000\r\n",
         "TSDB_SET: {set}"
     );
     let got = show(
-        &d.cmd(&["TSDB_GET", "zmq:seed:AAPL", "1700000000000", "1700000002000"])
-            .await,
+        &d.cmd(&[
+            "TSDB_GET",
+            "zmq:seed:AAPL",
+            "1700000000000",
+            "1700000002000",
+        ])
+        .await,
     );
     assert!(got.starts_with('*'), "TSDB_GET: {got}");
     for needle in ["1700000000000", "187.5", "1700000001000", "187.75", "188"] {

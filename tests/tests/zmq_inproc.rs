@@ -160,11 +160,10 @@ async fn pyzmq_dealer_interoperates() {
     let s = server().await;
     let script = repo_file("python/zmq_dealer.py");
     let endpoint = s.zmq.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        run(Command::new("python3").arg(script).arg(endpoint))
-    })
-    .await
-    .expect("python run");
+    let out =
+        tokio::task::spawn_blocking(move || run(Command::new("python3").arg(script).arg(endpoint)))
+            .await
+            .expect("python run");
     assert!(out.contains("all pyzmq checks passed"), "{out}");
 }
 
@@ -173,11 +172,10 @@ async fn python_doc_example_runs() {
     let s = server().await;
     let script = repo_file("python/zmq_example.py");
     let endpoint = s.zmq.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        run(Command::new("python3").arg(script).arg(endpoint))
-    })
-    .await
-    .expect("python run");
+    let out =
+        tokio::task::spawn_blocking(move || run(Command::new("python3").arg(script).arg(endpoint)))
+            .await
+            .expect("python run");
     assert_eq!(
         out,
         "PING -> +PONG\nSET -> +OK\nGET -> b'$5\\r\\nworld\\r\\n'\n\
