@@ -261,12 +261,13 @@ impl Router {
         let Some(conn) = self.expect(&identity, expect).await? else {
             return Ok(());
         };
+        let unix = self.node.unix_now();
         for (args, wire_bytes) in decoded.requests {
             let input = Input::Request {
                 conn,
                 args,
                 wire_bytes,
-                unix: self.node.unix_now(),
+                unix,
             };
             self.node.send(DriverMsg::Input(input)).await?;
         }
@@ -508,10 +509,11 @@ impl ClientTask {
                 }
                 // The node closed the client, or the driver dropped it as too slow.
                 Some(ConnOut::Close) | None => {
-                    if let Some(p) = pending.pop_front() {
-                        if p.got > 0 {
-                            self.answer(p).await;
-                        }
+                    // The message being answered gets what it has; the rest get nothing.
+                    if let Some(p) = pending.pop_front()
+                        && p.got > 0
+                    {
+                        self.answer(p).await;
                     }
                     if !pending.is_empty() {
                         tracing::debug!(

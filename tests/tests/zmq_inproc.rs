@@ -213,3 +213,31 @@ async fn rust_doc_example_runs() {
          pipelined -> b\"+OK\\r\\n:2\\r\\n$1\\r\\n2\\r\\n\"\n"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_message_gets_an_empty_reply_in_order() {
+    let s = server().await;
+    let mut d = Dealer::connect(&s.zmq).await;
+    d.send(&request(&["SET", "zmq:order", "1"])).await;
+    d.send(b"").await;
+    d.send(b"\r\n").await;
+    d.send(b"GET zmq:order").await;
+    assert_reply(&d.recv().await, b"+OK\r\n");
+    assert_reply(&d.recv().await, b"");
+    assert_reply(&d.recv().await, b"");
+    assert_reply(&d.recv().await, b"$1\r\n1\r\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_protocol_error_behind_a_write_comes_after_the_writes_reply() {
+    let s = server().await;
+    let mut d = Dealer::connect(&s.zmq).await;
+    let mut payload = request(&["SET", "zmq:pe", "1"]);
+    payload.extend_from_slice(&request(&["INCR", "zmq:pe"]));
+    payload.extend_from_slice(b"*1\r\n$-5\r\n");
+    assert_reply(
+        &d.call(&payload).await,
+        b"+OK\r\n:2\r\n-ERR Protocol error: invalid bulk length\r\n",
+    );
+    assert_reply(&d.cmd(&["GET", "zmq:pe"]).await, b"$1\r\n2\r\n");
+}
