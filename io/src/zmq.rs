@@ -64,8 +64,12 @@ use crate::driver::{ConnOut, DriverMsg, NodeHandle, NodeStopped};
 /// the socket's read buffer.
 pub const MESSAGE_MAX_DEFAULT: usize = 64 * 1024 * 1024;
 
-/// Default for [`ZmqConfig::in_flight_max`].
-pub const IN_FLIGHT_MAX_DEFAULT: usize = 4096;
+/// Default for [`ZmqConfig::in_flight_max`]; as many as the replies a client may have queued.
+pub const IN_FLIGHT_MAX_DEFAULT: usize = 65_536;
+
+/// How long a refusal may wait for the peer's send queue before it is dropped: a peer that has
+/// that many messages unanswered is usually not reading, and each refusal holds a task.
+const REFUSAL_SEND_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How often idle clients and peer disconnections are looked for, at most.
 const SWEEP_INTERVAL_MAX: Duration = Duration::from_secs(1);
@@ -349,11 +353,8 @@ impl Router {
         let payload = Bytes::from_static(b"-ERR too many unanswered messages from this client\r\n");
         tokio::spawn(async move {
             let len = payload.len() as u64;
-            if sender
-                .send(reply_message(identity, delimiter, payload))
-                .await
-                .is_ok()
-            {
+            let send = sender.send(reply_message(identity, delimiter, payload));
+            if let Ok(Ok(())) = tokio::time::timeout(REFUSAL_SEND_TIMEOUT, send).await {
                 node.count_bytes_out(len);
             }
         });
