@@ -24,7 +24,9 @@
 //!   decoded; the client keeps its state (ZeroMQ's framing is intact, unlike a broken stream).
 //! - When the node closes a client (`QUIT`, too many pipelined requests, max clients reached, or
 //!   a client too slow to read), the message being answered gets the replies it has; messages
-//!   queued behind it get none, as bytes a TCP client writes after `QUIT` get none.
+//!   that reached the closed client behind it are not run and are answered `-ERR this client was
+//!   closed ...: send it again`. After `QUIT` the identity's next message starts a fresh
+//!   client; after the other closes, the first message may still meet the closed client.
 //! - More than [`ZmqConfig::in_flight_max`] unanswered messages from one identity: the extra
 //!   message is refused at once with `-ERR`, ahead of the replies still owed.
 //!
@@ -265,6 +267,9 @@ impl Router {
         let Some(conn) = self.expect(&identity, expect).await? else {
             return Ok(());
         };
+        // The node closes the client after QUIT; forgetting it now, rather than when its task
+        // sees the close, makes the identity's next message start a fresh client for sure.
+        let quits = decoded.requests.iter().any(|(args, _)| is_quit(args));
         let unix = self.node.unix_now();
         for (args, wire_bytes) in decoded.requests {
             let input = Input::Request {
@@ -274,6 +279,9 @@ impl Router {
                 unix,
             };
             self.node.send(DriverMsg::Input(input)).await?;
+        }
+        if quits {
+            self.clients.remove(&identity);
         }
         if let Some(error) = decoded.error {
             tracing::debug!(conn = conn.0, %error, "protocol error from a ZeroMQ client");
@@ -390,6 +398,10 @@ impl Router {
         });
     }
 }
+
+/// The reply to a message that reached a client the node had already closed.
+const CLOSED_REFUSAL: &[u8] =
+    b"-ERR this client was closed (QUIT or an error) before the message arrived: send it again\r\n";
 
 /// Most monitor events handled per sweep.
 const MONITOR_EVENTS_PER_SWEEP: usize = 4096;
@@ -510,19 +522,7 @@ impl ClientTask {
                 }
                 // The node closed the client, or the driver dropped it as too slow.
                 Some(ConnOut::Close) | None => {
-                    // The message being answered gets what it has; the rest get nothing.
-                    if let Some(p) = pending.pop_front()
-                        && p.got > 0
-                    {
-                        self.answer(p).await;
-                    }
-                    if !pending.is_empty() {
-                        tracing::debug!(
-                            conn = self.conn.0,
-                            unanswered = pending.len(),
-                            "ZeroMQ client closed with messages unanswered"
-                        );
-                    }
+                    self.closed(pending).await;
                     break;
                 }
             }
@@ -531,6 +531,42 @@ impl ClientTask {
             .node
             .send(DriverMsg::Input(Input::Disconnect { conn: self.conn }))
             .await;
+    }
+
+    /// After the node closed the client: the message being answered gets the replies it has;
+    /// messages behind it reached the node too late to run, and are told so rather than left
+    /// without a reply. Closing the expectation queue first makes the identity's next message
+    /// start a fresh client.
+    async fn closed(&mut self, mut pending: VecDeque<Pending>) {
+        self.expects.close();
+        while let Ok(expect) = self.expects.try_recv() {
+            pending.push_back(Pending::new(expect));
+        }
+        if let Some(p) = pending.front()
+            && p.got > 0
+            && let Some(p) = pending.pop_front()
+        {
+            self.answer(p).await;
+        }
+        if !pending.is_empty() {
+            tracing::debug!(
+                conn = self.conn.0,
+                unanswered = pending.len(),
+                "ZeroMQ client closed with messages behind the close"
+            );
+        }
+        for p in pending {
+            let refused = Pending {
+                expect: Expect {
+                    replies: 0,
+                    delimiter: p.expect.delimiter,
+                    tail: Some(Bytes::from_static(CLOSED_REFUSAL)),
+                },
+                got: 0,
+                payload: Vec::new(),
+            };
+            self.answer(refused).await;
+        }
     }
 
     /// Sends one answered message and counts it off.
@@ -666,6 +702,10 @@ fn finish_inline(
         Ok(None) => Err(truncated()),
         Err(e) => Err(e.to_string()),
     }
+}
+
+fn is_quit(args: &[Bytes]) -> bool {
+    args.len() == 1 && args[0].eq_ignore_ascii_case(b"quit")
 }
 
 /// The client's address in `CLIENT LIST`.
