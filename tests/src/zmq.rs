@@ -331,10 +331,17 @@ pub struct InProc {
 
 impl InProc {
     pub async fn start(config: tickdb_io::zmq::ZmqConfig) -> Self {
-        use tickdb_core::node::{Node, NodeConfig};
+        Self::start_with(tickdb_core::node::NodeConfig::default(), config).await
+    }
+
+    pub async fn start_with(
+        node_config: tickdb_core::node::NodeConfig,
+        config: tickdb_io::zmq::ZmqConfig,
+    ) -> Self {
+        use tickdb_core::node::Node;
         use tickdb_core::store::MemStore;
         let (handle, rx) = tickdb_io::channel();
-        let node = Node::new(NodeConfig::default(), MemStore::new(), handle.now()).expect("node");
+        let node = Node::new(node_config, MemStore::new(), handle.now()).expect("node");
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let (done_tx, _done_rx) = tokio::sync::mpsc::channel(1);
         tokio::spawn(tickdb_io::run_node(

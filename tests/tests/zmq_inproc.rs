@@ -241,3 +241,24 @@ async fn a_protocol_error_behind_a_write_comes_after_the_writes_reply() {
     );
     assert_reply(&d.cmd(&["GET", "zmq:pe"]).await, b"$1\r\n2\r\n");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_client_is_answered_every_time() {
+    let node_config = tickdb_core::node::NodeConfig {
+        max_clients: 1,
+        ..Default::default()
+    };
+    let s = InProc::start_with(node_config, ZmqConfig::default()).await;
+    let mut first = Dealer::connect(&s.zmq).await;
+    assert_reply(&first.cmd(&["PING"]).await, b"+PONG\r\n");
+    let mut second = Dealer::connect(&s.zmq).await;
+    for _ in 0..20 {
+        let reply = String::from_utf8(second.cmd(&["PING"]).await).expect("text");
+        assert!(
+            reply == "-ERR max number of clients reached\r\n"
+                || reply.starts_with("-ERR this client was closed"),
+            "{reply}"
+        );
+    }
+    assert_reply(&first.cmd(&["PING"]).await, b"+PONG\r\n");
+}
