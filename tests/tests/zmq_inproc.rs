@@ -262,3 +262,15 @@ async fn a_refused_client_is_answered_every_time() {
     }
     assert_reply(&first.cmd(&["PING"]).await, b"+PONG\r\n");
 }
+
+#[test]
+fn docs_show_the_examples_the_tests_run() {
+    let doc = std::fs::read_to_string(repo_file("../docs/zmq.md")).expect("docs/zmq.md");
+    for example in ["python/zmq_example.py", "examples/zmq_client.rs"] {
+        let code = std::fs::read_to_string(repo_file(example)).expect("example file");
+        assert!(
+            doc.contains(&code),
+            "docs/zmq.md does not show {example} as it is"
+        );
+    }
+}
