@@ -486,8 +486,8 @@ impl ClientTask {
             if !expecting && pending.is_empty() {
                 break;
             }
-            // Expectations first: one is always queued before the node can reply to its
-            // message, so a reply never arrives ahead of the message it answers.
+            // Expectations first, so replies mostly find their message already pending; see
+            // `owner` for the rest.
             let out = tokio::select! {
                 biased;
                 expect = self.expects.recv(), if expecting => {
@@ -501,11 +501,13 @@ impl ClientTask {
             };
             match out {
                 Some(ConnOut::Reply(frame, protocol)) => {
-                    if let Some(p) = pending.front_mut() {
+                    if let Some(p) = self.owner(&mut pending) {
                         resp::encode(&frame, protocol, &mut p.payload);
                         p.got += 1;
                     } else {
-                        // Only a refusal at connect time (max clients) comes unasked.
+                        // Cannot happen: the expectation is queued before the node hears of
+                        // the message (or of the client). Delivered anyway, on its own.
+                        tracing::warn!(conn = self.conn.0, "a ZeroMQ reply nobody expected");
                         let mut payload = Vec::new();
                         resp::encode(&frame, protocol, &mut payload);
                         let unasked = Pending {
@@ -531,6 +533,23 @@ impl ClientTask {
             .node
             .send(DriverMsg::Input(Input::Disconnect { conn: self.conn }))
             .await;
+    }
+
+    /// The message a reply from the node belongs to: the oldest one still owed replies. The
+    /// `select!` may have found the expectation queue empty just before the message's
+    /// expectation was queued and its reply came; the reply's arrival proves the expectation
+    /// is queued by now, so it is fetched here.
+    fn owner<'a>(&mut self, pending: &'a mut VecDeque<Pending>) -> Option<&'a mut Pending> {
+        let mut index = pending.iter().position(|p| !p.complete());
+        // Bounded by the expectation queue's capacity.
+        while index.is_none() {
+            let Ok(expect) = self.expects.try_recv() else {
+                break;
+            };
+            pending.push_back(Pending::new(expect));
+            index = pending.iter().position(|p| !p.complete());
+        }
+        index.and_then(|i| pending.get_mut(i))
     }
 
     /// After the node closed the client: the message being answered gets the replies it has;
