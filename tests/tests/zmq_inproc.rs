@@ -274,3 +274,36 @@ fn docs_show_the_examples_the_tests_run() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousands_of_messages_in_flight_are_answered_in_order() {
+    let s = server().await;
+    let mut tasks = Vec::new();
+    for c in 0..4 {
+        let endpoint = s.zmq.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut d = Dealer::connect(&endpoint).await;
+            let key = format!("zmq:flight:{c}");
+            for i in 0..2000 {
+                if i % 3 == 0 {
+                    d.send(&request(&["INCR", &key])).await;
+                } else {
+                    d.send(format!("ECHO {i}").as_bytes()).await;
+                }
+            }
+            let mut n = 0;
+            for i in 0..2000 {
+                let expected = if i % 3 == 0 {
+                    n += 1;
+                    format!(":{n}\r\n")
+                } else {
+                    format!("${}\r\n{i}\r\n", i.to_string().len())
+                };
+                assert_reply(&d.recv().await, expected.as_bytes());
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("a DEALER task failed");
+    }
+}
