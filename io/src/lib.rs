@@ -4,6 +4,7 @@
 //! `tickdb-core`:
 //! - [`driver`]: the async node task, generic over the store, that follows the core's drive rule.
 //! - [`tcp`]: RESP over TCP.
+//! - [`zmq`]: RESP over a ZeroMQ ROUTER socket for DEALER clients.
 //! - [`RocksStore`] (feature `rocksdb`): core's storage port on RocksDB.
 //! - [`Mesh`]: the ZeroMQ cluster transport, one ROUTER per node and one DEALER per peer.
 
@@ -12,6 +13,7 @@ mod mesh;
 #[cfg(feature = "rocksdb")]
 mod rocks;
 pub mod tcp;
+pub mod zmq;
 
 pub use driver::{NodeHandle, channel, run_node};
 pub use mesh::{

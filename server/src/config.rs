@@ -46,6 +46,14 @@ pub(crate) struct Flags {
     /// RocksDB block cache size in MiB [default: 256].
     #[arg(long, value_name = "MIB")]
     pub(crate) block_cache_mb: Option<u64>,
+    /// Port of the ZeroMQ ROUTER socket for DEALER clients (RESP in each message), on the same
+    /// address as TCP; 0 disables it [default: 7379].
+    #[arg(long)]
+    pub(crate) zmq_port: Option<u16>,
+    /// Largest ZeroMQ request message in bytes; larger ones are refused with an error
+    /// [default: 67108864 (64 MiB)].
+    #[arg(long, value_name = "BYTES")]
+    pub(crate) zmq_message_max: Option<u64>,
 }
 
 /// The settings in a TOML config file; every key is optional.
@@ -60,7 +68,12 @@ pub(crate) struct FileConfig {
     pub(crate) idle_timeout: Option<u64>,
     pub(crate) requirepass: Option<String>,
     pub(crate) block_cache_mb: Option<u64>,
+    pub(crate) zmq_port: Option<u16>,
+    pub(crate) zmq_message_max: Option<u64>,
 }
+
+/// Default ZeroMQ client port.
+pub(crate) const ZMQ_PORT_DEFAULT: u16 = 7379;
 
 /// The resolved configuration.
 #[derive(Debug, Clone)]
@@ -73,6 +86,9 @@ pub(crate) struct Config {
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) requirepass: Option<String>,
     pub(crate) block_cache_mb: u64,
+    /// `None`: no ZeroMQ endpoint.
+    pub(crate) zmq_port: Option<u16>,
+    pub(crate) zmq_message_max: usize,
     pub(crate) config_file: Option<PathBuf>,
 }
 
@@ -108,6 +124,15 @@ impl Config {
                 .or(file.requirepass)
                 .filter(|p| !p.is_empty()),
             block_cache_mb: flags.block_cache_mb.or(file.block_cache_mb).unwrap_or(256),
+            zmq_port: Some(flags.zmq_port.or(file.zmq_port).unwrap_or(ZMQ_PORT_DEFAULT))
+                .filter(|&p| p != 0),
+            zmq_message_max: usize::try_from(
+                flags
+                    .zmq_message_max
+                    .or(file.zmq_message_max)
+                    .unwrap_or(tickdb_io::zmq::MESSAGE_MAX_DEFAULT as u64),
+            )
+            .context("zmq_message_max does not fit this machine's address space")?,
             config_file: flags.config,
         };
         anyhow::ensure!(
@@ -146,6 +171,8 @@ impl Config {
             ("databases".into(), "1".into()),
             ("node-id".into(), self.node_id.clone()),
             ("block-cache-mb".into(), self.block_cache_mb.to_string()),
+            ("zmq-port".into(), self.zmq_port.unwrap_or(0).to_string()),
+            ("zmq-message-max".into(), self.zmq_message_max.to_string()),
         ]
     }
 }
@@ -183,6 +210,20 @@ mod tests {
         assert_eq!(c.idle_timeout, None);
         assert_eq!(c.node_id, "node-7001");
         assert_eq!(c.max_connections, 10_000);
+        assert_eq!(c.zmq_port, Some(ZMQ_PORT_DEFAULT));
+        std::fs::write(&path, "zmq_port = 0\nzmq_message_max = 1024\n").unwrap();
+        let flags = Flags::parse_from(["tickdb", "--config", path.to_str().unwrap()]);
+        let c = Config::load(flags).unwrap();
+        assert_eq!(c.zmq_port, None);
+        assert_eq!(c.zmq_message_max, 1024);
+        let flags = Flags::parse_from([
+            "tickdb",
+            "--config",
+            path.to_str().unwrap(),
+            "--zmq-port",
+            "7400",
+        ]);
+        assert_eq!(Config::load(flags).unwrap().zmq_port, Some(7400));
         std::fs::write(&path, "prot = 1\n").unwrap();
         let flags = Flags::parse_from(["tickdb", "--config", path.to_str().unwrap()]);
         let err = format!("{:#}", Config::load(flags).unwrap_err());

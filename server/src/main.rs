@@ -13,6 +13,7 @@ use clap::Parser as _;
 use tickdb_core::node::{Node, NodeConfig};
 use tickdb_io::{RocksOptions, RocksStore};
 use tickdb_io::tcp::{self, TcpConfig};
+use tickdb_io::zmq::{self, ZmqConfig};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
@@ -49,6 +50,13 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let store = RocksStore::open(&db_path, options)
         .with_context(|| format!("opening the store in {}", db_path.display()))?;
 
+    // ZeroMQ first: once TCP accepts (what scripts wait for), every endpoint is up.
+    let zmq_socket = match config.zmq_port {
+        Some(port) => Some(zmq::bind(SocketAddr::new(config.bind_addr, port)).await?),
+        None => None,
+    };
+    let zmq_local = zmq_socket.as_ref().map(|(_, local)| *local);
+
     let addr = SocketAddr::new(config.bind_addr, config.port);
     let listener = TcpListener::bind(addr)
         .await
@@ -64,6 +72,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
         server_info: vec![
             ("process_id".into(), std::process::id().to_string()),
             ("tcp_port".into(), local.port().to_string()),
+            (
+                "zmq_port".into(),
+                zmq_local.map_or(0, |a| a.port()).to_string(),
+            ),
             (
                 "executable".into(),
                 std::env::current_exe()
@@ -95,9 +107,24 @@ async fn run(config: Config) -> anyhow::Result<()> {
         idle_timeout: config.idle_timeout,
         ..TcpConfig::default()
     };
+    let zmq_task = zmq_socket.map(|(socket, _)| {
+        let zmq_config = ZmqConfig {
+            idle_timeout: config.idle_timeout,
+            message_max: config.zmq_message_max,
+            ..ZmqConfig::default()
+        };
+        tokio::spawn(zmq::serve(
+            socket,
+            handle.clone(),
+            zmq_config,
+            stop_rx.clone(),
+            done_tx.clone(),
+        ))
+    });
     let tcp_task = tokio::spawn(tcp::serve(listener, handle, tcp_config, stop_rx, done_tx));
     tracing::info!(
         %local,
+        zmq = %zmq_local.map_or_else(|| "off".to_string(), |a| format!("tcp://{a}")),
         data_dir = %config.data_dir.display(),
         node_id = %config.node_id,
         version = env!("CARGO_PKG_VERSION"),
@@ -111,6 +138,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
     );
     let _ = stop_tx.send(true);
     let _ = tcp_task.await;
+    if let Some(task) = zmq_task {
+        let _ = task.await;
+    }
     let node = node_task.await.context("node task panicked")?;
     if tokio::time::timeout(SHUTDOWN_GRACE, done_rx.recv())
         .await

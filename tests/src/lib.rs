@@ -3,6 +3,8 @@
 //! The binary is found next to the test executable's `deps/` folder (the same target
 //! directory), or at `$TICKDB_BIN`. `make test` builds it first.
 
+pub mod zmq;
+
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
