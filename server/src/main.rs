@@ -11,9 +11,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Parser as _;
 use tickdb_core::node::{Node, NodeConfig};
-use tickdb_io::{RocksOptions, RocksStore};
 use tickdb_io::tcp::{self, TcpConfig};
 use tickdb_io::zmq::{self, ZmqConfig};
+use tickdb_io::{RocksOptions, RocksStore};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 

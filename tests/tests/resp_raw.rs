@@ -66,7 +66,10 @@ fn bad_input_gets_redis_errors_and_other_clients_are_unaffected() {
 
     let cases: &[(&[u8], &str)] = &[
         (b"*abc\r\n", "ERR Protocol error: invalid multibulk length"),
-        (b"*99999999\r\n", "ERR Protocol error: invalid multibulk length"),
+        (
+            b"*99999999\r\n",
+            "ERR Protocol error: invalid multibulk length",
+        ),
         (b"*1\r\n$-3\r\n", "ERR Protocol error: invalid bulk length"),
         (
             b"*1\r\n$999999999999\r\n",
