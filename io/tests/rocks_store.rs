@@ -345,7 +345,9 @@ mod model {
         vec![b'k', k]
     }
 
-    fn all(store: &impl StoreRead) -> Vec<(Space, Vec<(Vec<u8>, Vec<u8>)>)> {
+    type Contents = Vec<(Space, Vec<tickdb_core::store::KeyValue>)>;
+
+    fn all(store: &impl StoreRead) -> Contents {
         Space::ALL
             .iter()
             .map(|&s| {
