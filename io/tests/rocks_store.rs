@@ -298,6 +298,17 @@ fn sync_cost() {
         pct(&mut sync_us, 1.0),
         dir.path().display()
     );
+    // A snapshot is a checkpoint (memtable flush + hard links + read-only open): how much?
+    let mut snap_us: Vec<f64> = (0..20)
+        .map(|_| {
+            let t = Instant::now();
+            let snap = s.snapshot().unwrap();
+            let us = t.elapsed().as_secs_f64() * 1e6;
+            drop(snap);
+            us
+        })
+        .collect();
+    println!("snapshot: median {:.0} us over 20", pct(&mut snap_us, 0.5));
 }
 
 mod model {
