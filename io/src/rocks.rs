@@ -272,7 +272,8 @@ impl Store for RocksStore {
     /// needs `Send + 'static` (a snapshot is streamed to a follower while the node keeps
     /// writing), and the crate offers no owned snapshot. Holding the `DB` and a snapshot of it
     /// in one struct would need `unsafe`, which the workspace forbids; a thread that owns both
-    /// and serves reads over channels cannot serve two interleaved scans without deadlocking.
+    /// and streams reads over channels would need one thread per open scan (two interleaved
+    /// scans on one serving thread deadlock).
     /// A checkpoint costs a memtable flush (small L0 files) and an open of the copy, which is
     /// fine for the rare InstallSnapshot/compaction use; it must not be used per request.
     fn snapshot(&self) -> Result<RocksSnapshot, StoreError> {

@@ -42,6 +42,16 @@ async fn cluster(ids: &[u64]) -> (BTreeMap<u64, SocketAddr>, Vec<(Mesh, MeshRece
     (addrs, meshes)
 }
 
+/// Waits (bounded) until `check` holds for the mesh's stats; the monitor tasks that count
+/// connections run asynchronously.
+async fn eventually(mesh: &Mesh, what: &str, check: impl Fn(&tickdb_io::MeshStats) -> bool) {
+    let started = Instant::now();
+    while !check(&mesh.stats()) {
+        assert!(started.elapsed() < SOON, "{what}: {:?}", mesh.stats());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 async fn recv(rx: &mut MeshReceiver) -> (u64, Vec<u8>) {
     timeout(SOON, rx.recv())
         .await
@@ -51,7 +61,7 @@ async fn recv(rx: &mut MeshReceiver) -> (u64, Vec<u8>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn addressed_messages_reach_only_their_recipient_with_sender() {
-    const PER_PAIR: u64 = 20;
+    const PER_PAIR: u64 = 500;
     let ids = [1u64, 2, 3];
     let (_, mut meshes) = cluster(&ids).await;
     for (mesh, _) in &meshes {
@@ -90,6 +100,10 @@ async fn addressed_messages_reach_only_their_recipient_with_sender() {
             assert!(link.bytes_out > 0 && link.bytes_in > 0);
         }
         assert_eq!(stats.rejected_in, 0);
+        eventually(mesh, "one inbound connection per peer", |s| {
+            s.links.values().all(|l| l.inbound_connections == 1)
+        })
+        .await;
     }
 }
 
@@ -140,6 +154,10 @@ async fn messages_flow_again_after_a_peer_restarts_on_the_same_port() {
     let link = &a.stats().links[&2];
     assert!(link.connects >= 2, "A reconnected: {link:?}");
     assert!(link.outbound_connected);
+    eventually(&a, "B's new connection to A", |s| {
+        s.links[&2].inbound_connections == 1
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -298,4 +298,124 @@ fn sync_cost() {
         pct(&mut sync_us, 1.0),
         dir.path().display()
     );
+    // A snapshot is a checkpoint (memtable flush + hard links + read-only open): how much?
+    let mut snap_us: Vec<f64> = (0..20)
+        .map(|_| {
+            let t = Instant::now();
+            let snap = s.snapshot().unwrap();
+            let us = t.elapsed().as_secs_f64() * 1e6;
+            drop(snap);
+            us
+        })
+        .collect();
+    println!("snapshot: median {:.0} us over 20", pct(&mut snap_us, 0.5));
+}
+
+mod model {
+    //! RocksStore against core's MemStore as the model: random batches, scans in both
+    //! directions, snapshots, and sync-then-reopen.
+
+    use super::*;
+    use proptest::prelude::*;
+    use tickdb_core::store::MemStore;
+
+    #[derive(Clone, Debug)]
+    enum Step {
+        Put(Space, u8, u8),
+        Delete(Space, u8),
+        DeleteRange(Space, u8, u8),
+        /// Ends the current batch.
+        Commit,
+        Scan(Space, u8, Option<u8>, bool),
+        /// Sync, drop, reopen: everything synced must be back.
+        Reopen,
+        /// A snapshot compared with the model's snapshot after a few more writes.
+        Snapshot,
+    }
+
+    fn space() -> impl Strategy<Value = Space> {
+        prop::sample::select(Space::ALL.to_vec())
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        // Small key alphabet so ranges, overwrites and deletes collide often.
+        let k = 0u8..16;
+        prop_oneof![
+            4 => (space(), k.clone(), any::<u8>()).prop_map(|(s, k, v)| Step::Put(s, k, v)),
+            2 => (space(), k.clone()).prop_map(|(s, k)| Step::Delete(s, k)),
+            1 => (space(), k.clone(), k.clone()).prop_map(|(s, a, b)| Step::DeleteRange(s, a, b)),
+            3 => Just(Step::Commit),
+            2 => (space(), k.clone(), prop::option::of(k), any::<bool>())
+                .prop_map(|(s, a, b, r)| Step::Scan(s, a, b, r)),
+            1 => Just(Step::Reopen),
+            1 => Just(Step::Snapshot),
+        ]
+    }
+
+    fn key(k: u8) -> Vec<u8> {
+        vec![b'k', k]
+    }
+
+    type Contents = Vec<(Space, Vec<tickdb_core::store::KeyValue>)>;
+
+    fn all(store: &impl StoreRead) -> Contents {
+        Space::ALL
+            .iter()
+            .map(|&s| {
+                (
+                    s,
+                    store
+                        .scan(s, b"", None, false)
+                        .map(|kv| kv.unwrap())
+                        .collect(),
+                )
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        #[test]
+        fn rocks_store_matches_the_model(steps in prop::collection::vec(step(), 1..60)) {
+            let dir = tempfile::tempdir().unwrap();
+            let mut rocks = open(dir.path());
+            let mut model = MemStore::new();
+            let mut batch = WriteBatch::new();
+            let mut snaps = Vec::new();
+            for step in steps {
+                match step {
+                    Step::Put(s, k, v) => batch.put(s, key(k), vec![v]),
+                    Step::Delete(s, k) => batch.delete(s, key(k)),
+                    Step::DeleteRange(s, a, b) => batch.delete_range(s, key(a), key(b)),
+                    Step::Commit => {
+                        let b = std::mem::take(&mut batch);
+                        rocks.write(b.clone()).unwrap();
+                        model.write(b).unwrap();
+                    }
+                    Step::Scan(s, a, b, rev) => {
+                        let (a, b) = (key(a), b.map(key));
+                        let got: Vec<_> =
+                            rocks.scan(s, &a, b.as_deref(), rev).map(|kv| kv.unwrap()).collect();
+                        let want: Vec<_> =
+                            model.scan(s, &a, b.as_deref(), rev).map(|kv| kv.unwrap()).collect();
+                        prop_assert_eq!(got, want);
+                    }
+                    Step::Reopen => {
+                        rocks.sync().unwrap();
+                        model.sync().unwrap();
+                        snaps.clear();
+                        drop(rocks);
+                        rocks = open(dir.path());
+                        prop_assert_eq!(all(&rocks), all(&model));
+                    }
+                    Step::Snapshot => snaps.push((rocks.snapshot().unwrap(), model.snapshot().unwrap())),
+                }
+                for (r, m) in &snaps {
+                    prop_assert_eq!(all(r), all(m));
+                }
+            }
+            prop_assert_eq!(all(&rocks), all(&model));
+        }
+    }
 }
