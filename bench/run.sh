@@ -24,16 +24,17 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 1 300); do redis-cli -p "$1" PING >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "port $1 did not come up" >&2; exit 1; }
 
+# Each starter sets $port (no command substitution: its subshell would run the EXIT trap).
 start_tickdb() {
-  local port; port=$(free_port)
-  RUST_LOG=warn "$BIN" --port "$port" --data-dir "$work/tickdb-$port" 2>"$work/tickdb-$port.log" &
-  pids+=($!); wait_port "$port"; echo "$port"
+  port=$(free_port)
+  RUST_LOG=warn "$BIN" --port "$port" --zmq-port 0 --data-dir "$work/tickdb-$port" 2>"$work/tickdb-$port.log" &
+  pids+=($!); wait_port "$port"
 }
 start_redis() {
-  local port; port=$(free_port); mkdir -p "$work/redis-$port"
+  port=$(free_port); mkdir -p "$work/redis-$port"
   redis-server --port "$port" --bind 127.0.0.1 --dir "$work/redis-$port" --save '' \
     --appendonly yes --appendfsync "$1" --daemonize no --logfile "$work/redis-$port.log" &
-  pids+=($!); wait_port "$port"; echo "$port"
+  pids+=($!); wait_port "$port"
 }
 
 # bench PORT P -> lines "test,rps"
@@ -43,9 +44,9 @@ bench() {
     | tail -n +2 | tr -d '"' | cut -d, -f1,2
 }
 
-tickdb=$(start_tickdb)
-always=$(start_redis always)
-everysec=$(start_redis everysec)
+start_tickdb; tickdb=$port
+start_redis always; always=$port
+start_redis everysec; everysec=$port
 
 echo "| test | -P | tickdb req/s | redis always req/s | redis everysec req/s | tickdb / always | tickdb / everysec |"
 echo "| --- | --- | --- | --- | --- | --- | --- |"

@@ -167,3 +167,17 @@ fn requirepass_protects_the_server() {
     assert_eq!(c.call(&["AUTH", "hunter2"]), Frame::ok());
     assert_eq!(c.call(&["SET", "a", "1"]), Frame::ok());
 }
+
+#[test]
+fn idle_clients_are_disconnected_and_active_ones_are_not() {
+    let server = Server::start(&["--idle-timeout", "1"]);
+    let mut idle = server.client();
+    let mut active = server.client();
+    assert_eq!(idle.call(&["PING"]), Frame::simple("PONG"));
+    for _ in 0..6 {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert_eq!(active.call(&["PING"]), Frame::simple("PONG"));
+    }
+    assert!(idle.is_closed(), "a client silent for longer than --idle-timeout is closed");
+    assert_eq!(active.call(&["PING"]), Frame::simple("PONG"));
+}
