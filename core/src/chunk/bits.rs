@@ -1,0 +1,402 @@
+//! MSB-first bit streams and the integer codes the chunk encodings share.
+//!
+//! The writer cannot fail. The reader never panics and never reads past its slice: running out
+//! of bits is [`ChunkError::Truncated`]. Exp-Golomb codes carry their own length, so a corrupt
+//! length prefix is [`ChunkError::BadExpGolomb`], not an overlong read.
+
+use super::ChunkError;
+
+/// The largest Exp-Golomb order a chunk may declare: the order is stored in six bits.
+pub(super) const MAX_EXP_GOLOMB_ORDER: u32 = 63;
+
+/// Appends bits most-significant first to a byte vector.
+#[derive(Debug, Default)]
+pub(super) struct BitWriter {
+    out: Vec<u8>,
+    /// Pending bits, right-aligned; fewer than eight between calls.
+    acc: u64,
+    pending: u32,
+}
+
+impl BitWriter {
+    /// A writer that appends to `out` (which already holds the chunk header).
+    pub(super) fn new(out: Vec<u8>) -> Self {
+        Self {
+            out,
+            acc: 0,
+            pending: 0,
+        }
+    }
+
+    /// Writes the low `n` bits of `value`, most significant first.
+    pub(super) fn write_bits(&mut self, value: u64, n: u32) {
+        assert!(n <= 64);
+        assert!(n == 64 || value >> n == 0, "value wider than {n} bits");
+        if n > 32 {
+            self.write_bits(value >> 32, n - 32);
+            self.write_bits(value & 0xFFFF_FFFF, 32);
+            return;
+        }
+        if n == 0 {
+            return;
+        }
+        // pending < 8 and n <= 32, so the shift keeps every bit.
+        self.acc = (self.acc << n) | value;
+        self.pending += n;
+        while self.pending >= 8 {
+            self.pending -= 8;
+            // Truncation to the byte just completed is the point.
+            self.out.push((self.acc >> self.pending) as u8);
+        }
+        self.acc &= (1u64 << self.pending) - 1;
+    }
+
+    pub(super) fn write_bit(&mut self, bit: bool) {
+        self.write_bits(u64::from(bit), 1);
+    }
+
+    /// Writes `u` as an Exp-Golomb code of order `k`: `z` zero bits, then `u + 2^k` in `z + k + 1`
+    /// bits. Every `u64` is representable; the longest code is 129 bits.
+    pub(super) fn write_exp_golomb(&mut self, u: u64, k: u32) {
+        assert!(k <= MAX_EXP_GOLOMB_ORDER);
+        let x = u128::from(u) + (1u128 << k);
+        let width = 128 - x.leading_zeros(); // in k+1..=65
+        let zeros = width - 1 - k;
+        self.write_bits(0, zeros);
+        if width > 64 {
+            self.write_bits(1, width - 64);
+        }
+        // Truncation to the low 64 bits is the point: the bit above was just written.
+        self.write_bits(x as u64 & low_mask(width.min(64)), width.min(64));
+    }
+
+    /// Pads the last byte with zero bits and returns the bytes.
+    pub(super) fn finish(mut self) -> Vec<u8> {
+        if self.pending > 0 {
+            let pad = 8 - self.pending;
+            self.write_bits(0, pad);
+        }
+        assert_eq!(self.pending, 0);
+        self.out
+    }
+}
+
+/// The number of bits [`BitWriter::write_exp_golomb`] spends on `u` at order `k`.
+pub(super) fn exp_golomb_len(u: u64, k: u32) -> u64 {
+    debug_assert!(k <= MAX_EXP_GOLOMB_ORDER);
+    let x = u128::from(u) + (1u128 << k);
+    let width = u64::from(128 - x.leading_zeros());
+    2 * width - 1 - u64::from(k)
+}
+
+/// The Exp-Golomb order with the fewest total bits for `values`.
+///
+/// Computes the exact cost at every order from a histogram of bit widths: for `u` of width
+/// `w > k`, `u + 2^k` has width `w` or `w + 1`, and the histogram keeps enough to tell which
+/// only approximately, so the histogram picks candidates and an exact pass decides among them.
+pub(super) fn best_exp_golomb_order(values: &[u64]) -> (u32, u64) {
+    let mut widths = [0u64; 65];
+    for &u in values {
+        widths[(64 - u.leading_zeros()) as usize] += 1;
+    }
+    // Approximate cost: width of u + 2^k taken as max(w, k + 1).
+    let approx = |k: u32| -> u64 {
+        widths
+            .iter()
+            .enumerate()
+            .map(|(w, &count)| {
+                let width = (w as u64).max(u64::from(k) + 1);
+                count * (2 * width - 1 - u64::from(k))
+            })
+            .sum()
+    };
+    let guess = (0..=MAX_EXP_GOLOMB_ORDER)
+        .min_by_key(|&k| approx(k))
+        .unwrap_or(0);
+    let lo = guess.saturating_sub(1);
+    let hi = (guess + 1).min(MAX_EXP_GOLOMB_ORDER);
+    let mut best = (lo, u64::MAX);
+    for k in lo..=hi {
+        let cost = values.iter().map(|&u| exp_golomb_len(u, k)).sum();
+        if cost < best.1 {
+            best = (k, cost);
+        }
+    }
+    best
+}
+
+fn low_mask(n: u32) -> u64 {
+    if n >= 64 { u64::MAX } else { (1u64 << n) - 1 }
+}
+
+/// Maps signed to unsigned so small magnitudes of either sign get small codes.
+pub(super) fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+pub(super) fn unzigzag(u: u64) -> i64 {
+    ((u >> 1) as i64) ^ -((u & 1) as i64)
+}
+
+/// Reads bits most-significant first from a byte slice.
+#[derive(Debug)]
+pub(super) struct BitReader<'a> {
+    bytes: &'a [u8],
+    /// Index of the next byte to load into `acc`.
+    next: usize,
+    /// Loaded bits, left-aligned.
+    acc: u64,
+    avail: u32,
+}
+
+impl<'a> BitReader<'a> {
+    pub(super) fn new(bytes: &'a [u8]) -> Self {
+        Self {
+            bytes,
+            next: 0,
+            acc: 0,
+            avail: 0,
+        }
+    }
+
+    /// Tops `acc` up to at least 57 bits, or to the end of the input.
+    fn refill(&mut self) {
+        if let Some(chunk) = self.bytes.get(self.next..self.next + 8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            let word = u64::from_be_bytes(word);
+            // Take as many whole bytes as fit.
+            let take = (64 - self.avail) / 8;
+            if take == 0 {
+                return;
+            }
+            let bits = take * 8;
+            let fresh = if bits == 64 { word } else { word >> (64 - bits) };
+            // 0 < bits <= 64 - avail, so the shift is below 64.
+            self.acc |= fresh << (64 - self.avail - bits);
+            self.avail += bits;
+            self.next += take as usize;
+            return;
+        }
+        while self.avail <= 56 {
+            let Some(&byte) = self.bytes.get(self.next) else {
+                return;
+            };
+            self.acc |= u64::from(byte) << (56 - self.avail);
+            self.avail += 8;
+            self.next += 1;
+        }
+    }
+
+    /// Reads `n <= 64` bits as an unsigned integer.
+    pub(super) fn read_bits(&mut self, n: u32) -> Result<u64, ChunkError> {
+        assert!(n <= 64);
+        if n > 56 {
+            let hi = self.read_bits(n - 32)?;
+            let lo = self.read_bits(32)?;
+            return Ok((hi << 32) | lo);
+        }
+        if n == 0 {
+            return Ok(0);
+        }
+        if self.avail < n {
+            self.refill();
+            if self.avail < n {
+                return Err(ChunkError::Truncated);
+            }
+        }
+        let value = self.acc >> (64 - n);
+        self.acc <<= n;
+        self.avail -= n;
+        Ok(value)
+    }
+
+    pub(super) fn read_bit(&mut self) -> Result<bool, ChunkError> {
+        Ok(self.read_bits(1)? == 1)
+    }
+
+    /// Counts zero bits up to and including the first one bit; fails past `max` zeros.
+    fn read_zeros(&mut self, max: u32) -> Result<u32, ChunkError> {
+        let mut zeros = 0;
+        loop {
+            if self.avail == 0 {
+                self.refill();
+                if self.avail == 0 {
+                    return Err(ChunkError::Truncated);
+                }
+            }
+            // Bits beyond `avail` are zero, so cap the count at what is loaded.
+            let run = self.acc.leading_zeros().min(self.avail);
+            zeros += run;
+            if zeros > max {
+                return Err(ChunkError::BadExpGolomb);
+            }
+            if run < self.avail {
+                // Consume the zeros and the terminating one bit.
+                self.acc = self.acc.checked_shl(run + 1).unwrap_or(0);
+                self.avail -= run + 1;
+                return Ok(zeros);
+            }
+            self.acc = 0;
+            self.avail = 0;
+        }
+    }
+
+    /// Reads an Exp-Golomb code of order `k` written by [`BitWriter::write_exp_golomb`].
+    pub(super) fn read_exp_golomb(&mut self, k: u32) -> Result<u64, ChunkError> {
+        debug_assert!(k <= MAX_EXP_GOLOMB_ORDER);
+        // Width of u + 2^k is at most 65 bits for any u64.
+        let zeros = self.read_zeros(65 - 1 - k)?;
+        let rest = zeros + k; // bits after the leading one, at most 64
+        let low = self.read_bits(rest)?;
+        let x = (1u128 << rest) | u128::from(low);
+        let u = x - (1u128 << k);
+        u64::try_from(u).map_err(|_| ChunkError::BadExpGolomb)
+    }
+
+    /// Bits consumed so far.
+    pub(super) fn position_bits(&self) -> u64 {
+        self.next as u64 * 8 - u64::from(self.avail)
+    }
+
+    /// Checks that only zero padding up to the next byte boundary remains.
+    pub(super) fn finish(mut self) -> Result<(), ChunkError> {
+        let pad = (8 - self.position_bits() % 8) % 8;
+        // pad < 8, so the cast cannot truncate.
+        if self.read_bits(pad as u32)? != 0 {
+            return Err(ChunkError::NonZeroPadding);
+        }
+        let consumed = self.position_bits() / 8;
+        let extra = self.bytes.len() as u64 - consumed;
+        if extra != 0 {
+            return Err(ChunkError::TrailingBytes { extra });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn bits_round_trip_across_byte_boundaries() {
+        let mut w = BitWriter::new(vec![0xAA]);
+        w.write_bits(0b101, 3);
+        w.write_bits(u64::MAX, 64);
+        w.write_bits(0, 0);
+        w.write_bit(true);
+        w.write_bits(0x1234_5678_9ABC, 48);
+        let bytes = w.finish();
+        assert_eq!(bytes[0], 0xAA);
+        // 3 + 64 + 1 + 48 = 116 bits -> 15 bytes after the prefix byte.
+        assert_eq!(bytes.len(), 1 + 15);
+        let mut r = BitReader::new(&bytes[1..]);
+        assert_eq!(r.read_bits(3), Ok(0b101));
+        assert_eq!(r.read_bits(64), Ok(u64::MAX));
+        assert_eq!(r.read_bit(), Ok(true));
+        assert_eq!(r.read_bits(48), Ok(0x1234_5678_9ABC));
+        assert_eq!(r.position_bits(), 116);
+        assert_eq!(r.finish(), Ok(()));
+    }
+
+    #[test]
+    fn reader_reports_truncation_and_padding() {
+        let mut r = BitReader::new(&[0xFF]);
+        assert_eq!(r.read_bits(9), Err(ChunkError::Truncated));
+        let mut r = BitReader::new(&[0b1000_0001]);
+        assert_eq!(r.read_bit(), Ok(true));
+        assert_eq!(r.finish(), Err(ChunkError::NonZeroPadding));
+        let mut r = BitReader::new(&[0b1000_0000, 0]);
+        assert_eq!(r.read_bit(), Ok(true));
+        assert_eq!(r.finish(), Err(ChunkError::TrailingBytes { extra: 1 }));
+        assert_eq!(BitReader::new(&[]).read_bit(), Err(ChunkError::Truncated));
+    }
+
+    #[test]
+    fn exp_golomb_known_codes() {
+        // Order 0: 0 -> "1", 1 -> "010", 2 -> "011", 3 -> "00100".
+        let mut w = BitWriter::new(Vec::new());
+        for u in [0, 1, 2, 3] {
+            w.write_exp_golomb(u, 0);
+        }
+        assert_eq!(w.finish(), vec![0b1010_0110, 0b0100_0000]);
+        assert_eq!(exp_golomb_len(0, 0), 1);
+        assert_eq!(exp_golomb_len(3, 0), 5);
+        assert_eq!(exp_golomb_len(u64::MAX, 0), 129);
+        assert_eq!(exp_golomb_len(u64::MAX, 63), 66);
+    }
+
+    #[test]
+    fn exp_golomb_rejects_overlong_zero_run() {
+        // 66 zero bits then a one: wider than any u64 at order 0.
+        let mut bytes = vec![0u8; 8];
+        bytes.push(0b0010_0000);
+        bytes.extend_from_slice(&[0xFF; 9]);
+        let mut r = BitReader::new(&bytes);
+        assert_eq!(r.read_exp_golomb(0), Err(ChunkError::BadExpGolomb));
+        // 64 zeros, then 65 ones: 2^65 - 1 - 1 overflows u64.
+        let mut w = BitWriter::new(Vec::new());
+        w.write_bits(0, 64);
+        w.write_bits(u64::MAX, 64);
+        w.write_bit(true);
+        let bytes = w.finish();
+        assert_eq!(
+            BitReader::new(&bytes).read_exp_golomb(0),
+            Err(ChunkError::BadExpGolomb)
+        );
+    }
+
+    #[test]
+    fn zigzag_extremes() {
+        for v in [0, -1, 1, i64::MIN, i64::MAX] {
+            assert_eq!(unzigzag(zigzag(v)), v);
+        }
+        assert_eq!(zigzag(-1), 1);
+        assert_eq!(zigzag(1), 2);
+        assert_eq!(zigzag(i64::MIN), u64::MAX);
+    }
+
+    #[test]
+    fn best_order_matches_exhaustive_search() {
+        let values: Vec<u64> = (0..500u64).map(|i| (i * 7919) % 300).collect();
+        let (k, cost) = best_exp_golomb_order(&values);
+        let exhaustive = (0..=MAX_EXP_GOLOMB_ORDER)
+            .map(|k| values.iter().map(|&u| exp_golomb_len(u, k)).sum::<u64>())
+            .min();
+        assert_eq!(Some(cost), exhaustive);
+        assert_eq!(cost, values.iter().map(|&u| exp_golomb_len(u, k)).sum::<u64>());
+    }
+
+    proptest! {
+        #[test]
+        fn mixed_fields_round_trip(
+            fields in proptest::collection::vec((any::<u64>(), 0u32..=64, 0u32..=63, any::<bool>()), 0..200)
+        ) {
+            let mut w = BitWriter::new(Vec::new());
+            let mut expected_bits = 0u64;
+            for &(v, n, k, golomb) in &fields {
+                if golomb {
+                    w.write_exp_golomb(v, k);
+                    expected_bits += exp_golomb_len(v, k);
+                } else {
+                    w.write_bits(v & low_mask(n), n);
+                    expected_bits += u64::from(n);
+                }
+            }
+            let bytes = w.finish();
+            prop_assert_eq!(bytes.len() as u64, expected_bits.div_ceil(8));
+            let mut r = BitReader::new(&bytes);
+            for &(v, n, k, golomb) in &fields {
+                if golomb {
+                    prop_assert_eq!(r.read_exp_golomb(k), Ok(v));
+                } else {
+                    prop_assert_eq!(r.read_bits(n), Ok(v & low_mask(n)));
+                }
+            }
+            prop_assert_eq!(r.position_bits(), expected_bits);
+            prop_assert_eq!(r.finish(), Ok(()));
+        }
+    }
+}
