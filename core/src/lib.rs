@@ -14,5 +14,6 @@ pub mod node;
 pub mod resp;
 pub mod store;
 mod time;
+pub mod ts;
 
 pub use time::{Instant, UnixMillis};
