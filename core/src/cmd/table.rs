@@ -550,12 +550,12 @@ pub static COMMANDS: &[CommandSpec] = &[
     ),
     spec(
         "ts.querylabels",
-        -1,
+        -2,
         R_SLOW,
         NO_KEYS,
         "timeseries",
         "0.1.0",
-        "Lists the label names in use, or the values of one label (tickdb).",
+        "Lists the label names, or the values of one label, of the series matching a filter.",
     ),
     spec(
         "ts.range",

@@ -175,8 +175,13 @@ pub enum TsRead {
     Info {
         key: Bytes,
     },
-    /// `TS.QUERYLABELS` (label names) or `TS.QUERYLABELS label` (its values).
-    QueryLabels(Option<Bytes>),
+    /// `TS.QUERYLABELS LABELS [FILTER ...]` (label names, `label: None`) or
+    /// `TS.QUERYLABELS VALUES label [FILTER ...]` (that label's values); without FILTER over
+    /// every indexed series.
+    QueryLabels {
+        label: Option<Bytes>,
+        filter: Option<Vec<Bytes>>,
+    },
     /// `TSDB_GET key from to`.
     SeedGet {
         key: Bytes,
@@ -253,7 +258,7 @@ pub fn parse(name: &str, a: &[Bytes]) -> Result<Command, CommandError> {
             Some(d) if is(d, "DEBUG") && a.len() == 3 => r(TsRead::Info { key: a[1].clone() }),
             Some(_) => Err(CommandError::Syntax),
         },
-        "ts.querylabels" => r(TsRead::QueryLabels(a.get(1).cloned())),
+        "ts.querylabels" => parse_querylabels(a).and_then(r),
         "tsdb_get" => r(TsRead::SeedGet {
             key: a[1].clone(),
             from: range_ts(&a[2], 0)?,
@@ -695,6 +700,22 @@ fn label_sel(a: &[Bytes], pos: &mut usize) -> Result<LabelSel, CommandError> {
         }
     }
     Ok(sel)
+}
+
+fn parse_querylabels(a: &[Bytes]) -> Result<TsRead, CommandError> {
+    let (label, rest) = if is(&a[1], "LABELS") {
+        (None, 2)
+    } else if is(&a[1], "VALUES") && a.len() >= 3 {
+        (Some(a[2].clone()), 3)
+    } else {
+        return Err(CommandError::Syntax);
+    };
+    let filter = match a.get(rest) {
+        None => None,
+        Some(f) if is(f, "FILTER") => Some(filter_exprs(&a[rest + 1..])?),
+        Some(_) => return Err(CommandError::Syntax),
+    };
+    Ok(TsRead::QueryLabels { label, filter })
 }
 
 fn parse_mget(a: &[Bytes]) -> Result<TsRead, CommandError> {

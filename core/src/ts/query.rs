@@ -89,9 +89,29 @@ fn run(r: &impl StoreRead, cmd: &TsRead, p: Protocol) -> Result<Frame, TsError> 
             let meta = existing(r, key)?;
             info(r, &meta, p)
         }
-        TsRead::QueryLabels(label) => {
-            let found = index::label_values(r, label.as_deref())?;
-            Ok(Frame::Array(found.into_iter().map(Frame::Bulk).collect()))
+        TsRead::QueryLabels { label, filter } => {
+            let found = match filter {
+                None => index::label_values(r, label.as_deref())?,
+                Some(f) => {
+                    let selected = index::select(r, f)?.map_err(TsError::Command)?;
+                    let mut set = std::collections::BTreeSet::new();
+                    for (_, meta) in selected {
+                        for (n, v) in meta.labels {
+                            match label {
+                                None => set.insert(n),
+                                Some(l) if *l == n => set.insert(v),
+                                Some(_) => false,
+                            };
+                        }
+                    }
+                    set.into_iter().collect()
+                }
+            };
+            let items = found.into_iter().map(Frame::Bulk).collect();
+            Ok(match p {
+                Protocol::Resp3 => Frame::Set(items),
+                Protocol::Resp2 => Frame::Array(items),
+            })
         }
         TsRead::SeedGet { key, from, to } => {
             let Some(meta) = lookup(r, key)? else {

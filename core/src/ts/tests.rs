@@ -424,13 +424,22 @@ fn multi_series_queries_and_label_discovery() {
     };
     assert_eq!(parts[2], arr(vec![s(1, 11.0), s(2, 33.0)]));
     assert_eq!(
-        h.run("TS.QUERYLABELS"),
-        arr(vec![bulk("sym"), bulk("type")])
+        h.run("TS.QUERYLABELS LABELS"),
+        Frame::Set(vec![bulk("sym"), bulk("type")])
     );
     assert_eq!(
-        h.run("TS.QUERYLABELS type"),
-        arr(vec![bulk("fx"), bulk("stock")])
+        h.run("TS.QUERYLABELS VALUES type"),
+        Frame::Set(vec![bulk("fx"), bulk("stock")])
     );
+    assert_eq!(
+        h.run("TS.QUERYLABELS VALUES sym FILTER type=stock sym!=B"),
+        Frame::Set(vec![bulk("A")])
+    );
+    assert_eq!(
+        h.run("TS.QUERYLABELS LABELS FILTER type=fx"),
+        Frame::Set(vec![bulk("type")])
+    );
+    assert_eq!(h.run("TS.QUERYLABELS NAMES"), err("ERR syntax error"));
     assert_eq!(h.run("TS.MDEL 2 2 FILTER type=stock"), int(2));
     assert_eq!(h.run("TS.GET a"), s(1, 1.0));
     // Re-labelling moves index entries.
@@ -439,7 +448,10 @@ fn multi_series_queries_and_label_discovery() {
         h.run("TS.QUERYINDEX type=stock"),
         Frame::Set(vec![bulk("a"), bulk("b"), bulk("c")])
     );
-    assert_eq!(h.run("TS.QUERYLABELS type"), arr(vec![bulk("stock")]));
+    assert_eq!(
+        h.run("TS.QUERYLABELS VALUES type"),
+        Frame::Set(vec![bulk("stock")])
+    );
 }
 
 #[test]
@@ -493,7 +505,7 @@ fn deleting_a_series_removes_everything() {
     assert_eq!(left, d.head_samples + d.chunk_count);
     h.run("TS.ADD b 1 1 LABELS y 2");
     assert_eq!(h.run("SET b v"), Frame::ok());
-    assert_eq!(h.run("TS.QUERYLABELS"), arr(vec![]));
+    assert_eq!(h.run("TS.QUERYLABELS LABELS"), Frame::Set(vec![]));
     assert_eq!(h.run("FLUSHDB"), Frame::ok());
     assert_eq!(h.store.scan(Space::Chunks, b"", None, false).count(), 0);
     assert_eq!(h.db.key_count(), 0);
