@@ -237,15 +237,13 @@ fn apply(spaces: &mut Spaces, batch: &WriteBatch) {
                 }
             }
             Op::DeleteRange { space, start, end } => {
-                if let Some(map) = spaces.get_mut(space) {
-                    if start < end {
-                        let doomed: Vec<Vec<u8>> = map
-                            .range(start.clone()..end.clone())
-                            .map(|(k, _)| k.clone())
-                            .collect();
-                        for k in doomed {
-                            map.remove(&k);
-                        }
+                if let Some(map) = spaces.get_mut(space).filter(|_| start < end) {
+                    let doomed: Vec<Vec<u8>> = map
+                        .range(start.clone()..end.clone())
+                        .map(|(k, _)| k.clone())
+                        .collect();
+                    for k in doomed {
+                        map.remove(&k);
                     }
                 }
             }

@@ -13,7 +13,7 @@ pub(super) const MAX_EXP_GOLOMB_ORDER: u32 = 63;
 #[derive(Debug, Default)]
 pub(super) struct BitWriter {
     out: Vec<u8>,
-    /// Pending bits, right-aligned; fewer than eight between calls.
+    /// Pending bits, right-aligned; fewer than 64 between calls.
     acc: u64,
     pending: u32,
 }
@@ -28,65 +28,114 @@ impl BitWriter {
         }
     }
 
-    /// Writes the low `n` bits of `value`, most significant first.
-    pub(super) fn write_bits(&mut self, value: u64, n: u32) {
-        assert!(n <= 64);
-        assert!(n == 64 || value >> n == 0, "value wider than {n} bits");
-        if n > 32 {
-            self.write_bits(value >> 32, n - 32);
-            self.write_bits(value & 0xFFFF_FFFF, 32);
-            return;
-        }
-        if n == 0 {
-            return;
-        }
-        // pending < 8 and n <= 32, so the shift keeps every bit.
-        self.acc = (self.acc << n) | value;
-        self.pending += n;
-        while self.pending >= 8 {
-            self.pending -= 8;
-            // Truncation to the byte just completed is the point.
-            self.out.push((self.acc >> self.pending) as u8);
-        }
-        self.acc &= (1u64 << self.pending) - 1;
-    }
-
-    pub(super) fn write_bit(&mut self, bit: bool) {
-        self.write_bits(u64::from(bit), 1);
-    }
-
     /// Writes `u` as an Exp-Golomb code of order `k`: `z` zero bits, then `u + 2^k` in `z + k + 1`
     /// bits. Every `u64` is representable; the longest code is 129 bits.
     pub(super) fn write_exp_golomb(&mut self, u: u64, k: u32) {
         assert!(k <= MAX_EXP_GOLOMB_ORDER);
-        let x = u128::from(u) + (1u128 << k);
-        let width = 128 - x.leading_zeros(); // in k+1..=65
-        let zeros = width - 1 - k;
-        self.write_bits(0, zeros);
-        if width > 64 {
-            self.write_bits(1, width - 64);
+        match u.checked_add(1u64 << k) {
+            Some(x) => {
+                let width = 64 - x.leading_zeros(); // in k+1..=64
+                let zeros = width - 1 - k;
+                if zeros + width <= 64 {
+                    // The zeros are the high bits of one field.
+                    self.write_bits(x, zeros + width);
+                } else {
+                    self.write_bits(0, zeros);
+                    self.write_bits(x, width);
+                }
+            }
+            None => {
+                // u + 2^k has 65 bits: the leading one above a 64-bit remainder.
+                self.write_bits(0, 64 - k);
+                self.write_bits(1, 1);
+                self.write_bits(u.wrapping_add(1u64 << k), 64);
+            }
         }
-        // Truncation to the low 64 bits is the point: the bit above was just written.
-        self.write_bits(x as u64 & low_mask(width.min(64)), width.min(64));
     }
 
     /// Pads the last byte with zero bits and returns the bytes.
     pub(super) fn finish(mut self) -> Vec<u8> {
-        if self.pending > 0 {
-            let pad = 8 - self.pending;
-            self.write_bits(0, pad);
-        }
-        assert_eq!(self.pending, 0);
+        let bytes = self.pending.div_ceil(8);
+        let padded = self.acc << (bytes * 8 - self.pending);
+        // Only the low `bytes` bytes of `padded` hold bits; bytes <= 8.
+        let word = padded.to_be_bytes();
+        self.out.extend_from_slice(&word[8 - bytes as usize..]);
         self.out
+    }
+}
+
+/// Where bit fields go: a [`BitWriter`], or a [`BitCounter`] that only sizes them.
+pub(super) trait BitSink {
+    /// Writes the low `n` bits of `value`, most significant first.
+    fn write_bits(&mut self, value: u64, n: u32);
+
+    /// Writes `hi` in `hi_bits` then `lo` in `lo_bits`.
+    fn write_pair(&mut self, hi: u64, hi_bits: u32, lo: u64, lo_bits: u32) {
+        self.write_bits(hi, hi_bits);
+        self.write_bits(lo, lo_bits);
+    }
+
+    fn write_bit(&mut self, bit: bool) {
+        self.write_bits(u64::from(bit), 1);
+    }
+}
+
+/// Counts the bits an encoder would write, so encodings can be compared before writing one.
+#[derive(Debug, Default)]
+pub(super) struct BitCounter {
+    pub(super) bits: u64,
+}
+
+impl BitSink for BitCounter {
+    fn write_bits(&mut self, _value: u64, n: u32) {
+        self.bits += u64::from(n);
+    }
+}
+
+impl BitSink for BitWriter {
+    /// Writes the low `n` bits of `value`, most significant first.
+    fn write_bits(&mut self, value: u64, n: u32) {
+        assert!(n <= 64);
+        assert!(n == 64 || value >> n == 0, "value wider than {n} bits");
+        let space = 64 - self.pending; // at least 1
+        if n < space {
+            // n < 64 here, so the shift keeps every pending bit.
+            self.acc = (self.acc << n) | value;
+            self.pending += n;
+            return;
+        }
+        // Fill the accumulator to 64 bits, flush it, keep the rest of `value`.
+        let rest = n - space; // < 64
+        let head = value >> rest;
+        let full = if space == 64 {
+            head
+        } else {
+            (self.acc << space) | head
+        };
+        self.out.extend_from_slice(&full.to_be_bytes());
+        self.acc = value & low_mask(rest);
+        self.pending = rest;
+    }
+
+    /// In one step when the fields fit together.
+    fn write_pair(&mut self, hi: u64, hi_bits: u32, lo: u64, lo_bits: u32) {
+        if hi_bits + lo_bits <= 64 && lo_bits < 64 {
+            assert!(lo >> lo_bits == 0, "value wider than {lo_bits} bits");
+            self.write_bits((hi << lo_bits) | lo, hi_bits + lo_bits);
+        } else {
+            self.write_bits(hi, hi_bits);
+            self.write_bits(lo, lo_bits);
+        }
     }
 }
 
 /// The number of bits [`BitWriter::write_exp_golomb`] spends on `u` at order `k`.
 pub(super) fn exp_golomb_len(u: u64, k: u32) -> u64 {
     debug_assert!(k <= MAX_EXP_GOLOMB_ORDER);
-    let x = u128::from(u) + (1u128 << k);
-    let width = u64::from(128 - x.leading_zeros());
-    2 * width - 1 - u64::from(k)
+    let width = u
+        .checked_add(1u64 << k)
+        .map_or(65, |x| 64 - x.leading_zeros());
+    u64::from(2 * width - 1 - k)
 }
 
 /// The Exp-Golomb order with the fewest total bits for `values`.
@@ -171,7 +220,11 @@ impl<'a> BitReader<'a> {
                 return;
             }
             let bits = take * 8;
-            let fresh = if bits == 64 { word } else { word >> (64 - bits) };
+            let fresh = if bits == 64 {
+                word
+            } else {
+                word >> (64 - bits)
+            };
             // 0 < bits <= 64 - avail, so the shift is below 64.
             self.acc |= fresh << (64 - self.avail - bits);
             self.avail += bits;
@@ -245,6 +298,19 @@ impl<'a> BitReader<'a> {
     /// Reads an Exp-Golomb code of order `k` written by [`BitWriter::write_exp_golomb`].
     pub(super) fn read_exp_golomb(&mut self, k: u32) -> Result<u64, ChunkError> {
         debug_assert!(k <= MAX_EXP_GOLOMB_ORDER);
+        if self.avail < 57 {
+            self.refill();
+        }
+        // Fast path: the whole code is loaded. Its zeros are the high bits of one field.
+        let zeros = self.acc.leading_zeros();
+        let len = 2 * zeros + k + 1;
+        if len <= self.avail && len < 64 {
+            let x = self.acc >> (64 - len);
+            self.acc <<= len;
+            self.avail -= len;
+            // x has len - zeros = zeros + k + 1 significant bits, so x >= 2^k.
+            return Ok(x - (1u64 << k));
+        }
         // Width of u + 2^k is at most 65 bits for any u64.
         let zeros = self.read_zeros(65 - 1 - k)?;
         let rest = zeros + k; // bits after the leading one, at most 64
@@ -366,7 +432,10 @@ mod tests {
             .map(|k| values.iter().map(|&u| exp_golomb_len(u, k)).sum::<u64>())
             .min();
         assert_eq!(Some(cost), exhaustive);
-        assert_eq!(cost, values.iter().map(|&u| exp_golomb_len(u, k)).sum::<u64>());
+        assert_eq!(
+            cost,
+            values.iter().map(|&u| exp_golomb_len(u, k)).sum::<u64>()
+        );
     }
 
     proptest! {

@@ -40,8 +40,7 @@ fn value_of(mantissa: i64, scale: u8) -> f64 {
 /// The mantissa of `value` at `scale`, if it decodes back to the same bits.
 fn mantissa_at(value: f64, scale: u8) -> Option<i64> {
     let scaled = (value * POW10[usize::from(scale)]).round();
-    // Also false for NaN.
-    if !(scaled.abs() <= MAX_DECIMAL_MANTISSA as f64) {
+    if scaled.is_nan() || scaled.abs() > MAX_DECIMAL_MANTISSA as f64 {
         return None;
     }
     // Integral and in range, so the cast is exact.
@@ -204,12 +203,12 @@ mod tests {
             mantissas(&samples(&[123.45, 100.0, -0.5])),
             Some((2, vec![12345, 10000, -50]))
         );
-        assert_eq!(mantissas(&samples(&[1.0, 2.0, -3.0])), Some((0, vec![1, 2, -3])));
-        assert_eq!(mantissas(&samples(&[])), Some((0, vec![])));
         assert_eq!(
-            mantissas(&samples(&[0.000_000_001])),
-            Some((9, vec![1]))
+            mantissas(&samples(&[1.0, 2.0, -3.0])),
+            Some((0, vec![1, 2, -3]))
         );
+        assert_eq!(mantissas(&samples(&[])), Some((0, vec![])));
+        assert_eq!(mantissas(&samples(&[0.000_000_001])), Some((9, vec![1])));
         // 0.1 + 0.2 is not the decimal 0.3.
         assert_eq!(mantissas(&samples(&[0.1 + 0.2])), None);
     }
@@ -247,7 +246,11 @@ mod tests {
                 1,
                 -7,
             ] {
-                assert_eq!(mantissa_at(value_of(m, scale), scale), Some(m), "{m} / 10^{scale}");
+                assert_eq!(
+                    mantissa_at(value_of(m, scale), scale),
+                    Some(m),
+                    "{m} / 10^{scale}"
+                );
             }
         }
     }

@@ -12,7 +12,7 @@
 //! The encoder deviates from the paper in one way the format allows: it opens a new window when
 //! that is cheaper than reusing an oversized old one.
 
-use super::bits::{BitReader, BitWriter};
+use super::bits::{BitReader, BitSink};
 use super::{ChunkError, Sample};
 
 /// Widest leading-zero count the 5-bit field holds.
@@ -34,7 +34,7 @@ impl Window {
 }
 
 /// Writes the values of `samples`.
-pub(super) fn write(w: &mut BitWriter, samples: &[Sample]) {
+pub(super) fn write(w: &mut impl BitSink, samples: &[Sample]) {
     let Some(first) = samples.first() else {
         return;
     };
@@ -61,16 +61,12 @@ pub(super) fn write(w: &mut BitWriter, samples: &[Sample]) {
                 && old.len <= WINDOW_HEADER_BITS + fresh.len
         });
         match reuse {
-            Some(old) => {
-                w.write_bits(0b10, 2);
-                w.write_bits(xor >> old.trailing(), old.len);
-            }
+            Some(old) => w.write_pair(0b10, 2, xor >> old.trailing(), old.len),
             None => {
-                w.write_bits(0b11, 2);
-                w.write_bits(u64::from(fresh.leading), 5);
                 // A length of 64 is stored as 0: a non-zero XOR has at least one bit.
-                w.write_bits(u64::from(fresh.len % 64), 6);
-                w.write_bits(xor >> trailing, fresh.len);
+                let header =
+                    (0b11 << 11) | u64::from(fresh.leading) << 6 | u64::from(fresh.len % 64);
+                w.write_pair(header, 2 + WINDOW_HEADER_BITS, xor >> trailing, fresh.len);
                 window = Some(fresh);
             }
         }
@@ -114,6 +110,7 @@ pub(super) fn read(r: &mut BitReader<'_>, out: &mut [Sample]) -> Result<(), Chun
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chunk::bits::BitWriter;
 
     fn values(vs: &[u64]) -> Vec<Sample> {
         vs.iter()

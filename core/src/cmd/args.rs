@@ -76,7 +76,7 @@ impl<'a> Args<'a> {
         Self { args, pos }
     }
 
-    pub fn next(&mut self) -> Option<&'a Bytes> {
+    pub fn next_arg(&mut self) -> Option<&'a Bytes> {
         let arg = self.args.get(self.pos)?;
         self.pos += 1;
         Some(arg)
@@ -84,7 +84,7 @@ impl<'a> Args<'a> {
 
     /// The next argument, or a syntax error if there is none.
     pub fn value(&mut self) -> Result<&'a Bytes, CommandError> {
-        self.next().ok_or(CommandError::Syntax)
+        self.next_arg().ok_or(CommandError::Syntax)
     }
 
     pub fn peek(&self) -> Option<&'a Bytes> {

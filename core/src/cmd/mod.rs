@@ -220,7 +220,7 @@ pub fn parse(args: &[Bytes]) -> Result<Command, CommandError> {
         }),
         "getdel" => Command::Write(WriteCmd::GetDel(a[1].clone())),
         "mset" => {
-            if a.len() % 2 == 0 {
+            if a.len().is_multiple_of(2) {
                 return Err(CommandError::WrongArity("mset".into()));
             }
             let pairs = a[1..]
@@ -289,10 +289,10 @@ fn parse_hello(a: &[Bytes]) -> Result<Command, CommandError> {
             CommandError::other("ERR Protocol version is not an integer or out of range")
         })?;
         protover = Some(n);
-        it.next();
+        it.next_arg();
     }
     let (mut auth, mut setname) = (None, None);
-    while let Some(opt) = it.next() {
+    while let Some(opt) = it.next_arg() {
         if is(opt, "AUTH") {
             let user = it.value()?.clone();
             let pass = it.value()?.clone();
@@ -371,7 +371,7 @@ fn parse_config(a: &[Bytes]) -> Result<Command, CommandError> {
         sub_arity("config", "get", a.len() >= 3)?;
         ConnCmd::ConfigGet(a[2..].to_vec())
     } else if is(sub, "SET") {
-        sub_arity("config", "set", a.len() >= 4 && a.len() % 2 == 0)?;
+        sub_arity("config", "set", a.len() >= 4 && a.len().is_multiple_of(2))?;
         ConnCmd::ConfigSet
     } else if is(sub, "RESETSTAT") {
         sub_arity("config", "resetstat", a.len() == 2)?;
@@ -411,7 +411,7 @@ fn parse_scan(a: &[Bytes]) -> Result<Command, CommandError> {
         .ok_or_else(|| CommandError::other("ERR invalid cursor"))?;
     let (mut pattern, mut count, mut kind) = (None, 10, None);
     let mut it = Args::new(a, 2);
-    while let Some(opt) = it.next() {
+    while let Some(opt) = it.next_arg() {
         if is(opt, "MATCH") {
             pattern = Some(it.value()?.clone());
         } else if is(opt, "COUNT") {
@@ -437,7 +437,7 @@ fn parse_set(a: &[Bytes]) -> Result<Command, CommandError> {
     let (key, value) = (a[1].clone(), a[2].clone());
     let (mut cond, mut get) = (None, false);
     let mut it = Args::new(a, 3);
-    while let Some(opt) = it.next() {
+    while let Some(opt) = it.next_arg() {
         if is(opt, "NX") && cond.is_none() {
             cond = Some(SetCond::Nx);
         } else if is(opt, "XX") && cond.is_none() {

@@ -341,12 +341,16 @@ fn series_opts_dup(
     let mut o = SeriesOpts::default();
     let mut on_dup = None;
     let mut it = Args::new(a, start);
-    while let Some(opt) = it.next() {
+    while let Some(opt) = it.next_arg() {
         if is(opt, "RETENTION") {
-            let v = it.next().ok_or_else(|| tsdb("Couldn't parse RETENTION"))?;
+            let v = it
+                .next_arg()
+                .ok_or_else(|| tsdb("Couldn't parse RETENTION"))?;
             o.retention_ms = Some(nonneg(v, "RETENTION")?);
         } else if is(opt, "ENCODING") && allowed.encoding {
-            let v = it.next().ok_or_else(|| tsdb("Couldn't parse ENCODING"))?;
+            let v = it
+                .next_arg()
+                .ok_or_else(|| tsdb("Couldn't parse ENCODING"))?;
             o.uncompressed = Some(if is(v, "COMPRESSED") {
                 false
             } else if is(v, "UNCOMPRESSED") {
@@ -355,7 +359,9 @@ fn series_opts_dup(
                 return Err(tsdb("unknown encoding"));
             });
         } else if is(opt, "CHUNK_SIZE") {
-            let v = it.next().ok_or_else(|| tsdb("Couldn't parse CHUNK_SIZE"))?;
+            let v = it
+                .next_arg()
+                .ok_or_else(|| tsdb("Couldn't parse CHUNK_SIZE"))?;
             let n = int(v).map_err(|_| tsdb("Couldn't parse CHUNK_SIZE"))?;
             let ok = u64::try_from(n)
                 .ok()
@@ -365,17 +371,17 @@ fn series_opts_dup(
             })?);
         } else if is(opt, "DUPLICATE_POLICY") {
             let v = it
-                .next()
+                .next_arg()
                 .ok_or_else(|| tsdb("Couldn't parse DUPLICATE_POLICY"))?;
             o.duplicate_policy =
                 Some(DupPolicy::parse(v).ok_or_else(|| tsdb("Unknown DUPLICATE_POLICY"))?);
         } else if is(opt, "ON_DUPLICATE") && allowed.on_duplicate {
             let v = it
-                .next()
+                .next_arg()
                 .ok_or_else(|| tsdb("Couldn't parse ON_DUPLICATE"))?;
             on_dup = Some(DupPolicy::parse(v).ok_or_else(|| tsdb("Unknown ON_DUPLICATE"))?);
         } else if is(opt, "IGNORE") {
-            let (t, v) = (it.next(), it.next());
+            let (t, v) = (it.next_arg(), it.next_arg());
             let (Some(t), Some(v)) = (t, v) else {
                 return Err(tsdb("Couldn't parse IGNORE"));
             };
@@ -463,9 +469,9 @@ fn parse_incr(a: &[Bytes], negate: bool) -> Result<TsWrite, CommandError> {
     let mut ts = None;
     let mut rest: Vec<Bytes> = a[..3].to_vec();
     let mut it = Args::new(a, 3);
-    while let Some(opt) = it.next() {
+    while let Some(opt) = it.next_arg() {
         if is(opt, "TIMESTAMP") {
-            ts = timestamp_or_now(it.next().ok_or_else(|| tsdb("invalid timestamp"))?)?;
+            ts = timestamp_or_now(it.next_arg().ok_or_else(|| tsdb("invalid timestamp"))?)?;
         } else {
             rest.push(opt.clone());
         }

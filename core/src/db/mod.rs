@@ -439,14 +439,12 @@ impl Db {
         };
         let mut keys = Vec::new();
         let mut next = None;
-        let mut visited = 0u64;
-        for kv in store.scan(Space::Keys, &start, None, false) {
+        for (visited, kv) in (0u64..).zip(store.scan(Space::Keys, &start, None, false)) {
             let (k, v) = kv?;
             if visited == count {
                 next = Some(k);
                 break;
             }
-            visited += 1;
             let kind_ok = match kind {
                 None => true,
                 Some(want) => Record::decode(v)?

@@ -387,11 +387,13 @@ impl<S: Store> Node<S> {
         if !c.authenticated && !allowed_before_auth(&cmd) {
             return self.reply(conn, Frame::error(CommandError::NoAuth.to_string()));
         }
-        if let Some(why) = &self.failed {
-            if !matches!(cmd, Command::Conn(_)) {
-                let msg = format!("ERR tickdb storage failure, restart the node: {why}");
-                return self.reply(conn, Frame::error(msg));
-            }
+        if let Some(why) = self
+            .failed
+            .as_ref()
+            .filter(|_| !matches!(cmd, Command::Conn(_)))
+        {
+            let msg = format!("ERR tickdb storage failure, restart the node: {why}");
+            return self.reply(conn, Frame::error(msg));
         }
         match cmd {
             Command::Conn(cc) => self.conn_command(conn, cc, unix),

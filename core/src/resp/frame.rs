@@ -31,11 +31,11 @@ pub enum Frame {
     /// The null array: `*-1` in RESP2, `_` in RESP3.
     NullArray,
     /// `*2\r\n...`
-    Array(Vec<Frame>),
+    Array(Vec<Self>),
     /// RESP3 `%`: ordered key, value pairs.
-    Map(Vec<(Frame, Frame)>),
+    Map(Vec<(Self, Self)>),
     /// RESP3 `~`
-    Set(Vec<Frame>),
+    Set(Vec<Self>),
     /// RESP3 `,1.5`, also `,inf`, `,-inf` and `,nan`.
     Double(f64),
     /// RESP3 `#t` / `#f`
@@ -47,11 +47,11 @@ pub enum Frame {
     /// RESP3 `!`: an error with a binary-safe length-prefixed body.
     BulkError(Bytes),
     /// RESP3 `>`: out-of-band data.
-    Push(Vec<Frame>),
+    Push(Vec<Self>),
     /// RESP3 `|`: attributes that annotate the value that follows them.
     Attribute {
-        attributes: Vec<(Frame, Frame)>,
-        value: Box<Frame>,
+        attributes: Vec<(Self, Self)>,
+        value: Box<Self>,
     },
 }
 
