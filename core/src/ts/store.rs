@@ -211,18 +211,28 @@ fn unreachable_sealed_end(meta: &SeriesMeta) {
     );
 }
 
+/// The first head key that can hold a live sample at or after `from`. Every head sample is
+/// later than `sealed_end`, so scans start there: they skip the keys earlier seals deleted,
+/// which a long transaction (a big BATCH_FLUSH) or the store's tombstones would otherwise
+/// make every scan walk again.
+fn head_start(meta: &SeriesMeta, from: u64) -> Vec<u8> {
+    let floor = meta.sealed_end.map_or(0, |e| e.saturating_add(1));
+    keys::head(meta.id, from.max(floor))
+}
+
 /// Compresses the head into one sealed chunk and removes the head samples.
 pub fn seal<S: StoreRead>(tx: &mut Tx<'_, S>, meta: &mut SeriesMeta) -> Result<(), StoreError> {
-    let prefix = keys::head_prefix(meta.id);
-    let end = keys::prefix_end(&prefix);
+    let end = keys::prefix_end(&keys::head_prefix(meta.id));
     let mut samples = Vec::new();
-    for kv in tx.scan(Space::Chunks, &prefix, Some(&end), false) {
+    let mut doomed = Vec::new();
+    for kv in tx.scan(Space::Chunks, &head_start(meta, 0), Some(&end), false) {
         let (k, v) = kv?;
         let ts = keys::ts_of(&k).ok_or_else(|| corrupt("bad head key"))?;
         samples.push(Sample {
             ts,
             value: head_value(&v)?,
         });
+        doomed.push(k);
     }
     assert_eq!(
         samples.len() as u64,
@@ -235,7 +245,11 @@ pub fn seal<S: StoreRead>(tx: &mut Tx<'_, S>, meta: &mut SeriesMeta) -> Result<(
     meta.chunk_bytes += put_chunk(tx, meta.id, &samples);
     meta.chunk_count += 1;
     meta.sealed_end = Some(samples[samples.len() - 1].ts);
-    tx.delete_range(Space::Chunks, prefix, end);
+    // Point deletes, not a range delete: a transaction checks every read against each of its
+    // range deletes, and a big batch seals many times.
+    for k in doomed {
+        tx.delete(Space::Chunks, k);
+    }
     meta.head_samples = 0;
     Ok(())
 }
@@ -291,7 +305,7 @@ pub fn delete_range<S: StoreRead>(
         keys::head(id, to + 1)
     };
     let mut doomed = Vec::new();
-    for kv in tx.scan(Space::Chunks, &keys::head(id, from), Some(&hi), false) {
+    for kv in tx.scan(Space::Chunks, &head_start(meta, from), Some(&hi), false) {
         doomed.push(kv?.0);
     }
     for k in doomed {
@@ -361,7 +375,12 @@ fn refresh_bounds(r: &impl StoreRead, meta: &mut SeriesMeta) -> Result<(), Store
     meta.sealed_end = last_sealed.map(|(ts, _)| ts);
     let head = keys::head_prefix(id);
     let last_head = r
-        .scan(Space::Chunks, &head, Some(&keys::prefix_end(&head)), true)
+        .scan(
+            Space::Chunks,
+            &head_start(meta, 0),
+            Some(&keys::prefix_end(&head)),
+            true,
+        )
         .next()
         .transpose()?;
     meta.last = match last_head {
@@ -434,7 +453,7 @@ pub fn scan_samples(
     } else {
         keys::head(id, to + 1)
     };
-    for kv in r.scan(Space::Chunks, &keys::head(id, from), Some(&hi), false) {
+    for kv in r.scan(Space::Chunks, &head_start(meta, from), Some(&hi), false) {
         let (k, v) = kv?;
         let ts = keys::ts_of(&k).ok_or_else(|| corrupt("bad head key"))?;
         if !each(ts, head_value(&v)?) {
@@ -455,9 +474,13 @@ pub fn last_before(
         return Ok(None);
     }
     let id = meta.id;
-    let head = keys::head_prefix(id);
     if let Some(kv) = r
-        .scan(Space::Chunks, &head, Some(&keys::head(id, ts)), true)
+        .scan(
+            Space::Chunks,
+            &head_start(meta, 0),
+            Some(&keys::head(id, ts)),
+            true,
+        )
         .next()
     {
         let (k, v) = kv?;
