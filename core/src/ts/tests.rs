@@ -691,3 +691,28 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn one_big_batch_applies_in_one_transaction() {
+    // A BATCH_FLUSH of many samples is one entry: one Tx that seals many times. This guards
+    // against per-sample work growing with the transaction (it would take minutes here).
+    let mut h = Harness::new();
+    let mut tx = Tx::new(&h.store);
+    let started = std::time::Instant::now();
+    for i in 0..200_000u64 {
+        let add = crate::cmd::WriteCmd::BatchAdd {
+            key: if i % 2 == 0 { "x".into() } else { "y".into() },
+            ts: i,
+            value: (i % 100) as f64 * 0.01,
+        };
+        assert_eq!(h.db.apply(&mut tx, &add, UnixMillis(0)).unwrap(), Frame::ok());
+    }
+    let batch = tx.into_batch();
+    h.store.write(batch).unwrap();
+    eprintln!("200k samples in one transaction: {:?}", started.elapsed());
+    h.check("x");
+    h.check("y");
+    let info = h.run("TS.INFO x");
+    assert_eq!(info_field(&info, "totalSamples"), int(100_000));
+    assert_eq!(h.run("TS.GET y"), s(199_999, 0.99));
+}
