@@ -309,14 +309,21 @@ impl<S: StoreRead> Engine<'_, '_, S> {
         to: u64,
         depth: usize,
     ) -> Result<u64, TsError> {
+        let old_last = meta.last.map(|l| l.0);
         let n = samples::delete_range(self.tx, meta, from, to)?;
         if n == 0 {
             return Ok(0);
         }
         let rules = meta.rules.clone();
         for rule in &rules {
-            let lo = bucket_lo(rule, from);
-            let hi = bucket_lo(rule, to).saturating_add(rule.bucket_ms);
+            let mut lo = bucket_lo(rule, from);
+            let mut hi = bucket_lo(rule, to).saturating_add(rule.bucket_ms);
+            if meta.last.map(|l| l.0) != old_last {
+                // The newest sample went: its new bucket is open again, and every bucket after
+                // it is empty, so the destination keeps nothing from there on.
+                lo = lo.min(meta.last.map_or(0, |(l, _)| bucket_lo(rule, l)));
+                hi = u64::MAX;
+            }
             self.refresh(key, meta, rule, (lo, hi), depth)?;
         }
         Ok(n)
@@ -339,15 +346,20 @@ impl<S: StoreRead> Engine<'_, '_, S> {
         let Some(mut dest) = load(&*self.tx, &rule.dest)? else {
             return Ok(());
         };
-        // Only closed buckets: the bucket holding the source's newest sample is still open.
+        if range.0 >= range.1 {
+            return Ok(());
+        }
+        // The destination's samples in the range go; only closed buckets come back (the
+        // bucket holding the source's newest sample is open, e.g. again after a TS.DEL).
+        let dest_key = rule.dest.clone();
+        self.delete_and_refresh(&dest_key, &mut dest, range.0, range.1 - 1, depth + 1)?;
         let open = src.last.map_or(0, |(l, _)| bucket_lo(rule, l));
         let hi = range.1.min(open);
         if range.0 >= hi {
+            save(self.tx, &dest_key, &dest);
             return Ok(());
         }
         let (lo, hi_incl) = (range.0, hi - 1);
-        let dest_key = rule.dest.clone();
-        self.delete_and_refresh(&dest_key, &mut dest, lo, hi_incl, depth + 1)?;
         let rows = compute_buckets(&*self.tx, src, rule, lo, hi_incl)?;
         let _ = src_key;
         for (ts, value) in rows {
@@ -391,8 +403,10 @@ impl<S: StoreRead> Engine<'_, '_, S> {
         src.rules.push(rule.clone());
         save(self.tx, src_key, &src);
         // Beyond RedisTimeSeries: existing samples feed the new destination at once.
-        if src.total_samples > 0 {
-            self.refresh(src_key, &src, &rule, (0, u64::MAX), 0)?;
+        // Only the closed buckets: data the destination already holds beyond them stays.
+        if let Some((last, _)) = src.last {
+            let open = bucket_lo(&rule, last);
+            self.refresh(src_key, &src, &rule, (0, open), 0)?;
         }
         Ok(())
     }

@@ -600,7 +600,10 @@ fn model_rows(m: &Model, k: u8, from: u64, to: u64) -> Frame {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    // 64 cases by default; PROPTEST_CASES=n sweeps longer.
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(64)
+    ))]
 
     #[test]
     fn engine_matches_a_btreemap_model(ops in prop::collection::vec(op(), 1..120)) {
@@ -608,8 +611,13 @@ proptest! {
         // Policy SUM: duplicates add up, so the model is exact and order-sensitive.
         let mut live: Model = BTreeMap::new();
         let mut synced: Model = BTreeMap::new();
-        let mut created = [false; 3];
-        let mut synced_created = [false; 3];
+        // k0 feeds d0 with 25 ms sums from the start; k1 and k2 appear on first TS.ADD.
+        h.run("TS.CREATE k0");
+        h.run("TS.CREATE d0");
+        prop_assert_eq!(h.run("TS.CREATERULE k0 d0 AGGREGATION sum 25"), Frame::ok());
+        h.store.sync().unwrap();
+        let mut created = [true, false, false];
+        let mut synced_created = created;
         for o in ops {
             match o {
                 Op::Add(k, t, v) => {
@@ -683,6 +691,17 @@ proptest! {
                     prop_assert_eq!(check_series(&h.store, &meta), Ok(()));
                 }
             }
+            // d0 holds the sum of every closed 25 ms bucket of k0 that has samples.
+            let src = live.get(&0).cloned().unwrap_or_default();
+            let open = src.keys().next_back().map(|l| l / 25 * 25);
+            let mut sums: BTreeMap<u64, f64> = BTreeMap::new();
+            for (t, v) in &src {
+                if open.is_some_and(|o| t / 25 * 25 < o) {
+                    *sums.entry(t / 25 * 25).or_insert(0.0) += v;
+                }
+            }
+            let want = arr(sums.iter().map(|(t, v)| s(i64::try_from(*t).unwrap(), *v)).collect());
+            prop_assert_eq!(h.run("TS.RANGE d0 - +"), want);
         }
         for k in 0..3u8 {
             if created[usize::from(k)] {
@@ -705,7 +724,10 @@ fn one_big_batch_applies_in_one_transaction() {
             ts: i,
             value: (i % 100) as f64 * 0.01,
         };
-        assert_eq!(h.db.apply(&mut tx, &add, UnixMillis(0)).unwrap(), Frame::ok());
+        assert_eq!(
+            h.db.apply(&mut tx, &add, UnixMillis(0)).unwrap(),
+            Frame::ok()
+        );
     }
     let batch = tx.into_batch();
     h.store.write(batch).unwrap();
