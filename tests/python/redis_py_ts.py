@@ -10,6 +10,13 @@ import redis
 PORT = int(os.environ["TICKDB_PORT"])
 
 
+def field_getter(info):
+    """TS.INFO comes back as redis-py's TSInfo (RESP2) or the server's map (RESP3)."""
+    if isinstance(info, dict):
+        return lambda wire, _attr: info[wire]
+    return lambda _wire, attr: getattr(info, attr)
+
+
 def check(proto: int) -> None:
     r = redis.Redis(host="127.0.0.1", port=PORT, protocol=proto, decode_responses=True)
     ts = r.ts()
@@ -72,13 +79,15 @@ def check(proto: int) -> None:
     assert [(int(t), float(v)) for t, v in ts.range(agg, "-", "+")] == [(0, 10.5)], ts.range(agg, "-", "+")
     ts.add(a, 4500, 1)
     assert [int(t) for t, _ in ts.range(agg, "-", "+")] == [0, 2000]
-    info = ts.info(a)
-    assert info.total_samples == 4, info.total_samples
-    assert info.first_timestamp == 1000 and info.last_timestamp == 4500
-    assert info.memory_usage > 0 and info.chunk_count >= 1
-    assert info.labels["sym"] == "A", info.labels
-    assert agg in repr(info.rules), info.rules
-    assert ts.info(agg).source_key == a
+    info = field_getter(ts.info(a))
+    assert info("totalSamples", "total_samples") == 4
+    assert info("firstTimestamp", "first_timestamp") == 1000
+    assert info("lastTimestamp", "last_timestamp") == 4500
+    assert info("memoryUsage", "memory_usage") > 0
+    assert info("chunkCount", "chunk_count") >= 1
+    assert info("labels", "labels")["sym"] == "A"
+    assert agg in repr(info("rules", "rules"))
+    assert field_getter(ts.info(agg))("sourceKey", "source_key") == a
 
     # chained rule (a destination feeds a coarser rule) and deleterule
     ts.create(day)
