@@ -419,12 +419,8 @@ fn labels(rest: &[Bytes]) -> Result<Vec<(Bytes, Bytes)>, CommandError> {
     let mut out: Vec<(Bytes, Bytes)> = Vec::with_capacity(rest.len() / 2);
     for pair in rest.chunks_exact(2) {
         let (name, value) = (&pair[0], &pair[1]);
-        let bad = |b: &Bytes| {
-            b.is_empty()
-                || b.len() > LABEL_BYTES_MAX
-                || b.iter()
-                    .any(|c| matches!(c, b'(' | b')' | b'!' | b'=' | b',' | b' '))
-        };
+        // Any bytes: FILTER can quote values with spaces, commas or parentheses.
+        let bad = |b: &Bytes| b.is_empty() || b.len() > LABEL_BYTES_MAX;
         if bad(name) || bad(value) {
             return Err(tsdb("Couldn't parse LABELS"));
         }

@@ -88,17 +88,6 @@ pub struct Rule {
     pub align_ms: u64,
 }
 
-impl Rule {
-    /// Start of the bucket holding `ts` (buckets are `[align + k*bucket, ...)`).
-    pub fn bucket_start(&self, ts: u64) -> u64 {
-        assert!(self.bucket_ms > 0, "rule bucket must be positive");
-        let align = self.align_ms % self.bucket_ms;
-        let shifted = (ts % self.bucket_ms + self.bucket_ms - align) % self.bucket_ms;
-        // A bucket that would start before 0 is clamped to 0 (timestamps are unsigned).
-        ts - shifted.min(ts)
-    }
-}
-
 /// Everything tickdb knows about a series except its samples.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SeriesMeta {
@@ -340,17 +329,10 @@ mod tests {
     }
 
     #[test]
-    fn buckets_follow_alignment() {
-        let r = Rule {
-            dest: "d".into(),
-            aggregator: "avg".into(),
-            bucket_ms: 10,
-            align_ms: 3,
-        };
-        assert_eq!(r.bucket_start(13), 13);
-        assert_eq!(r.bucket_start(12), 3);
-        assert_eq!(r.bucket_start(2), 0);
+    fn policies_merge() {
         assert_eq!(DupPolicy::Sum.merge(1.0, 2.0), Some(3.0));
+        assert_eq!(DupPolicy::Min.merge(1.0, 2.0), Some(1.0));
+        assert_eq!(DupPolicy::First.merge(1.0, 2.0), Some(1.0));
         assert_eq!(DupPolicy::Block.merge(1.0, 2.0), None);
     }
 }

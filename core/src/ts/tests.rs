@@ -734,3 +734,25 @@ fn one_big_batch_applies_in_one_transaction() {
     assert_eq!(info_field(&info, "totalSamples"), int(100_000));
     assert_eq!(h.run("TS.GET y"), s(199_999, 0.99));
 }
+
+#[test]
+fn labels_with_spaces_are_found_by_quoted_filters() {
+    let mut h = Harness::new();
+    let args = |v: &[&str]| -> Vec<Bytes> {
+        v.iter()
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect()
+    };
+    assert_eq!(
+        h.run_args(&args(&["TS.CREATE", "ny", "LABELS", "city", "New York"])),
+        Frame::ok()
+    );
+    assert_eq!(
+        h.run_args(&args(&["TS.QUERYINDEX", "city=\"New York\""])),
+        Frame::Set(vec![bulk("ny")])
+    );
+    assert_eq!(
+        h.run_args(&args(&["TS.CREATE", "e", "LABELS", "", "x"])),
+        err("ERR TSDB: Couldn't parse LABELS")
+    );
+}
