@@ -1,10 +1,26 @@
 //! tickdb-io: the real adapters around the sans-IO core.
 //!
-//! The async node driver (generic over the store), the RESP-over-TCP endpoint, and — with the
-//! `rocksdb` feature — the RocksDB implementation of core's `Store` port. Everything that reads
-//! a clock or touches a socket or a file lives here, never in `tickdb-core`.
+//! Everything that reads a clock or touches a socket or a file lives here, never in
+//! `tickdb-core`:
+//! - [`driver`]: the async node task, generic over the store, that follows the core's drive rule.
+//! - [`tcp`]: RESP over TCP.
+//! - [`zmq`]: RESP over a ZeroMQ ROUTER socket for DEALER clients.
+//! - [`RocksStore`] (feature `rocksdb`): core's storage port on RocksDB.
+//! - [`Mesh`]: the ZeroMQ cluster transport, one ROUTER per node and one DEALER per peer.
 
 pub mod driver;
+mod mesh;
+#[cfg(feature = "rocksdb")]
+mod rocks;
 pub mod tcp;
+pub mod zmq;
 
 pub use driver::{NodeHandle, channel, run_node};
+pub use mesh::{
+    LinkStats, MAX_MESSAGE_BYTES_DEFAULT, Mesh, MeshConfig, MeshError, MeshReceiver, MeshStats,
+    RECV_QUEUE_DEFAULT, SEND_QUEUE_PER_PEER_DEFAULT,
+};
+#[cfg(feature = "rocksdb")]
+pub use rocks::{
+    BLOCK_CACHE_BYTES_DEFAULT, MAX_OPEN_FILES_DEFAULT, RocksOptions, RocksSnapshot, RocksStore,
+};

@@ -16,68 +16,84 @@ use serde::Deserialize;
 /// Logs go to stderr, filtered by RUST_LOG (default "info"; e.g. RUST_LOG=tickdb=debug).
 #[derive(Debug, Parser)]
 #[command(name = "tickdb", version, about, long_about)]
-pub struct Flags {
+pub(crate) struct Flags {
     /// TOML config file; its keys are the long flag names with '_' for '-' (e.g. data_dir).
     #[arg(long, short = 'c', value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
     /// TCP port for RESP clients [default: 6379].
     #[arg(long, short = 'p')]
-    pub port: Option<u16>,
+    pub(crate) port: Option<u16>,
     /// Address to listen on [default: 127.0.0.1]. Use 0.0.0.0 only behind a firewall, with
     /// --requirepass.
     #[arg(long = "bind", value_name = "ADDR")]
-    pub bind_addr: Option<IpAddr>,
+    pub(crate) bind_addr: Option<IpAddr>,
     /// Directory holding the node's data (created if missing) [default: ./data].
     #[arg(long, value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
+    pub(crate) data_dir: Option<PathBuf>,
     /// This node's name in INFO and CLUSTER_INFO [default: node-<port>].
     #[arg(long)]
-    pub node_id: Option<String>,
+    pub(crate) node_id: Option<String>,
     /// Most clients connected at once; more get "-ERR max number of clients reached"
     /// [default: 10000].
     #[arg(long)]
-    pub max_connections: Option<u64>,
+    pub(crate) max_connections: Option<u64>,
     /// Seconds a client may stay silent before it is disconnected; 0 never [default: 300].
     #[arg(long, value_name = "SECONDS")]
-    pub idle_timeout: Option<u64>,
+    pub(crate) idle_timeout: Option<u64>,
     /// Password clients must give with AUTH or HELLO AUTH (user "default").
     #[arg(long, env = "TICKDB_REQUIREPASS", hide_env_values = true)]
-    pub requirepass: Option<String>,
+    pub(crate) requirepass: Option<String>,
     /// RocksDB block cache size in MiB [default: 256].
     #[arg(long, value_name = "MIB")]
-    pub block_cache_mb: Option<u64>,
+    pub(crate) block_cache_mb: Option<u64>,
+    /// Port of the ZeroMQ ROUTER socket for DEALER clients (RESP in each message), on the same
+    /// address as TCP; 0 disables it [default: 7379].
+    #[arg(long)]
+    pub(crate) zmq_port: Option<u16>,
+    /// Largest ZeroMQ request message in bytes; larger ones are refused with an error
+    /// [default: 67108864 (64 MiB)].
+    #[arg(long, value_name = "BYTES")]
+    pub(crate) zmq_message_max: Option<u64>,
 }
 
 /// The settings in a TOML config file; every key is optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    pub port: Option<u16>,
-    pub bind_addr: Option<IpAddr>,
-    pub data_dir: Option<PathBuf>,
-    pub node_id: Option<String>,
-    pub max_connections: Option<u64>,
-    pub idle_timeout: Option<u64>,
-    pub requirepass: Option<String>,
-    pub block_cache_mb: Option<u64>,
+pub(crate) struct FileConfig {
+    pub(crate) port: Option<u16>,
+    pub(crate) bind_addr: Option<IpAddr>,
+    pub(crate) data_dir: Option<PathBuf>,
+    pub(crate) node_id: Option<String>,
+    pub(crate) max_connections: Option<u64>,
+    pub(crate) idle_timeout: Option<u64>,
+    pub(crate) requirepass: Option<String>,
+    pub(crate) block_cache_mb: Option<u64>,
+    pub(crate) zmq_port: Option<u16>,
+    pub(crate) zmq_message_max: Option<u64>,
 }
+
+/// Default ZeroMQ client port.
+pub(crate) const ZMQ_PORT_DEFAULT: u16 = 7379;
 
 /// The resolved configuration.
 #[derive(Debug, Clone)]
-pub struct Config {
-    pub port: u16,
-    pub bind_addr: IpAddr,
-    pub data_dir: PathBuf,
-    pub node_id: String,
-    pub max_connections: u64,
-    pub idle_timeout: Option<Duration>,
-    pub requirepass: Option<String>,
-    pub block_cache_mb: u64,
-    pub config_file: Option<PathBuf>,
+pub(crate) struct Config {
+    pub(crate) port: u16,
+    pub(crate) bind_addr: IpAddr,
+    pub(crate) data_dir: PathBuf,
+    pub(crate) node_id: String,
+    pub(crate) max_connections: u64,
+    pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) requirepass: Option<String>,
+    pub(crate) block_cache_mb: u64,
+    /// `None`: no ZeroMQ endpoint.
+    pub(crate) zmq_port: Option<u16>,
+    pub(crate) zmq_message_max: usize,
+    pub(crate) config_file: Option<PathBuf>,
 }
 
 impl Config {
-    pub fn load(flags: Flags) -> anyhow::Result<Self> {
+    pub(crate) fn load(flags: Flags) -> anyhow::Result<Self> {
         let file = match &flags.config {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
@@ -108,6 +124,15 @@ impl Config {
                 .or(file.requirepass)
                 .filter(|p| !p.is_empty()),
             block_cache_mb: flags.block_cache_mb.or(file.block_cache_mb).unwrap_or(256),
+            zmq_port: Some(flags.zmq_port.or(file.zmq_port).unwrap_or(ZMQ_PORT_DEFAULT))
+                .filter(|&p| p != 0),
+            zmq_message_max: usize::try_from(
+                flags
+                    .zmq_message_max
+                    .or(file.zmq_message_max)
+                    .unwrap_or(tickdb_io::zmq::MESSAGE_MAX_DEFAULT as u64),
+            )
+            .context("zmq_message_max does not fit this machine's address space")?,
             config_file: flags.config,
         };
         anyhow::ensure!(
@@ -118,7 +143,7 @@ impl Config {
     }
 
     /// The settings `CONFIG GET` reports, Redis names first where Redis has one.
-    pub fn settings(&self) -> Vec<(String, String)> {
+    pub(crate) fn settings(&self) -> Vec<(String, String)> {
         let dir = self.data_dir.display().to_string();
         vec![
             ("port".into(), self.port.to_string()),
@@ -146,6 +171,8 @@ impl Config {
             ("databases".into(), "1".into()),
             ("node-id".into(), self.node_id.clone()),
             ("block-cache-mb".into(), self.block_cache_mb.to_string()),
+            ("zmq-port".into(), self.zmq_port.unwrap_or(0).to_string()),
+            ("zmq-message-max".into(), self.zmq_message_max.to_string()),
         ]
     }
 }
@@ -183,6 +210,20 @@ mod tests {
         assert_eq!(c.idle_timeout, None);
         assert_eq!(c.node_id, "node-7001");
         assert_eq!(c.max_connections, 10_000);
+        assert_eq!(c.zmq_port, Some(ZMQ_PORT_DEFAULT));
+        std::fs::write(&path, "zmq_port = 0\nzmq_message_max = 1024\n").unwrap();
+        let flags = Flags::parse_from(["tickdb", "--config", path.to_str().unwrap()]);
+        let c = Config::load(flags).unwrap();
+        assert_eq!(c.zmq_port, None);
+        assert_eq!(c.zmq_message_max, 1024);
+        let flags = Flags::parse_from([
+            "tickdb",
+            "--config",
+            path.to_str().unwrap(),
+            "--zmq-port",
+            "7400",
+        ]);
+        assert_eq!(Config::load(flags).unwrap().zmq_port, Some(7400));
         std::fs::write(&path, "prot = 1\n").unwrap();
         let flags = Flags::parse_from(["tickdb", "--config", path.to_str().unwrap()]);
         let err = format!("{:#}", Config::load(flags).unwrap_err());

@@ -4,14 +4,16 @@
 
 mod config;
 
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser as _;
 use tickdb_core::node::{Node, NodeConfig};
-use tickdb_io::rocks::{RocksOptions, RocksStore};
 use tickdb_io::tcp::{self, TcpConfig};
+use tickdb_io::zmq::{self, ZmqConfig};
+use tickdb_io::{RocksOptions, RocksStore};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
@@ -27,6 +29,7 @@ fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let config = Config::load(flags)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -40,11 +43,19 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let db_path = config.data_dir.join("db");
     let options = RocksOptions {
-        block_cache_bytes: config.block_cache_mb * 1024 * 1024,
+        block_cache_bytes: usize::try_from(config.block_cache_mb.saturating_mul(1 << 20))
+            .unwrap_or(usize::MAX),
         ..RocksOptions::default()
     };
     let store = RocksStore::open(&db_path, options)
         .with_context(|| format!("opening the store in {}", db_path.display()))?;
+
+    // ZeroMQ first: once TCP accepts (what scripts wait for), every endpoint is up.
+    let zmq_socket = match config.zmq_port {
+        Some(port) => Some(zmq::bind(SocketAddr::new(config.bind_addr, port)).await?),
+        None => None,
+    };
+    let zmq_local = zmq_socket.as_ref().map(|(_, local)| *local);
 
     let addr = SocketAddr::new(config.bind_addr, config.port);
     let listener = TcpListener::bind(addr)
@@ -61,6 +72,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
         server_info: vec![
             ("process_id".into(), std::process::id().to_string()),
             ("tcp_port".into(), local.port().to_string()),
+            (
+                "zmq_port".into(),
+                zmq_local.map_or(0, |a| a.port()).to_string(),
+            ),
             (
                 "executable".into(),
                 std::env::current_exe()
@@ -92,9 +107,24 @@ async fn run(config: Config) -> anyhow::Result<()> {
         idle_timeout: config.idle_timeout,
         ..TcpConfig::default()
     };
+    let zmq_task = zmq_socket.map(|(socket, _)| {
+        let zmq_config = ZmqConfig {
+            idle_timeout: config.idle_timeout,
+            message_max: config.zmq_message_max,
+            ..ZmqConfig::default()
+        };
+        tokio::spawn(zmq::serve(
+            socket,
+            handle.clone(),
+            zmq_config,
+            stop_rx.clone(),
+            done_tx.clone(),
+        ))
+    });
     let tcp_task = tokio::spawn(tcp::serve(listener, handle, tcp_config, stop_rx, done_tx));
     tracing::info!(
         %local,
+        zmq = %zmq_local.map_or_else(|| "off".to_string(), |a| format!("tcp://{a}")),
         data_dir = %config.data_dir.display(),
         node_id = %config.node_id,
         version = env!("CARGO_PKG_VERSION"),
@@ -108,6 +138,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
     );
     let _ = stop_tx.send(true);
     let _ = tcp_task.await;
+    if let Some(task) = zmq_task {
+        let _ = task.await;
+    }
     let node = node_task.await.context("node task panicked")?;
     if tokio::time::timeout(SHUTDOWN_GRACE, done_rx.recv())
         .await

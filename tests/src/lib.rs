@@ -3,6 +3,8 @@
 //! The binary is found next to the test executable's `deps/` folder (the same target
 //! directory), or at `$TICKDB_BIN`. `make test` builds it first.
 
+pub mod zmq;
+
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -81,6 +83,12 @@ impl Server {
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(&self.extra)
+            // Tests run in parallel: the ZeroMQ endpoint's fixed default port would collide.
+            .args(if self.extra.iter().any(|a| a == "--zmq-port") {
+                &[][..]
+            } else {
+                &["--zmq-port", "0"][..]
+            })
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),

@@ -65,8 +65,9 @@ fn bad_input_gets_redis_errors_and_other_clients_are_unaffected() {
     assert_eq!(healthy.call(&["SET", "k", "v"]), Frame::ok());
 
     let cases: &[(&[u8], &str)] = &[
+        (b"*abc\r\n", "ERR Protocol error: invalid multibulk length"),
         (
-            b"*-5\r\n$4\r\nPING\r\n*1\r\n",
+            b"*99999999\r\n",
             "ERR Protocol error: invalid multibulk length",
         ),
         (b"*1\r\n$-3\r\n", "ERR Protocol error: invalid bulk length"),
@@ -94,6 +95,11 @@ fn bad_input_gets_redis_errors_and_other_clients_are_unaffected() {
             "the connection closes after a protocol error"
         );
     }
+
+    // Like Redis, a multibulk count <= 0 is an empty request, not an error.
+    let mut c = server.client();
+    c.send_raw(b"*-5\r\n*0\r\nPING\r\n");
+    assert_eq!(c.read(), Some(Frame::simple("PONG")));
 
     let mut c = server.client();
     assert_eq!(

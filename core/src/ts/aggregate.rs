@@ -1033,31 +1033,6 @@ mod tests {
         assert!(close(v, area / 10.0), "{v}");
     }
 
-    /// Throughput probe, not a pass/fail test: `cargo test --release -p tickdb-core
-    /// ts::aggregate::tests::throughput -- --ignored --nocapture`.
-    #[test]
-    #[ignore = "timing probe; run by hand"]
-    #[allow(clippy::disallowed_methods)] // a wall clock in a test probe, never in the core
-    fn throughput() {
-        let n = 10_000_000u64;
-        let samples = (0..n).map(|i| (1_700_000_000_000 + i * 10, (i % 1000) as f64 * 0.25));
-        let aggs = Aggregator::parse_list(b"first,max,min,last,avg,std.s,twa").unwrap();
-        for (label, sp) in [
-            ("avg, 1 min buckets", spec(&[Aggregator::Avg], 60_000, 0)),
-            ("7 aggregators, 1 s buckets", spec(&aggs, 1_000, 0)),
-        ] {
-            let t0 = std::time::Instant::now();
-            let rows = aggregate(samples.clone(), &sp, (0, u64::MAX), false).unwrap();
-            let dt = t0.elapsed();
-            println!(
-                "{label}: {n} samples -> {} rows in {dt:?} ({:.0} Msamples/s)",
-                rows.len(),
-                n as f64 / dt.as_secs_f64() / 1e6
-            );
-            assert!(!rows.is_empty());
-        }
-    }
-
     // ---- model-based tests -------------------------------------------------------------
 
     fn naive(
