@@ -19,7 +19,7 @@ pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-RUST_LOG=warn "$BIN" --port "$port" --data-dir "$work/data" 2>"$work/tickdb.log" &
+RUST_LOG=warn "$BIN" --port "$port" --zmq-port 0 --data-dir "$work/data" 2>"$work/tickdb.log" &
 pid=$!
 for _ in $(seq 1 300); do redis-cli -p "$port" PING >/dev/null 2>&1 && break; sleep 0.1; done
 
