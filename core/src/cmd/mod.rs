@@ -7,6 +7,7 @@
 pub mod args;
 mod error;
 pub mod table;
+pub mod ts;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -86,6 +87,8 @@ pub enum ReadCmd {
         count: u64,
         kind: Option<Bytes>,
     },
+    /// `TS.*` reads and `TSDB_GET`.
+    Ts(ts::TsRead),
 }
 
 /// `SET`'s existence condition.
@@ -141,6 +144,8 @@ pub enum WriteCmd {
         ts: u64,
         value: f64,
     },
+    /// `TS.*` writes and `TSDB_SET`.
+    Ts(ts::TsWrite),
 }
 
 /// The most keys `SCAN` returns per call whatever `COUNT` asks, so one call stays bounded.
@@ -264,6 +269,9 @@ pub fn parse(args: &[Bytes]) -> Result<Command, CommandError> {
             }
         }
         "batch_flush" => Command::BatchFlush,
+        name if name.starts_with("ts.") || name == "tsdb_set" || name == "tsdb_get" => {
+            ts::parse(name, a)?
+        }
         other => {
             return Err(CommandError::other(format!(
                 "ERR command '{other}' is not implemented yet"

@@ -15,8 +15,9 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 
 use crate::UnixMillis;
+use crate::cmd::ts::TsWrite;
 use crate::cmd::{CommandError, ReadCmd, SetCond, WriteCmd, args};
-use crate::resp::Frame;
+use crate::resp::{Frame, Protocol};
 use crate::store::{Space, StoreError, StoreRead};
 
 pub use tx::Tx;
@@ -134,7 +135,6 @@ impl Db {
         cmd: &WriteCmd,
         unix: UnixMillis,
     ) -> Result<Frame, StoreError> {
-        let _ = unix;
         let reply = match cmd {
             WriteCmd::Set {
                 key,
@@ -155,7 +155,11 @@ impl Db {
                     Some(SetCond::Xx) => exists,
                 };
                 if allowed {
-                    self.put_string(tx, key, value, exists);
+                    // SET replaces a key of any type; a series takes its samples with it.
+                    if exists {
+                        self.delete_key(tx, key)?;
+                    }
+                    self.put_string(tx, key, value, false);
                 }
                 match (get, allowed) {
                     (true, _) => old.map_or(Frame::Null, Frame::Bulk),
@@ -223,9 +227,15 @@ impl Db {
                     Frame::Integer(i64::try_from(len).unwrap_or(i64::MAX))
                 }
             },
-            WriteCmd::BatchAdd { .. } => {
-                Frame::error("ERR TSDB: the time-series engine is not part of this build yet")
+            WriteCmd::BatchAdd { key, ts, value } => {
+                let add = TsWrite::SeedSet {
+                    key: key.clone(),
+                    ts: *ts,
+                    value: *value,
+                };
+                crate::ts::engine::apply(tx, &mut self.keys, &add, unix)?
             }
+            WriteCmd::Ts(t) => crate::ts::engine::apply(tx, &mut self.keys, t, unix)?,
             WriteCmd::Flush => {
                 for space in Space::STATE {
                     tx.clear(space)?;
@@ -281,9 +291,7 @@ impl Db {
         };
         match rec.kind {
             Kind::String => {}
-            // The series engine owns its chunks and index entries; until it hooks in here,
-            // a series record has nothing else to delete.
-            Kind::Series => {}
+            Kind::Series => crate::ts::engine::drop_series(tx, key, &rec.payload)?,
         }
         tx.delete(Space::Keys, key.to_vec());
         self.keys = self.keys.saturating_sub(1);
@@ -340,8 +348,14 @@ impl Db {
         Ok(Frame::text(text))
     }
 
-    /// Runs a read against the store.
-    pub fn read(&mut self, store: &impl StoreRead, cmd: &ReadCmd) -> Result<Frame, StoreError> {
+    /// Runs a read against the store; `protocol` is the connection's, for replies whose RESP2
+    /// shape is not the automatic lowering of their RESP3 shape (`TS.*`).
+    pub fn read(
+        &mut self,
+        store: &impl StoreRead,
+        cmd: &ReadCmd,
+        protocol: Protocol,
+    ) -> Result<Frame, StoreError> {
         let get = |key: &[u8]| record(|k| store.get(Space::Keys, k), key);
         let reply = match cmd {
             ReadCmd::Get(key) => match get(key)? {
@@ -402,6 +416,7 @@ impl Db {
                 count,
                 kind,
             } => self.scan(store, *cursor, pattern.as_deref(), *count, kind.as_deref())?,
+            ReadCmd::Ts(t) => crate::ts::query::read(store, t, protocol)?,
         };
         Ok(reply)
     }
@@ -499,7 +514,7 @@ mod tests {
                     self.store.write(batch).unwrap();
                     reply
                 }
-                Ok(Command::Read(r)) => self.db.read(&self.store, &r).unwrap(),
+                Ok(Command::Read(r)) => self.db.read(&self.store, &r, Protocol::Resp3).unwrap(),
                 Ok(other) => panic!("not a data command: {other:?}"),
             }
         }

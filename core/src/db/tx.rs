@@ -169,6 +169,17 @@ impl<'a, S: StoreRead> Tx<'a, S> {
     }
 }
 
+/// A transaction reads like a store (its own writes included), so read paths serve both.
+impl<S: StoreRead> StoreRead for Tx<'_, S> {
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Tx::get(self, space, key)
+    }
+
+    fn scan(&self, space: Space, start: &[u8], end: Option<&[u8]>, reverse: bool) -> ScanIter<'_> {
+        Tx::scan(self, space, start, end, reverse)
+    }
+}
+
 /// Merges a store scan with a transaction's pending changes; pending wins on equal keys.
 struct Merge<'t, 'a, S: StoreRead, P: Iterator<Item = (Vec<u8>, Option<Vec<u8>>)>> {
     stored: Peekable<ScanIter<'t>>,

@@ -398,7 +398,11 @@ impl<S: Store> Node<S> {
         match cmd {
             Command::Conn(cc) => self.conn_command(conn, cc, unix),
             Command::Read(r) => {
-                let reply = match self.db.read(&self.store, &r) {
+                let protocol = self
+                    .conns
+                    .get(&conn)
+                    .map_or(Protocol::Resp2, |c| c.protocol);
+                let reply = match self.db.read(&self.store, &r, protocol) {
                     Ok(frame) => frame,
                     Err(e) => self.storage_failed(e),
                 };

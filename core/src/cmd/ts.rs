@@ -1,0 +1,887 @@
+//! Parsing of the `TS.*` commands and the seed dialect's `TSDB_SET`/`TSDB_GET` into typed
+//! commands, with RedisTimeSeries' documented option syntax and `ERR TSDB: ...` error texts.
+//!
+//! Parsing validates everything that does not depend on state (numbers, keywords, option
+//! combinations, aggregator names, FILTER syntax), so the engine only refuses for reasons of
+//! state (a missing key, a BLOCK duplicate, retention).
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::args::{Args, float, int, is};
+use super::{Command, CommandError, ReadCmd, WriteCmd};
+use crate::ts::meta::{
+    CHUNK_SIZE_MAX, CHUNK_SIZE_MIN, DupPolicy, LABEL_BYTES_MAX, LABELS_PER_SERIES_MAX,
+};
+
+/// The most samples one `TS.MADD` may carry.
+pub const MADD_SAMPLES_MAX: usize = 100_000;
+/// The most timestamps `FILTER_BY_TS` accepts (RedisTimeSeries documents 128).
+pub const FILTER_BY_TS_MAX: usize = 128;
+/// The most `FILTER` expressions one query carries.
+pub const FILTER_EXPRS_MAX: usize = 256;
+/// The most aggregators one `AGGREGATION` may name.
+pub const AGGREGATORS_MAX: usize = 16;
+
+/// Aggregator names as RedisTimeSeries documents them (lower case).
+pub const AGGREGATORS: &[&str] = &[
+    "avg", "sum", "min", "max", "range", "count", "first", "last", "std.p", "std.s", "var.p",
+    "var.s", "twa",
+];
+
+fn tsdb(msg: &str) -> CommandError {
+    CommandError::other(format!("ERR TSDB: {msg}"))
+}
+
+/// Options shared by TS.CREATE, TS.ALTER, TS.ADD, TS.INCRBY and TS.DECRBY; `None`: not given.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SeriesOpts {
+    pub retention_ms: Option<u64>,
+    pub uncompressed: Option<bool>,
+    pub chunk_size: Option<u64>,
+    pub duplicate_policy: Option<DupPolicy>,
+    pub ignore: Option<(u64, f64)>,
+    pub labels: Option<Vec<(Bytes, Bytes)>>,
+}
+
+/// A `TS.*` state change, as it goes into the log.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum TsWrite {
+    Create {
+        key: Bytes,
+        opts: SeriesOpts,
+    },
+    Alter {
+        key: Bytes,
+        opts: SeriesOpts,
+    },
+    /// `ts: None` is `*`: the entry's timestamp.
+    Add {
+        key: Bytes,
+        ts: Option<u64>,
+        value: f64,
+        opts: SeriesOpts,
+        on_duplicate: Option<DupPolicy>,
+    },
+    MAdd(Vec<(Bytes, Option<u64>, f64)>),
+    IncrBy {
+        key: Bytes,
+        by: f64,
+        ts: Option<u64>,
+        opts: SeriesOpts,
+    },
+    Del {
+        key: Bytes,
+        from: u64,
+        to: u64,
+    },
+    CreateRule {
+        src: Bytes,
+        dst: Bytes,
+        aggregator: String,
+        bucket_ms: u64,
+        align_ms: u64,
+    },
+    DeleteRule {
+        src: Bytes,
+        dst: Bytes,
+    },
+    /// `TS.MDEL from to FILTER ...` (tickdb): the raw FILTER expressions, already validated.
+    MDel {
+        from: u64,
+        to: u64,
+        filter: Vec<Bytes>,
+    },
+    /// `TSDB_SET key ts value`.
+    SeedSet {
+        key: Bytes,
+        ts: u64,
+        value: f64,
+    },
+}
+
+/// ALIGN of an aggregation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Align {
+    Start,
+    End,
+    At(u64),
+}
+
+/// BUCKETTIMESTAMP of an aggregation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BucketTs {
+    Start,
+    End,
+    Mid,
+}
+
+/// `AGGREGATION aggregator[,aggregator...] bucketDuration` with its modifiers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AggQuery {
+    pub aggregators: Vec<String>,
+    pub bucket_ms: u64,
+    pub align: Align,
+    pub bucket_ts: BucketTs,
+    pub empty: bool,
+}
+
+/// The options of TS.RANGE / TS.REVRANGE / TS.MRANGE / TS.MREVRANGE.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RangeQuery {
+    pub from: u64,
+    pub to: u64,
+    pub latest: bool,
+    pub filter_by_ts: Option<Vec<u64>>,
+    pub filter_by_value: Option<(f64, f64)>,
+    pub count: Option<u64>,
+    pub aggregation: Option<AggQuery>,
+}
+
+/// Which labels a multi-series reply carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LabelSel {
+    None,
+    All,
+    Selected(Vec<Bytes>),
+}
+
+/// A `TS.*` read.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TsRead {
+    Get {
+        key: Bytes,
+        latest: bool,
+    },
+    MGet {
+        latest: bool,
+        labels: LabelSel,
+        filter: Vec<Bytes>,
+    },
+    Range {
+        key: Bytes,
+        reverse: bool,
+        query: RangeQuery,
+    },
+    MRange {
+        reverse: bool,
+        query: RangeQuery,
+        labels: LabelSel,
+        filter: Vec<Bytes>,
+        /// GROUPBY label REDUCE reducer.
+        group_by: Option<(Bytes, String)>,
+    },
+    QueryIndex(Vec<Bytes>),
+    Info {
+        key: Bytes,
+    },
+    /// `TS.QUERYLABELS LABELS [FILTER ...]` (label names, `label: None`) or
+    /// `TS.QUERYLABELS VALUES label [FILTER ...]` (that label's values); without FILTER over
+    /// every indexed series.
+    QueryLabels {
+        label: Option<Bytes>,
+        filter: Option<Vec<Bytes>>,
+    },
+    /// `TSDB_GET key from to`.
+    SeedGet {
+        key: Bytes,
+        from: u64,
+        to: u64,
+    },
+}
+
+/// Parses a `TS.*`, `TSDB_SET` or `TSDB_GET` request whose name `name` (lower case) has passed
+/// the arity check.
+pub fn parse(name: &str, a: &[Bytes]) -> Result<Command, CommandError> {
+    let w = |t| Ok(Command::Write(WriteCmd::Ts(t)));
+    let r = |t| Ok(Command::Read(ReadCmd::Ts(t)));
+    match name {
+        "ts.create" => w(TsWrite::Create {
+            key: a[1].clone(),
+            opts: series_opts(a, 2, Allowed::CREATE)?,
+        }),
+        "ts.alter" => w(TsWrite::Alter {
+            key: a[1].clone(),
+            opts: series_opts(a, 2, Allowed::ALTER)?,
+        }),
+        "ts.add" => parse_add(a).and_then(w),
+        "ts.madd" => parse_madd(a).and_then(w),
+        "ts.incrby" | "ts.decrby" => parse_incr(a, name == "ts.decrby").and_then(w),
+        "ts.del" => w(TsWrite::Del {
+            key: a[1].clone(),
+            from: range_ts(&a[2], 0)?,
+            to: range_ts(&a[3], u64::MAX)?,
+        }),
+        "ts.createrule" => parse_createrule(a).and_then(w),
+        "ts.deleterule" => w(TsWrite::DeleteRule {
+            src: a[1].clone(),
+            dst: a[2].clone(),
+        }),
+        "ts.mdel" => {
+            let from = range_ts(&a[1], 0)?;
+            let to = range_ts(&a[2], u64::MAX)?;
+            if !is(&a[3], "FILTER") {
+                return Err(CommandError::Syntax);
+            }
+            w(TsWrite::MDel {
+                from,
+                to,
+                filter: filter_exprs(&a[4..])?,
+            })
+        }
+        "tsdb_set" => w(TsWrite::SeedSet {
+            key: a[1].clone(),
+            ts: timestamp(&a[2])?,
+            value: value(&a[3])?,
+        }),
+        "ts.get" => {
+            let latest = match a.get(2) {
+                None => false,
+                Some(l) if is(l, "LATEST") && a.len() == 3 => true,
+                Some(_) => return Err(CommandError::Syntax),
+            };
+            r(TsRead::Get {
+                key: a[1].clone(),
+                latest,
+            })
+        }
+        "ts.mget" => parse_mget(a).and_then(r),
+        "ts.range" | "ts.revrange" => r(TsRead::Range {
+            key: a[1].clone(),
+            reverse: name == "ts.revrange",
+            query: parse_range(a, 2, false)?.0,
+        }),
+        "ts.mrange" | "ts.mrevrange" => parse_mrange(a, name == "ts.mrevrange").and_then(r),
+        "ts.queryindex" => r(TsRead::QueryIndex(filter_exprs(&a[1..])?)),
+        "ts.info" => match a.get(2) {
+            None => r(TsRead::Info { key: a[1].clone() }),
+            Some(d) if is(d, "DEBUG") && a.len() == 3 => r(TsRead::Info { key: a[1].clone() }),
+            Some(_) => Err(CommandError::Syntax),
+        },
+        "ts.querylabels" => parse_querylabels(a).and_then(r),
+        "tsdb_get" => r(TsRead::SeedGet {
+            key: a[1].clone(),
+            from: range_ts(&a[2], 0)?,
+            to: range_ts(&a[3], u64::MAX)?,
+        }),
+        _ => Err(CommandError::other(format!(
+            "ERR command '{name}' is not implemented yet"
+        ))),
+    }
+}
+
+/// A sample timestamp: a non-negative integer.
+pub fn timestamp(arg: &[u8]) -> Result<u64, CommandError> {
+    let n = int(arg).map_err(|_| tsdb("invalid timestamp"))?;
+    u64::try_from(n).map_err(|_| tsdb("invalid timestamp, must be a nonnegative integer"))
+}
+
+/// A timestamp or `*`.
+fn timestamp_or_now(arg: &[u8]) -> Result<Option<u64>, CommandError> {
+    if arg == b"*" {
+        Ok(None)
+    } else {
+        timestamp(arg).map(Some)
+    }
+}
+
+fn value(arg: &[u8]) -> Result<f64, CommandError> {
+    float(arg).map_err(|_| tsdb("invalid value"))
+}
+
+/// A range bound: `-` (earliest), `+` (latest) or a timestamp.
+fn range_ts(arg: &[u8], dash_plus: u64) -> Result<u64, CommandError> {
+    match arg {
+        b"-" => Ok(0),
+        b"+" => Ok(u64::MAX),
+        _ => {
+            let _ = dash_plus;
+            let n = int(arg).map_err(|_| tsdb("invalid timestamp"))?;
+            // A negative bound is before every sample.
+            Ok(u64::try_from(n).unwrap_or(0))
+        }
+    }
+}
+
+fn nonneg(arg: &[u8], what: &str) -> Result<u64, CommandError> {
+    int(arg)
+        .ok()
+        .and_then(|n| u64::try_from(n).ok())
+        .ok_or_else(|| tsdb(&format!("Couldn't parse {what}")))
+}
+
+/// Which series options a command accepts.
+#[derive(Clone, Copy)]
+struct Allowed {
+    encoding: bool,
+    on_duplicate: bool,
+}
+
+impl Allowed {
+    const CREATE: Self = Self {
+        encoding: true,
+        on_duplicate: false,
+    };
+    const ALTER: Self = Self {
+        encoding: false,
+        on_duplicate: false,
+    };
+    const ADD: Self = Self {
+        encoding: true,
+        on_duplicate: true,
+    };
+}
+
+/// Parses series options from `a[start..]`; for TS.ADD also returns ON_DUPLICATE.
+fn series_opts_dup(
+    a: &[Bytes],
+    start: usize,
+    allowed: Allowed,
+) -> Result<(SeriesOpts, Option<DupPolicy>), CommandError> {
+    let mut o = SeriesOpts::default();
+    let mut on_dup = None;
+    let mut it = Args::new(a, start);
+    while let Some(opt) = it.next_arg() {
+        if is(opt, "RETENTION") {
+            let v = it
+                .next_arg()
+                .ok_or_else(|| tsdb("Couldn't parse RETENTION"))?;
+            o.retention_ms = Some(nonneg(v, "RETENTION")?);
+        } else if is(opt, "ENCODING") && allowed.encoding {
+            let v = it
+                .next_arg()
+                .ok_or_else(|| tsdb("Couldn't parse ENCODING"))?;
+            o.uncompressed = Some(if is(v, "COMPRESSED") {
+                false
+            } else if is(v, "UNCOMPRESSED") {
+                true
+            } else {
+                return Err(tsdb("unknown encoding"));
+            });
+        } else if is(opt, "CHUNK_SIZE") {
+            let v = it
+                .next_arg()
+                .ok_or_else(|| tsdb("Couldn't parse CHUNK_SIZE"))?;
+            let n = int(v).map_err(|_| tsdb("Couldn't parse CHUNK_SIZE"))?;
+            let ok = u64::try_from(n)
+                .ok()
+                .filter(|n| (CHUNK_SIZE_MIN..=CHUNK_SIZE_MAX).contains(n) && n % 8 == 0);
+            o.chunk_size = Some(ok.ok_or_else(|| {
+                tsdb("CHUNK_SIZE value must be a multiple of 8 in the range [48 .. 1048576]")
+            })?);
+        } else if is(opt, "DUPLICATE_POLICY") {
+            let v = it
+                .next_arg()
+                .ok_or_else(|| tsdb("Couldn't parse DUPLICATE_POLICY"))?;
+            o.duplicate_policy =
+                Some(DupPolicy::parse(v).ok_or_else(|| tsdb("Unknown DUPLICATE_POLICY"))?);
+        } else if is(opt, "ON_DUPLICATE") && allowed.on_duplicate {
+            let v = it
+                .next_arg()
+                .ok_or_else(|| tsdb("Couldn't parse ON_DUPLICATE"))?;
+            on_dup = Some(DupPolicy::parse(v).ok_or_else(|| tsdb("Unknown ON_DUPLICATE"))?);
+        } else if is(opt, "IGNORE") {
+            let (t, v) = (it.next_arg(), it.next_arg());
+            let (Some(t), Some(v)) = (t, v) else {
+                return Err(tsdb("Couldn't parse IGNORE"));
+            };
+            let t = nonneg(t, "IGNORE max time diff")?;
+            let v = float(v)
+                .ok()
+                .filter(|v| *v >= 0.0)
+                .ok_or_else(|| tsdb("Couldn't parse IGNORE max value diff"))?;
+            o.ignore = Some((t, v));
+        } else if is(opt, "LABELS") {
+            // LABELS takes the rest of the arguments.
+            let rest = it.remaining();
+            if !rest.len().is_multiple_of(2) {
+                return Err(tsdb("Couldn't parse LABELS"));
+            }
+            o.labels = Some(labels(rest)?);
+            break;
+        } else {
+            return Err(CommandError::Syntax);
+        }
+    }
+    Ok((o, on_dup))
+}
+
+fn series_opts(a: &[Bytes], start: usize, allowed: Allowed) -> Result<SeriesOpts, CommandError> {
+    series_opts_dup(a, start, allowed).map(|(o, _)| o)
+}
+
+fn labels(rest: &[Bytes]) -> Result<Vec<(Bytes, Bytes)>, CommandError> {
+    if rest.len() / 2 > LABELS_PER_SERIES_MAX {
+        return Err(tsdb(&format!(
+            "too many labels (at most {LABELS_PER_SERIES_MAX})"
+        )));
+    }
+    let mut out: Vec<(Bytes, Bytes)> = Vec::with_capacity(rest.len() / 2);
+    for pair in rest.chunks_exact(2) {
+        let (name, value) = (&pair[0], &pair[1]);
+        // Any bytes: FILTER can quote values with spaces, commas or parentheses.
+        let bad = |b: &Bytes| b.is_empty() || b.len() > LABEL_BYTES_MAX;
+        if bad(name) || bad(value) {
+            return Err(tsdb("Couldn't parse LABELS"));
+        }
+        // A repeated label keeps its last value, like a map.
+        out.retain(|(n, _)| n != name);
+        out.push((name.clone(), value.clone()));
+    }
+    Ok(out)
+}
+
+fn parse_add(a: &[Bytes]) -> Result<TsWrite, CommandError> {
+    let ts = timestamp_or_now(&a[2])?;
+    let value = value(&a[3])?;
+    let (opts, on_duplicate) = series_opts_dup(a, 4, Allowed::ADD)?;
+    Ok(TsWrite::Add {
+        key: a[1].clone(),
+        ts,
+        value,
+        opts,
+        on_duplicate,
+    })
+}
+
+fn parse_madd(a: &[Bytes]) -> Result<TsWrite, CommandError> {
+    if !(a.len() - 1).is_multiple_of(3) {
+        return Err(CommandError::WrongArity("ts.madd".into()));
+    }
+    if (a.len() - 1) / 3 > MADD_SAMPLES_MAX {
+        return Err(tsdb(&format!(
+            "TS.MADD takes at most {MADD_SAMPLES_MAX} samples"
+        )));
+    }
+    let mut out = Vec::with_capacity((a.len() - 1) / 3);
+    for t in a[1..].chunks_exact(3) {
+        out.push((t[0].clone(), timestamp_or_now(&t[1])?, value(&t[2])?));
+    }
+    Ok(TsWrite::MAdd(out))
+}
+
+fn parse_incr(a: &[Bytes], negate: bool) -> Result<TsWrite, CommandError> {
+    let by = value(&a[2])?;
+    let mut ts = None;
+    let mut rest: Vec<Bytes> = a[..3].to_vec();
+    let mut it = Args::new(a, 3);
+    while let Some(opt) = it.next_arg() {
+        if is(opt, "TIMESTAMP") {
+            ts = timestamp_or_now(it.next_arg().ok_or_else(|| tsdb("invalid timestamp"))?)?;
+        } else {
+            rest.push(opt.clone());
+        }
+    }
+    let opts = series_opts(&rest, 3, Allowed::CREATE)?;
+    Ok(TsWrite::IncrBy {
+        key: a[1].clone(),
+        by: if negate { -by } else { by },
+        ts,
+        opts,
+    })
+}
+
+fn aggregator(arg: &[u8]) -> Result<String, CommandError> {
+    let lower = String::from_utf8_lossy(arg).to_ascii_lowercase();
+    if AGGREGATORS.contains(&lower.as_str()) {
+        Ok(lower)
+    } else {
+        Err(tsdb("Unknown aggregation type"))
+    }
+}
+
+fn bucket_duration(arg: &[u8]) -> Result<u64, CommandError> {
+    let n = int(arg).map_err(|_| tsdb("Couldn't parse AGGREGATION"))?;
+    u64::try_from(n)
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| tsdb("bucketDuration must be greater than zero"))
+}
+
+fn parse_createrule(a: &[Bytes]) -> Result<TsWrite, CommandError> {
+    if !is(&a[3], "AGGREGATION") || a.len() > 7 {
+        return Err(CommandError::Syntax);
+    }
+    let aggregator = aggregator(&a[4])?;
+    let bucket_ms = bucket_duration(&a[5])?;
+    let align_ms = match a.get(6) {
+        None => 0,
+        Some(t) => timestamp(t)?,
+    };
+    Ok(TsWrite::CreateRule {
+        src: a[1].clone(),
+        dst: a[2].clone(),
+        aggregator,
+        bucket_ms,
+        align_ms,
+    })
+}
+
+/// Validates FILTER expressions: `l=v`, `l!=v`, `l=`, `l!=`, `l=(a,b)`, `l!=(a,b)`; at least
+/// one must be a positive match (`l=v` or `l=(a,...)`), as documented.
+fn filter_exprs(exprs: &[Bytes]) -> Result<Vec<Bytes>, CommandError> {
+    if exprs.is_empty() || exprs.len() > FILTER_EXPRS_MAX {
+        return Err(tsdb("invalid filter"));
+    }
+    let mut positive = false;
+    for e in exprs {
+        let Some(eq) = e.iter().position(|&c| c == b'=') else {
+            return Err(tsdb("failed parsing labels"));
+        };
+        let negated = eq > 0 && e[eq - 1] == b'!';
+        let name_end = if negated { eq - 1 } else { eq };
+        if name_end == 0 {
+            return Err(tsdb("failed parsing labels"));
+        }
+        if !negated && eq + 1 < e.len() {
+            positive = true;
+        }
+    }
+    if !positive {
+        return Err(tsdb("please provide at least one matcher"));
+    }
+    Ok(exprs.to_vec())
+}
+
+/// Parses range options from `a[start..]`. For multi-series commands (`multi`) it stops at
+/// WITHLABELS/SELECTED_LABELS/FILTER/GROUPBY and returns where it stopped.
+fn parse_range(
+    a: &[Bytes],
+    start: usize,
+    multi: bool,
+) -> Result<(RangeQuery, usize), CommandError> {
+    let from = range_ts(&a[start], 0)?;
+    let to = range_ts(&a[start + 1], u64::MAX)?;
+    let mut q = RangeQuery {
+        from,
+        to,
+        latest: false,
+        filter_by_ts: None,
+        filter_by_value: None,
+        count: None,
+        aggregation: None,
+    };
+    let mut align = None;
+    let mut bucket_ts = None;
+    let mut empty = false;
+    let mut pos = start + 2;
+    while pos < a.len() {
+        let opt = &a[pos];
+        pos += 1;
+        if is(opt, "LATEST") {
+            q.latest = true;
+        } else if is(opt, "FILTER_BY_TS") {
+            let mut list = Vec::new();
+            while let Some(t) = a.get(pos) {
+                let Ok(t) = int(t) else { break };
+                if list.len() == FILTER_BY_TS_MAX {
+                    return Err(tsdb("too many FILTER_BY_TS timestamps"));
+                }
+                list.push(u64::try_from(t).map_err(|_| tsdb("invalid timestamp"))?);
+                pos += 1;
+            }
+            if list.is_empty() {
+                return Err(tsdb("FILTER_BY_TS one or more arguments are missing"));
+            }
+            q.filter_by_ts = Some(list);
+        } else if is(opt, "FILTER_BY_VALUE") {
+            let (Some(lo), Some(hi)) = (a.get(pos), a.get(pos + 1)) else {
+                return Err(tsdb("FILTER_BY_VALUE one or more arguments are missing"));
+            };
+            let lo = float(lo).map_err(|_| tsdb("Couldn't parse MIN"))?;
+            let hi = float(hi).map_err(|_| tsdb("Couldn't parse MAX"))?;
+            q.filter_by_value = Some((lo, hi));
+            pos += 2;
+        } else if is(opt, "COUNT") {
+            let n = a.get(pos).ok_or_else(|| tsdb("Couldn't parse COUNT"))?;
+            let n = int(n).map_err(|_| tsdb("Couldn't parse COUNT"))?;
+            q.count = Some(
+                u64::try_from(n)
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| tsdb("Invalid COUNT value"))?,
+            );
+            pos += 1;
+        } else if is(opt, "ALIGN") {
+            let v = a.get(pos).ok_or_else(|| tsdb("Couldn't parse ALIGN"))?;
+            align = Some(if is(v, "START") || v.as_ref() == b"-" {
+                Align::Start
+            } else if is(v, "END") || v.as_ref() == b"+" {
+                Align::End
+            } else {
+                Align::At(timestamp(v).map_err(|_| tsdb("unknown ALIGN parameter"))?)
+            });
+            pos += 1;
+        } else if is(opt, "AGGREGATION") {
+            let (Some(names), Some(bucket)) = (a.get(pos), a.get(pos + 1)) else {
+                return Err(tsdb("Couldn't parse AGGREGATION"));
+            };
+            let mut aggregators = Vec::new();
+            for n in names.split(|&c| c == b',') {
+                if aggregators.len() == AGGREGATORS_MAX {
+                    return Err(tsdb("too many aggregators"));
+                }
+                aggregators.push(aggregator(n)?);
+            }
+            q.aggregation = Some(AggQuery {
+                aggregators,
+                bucket_ms: bucket_duration(bucket)?,
+                align: Align::Start,
+                bucket_ts: BucketTs::Start,
+                empty: false,
+            });
+            pos += 2;
+        } else if is(opt, "BUCKETTIMESTAMP") {
+            let v = a
+                .get(pos)
+                .ok_or_else(|| tsdb("Couldn't parse BUCKETTIMESTAMP"))?;
+            bucket_ts = Some(match v.as_ref() {
+                b"-" => BucketTs::Start,
+                b"+" => BucketTs::End,
+                b"~" => BucketTs::Mid,
+                _ if is(v, "START") => BucketTs::Start,
+                _ if is(v, "END") => BucketTs::End,
+                _ if is(v, "MID") => BucketTs::Mid,
+                _ => return Err(tsdb("unknown BUCKETTIMESTAMP parameter")),
+            });
+            pos += 1;
+        } else if is(opt, "EMPTY") {
+            empty = true;
+        } else if multi
+            && ["WITHLABELS", "SELECTED_LABELS", "FILTER", "GROUPBY"]
+                .iter()
+                .any(|k| is(opt, k))
+        {
+            pos -= 1;
+            break;
+        } else {
+            return Err(CommandError::Syntax);
+        }
+    }
+    match &mut q.aggregation {
+        Some(agg) => {
+            agg.align = align.unwrap_or(Align::Start);
+            agg.bucket_ts = bucket_ts.unwrap_or(BucketTs::Start);
+            agg.empty = empty;
+        }
+        None if align.is_some() || bucket_ts.is_some() || empty => {
+            return Err(tsdb("ALIGN, BUCKETTIMESTAMP and EMPTY require AGGREGATION"));
+        }
+        None => {}
+    }
+    Ok((q, pos))
+}
+
+fn label_sel(a: &[Bytes], pos: &mut usize) -> Result<LabelSel, CommandError> {
+    let mut sel = LabelSel::None;
+    while let Some(opt) = a.get(*pos) {
+        if is(opt, "WITHLABELS") && sel == LabelSel::None {
+            sel = LabelSel::All;
+            *pos += 1;
+        } else if is(opt, "SELECTED_LABELS") && sel == LabelSel::None {
+            *pos += 1;
+            let mut names = Vec::new();
+            while let Some(n) = a.get(*pos) {
+                if is(n, "FILTER") || is(n, "GROUPBY") {
+                    break;
+                }
+                if names.len() == LABELS_PER_SERIES_MAX {
+                    return Err(tsdb("too many SELECTED_LABELS"));
+                }
+                names.push(n.clone());
+                *pos += 1;
+            }
+            if names.is_empty() {
+                return Err(CommandError::Syntax);
+            }
+            sel = LabelSel::Selected(names);
+        } else if is(opt, "WITHLABELS") || is(opt, "SELECTED_LABELS") {
+            return Err(tsdb("cannot accept WITHLABELS and SELECT_LABELS together"));
+        } else {
+            break;
+        }
+    }
+    Ok(sel)
+}
+
+fn parse_querylabels(a: &[Bytes]) -> Result<TsRead, CommandError> {
+    let (label, rest) = if is(&a[1], "LABELS") {
+        (None, 2)
+    } else if is(&a[1], "VALUES") && a.len() >= 3 {
+        (Some(a[2].clone()), 3)
+    } else {
+        return Err(CommandError::Syntax);
+    };
+    let filter = match a.get(rest) {
+        None => None,
+        Some(f) if is(f, "FILTER") => Some(filter_exprs(&a[rest + 1..])?),
+        Some(_) => return Err(CommandError::Syntax),
+    };
+    Ok(TsRead::QueryLabels { label, filter })
+}
+
+fn parse_mget(a: &[Bytes]) -> Result<TsRead, CommandError> {
+    let mut pos = 1;
+    let mut latest = false;
+    if a.get(pos).is_some_and(|l| is(l, "LATEST")) {
+        latest = true;
+        pos += 1;
+    }
+    let labels = label_sel(a, &mut pos)?;
+    if !a.get(pos).is_some_and(|f| is(f, "FILTER")) {
+        return Err(tsdb("missing FILTER argument"));
+    }
+    Ok(TsRead::MGet {
+        latest,
+        labels,
+        filter: filter_exprs(&a[pos + 1..])?,
+    })
+}
+
+fn parse_mrange(a: &[Bytes], reverse: bool) -> Result<TsRead, CommandError> {
+    let (query, mut pos) = parse_range(a, 1, true)?;
+    let labels = label_sel(a, &mut pos)?;
+    if !a.get(pos).is_some_and(|f| is(f, "FILTER")) {
+        return Err(tsdb("missing FILTER argument"));
+    }
+    pos += 1;
+    let end = a[pos..]
+        .iter()
+        .position(|x| is(x, "GROUPBY"))
+        .map_or(a.len(), |p| pos + p);
+    let filter = filter_exprs(&a[pos..end])?;
+    let group_by = if end < a.len() {
+        let rest = &a[end..];
+        if rest.len() != 4 || !is(&rest[2], "REDUCE") {
+            return Err(tsdb("GROUPBY requires a label and REDUCE reducer"));
+        }
+        let reducer = String::from_utf8_lossy(&rest[3]).to_ascii_lowercase();
+        if !AGGREGATORS.contains(&reducer.as_str())
+            || ["first", "last", "twa"].contains(&reducer.as_str())
+        {
+            return Err(tsdb("invalid reducer"));
+        }
+        Some((rest[1].clone(), reducer))
+    } else {
+        None
+    };
+    Ok(TsRead::MRange {
+        reverse,
+        query,
+        labels,
+        filter,
+        group_by,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmd::parse as parse_cmd;
+
+    fn req(s: &str) -> Vec<Bytes> {
+        s.split_whitespace()
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect()
+    }
+
+    fn err(s: &str) -> String {
+        parse_cmd(&req(s)).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn documented_errors() {
+        assert_eq!(err("TS.ADD k x 1"), "ERR TSDB: invalid timestamp");
+        assert_eq!(err("TS.ADD k 1 x"), "ERR TSDB: invalid value");
+        assert_eq!(
+            err("TS.CREATE k DUPLICATE_POLICY nope"),
+            "ERR TSDB: Unknown DUPLICATE_POLICY"
+        );
+        assert_eq!(
+            err("TS.CREATE k CHUNK_SIZE 7"),
+            "ERR TSDB: CHUNK_SIZE value must be a multiple of 8 in the range [48 .. 1048576]"
+        );
+        assert_eq!(
+            err("TS.CREATE k RETENTION -1"),
+            "ERR TSDB: Couldn't parse RETENTION"
+        );
+        assert_eq!(
+            err("TS.CREATE k LABELS a"),
+            "ERR TSDB: Couldn't parse LABELS"
+        );
+        assert_eq!(
+            err("TS.RANGE k - + AGGREGATION foo 10"),
+            "ERR TSDB: Unknown aggregation type"
+        );
+        assert_eq!(
+            err("TS.RANGE k - + AGGREGATION avg 0"),
+            "ERR TSDB: bucketDuration must be greater than zero"
+        );
+        assert_eq!(
+            err("TS.MGET FILTER a!=b"),
+            "ERR TSDB: please provide at least one matcher"
+        );
+        assert_eq!(
+            err("TS.MGET LATEST WITHLABELS"),
+            "ERR TSDB: missing FILTER argument"
+        );
+        assert_eq!(
+            err("TS.MADD a 1 1 b 2"),
+            "ERR wrong number of arguments for 'ts.madd' command"
+        );
+        assert_eq!(err("TS.ALTER k ENCODING COMPRESSED"), "ERR syntax error");
+    }
+
+    #[test]
+    fn parses_range_options() {
+        let Command::Read(ReadCmd::Ts(TsRead::MRange {
+            query,
+            labels,
+            filter,
+            group_by,
+            ..
+        })) = parse_cmd(&req(
+            "TS.MRANGE - + FILTER_BY_TS 1 2 COUNT 5 AGGREGATION first,max,min,last 60000 \
+             ALIGN end BUCKETTIMESTAMP ~ EMPTY SELECTED_LABELS a b FILTER a=1 b!=(x,y) \
+             GROUPBY a REDUCE max",
+        ))
+        .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(query.filter_by_ts, Some(vec![1, 2]));
+        assert_eq!(query.count, Some(5));
+        let agg = query.aggregation.unwrap();
+        assert_eq!(agg.aggregators, ["first", "max", "min", "last"]);
+        assert_eq!(
+            (agg.bucket_ms, agg.align, agg.bucket_ts, agg.empty),
+            (60000, Align::End, BucketTs::Mid, true)
+        );
+        assert_eq!(labels, LabelSel::Selected(vec!["a".into(), "b".into()]));
+        assert_eq!(filter.len(), 2);
+        assert_eq!(group_by, Some(("a".into(), "max".into())));
+    }
+
+    #[test]
+    fn parses_add_and_incr() {
+        assert_eq!(
+            parse_cmd(&req("TS.ADD k * 1.5 ON_DUPLICATE sum LABELS a 1")).unwrap(),
+            Command::Write(WriteCmd::Ts(TsWrite::Add {
+                key: "k".into(),
+                ts: None,
+                value: 1.5,
+                opts: SeriesOpts {
+                    labels: Some(vec![("a".into(), "1".into())]),
+                    ..SeriesOpts::default()
+                },
+                on_duplicate: Some(DupPolicy::Sum),
+            }))
+        );
+        let Command::Write(WriteCmd::Ts(TsWrite::IncrBy { by, ts, opts, .. })) =
+            parse_cmd(&req("TS.DECRBY k 2 TIMESTAMP 5 RETENTION 10")).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((by, ts, opts.retention_ms), (-2.0, Some(5), Some(10)));
+    }
+}

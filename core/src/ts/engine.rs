@@ -1,0 +1,580 @@
+//! The `TS.*` write commands: series lifecycle, samples, compaction rules.
+//!
+//! Everything runs inside the entry's [`Tx`]: a command either changes the store completely or,
+//! when it replies with an error, changes nothing it would not have changed anyway (MADD's
+//! elements succeed or fail one by one, as documented).
+
+use bytes::Bytes;
+
+use crate::UnixMillis;
+use crate::cmd::CommandError;
+use crate::cmd::ts::{SeriesOpts, TsWrite};
+use crate::db::{Kind, Record, Tx};
+use crate::resp::Frame;
+use crate::store::{Space, StoreError, StoreRead};
+
+use super::TsError;
+use super::aggregate::{AggSpec, Aggregator, BucketTimestamp, aggregate, bucket_start};
+use super::index;
+use super::meta::{DupPolicy, RULE_CHAIN_DEPTH_MAX, RULES_PER_SERIES_MAX, Rule, SeriesMeta};
+use super::store::{self as samples, Upserted};
+
+fn tsdb(msg: &str) -> TsError {
+    TsError::Command(CommandError::other(format!("ERR TSDB: {msg}")))
+}
+
+fn no_key() -> TsError {
+    tsdb("the key does not exist")
+}
+
+/// A series' metadata, `None` when the key does not exist or is not a series.
+pub fn load(r: &impl StoreRead, key: &[u8]) -> Result<Option<SeriesMeta>, StoreError> {
+    match lookup(r, key) {
+        Ok(m) => Ok(m),
+        Err(TsError::Store(e)) => Err(e),
+        Err(TsError::Command(_)) => Ok(None),
+    }
+}
+
+/// A series' metadata; WRONGTYPE when the key holds something else.
+pub fn lookup(r: &impl StoreRead, key: &[u8]) -> Result<Option<SeriesMeta>, TsError> {
+    let Some(raw) = r.get(Space::Keys, key)? else {
+        return Ok(None);
+    };
+    let rec = Record::decode(raw)?;
+    if rec.kind != Kind::Series {
+        return Err(TsError::Command(CommandError::WrongType));
+    }
+    Ok(Some(SeriesMeta::decode(&rec.payload)?))
+}
+
+fn save<S: StoreRead>(tx: &mut Tx<'_, S>, key: &[u8], meta: &SeriesMeta) {
+    tx.put(
+        Space::Keys,
+        key.to_vec(),
+        Record::encode(Kind::Series, &meta.encode()),
+    );
+}
+
+/// Applies a `TS.*` write. `keys` is the Db's key count, kept in step.
+pub fn apply<S: StoreRead>(
+    tx: &mut Tx<'_, S>,
+    keys: &mut u64,
+    cmd: &TsWrite,
+    unix: UnixMillis,
+) -> Result<Frame, StoreError> {
+    let mut e = Engine { tx, keys };
+    let result = match cmd {
+        TsWrite::Create { key, opts } => e.create(key, opts).map(|_| Frame::ok()),
+        TsWrite::Alter { key, opts } => e.alter(key, opts).map(|()| Frame::ok()),
+        TsWrite::Add {
+            key,
+            ts,
+            value,
+            opts,
+            on_duplicate,
+        } => e
+            .add(key, ts.unwrap_or(unix.0), *value, opts, *on_duplicate)
+            .map(ts_frame),
+        TsWrite::MAdd(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for (key, ts, value) in items {
+                let r = match e.lookup(key) {
+                    Ok(Some(_)) => e.add(
+                        key,
+                        ts.unwrap_or(unix.0),
+                        *value,
+                        &SeriesOpts::default(),
+                        None,
+                    ),
+                    Ok(None) => Err(no_key()),
+                    Err(err) => Err(err),
+                };
+                out.push(match r {
+                    Ok(ts) => ts_frame(ts),
+                    Err(TsError::Command(c)) => Frame::error(c.to_string()),
+                    Err(TsError::Store(s)) => return Err(s),
+                });
+            }
+            Ok(Frame::Array(out))
+        }
+        TsWrite::IncrBy { key, by, ts, opts } => e
+            .incr_by(key, *by, ts.unwrap_or(unix.0), opts)
+            .map(ts_frame),
+        TsWrite::Del { key, from, to } => e.del(key, *from, *to).map(count_frame),
+        TsWrite::CreateRule {
+            src,
+            dst,
+            aggregator,
+            bucket_ms,
+            align_ms,
+        } => {
+            let rule = Rule {
+                dest: dst.clone(),
+                aggregator: aggregator.clone(),
+                bucket_ms: *bucket_ms,
+                align_ms: *align_ms,
+            };
+            e.create_rule(src, rule).map(|()| Frame::ok())
+        }
+        TsWrite::DeleteRule { src, dst } => e.delete_rule(src, dst).map(|()| Frame::ok()),
+        TsWrite::MDel { from, to, filter } => e.mdel(*from, *to, filter).map(count_frame),
+        TsWrite::SeedSet { key, ts, value } => e
+            .add(key, *ts, *value, &SeriesOpts::default(), None)
+            .map(|_| Frame::ok()),
+    };
+    match result {
+        Ok(f) => Ok(f),
+        Err(TsError::Command(c)) => Ok(Frame::error(c.to_string())),
+        Err(TsError::Store(s)) => Err(s),
+    }
+}
+
+fn ts_frame(ts: u64) -> Frame {
+    Frame::Integer(i64::try_from(ts).unwrap_or(i64::MAX))
+}
+
+fn count_frame(n: u64) -> Frame {
+    Frame::Integer(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+/// Removes a series key's samples, index entries and rule links (DEL, UNLINK, GETDEL...).
+pub fn drop_series<S: StoreRead>(
+    tx: &mut Tx<'_, S>,
+    key: &[u8],
+    payload: &[u8],
+) -> Result<(), StoreError> {
+    let meta = SeriesMeta::decode(payload)?;
+    samples::delete_all(tx, meta.id);
+    index::remove(tx, &meta);
+    if let Some(src) = &meta.source
+        && let Some(mut s) = load(tx, src)?
+    {
+        s.rules.retain(|r| r.dest.as_ref() != key);
+        save(tx, src, &s);
+    }
+    for rule in &meta.rules {
+        if let Some(mut d) = load(tx, &rule.dest)? {
+            d.source = None;
+            save(tx, &rule.dest, &d);
+        }
+    }
+    Ok(())
+}
+
+struct Engine<'t, 'a, S: StoreRead> {
+    tx: &'t mut Tx<'a, S>,
+    keys: &'t mut u64,
+}
+
+impl<S: StoreRead> Engine<'_, '_, S> {
+    fn lookup(&self, key: &[u8]) -> Result<Option<SeriesMeta>, TsError> {
+        lookup(&*self.tx, key)
+    }
+
+    fn existing(&self, key: &[u8]) -> Result<SeriesMeta, TsError> {
+        self.lookup(key)?.ok_or_else(no_key)
+    }
+
+    fn create(&mut self, key: &Bytes, opts: &SeriesOpts) -> Result<SeriesMeta, TsError> {
+        if self.tx.get(Space::Keys, key)?.is_some() {
+            return Err(tsdb("key already exists"));
+        }
+        let mut meta = SeriesMeta::new(index::next_id(self.tx)?);
+        apply_opts(&mut meta, opts);
+        if let Some(u) = opts.uncompressed {
+            meta.uncompressed = u;
+        }
+        index::add(self.tx, key, &meta);
+        save(self.tx, key, &meta);
+        *self.keys += 1;
+        Ok(meta)
+    }
+
+    fn alter(&mut self, key: &Bytes, opts: &SeriesOpts) -> Result<(), TsError> {
+        let mut meta = self.existing(key)?;
+        if opts.labels.is_some() {
+            index::remove(self.tx, &meta);
+        }
+        apply_opts(&mut meta, opts);
+        if opts.labels.is_some() {
+            index::add(self.tx, key, &meta);
+        }
+        if meta.head_samples >= meta.head_capacity() {
+            samples::seal(self.tx, &mut meta)?;
+        }
+        save(self.tx, key, &meta);
+        Ok(())
+    }
+
+    /// TS.ADD (and TSDB_SET, MADD): creates the series if needed; returns the timestamp the
+    /// reply reports.
+    fn add(
+        &mut self,
+        key: &Bytes,
+        ts: u64,
+        value: f64,
+        opts: &SeriesOpts,
+        on_duplicate: Option<DupPolicy>,
+    ) -> Result<u64, TsError> {
+        if !value.is_finite() {
+            return Err(tsdb("invalid value"));
+        }
+        let mut meta = match self.lookup(key)? {
+            Some(m) => m,
+            None => self.create(key, opts)?,
+        };
+        let policy = on_duplicate
+            .or(meta.duplicate_policy)
+            .unwrap_or(DupPolicy::Block);
+        // IGNORE (Redis 8): an in-order sample too close in time and value to the newest one
+        // is dropped, and the reply is the newest timestamp.
+        if let Some((last_ts, last_v)) = meta.last {
+            let close = ts >= last_ts
+                && ts - last_ts <= meta.ignore_max_time_diff
+                && (value - last_v).abs() <= meta.ignore_max_val_diff;
+            let ignoring = meta.ignore_max_time_diff > 0 || meta.ignore_max_val_diff > 0.0;
+            if meta.source.is_none() && ignoring && close && policy == DupPolicy::Last {
+                return Ok(last_ts);
+            }
+        }
+        self.upsert(key, &mut meta, ts, value, policy, 0)?;
+        save(self.tx, key, &meta);
+        Ok(ts)
+    }
+
+    fn incr_by(
+        &mut self,
+        key: &Bytes,
+        by: f64,
+        ts: u64,
+        opts: &SeriesOpts,
+    ) -> Result<u64, TsError> {
+        let mut meta = match self.lookup(key)? {
+            Some(m) => m,
+            None => self.create(key, opts)?,
+        };
+        let base = match meta.last {
+            Some((last, _)) if ts < last => {
+                return Err(tsdb(
+                    "timestamp must be equal to or higher than the maximum existing timestamp",
+                ));
+            }
+            Some((_, v)) => v,
+            None => 0.0,
+        };
+        let value = base + by;
+        if !value.is_finite() {
+            return Err(tsdb("invalid value"));
+        }
+        self.upsert(key, &mut meta, ts, value, DupPolicy::Last, 0)?;
+        save(self.tx, key, &meta);
+        Ok(ts)
+    }
+
+    /// Upserts one sample and feeds the series' rules. The caller saves `meta`.
+    fn upsert(
+        &mut self,
+        key: &Bytes,
+        meta: &mut SeriesMeta,
+        ts: u64,
+        value: f64,
+        policy: DupPolicy,
+        depth: usize,
+    ) -> Result<Upserted, TsError> {
+        let prev_last = meta.last.map(|l| l.0);
+        let done = samples::upsert(self.tx, meta, ts, value, policy)?;
+        let rules = meta.rules.clone();
+        for rule in &rules {
+            let Some(range) = buckets_to_refresh(rule, prev_last, ts, meta) else {
+                continue;
+            };
+            self.refresh(key, meta, rule, range, depth)?;
+        }
+        Ok(done)
+    }
+
+    fn del(&mut self, key: &Bytes, from: u64, to: u64) -> Result<u64, TsError> {
+        let mut meta = self.existing(key)?;
+        let n = self.delete_and_refresh(key, &mut meta, from, to, 0)?;
+        save(self.tx, key, &meta);
+        Ok(n)
+    }
+
+    fn delete_and_refresh(
+        &mut self,
+        key: &Bytes,
+        meta: &mut SeriesMeta,
+        from: u64,
+        to: u64,
+        depth: usize,
+    ) -> Result<u64, TsError> {
+        let old_last = meta.last.map(|l| l.0);
+        let n = samples::delete_range(self.tx, meta, from, to)?;
+        if n == 0 {
+            return Ok(0);
+        }
+        let rules = meta.rules.clone();
+        for rule in &rules {
+            let mut lo = bucket_lo(rule, from);
+            let mut hi = bucket_lo(rule, to).saturating_add(rule.bucket_ms);
+            if meta.last.map(|l| l.0) != old_last {
+                // The newest sample went: its new bucket is open again, and every bucket after
+                // it is empty, so the destination keeps nothing from there on.
+                lo = lo.min(meta.last.map_or(0, |(l, _)| bucket_lo(rule, l)));
+                hi = u64::MAX;
+            }
+            self.refresh(key, meta, rule, (lo, hi), depth)?;
+        }
+        Ok(n)
+    }
+
+    /// Recomputes `rule`'s destination over the closed buckets in `[range.0, range.1)` from
+    /// the source's samples: the destination's samples there are replaced.
+    fn refresh(
+        &mut self,
+        src_key: &Bytes,
+        src: &SeriesMeta,
+        rule: &Rule,
+        range: (u64, u64),
+        depth: usize,
+    ) -> Result<(), TsError> {
+        assert!(
+            depth <= RULE_CHAIN_DEPTH_MAX,
+            "rule chains are bounded at creation"
+        );
+        let Some(mut dest) = load(&*self.tx, &rule.dest)? else {
+            return Ok(());
+        };
+        if range.0 >= range.1 {
+            return Ok(());
+        }
+        // The destination's samples in the range go; only closed buckets come back (the
+        // bucket holding the source's newest sample is open, e.g. again after a TS.DEL).
+        let dest_key = rule.dest.clone();
+        self.delete_and_refresh(&dest_key, &mut dest, range.0, range.1 - 1, depth + 1)?;
+        let open = src.last.map_or(0, |(l, _)| bucket_lo(rule, l));
+        let hi = range.1.min(open);
+        if range.0 >= hi {
+            save(self.tx, &dest_key, &dest);
+            return Ok(());
+        }
+        let (lo, hi_incl) = (range.0, hi - 1);
+        let rows = compute_buckets(&*self.tx, src, rule, lo, hi_incl)?;
+        let _ = src_key;
+        for (ts, value) in rows {
+            if value.is_nan() {
+                continue;
+            }
+            match self.upsert(&dest_key, &mut dest, ts, value, DupPolicy::Last, depth + 1) {
+                Ok(_) => {}
+                // Retention of the destination may refuse old buckets: they are simply not kept.
+                Err(TsError::Command(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        save(self.tx, &dest_key, &dest);
+        Ok(())
+    }
+
+    fn create_rule(&mut self, src_key: &Bytes, rule: Rule) -> Result<(), TsError> {
+        if src_key == &rule.dest {
+            return Err(tsdb(
+                "the source key and destination key should be different",
+            ));
+        }
+        let mut src = self.existing(src_key)?;
+        let dest = self.existing(&rule.dest)?;
+        if dest.source.is_some() || src.rules.iter().any(|r| r.dest == rule.dest) {
+            return Err(tsdb("the destination key already has a src rule"));
+        }
+        if src.rules.len() >= RULES_PER_SERIES_MAX {
+            return Err(tsdb("too many compaction rules on the source"));
+        }
+        // Chains: refuse a cycle, and bound the chain's length.
+        let up = self.depth_up(src_key, &src)?;
+        let down = self.depth_down(&rule.dest, &dest, src_key, 0)?;
+        if up + 1 + down > RULE_CHAIN_DEPTH_MAX {
+            return Err(tsdb("compaction rule chain is too long"));
+        }
+        let mut dest = dest;
+        dest.source = Some(src_key.clone());
+        save(self.tx, &rule.dest, &dest);
+        src.rules.push(rule.clone());
+        save(self.tx, src_key, &src);
+        // Beyond RedisTimeSeries: existing samples feed the new destination at once.
+        // Only the closed buckets: data the destination already holds beyond them stays.
+        if let Some((last, _)) = src.last {
+            let open = bucket_lo(&rule, last);
+            self.refresh(src_key, &src, &rule, (0, open), 0)?;
+        }
+        Ok(())
+    }
+
+    /// How many sources lie above `key` (0 for a series that is no rule's destination).
+    fn depth_up(&self, key: &Bytes, meta: &SeriesMeta) -> Result<usize, TsError> {
+        let mut depth = 0;
+        let mut cur = meta.source.clone();
+        let mut _at = key.clone();
+        while let Some(s) = cur {
+            depth += 1;
+            if depth > RULE_CHAIN_DEPTH_MAX {
+                break;
+            }
+            cur = load(&*self.tx, &s)?.and_then(|m| m.source);
+            _at = s;
+        }
+        Ok(depth)
+    }
+
+    /// The longest rule chain below `key`; a cycle back to `forbidden` is refused.
+    fn depth_down(
+        &self,
+        key: &Bytes,
+        meta: &SeriesMeta,
+        forbidden: &Bytes,
+        level: usize,
+    ) -> Result<usize, TsError> {
+        if key == forbidden {
+            return Err(tsdb("the compaction rule would create a cycle"));
+        }
+        if level > RULE_CHAIN_DEPTH_MAX {
+            return Err(tsdb("compaction rule chain is too long"));
+        }
+        let mut deepest = 0;
+        for r in &meta.rules {
+            if r.dest == *forbidden {
+                return Err(tsdb("the compaction rule would create a cycle"));
+            }
+            if let Some(m) = load(&*self.tx, &r.dest)? {
+                deepest = deepest.max(1 + self.depth_down(&r.dest, &m, forbidden, level + 1)?);
+            }
+        }
+        Ok(deepest)
+    }
+
+    fn delete_rule(&mut self, src_key: &Bytes, dst: &Bytes) -> Result<(), TsError> {
+        let mut src = self.existing(src_key)?;
+        let mut dest = self.existing(dst)?;
+        let before = src.rules.len();
+        src.rules.retain(|r| r.dest != *dst);
+        if src.rules.len() == before {
+            return Err(tsdb("compaction rule does not exist"));
+        }
+        dest.source = None;
+        save(self.tx, src_key, &src);
+        save(self.tx, dst, &dest);
+        Ok(())
+    }
+
+    fn mdel(&mut self, from: u64, to: u64, filter: &[Bytes]) -> Result<u64, TsError> {
+        let selected = index::select(&*self.tx, filter)?.map_err(TsError::Command)?;
+        let mut total = 0;
+        for (key, _) in selected {
+            // Reload: deleting from an earlier series may have refreshed this one (a rule).
+            let Some(mut meta) = load(&*self.tx, &key)? else {
+                continue;
+            };
+            total += self.delete_and_refresh(&key, &mut meta, from, to, 0)?;
+            save(self.tx, &key, &meta);
+        }
+        Ok(total)
+    }
+}
+
+fn apply_opts(meta: &mut SeriesMeta, opts: &SeriesOpts) {
+    if let Some(r) = opts.retention_ms {
+        meta.retention_ms = r;
+    }
+    if let Some(c) = opts.chunk_size {
+        meta.chunk_size = c;
+    }
+    if let Some(p) = opts.duplicate_policy {
+        meta.duplicate_policy = Some(p);
+    }
+    if let Some((t, v)) = opts.ignore {
+        meta.ignore_max_time_diff = t;
+        meta.ignore_max_val_diff = v;
+    }
+    if let Some(l) = &opts.labels {
+        meta.labels = l.clone();
+    }
+}
+
+/// The start of the bucket holding `ts`, clamped to 0 when the bucket starts before 0.
+fn bucket_lo(rule: &Rule, ts: u64) -> u64 {
+    u64::try_from(bucket_start(ts, rule.bucket_ms, rule.align_ms).max(0)).unwrap_or(u64::MAX)
+}
+
+/// Which destination buckets a new sample at `ts` makes stale: the bucket it closes (the one
+/// holding the previous newest sample, when `ts` opens a later one) or, for a sample that
+/// lands in an already closed bucket, that bucket.
+fn buckets_to_refresh(
+    rule: &Rule,
+    prev_last: Option<u64>,
+    ts: u64,
+    meta: &SeriesMeta,
+) -> Option<(u64, u64)> {
+    let last = meta.last?.0;
+    let open = bucket_lo(rule, last);
+    let b = bucket_lo(rule, ts);
+    if b < open {
+        return Some((b, b.saturating_add(rule.bucket_ms)));
+    }
+    let prev = prev_last?;
+    let pb = bucket_lo(rule, prev);
+    (pb < open).then(|| (pb, pb.saturating_add(rule.bucket_ms)))
+}
+
+/// The rule's aggregate per bucket over the source samples with `lo <= ts <= hi`; neighbours
+/// outside the range are passed for `twa`.
+pub fn compute_buckets(
+    r: &impl StoreRead,
+    src: &SeriesMeta,
+    rule: &Rule,
+    lo: u64,
+    hi: u64,
+) -> Result<Vec<(u64, f64)>, TsError> {
+    let aggregator = Aggregator::parse(rule.aggregator.as_bytes()).map_err(|e| {
+        TsError::Store(StoreError::Corrupt {
+            space: Space::Keys,
+            detail: format!("rule aggregator {}: {e}", rule.aggregator),
+        })
+    })?;
+    let spec = AggSpec {
+        aggregators: vec![aggregator],
+        bucket_ms: rule.bucket_ms,
+        align: rule.align_ms,
+        bucket_ts: BucketTimestamp::Start,
+        empty: false,
+    };
+    let input = with_neighbours(r, src, lo, hi)?;
+    let rows = aggregate(input, &spec, (lo, hi), false)
+        .map_err(|e| TsError::Command(CommandError::other(e.to_string())))?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(ts, v)| v.first().map(|v| (ts, *v)))
+        .collect())
+}
+
+/// The samples in `[lo, hi]` plus the nearest one on each side (for `twa` and `EMPTY`).
+pub fn with_neighbours(
+    r: &impl StoreRead,
+    meta: &SeriesMeta,
+    lo: u64,
+    hi: u64,
+) -> Result<Vec<(u64, f64)>, StoreError> {
+    let mut out = Vec::new();
+    out.extend(samples::last_before(r, meta, lo)?);
+    samples::scan_samples(r, meta, lo, hi, |t, v| {
+        out.push((t, v));
+        true
+    })?;
+    if hi < u64::MAX {
+        samples::scan_samples(r, meta, hi + 1, u64::MAX, |t, v| {
+            out.push((t, v));
+            false
+        })?;
+    }
+    Ok(out)
+}

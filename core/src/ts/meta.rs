@@ -1,0 +1,338 @@
+//! A series' metadata record and the binary keys of its data and index entries.
+//!
+//! The record is the `Kind::Series` payload of the series' key in [`Space::Keys`]:
+//! `[META_VERSION, postcard(SeriesMeta)]`. See the module docs of [`crate::ts`] for the layout
+//! of chunks, head samples and index entries that the functions here build.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::store::{Space, StoreError};
+
+/// Version of the [`SeriesMeta`] layout; a record with another version is refused.
+pub const META_VERSION: u8 = 1;
+
+/// Default `CHUNK_SIZE` in bytes, as RedisTimeSeries documents it.
+pub const CHUNK_SIZE_DEFAULT: u64 = 4096;
+/// The documented bounds of `CHUNK_SIZE` (a multiple of 8 in between).
+pub const CHUNK_SIZE_MIN: u64 = 48;
+pub const CHUNK_SIZE_MAX: u64 = 1_048_576;
+
+/// The most labels one series carries.
+pub const LABELS_PER_SERIES_MAX: usize = 128;
+/// The longest label name or value, in bytes.
+pub const LABEL_BYTES_MAX: usize = 1024;
+/// The most compaction rules one source series feeds.
+pub const RULES_PER_SERIES_MAX: usize = 64;
+/// The deepest chain of compaction rules (source -> dest -> dest of dest ...).
+pub const RULE_CHAIN_DEPTH_MAX: usize = 8;
+
+/// What happens when a sample arrives for a timestamp the series already holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DupPolicy {
+    Block,
+    First,
+    Last,
+    Min,
+    Max,
+    Sum,
+}
+
+impl DupPolicy {
+    pub fn parse(arg: &[u8]) -> Option<Self> {
+        let all = [
+            ("BLOCK", Self::Block),
+            ("FIRST", Self::First),
+            ("LAST", Self::Last),
+            ("MIN", Self::Min),
+            ("MAX", Self::Max),
+            ("SUM", Self::Sum),
+        ];
+        all.iter()
+            .find(|(n, _)| arg.eq_ignore_ascii_case(n.as_bytes()))
+            .map(|(_, p)| *p)
+    }
+
+    /// The lower-case name TS.INFO reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Block => "block",
+            Self::First => "first",
+            Self::Last => "last",
+            Self::Min => "min",
+            Self::Max => "max",
+            Self::Sum => "sum",
+        }
+    }
+
+    /// The value to keep when `new` arrives for a timestamp holding `old`; `None` for BLOCK.
+    pub fn merge(self, old: f64, new: f64) -> Option<f64> {
+        match self {
+            Self::Block => None,
+            Self::First => Some(old),
+            Self::Last => Some(new),
+            Self::Min => Some(if new < old { new } else { old }),
+            Self::Max => Some(if new > old { new } else { old }),
+            Self::Sum => Some(old + new),
+        }
+    }
+}
+
+/// A compaction rule: this series feeds `dest` with one aggregate per bucket.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rule {
+    pub dest: Bytes,
+    /// Lower-case aggregator name (`avg`, `std.p`, ...), validated when the rule was created.
+    pub aggregator: String,
+    pub bucket_ms: u64,
+    pub align_ms: u64,
+}
+
+/// Everything tickdb knows about a series except its samples.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SeriesMeta {
+    /// Numeric id: the prefix of its chunks and index entries. Never reused.
+    pub id: u64,
+    /// 0: keep every sample.
+    pub retention_ms: u64,
+    pub chunk_size: u64,
+    /// `ENCODING UNCOMPRESSED` was asked for; chunks are compressed anyway (reported as asked).
+    pub uncompressed: bool,
+    /// `None`: not set on the series (BLOCK applies).
+    pub duplicate_policy: Option<DupPolicy>,
+    pub ignore_max_time_diff: u64,
+    pub ignore_max_val_diff: f64,
+    pub labels: Vec<(Bytes, Bytes)>,
+    pub rules: Vec<Rule>,
+    /// Set when this series is the destination of a rule.
+    pub source: Option<Bytes>,
+    /// The sample with the largest timestamp.
+    pub last: Option<(u64, f64)>,
+    /// Largest timestamp held in a sealed chunk; samples after it go to the head.
+    pub sealed_end: Option<u64>,
+    pub total_samples: u64,
+    pub head_samples: u64,
+    pub chunk_count: u64,
+    /// Bytes of sealed chunk records (header and compressed samples).
+    pub chunk_bytes: u64,
+}
+
+impl SeriesMeta {
+    pub fn new(id: u64) -> Self {
+        Self {
+            id,
+            retention_ms: 0,
+            chunk_size: CHUNK_SIZE_DEFAULT,
+            uncompressed: false,
+            duplicate_policy: None,
+            ignore_max_time_diff: 0,
+            ignore_max_val_diff: 0.0,
+            labels: Vec::new(),
+            rules: Vec::new(),
+            source: None,
+            last: None,
+            sealed_end: None,
+            total_samples: 0,
+            head_samples: 0,
+            chunk_count: 0,
+            chunk_bytes: 0,
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![META_VERSION];
+        // Serializing plain data into a Vec cannot fail.
+        let body = postcard::to_allocvec(self).expect("postcard encodes plain data");
+        out.extend_from_slice(&body);
+        out
+    }
+
+    pub fn decode(payload: &[u8]) -> Result<Self, StoreError> {
+        let corrupt = |detail: String| StoreError::Corrupt {
+            space: Space::Keys,
+            detail,
+        };
+        match payload.split_first() {
+            Some((&META_VERSION, body)) => {
+                postcard::from_bytes(body).map_err(|e| corrupt(format!("series record: {e}")))
+            }
+            Some((v, _)) => Err(corrupt(format!("unknown series record version {v}"))),
+            None => Err(corrupt("empty series record".into())),
+        }
+    }
+
+    /// How many head samples make the head full: a chunk of `chunk_size` bytes holds about
+    /// that many samples at the 16 bytes an uncompressed sample takes (so a sealed chunk is
+    /// typically far smaller than `chunk_size`).
+    pub fn head_capacity(&self) -> u64 {
+        (self.chunk_size / 16).clamp(2, u64::from(crate::chunk::MAX_SAMPLES_PER_CHUNK) / 2)
+    }
+
+    /// The oldest timestamp retention keeps visible, if retention applies.
+    pub fn retention_cutoff(&self) -> Option<u64> {
+        match (self.retention_ms, self.last) {
+            (0, _) | (_, None) => None,
+            (r, Some((last, _))) => Some(last.saturating_sub(r)),
+        }
+    }
+
+    pub fn label(&self, name: &[u8]) -> Option<&Bytes> {
+        self.labels
+            .iter()
+            .find(|(n, _)| n.as_ref() == name)
+            .map(|(_, v)| v)
+    }
+}
+
+/// Keys in [`Space::Chunks`] and [`Space::Labels`].
+pub mod keys {
+    /// Chunk-space tag of a sealed chunk.
+    const SEALED: u8 = 0;
+    /// Chunk-space tag of a head sample.
+    const HEAD: u8 = 1;
+    /// Label-space tag of the series id counter.
+    pub const NEXT_ID: &[u8] = &[0];
+    /// Label-space tag of index entries.
+    const INDEX: u8 = 1;
+
+    fn series_tag(id: u64, tag: u8) -> Vec<u8> {
+        let mut k = Vec::with_capacity(17);
+        k.extend_from_slice(&id.to_be_bytes());
+        k.push(tag);
+        k
+    }
+
+    pub fn sealed(id: u64, start: u64) -> Vec<u8> {
+        let mut k = series_tag(id, SEALED);
+        k.extend_from_slice(&start.to_be_bytes());
+        k
+    }
+
+    pub fn sealed_prefix(id: u64) -> Vec<u8> {
+        series_tag(id, SEALED)
+    }
+
+    pub fn head(id: u64, ts: u64) -> Vec<u8> {
+        let mut k = series_tag(id, HEAD);
+        k.extend_from_slice(&ts.to_be_bytes());
+        k
+    }
+
+    pub fn head_prefix(id: u64) -> Vec<u8> {
+        series_tag(id, HEAD)
+    }
+
+    /// Everything of series `id`: `[start, end)`.
+    pub fn series_range(id: u64) -> (Vec<u8>, Vec<u8>) {
+        (series_tag(id, 0), series_tag(id, u8::MAX))
+    }
+
+    /// The timestamp at the end of a sealed or head key.
+    pub fn ts_of(key: &[u8]) -> Option<u64> {
+        let tail: [u8; 8] = key.get(9..17)?.try_into().ok()?;
+        Some(u64::from_be_bytes(tail))
+    }
+
+    fn push_field(k: &mut Vec<u8>, field: &[u8]) {
+        let len = u32::try_from(field.len()).expect("label length is bounded");
+        k.extend_from_slice(&len.to_be_bytes());
+        k.extend_from_slice(field);
+    }
+
+    /// Entries of label `name` (any value).
+    pub fn label_prefix(name: &[u8]) -> Vec<u8> {
+        let mut k = vec![INDEX];
+        push_field(&mut k, name);
+        k
+    }
+
+    /// Entries of `name=value`.
+    pub fn pair_prefix(name: &[u8], value: &[u8]) -> Vec<u8> {
+        let mut k = label_prefix(name);
+        push_field(&mut k, value);
+        k
+    }
+
+    pub fn index(name: &[u8], value: &[u8], id: u64) -> Vec<u8> {
+        let mut k = pair_prefix(name, value);
+        k.extend_from_slice(&id.to_be_bytes());
+        k
+    }
+
+    /// The whole index: `[start, end)`.
+    pub fn index_range() -> (Vec<u8>, Vec<u8>) {
+        (vec![INDEX], vec![INDEX + 1])
+    }
+
+    /// Splits an index key into (name, value, id).
+    pub fn parse_index(key: &[u8]) -> Option<(&[u8], &[u8], u64)> {
+        let rest = key.strip_prefix(&[INDEX])?;
+        let (name, rest) = field(rest)?;
+        let (value, rest) = field(rest)?;
+        let id: [u8; 8] = rest.try_into().ok()?;
+        Some((name, value, u64::from_be_bytes(id)))
+    }
+
+    fn field(b: &[u8]) -> Option<(&[u8], &[u8])> {
+        let len: [u8; 4] = b.get(..4)?.try_into().ok()?;
+        let len = usize::try_from(u32::from_be_bytes(len)).ok()?;
+        let f = b.get(4..4 + len)?;
+        Some((f, &b[4 + len..]))
+    }
+
+    /// The smallest key greater than every key starting with `prefix`.
+    pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+        let mut end = prefix.to_vec();
+        while let Some(last) = end.pop() {
+            if last < u8::MAX {
+                end.push(last + 1);
+                return end;
+            }
+        }
+        vec![u8::MAX; prefix.len() + 1]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meta_round_trips_and_refuses_other_versions() {
+        let mut m = SeriesMeta::new(7);
+        m.labels.push(("a".into(), Bytes::from_static(&[0, 255])));
+        m.last = Some((5, -0.0));
+        let enc = m.encode();
+        assert_eq!(SeriesMeta::decode(&enc).unwrap(), m);
+        let mut bad = enc.clone();
+        bad[0] = 9;
+        assert!(SeriesMeta::decode(&bad).is_err());
+    }
+
+    #[test]
+    fn index_keys_are_unambiguous() {
+        let a = keys::index(b"ab", b"c", 1);
+        let b = keys::index(b"a", b"bc", 1);
+        assert_ne!(a, b);
+        assert_eq!(keys::parse_index(&a), Some((&b"ab"[..], &b"c"[..], 1)));
+        assert!(a.starts_with(&keys::label_prefix(b"ab")));
+        assert!(!b.starts_with(&keys::label_prefix(b"ab")));
+        assert_eq!(keys::prefix_end(&[1, 255]), vec![2]);
+    }
+
+    #[test]
+    fn head_keys_sort_after_sealed_and_by_time() {
+        assert!(keys::sealed(3, u64::MAX) < keys::head(3, 0));
+        assert!(keys::head(3, 9) < keys::head(3, 10));
+        assert!(keys::head(3, u64::MAX) < keys::sealed(4, 0));
+        assert_eq!(keys::ts_of(&keys::head(3, 42)), Some(42));
+    }
+
+    #[test]
+    fn policies_merge() {
+        assert_eq!(DupPolicy::Sum.merge(1.0, 2.0), Some(3.0));
+        assert_eq!(DupPolicy::Min.merge(1.0, 2.0), Some(1.0));
+        assert_eq!(DupPolicy::First.merge(1.0, 2.0), Some(1.0));
+        assert_eq!(DupPolicy::Block.merge(1.0, 2.0), None);
+    }
+}

@@ -1,0 +1,546 @@
+//! The `TS.*` reads and their replies, in RESP2 and RESP3 shapes as documented.
+//!
+//! RESP3 replies use maps and doubles; RESP2 replies carry sample values as simple strings and
+//! labels as arrays of `[name, value]` pairs, which is not what the encoder's automatic
+//! lowering of a RESP3 frame would give, so replies are built per protocol here.
+
+use bytes::Bytes;
+
+use crate::cmd::CommandError;
+use crate::cmd::args::format_float;
+use crate::cmd::ts::{AggQuery, Align, BucketTs, LabelSel, RangeQuery, TsRead};
+use crate::resp::{Frame, Protocol};
+use crate::store::{StoreError, StoreRead};
+
+use super::TsError;
+use super::aggregate::{AggSpec, Aggregator, BucketTimestamp, aggregate};
+use super::engine::{compute_buckets, load, lookup, with_neighbours};
+use super::groupby::{Reducer, SeriesRows, group};
+use super::index;
+use super::meta::SeriesMeta;
+use super::store as samples;
+
+/// The most raw samples one range query returns without COUNT (per series).
+pub const RANGE_SAMPLES_MAX: usize = 1_000_000;
+
+fn tsdb(msg: &str) -> TsError {
+    TsError::Command(CommandError::other(format!("ERR TSDB: {msg}")))
+}
+
+/// Runs a `TS.*` read; command errors are error replies, store failures are `Err`.
+pub fn read(r: &impl StoreRead, cmd: &TsRead, proto: Protocol) -> Result<Frame, StoreError> {
+    match run(r, cmd, proto) {
+        Ok(f) => Ok(f),
+        Err(TsError::Command(c)) => Ok(Frame::error(c.to_string())),
+        Err(TsError::Store(s)) => Err(s),
+    }
+}
+
+fn run(r: &impl StoreRead, cmd: &TsRead, p: Protocol) -> Result<Frame, TsError> {
+    match cmd {
+        TsRead::Get { key, latest } => {
+            let meta = existing(r, key)?;
+            Ok(match newest(r, key, &meta, *latest)? {
+                Some((ts, v)) => row(ts, &[v], p),
+                None => Frame::Array(Vec::new()),
+            })
+        }
+        TsRead::MGet {
+            latest,
+            labels,
+            filter,
+        } => {
+            let selected = index::select(r, filter)?.map_err(TsError::Command)?;
+            let mut out = Vec::with_capacity(selected.len());
+            for (key, meta) in selected {
+                let sample = match newest(r, &key, &meta, *latest)? {
+                    Some((ts, v)) => row(ts, &[v], p),
+                    None => Frame::Array(Vec::new()),
+                };
+                out.push((key, vec![label_frame(&meta, labels, p), sample]));
+            }
+            Ok(keyed(out, p))
+        }
+        TsRead::Range {
+            key,
+            reverse,
+            query,
+        } => {
+            let meta = existing(r, key)?;
+            let rows = range_rows(r, key, &meta, query, *reverse)?;
+            Ok(rows_frame(&rows, p))
+        }
+        TsRead::MRange {
+            reverse,
+            query,
+            labels,
+            filter,
+            group_by,
+        } => mrange(r, *reverse, query, labels, filter, group_by.as_ref(), p),
+        TsRead::QueryIndex(filter) => {
+            let selected = index::select(r, filter)?.map_err(TsError::Command)?;
+            let keys = selected.into_iter().map(|(k, _)| Frame::Bulk(k)).collect();
+            Ok(match p {
+                Protocol::Resp3 => Frame::Set(keys),
+                Protocol::Resp2 => Frame::Array(keys),
+            })
+        }
+        TsRead::Info { key } => {
+            let meta = existing(r, key)?;
+            info(r, &meta, p)
+        }
+        TsRead::QueryLabels { label, filter } => {
+            let found = match filter {
+                None => index::label_values(r, label.as_deref())?,
+                Some(f) => {
+                    let selected = index::select(r, f)?.map_err(TsError::Command)?;
+                    let mut set = std::collections::BTreeSet::new();
+                    for (_, meta) in selected {
+                        for (n, v) in meta.labels {
+                            match label {
+                                None => set.insert(n),
+                                Some(l) if *l == n => set.insert(v),
+                                Some(_) => false,
+                            };
+                        }
+                    }
+                    set.into_iter().collect()
+                }
+            };
+            let items = found.into_iter().map(Frame::Bulk).collect();
+            Ok(match p {
+                Protocol::Resp3 => Frame::Set(items),
+                Protocol::Resp2 => Frame::Array(items),
+            })
+        }
+        TsRead::SeedGet { key, from, to } => {
+            let Some(meta) = lookup(r, key)? else {
+                return Ok(Frame::Array(Vec::new()));
+            };
+            let q = RangeQuery {
+                from: *from,
+                to: *to,
+                latest: false,
+                filter_by_ts: None,
+                filter_by_value: None,
+                count: None,
+                aggregation: None,
+            };
+            let rows = range_rows(r, key, &meta, &q, false)?;
+            Ok(rows_frame(&rows, p))
+        }
+    }
+}
+
+fn existing(r: &impl StoreRead, key: &[u8]) -> Result<SeriesMeta, TsError> {
+    lookup(r, key)?.ok_or_else(|| tsdb("the key does not exist"))
+}
+
+/// A sample value: a double in RESP3, a simple string in RESP2 (as RedisTimeSeries replies).
+fn value(v: f64, p: Protocol) -> Frame {
+    match p {
+        Protocol::Resp3 => Frame::Double(v),
+        Protocol::Resp2 => Frame::Simple(Bytes::from(if v.is_nan() {
+            "nan".to_string()
+        } else if v.is_infinite() {
+            if v > 0.0 { "inf" } else { "-inf" }.to_string()
+        } else {
+            format_float(v)
+        })),
+    }
+}
+
+fn row(ts: u64, vals: &[f64], p: Protocol) -> Frame {
+    let mut out = Vec::with_capacity(vals.len() + 1);
+    out.push(Frame::Integer(i64::try_from(ts).unwrap_or(i64::MAX)));
+    out.extend(vals.iter().map(|v| value(*v, p)));
+    Frame::Array(out)
+}
+
+fn rows_frame(rows: &[(u64, Vec<f64>)], p: Protocol) -> Frame {
+    Frame::Array(rows.iter().map(|(ts, v)| row(*ts, v, p)).collect())
+}
+
+fn pairs_frame(pairs: Vec<(Bytes, Option<Bytes>)>, p: Protocol) -> Frame {
+    let v = |x: Option<Bytes>| x.map_or(Frame::Null, Frame::Bulk);
+    match p {
+        Protocol::Resp3 => Frame::Map(
+            pairs
+                .into_iter()
+                .map(|(n, x)| (Frame::Bulk(n), v(x)))
+                .collect(),
+        ),
+        Protocol::Resp2 => Frame::Array(
+            pairs
+                .into_iter()
+                .map(|(n, x)| Frame::Array(vec![Frame::Bulk(n), v(x)]))
+                .collect(),
+        ),
+    }
+}
+
+fn label_frame(meta: &SeriesMeta, sel: &LabelSel, p: Protocol) -> Frame {
+    let pairs = match sel {
+        LabelSel::None => Vec::new(),
+        LabelSel::All => meta
+            .labels
+            .iter()
+            .map(|(n, v)| (n.clone(), Some(v.clone())))
+            .collect(),
+        LabelSel::Selected(names) => names
+            .iter()
+            .map(|n| (n.clone(), meta.label(n).cloned()))
+            .collect(),
+    };
+    pairs_frame(pairs, p)
+}
+
+/// Per-series entries: RESP3 a map from key to the entry's parts, RESP2 an array of
+/// `[key, parts...]`.
+fn keyed(entries: Vec<(Bytes, Vec<Frame>)>, p: Protocol) -> Frame {
+    match p {
+        Protocol::Resp3 => Frame::Map(
+            entries
+                .into_iter()
+                .map(|(k, parts)| (Frame::Bulk(k), Frame::Array(parts)))
+                .collect(),
+        ),
+        Protocol::Resp2 => Frame::Array(
+            entries
+                .into_iter()
+                .map(|(k, parts)| {
+                    let mut v = vec![Frame::Bulk(k)];
+                    v.extend(parts);
+                    Frame::Array(v)
+                })
+                .collect(),
+        ),
+    }
+}
+
+/// The newest sample, or with LATEST on a compaction destination the open bucket computed
+/// from the source when it is newer.
+fn newest(
+    r: &impl StoreRead,
+    key: &[u8],
+    meta: &SeriesMeta,
+    latest: bool,
+) -> Result<Option<(u64, f64)>, TsError> {
+    let stored = meta.last;
+    if !latest {
+        return Ok(stored);
+    }
+    let open = open_bucket(r, key, meta)?;
+    Ok(match (stored, open) {
+        (Some(s), Some(o)) if o.0 > s.0 => Some(o),
+        (None, o) => o,
+        (s, _) => s,
+    })
+}
+
+/// For a compaction destination: the value of the source's still-open bucket.
+fn open_bucket(
+    r: &impl StoreRead,
+    key: &[u8],
+    meta: &SeriesMeta,
+) -> Result<Option<(u64, f64)>, TsError> {
+    let Some(src_key) = &meta.source else {
+        return Ok(None);
+    };
+    let Some(src) = load(r, src_key)? else {
+        return Ok(None);
+    };
+    let Some(rule) = src.rules.iter().find(|x| x.dest.as_ref() == key) else {
+        return Ok(None);
+    };
+    let Some((last, _)) = src.last else {
+        return Ok(None);
+    };
+    let lo = super::aggregate::bucket_start(last, rule.bucket_ms, rule.align_ms).max(0);
+    let lo = u64::try_from(lo).unwrap_or(0);
+    let rows = compute_buckets(r, &src, rule, lo, last)?;
+    Ok(rows.into_iter().next_back())
+}
+
+/// The rows of one series for a range query: raw samples (one value each) or aggregates.
+fn range_rows(
+    r: &impl StoreRead,
+    key: &[u8],
+    meta: &SeriesMeta,
+    q: &RangeQuery,
+    reverse: bool,
+) -> Result<Vec<(u64, Vec<f64>)>, TsError> {
+    let filtered = q.filter_by_ts.is_some() || q.filter_by_value.is_some();
+    let keep = |ts: u64, v: f64| {
+        q.filter_by_ts.as_ref().is_none_or(|l| l.contains(&ts))
+            && q.filter_by_value.is_none_or(|(lo, hi)| v >= lo && v <= hi)
+    };
+    let mut raw: Vec<(u64, f64)> = Vec::new();
+    let mut too_many = false;
+    let stop_early = q.aggregation.is_none() && !reverse;
+    let want = q.count.map(|c| usize::try_from(c).unwrap_or(usize::MAX));
+    if q.aggregation.is_some() && !filtered {
+        raw = with_neighbours(r, meta, q.from, q.to)?;
+    } else {
+        samples::scan_samples(r, meta, q.from, q.to, |ts, v| {
+            if keep(ts, v) {
+                raw.push((ts, v));
+            }
+            if stop_early && want.is_some_and(|w| raw.len() >= w) {
+                return false;
+            }
+            if q.count.is_none() && q.aggregation.is_none() && raw.len() > RANGE_SAMPLES_MAX {
+                too_many = true;
+                return false;
+            }
+            true
+        })?;
+    }
+    if too_many {
+        return Err(tsdb(&format!(
+            "the range holds more than {RANGE_SAMPLES_MAX} samples: use COUNT or AGGREGATION"
+        )));
+    }
+    if q.latest
+        && let Some((ts, v)) = open_bucket(r, key, meta)?
+        && meta.last.is_none_or(|(l, _)| ts > l)
+        && ts >= q.from
+        && ts <= q.to
+        && keep(ts, v)
+    {
+        raw.push((ts, v));
+    }
+    let mut rows: Vec<(u64, Vec<f64>)> = match &q.aggregation {
+        None => {
+            let mut rows: Vec<_> = raw.into_iter().map(|(t, v)| (t, vec![v])).collect();
+            if reverse {
+                rows.reverse();
+            }
+            rows
+        }
+        Some(agg) => {
+            let spec = agg_spec(agg, q)?;
+            aggregate(raw, &spec, (q.from, q.to), reverse)
+                .map_err(|e| TsError::Command(CommandError::other(e.to_string())))?
+        }
+    };
+    if let Some(w) = want {
+        rows.truncate(w);
+    }
+    Ok(rows)
+}
+
+fn agg_spec(agg: &AggQuery, q: &RangeQuery) -> Result<AggSpec, TsError> {
+    let aggregators = agg
+        .aggregators
+        .iter()
+        .map(|a| Aggregator::parse(a.as_bytes()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TsError::Command(CommandError::other(e.to_string())))?;
+    Ok(AggSpec {
+        aggregators,
+        bucket_ms: agg.bucket_ms,
+        align: match agg.align {
+            Align::Start => q.from,
+            Align::End => q.to,
+            Align::At(t) => t,
+        },
+        bucket_ts: match agg.bucket_ts {
+            BucketTs::Start => BucketTimestamp::Start,
+            BucketTs::End => BucketTimestamp::End,
+            BucketTs::Mid => BucketTimestamp::Mid,
+        },
+        empty: agg.empty,
+    })
+}
+
+fn mrange(
+    r: &impl StoreRead,
+    reverse: bool,
+    q: &RangeQuery,
+    labels: &LabelSel,
+    filter: &[Bytes],
+    group_by: Option<&(Bytes, String)>,
+    p: Protocol,
+) -> Result<Frame, TsError> {
+    let selected = index::select(r, filter)?.map_err(TsError::Command)?;
+    let aggregators: Vec<Frame> = q
+        .aggregation
+        .iter()
+        .flat_map(|a| a.aggregators.iter())
+        .map(|a| Frame::Bulk(Bytes::from(a.clone())))
+        .collect();
+    let Some((label, reducer)) = group_by else {
+        let mut out = Vec::with_capacity(selected.len());
+        for (key, meta) in selected {
+            let rows = range_rows(r, &key, &meta, q, reverse)?;
+            let mut parts = vec![label_frame(&meta, labels, p)];
+            if p == Protocol::Resp3 {
+                parts.push(Frame::Map(vec![(
+                    Frame::simple("aggregators"),
+                    Frame::Array(aggregators.clone()),
+                )]));
+            }
+            parts.push(rows_frame(&rows, p));
+            out.push((key, parts));
+        }
+        return Ok(keyed(out, p));
+    };
+    let reducer = Reducer::parse(reducer.as_bytes())
+        .map_err(|e| TsError::Command(CommandError::other(e.to_string())))?;
+    let mut series = Vec::with_capacity(selected.len());
+    for (key, meta) in selected {
+        let rows = range_rows(r, &key, &meta, q, reverse)?;
+        series.push(SeriesRows {
+            key: key.to_vec(),
+            labels: meta
+                .labels
+                .iter()
+                .map(|(n, v)| (n.to_vec(), v.to_vec()))
+                .collect(),
+            samples: rows
+                .into_iter()
+                .map(|(t, v)| (t, v.first().copied().unwrap_or(f64::NAN)))
+                .collect(),
+        });
+    }
+    let groups = group(series, label, reducer, reverse);
+    let mut out = Vec::with_capacity(groups.len());
+    for g in groups {
+        let reported: Vec<(Bytes, Option<Bytes>)> = g
+            .reply_labels()
+            .into_iter()
+            .map(|(n, v)| (Bytes::from(n), Some(Bytes::from(v))))
+            .collect();
+        let shown = match labels {
+            LabelSel::None => Vec::new(),
+            LabelSel::All => reported,
+            LabelSel::Selected(names) => names
+                .iter()
+                .map(|n| {
+                    let v = reported
+                        .iter()
+                        .find(|(m, _)| m == n)
+                        .and_then(|x| x.1.clone());
+                    (n.clone(), v)
+                })
+                .collect(),
+        };
+        let mut parts = vec![pairs_frame(shown, p)];
+        if p == Protocol::Resp3 {
+            let sources = g
+                .sources
+                .iter()
+                .map(|s| Frame::Bulk(Bytes::from(s.clone())))
+                .collect();
+            parts.push(Frame::Map(vec![
+                (
+                    Frame::simple("reducers"),
+                    Frame::Array(vec![Frame::Bulk(Bytes::from(g.reducer.name()))]),
+                ),
+                (Frame::simple("sources"), Frame::Array(sources)),
+            ]));
+        }
+        let rows: Vec<(u64, Vec<f64>)> = g.samples.iter().map(|(t, v)| (*t, vec![*v])).collect();
+        parts.push(rows_frame(&rows, p));
+        out.push((Bytes::from(g.name), parts));
+    }
+    Ok(keyed(out, p))
+}
+
+fn int(n: u64) -> Frame {
+    Frame::Integer(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+/// Bytes the series occupies: its record, its sealed chunks, and its head samples as stored
+/// (17-byte key and 8-byte value each).
+pub fn memory_usage(meta: &SeriesMeta) -> u64 {
+    meta.encode().len() as u64 + meta.chunk_bytes + meta.head_samples * 25
+}
+
+fn info(r: &impl StoreRead, meta: &SeriesMeta, p: Protocol) -> Result<Frame, TsError> {
+    let first = samples::first_ts(r, meta)?.unwrap_or(0);
+    let last = meta.last.map_or(0, |l| l.0);
+    let labels = pairs_frame(
+        meta.labels
+            .iter()
+            .map(|(n, v)| (n.clone(), Some(v.clone())))
+            .collect(),
+        p,
+    );
+    let rules = match p {
+        Protocol::Resp3 => Frame::Map(
+            meta.rules
+                .iter()
+                .map(|x| {
+                    (
+                        Frame::Bulk(x.dest.clone()),
+                        Frame::Array(vec![
+                            int(x.bucket_ms),
+                            Frame::Simple(Bytes::from(x.aggregator.to_ascii_uppercase())),
+                            int(x.align_ms),
+                        ]),
+                    )
+                })
+                .collect(),
+        ),
+        Protocol::Resp2 => Frame::Array(
+            meta.rules
+                .iter()
+                .map(|x| {
+                    Frame::Array(vec![
+                        Frame::Bulk(x.dest.clone()),
+                        int(x.bucket_ms),
+                        Frame::Simple(Bytes::from(x.aggregator.to_ascii_uppercase())),
+                        int(x.align_ms),
+                    ])
+                })
+                .collect(),
+        ),
+    };
+    let chunk_count = meta.chunk_count + u64::from(meta.head_samples > 0);
+    let fields = vec![
+        ("totalSamples", int(meta.total_samples)),
+        ("memoryUsage", int(memory_usage(meta))),
+        ("firstTimestamp", int(first)),
+        ("lastTimestamp", int(last)),
+        ("retentionTime", int(meta.retention_ms)),
+        ("chunkCount", int(chunk_count)),
+        ("chunkSize", int(meta.chunk_size)),
+        (
+            "chunkType",
+            Frame::simple(if meta.uncompressed {
+                "uncompressed"
+            } else {
+                "compressed"
+            }),
+        ),
+        (
+            "duplicatePolicy",
+            meta.duplicate_policy
+                .map_or(Frame::Null, |d| Frame::simple(d.name())),
+        ),
+        ("labels", labels),
+        (
+            "sourceKey",
+            meta.source.clone().map_or(Frame::Null, Frame::Bulk),
+        ),
+        ("rules", rules),
+        ("ignoreMaxTimeDiff", int(meta.ignore_max_time_diff)),
+        ("ignoreMaxValDiff", value(meta.ignore_max_val_diff, p)),
+    ];
+    Ok(match p {
+        Protocol::Resp3 => Frame::Map(
+            fields
+                .into_iter()
+                .map(|(k, v)| (Frame::simple(k), v))
+                .collect(),
+        ),
+        Protocol::Resp2 => Frame::Array(
+            fields
+                .into_iter()
+                .flat_map(|(k, v)| [Frame::simple(k), v])
+                .collect(),
+        ),
+    })
+}

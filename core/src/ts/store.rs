@@ -1,0 +1,554 @@
+//! Samples in the store: the head, sealed chunks, merging, deleting, retention and reading.
+//!
+//! Invariants (checked by [`check_series`] in tests): every sealed chunk holds samples with
+//! strictly increasing timestamps, chunks do not overlap and are ordered by their start key;
+//! every head sample is later than `sealed_end`; the counters in [`SeriesMeta`] equal what the
+//! store holds; `last` is the sample with the largest timestamp.
+
+use crate::chunk::{self, Sample};
+use crate::cmd::CommandError;
+use crate::db::Tx;
+use crate::store::{KeyValue, Space, StoreError, StoreRead};
+
+use super::TsError;
+use super::meta::{DupPolicy, SeriesMeta, keys};
+
+/// Bytes of a sealed chunk record before the encoded chunk: the end timestamp.
+const CHUNK_HEADER: usize = 8;
+
+fn corrupt(detail: impl Into<String>) -> StoreError {
+    StoreError::Corrupt {
+        space: Space::Chunks,
+        detail: detail.into(),
+    }
+}
+
+/// A decoded sealed-chunk record.
+fn decode_chunk(value: &[u8]) -> Result<Vec<Sample>, StoreError> {
+    let body = value
+        .get(CHUNK_HEADER..)
+        .ok_or_else(|| corrupt("truncated chunk record"))?;
+    chunk::decode(body).map_err(|e| corrupt(e.to_string()))
+}
+
+fn chunk_end(value: &[u8]) -> Result<u64, StoreError> {
+    let end: [u8; 8] = value
+        .get(..CHUNK_HEADER)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| corrupt("truncated chunk record"))?;
+    Ok(u64::from_be_bytes(end))
+}
+
+fn chunk_count(value: &[u8]) -> Result<u64, StoreError> {
+    let body = value
+        .get(CHUNK_HEADER..)
+        .ok_or_else(|| corrupt("truncated chunk record"))?;
+    chunk::sample_count(body)
+        .map(u64::from)
+        .map_err(|e| corrupt(e.to_string()))
+}
+
+fn head_value(v: &[u8]) -> Result<f64, StoreError> {
+    let b: [u8; 8] = v.try_into().map_err(|_| corrupt("bad head sample"))?;
+    Ok(f64::from_bits(u64::from_be_bytes(b)))
+}
+
+fn encode_head_value(v: f64) -> Vec<u8> {
+    v.to_bits().to_be_bytes().to_vec()
+}
+
+/// Writes `samples` as one sealed chunk; returns the record's length.
+fn put_chunk<S: StoreRead>(tx: &mut Tx<'_, S>, id: u64, samples: &[Sample]) -> u64 {
+    assert!(!samples.is_empty(), "a sealed chunk is never empty");
+    let start = samples[0].ts;
+    let end = samples[samples.len() - 1].ts;
+    let mut value = end.to_be_bytes().to_vec();
+    value.extend_from_slice(&chunk::encode(samples));
+    let len = value.len() as u64;
+    tx.put(Space::Chunks, keys::sealed(id, start), value);
+    len
+}
+
+/// The sealed chunk record holding `ts` or, if none does, the nearest one to merge `ts` into:
+/// the chunk with the greatest start `<= ts`, else the first chunk.
+fn chunk_for(r: &impl StoreRead, id: u64, ts: u64) -> Result<Option<KeyValue>, StoreError> {
+    let prefix = keys::sealed_prefix(id);
+    let upto = keys::sealed(id, ts.saturating_add(1));
+    let before = if ts == u64::MAX {
+        r.scan(
+            Space::Chunks,
+            &prefix,
+            Some(&keys::prefix_end(&prefix)),
+            true,
+        )
+        .next()
+    } else {
+        r.scan(Space::Chunks, &prefix, Some(&upto), true).next()
+    };
+    if let Some(kv) = before {
+        return kv.map(Some);
+    }
+    r.scan(
+        Space::Chunks,
+        &prefix,
+        Some(&keys::prefix_end(&prefix)),
+        false,
+    )
+    .next()
+    .transpose()
+}
+
+/// What an upsert did.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Upserted {
+    /// A new timestamp.
+    Added,
+    /// An existing timestamp now holds this value.
+    Merged(f64),
+}
+
+fn blocked() -> TsError {
+    TsError::Command(CommandError::other(
+        "ERR TSDB: Error at upsert, update is not supported when DUPLICATE_POLICY is set to BLOCK mode",
+    ))
+}
+
+/// Inserts or merges one sample, sealing the head and trimming by retention as needed.
+/// The caller saves `meta`.
+pub fn upsert<S: StoreRead>(
+    tx: &mut Tx<'_, S>,
+    meta: &mut SeriesMeta,
+    ts: u64,
+    value: f64,
+    policy: DupPolicy,
+) -> Result<Upserted, TsError> {
+    if meta.retention_cutoff().is_some_and(|c| ts < c) {
+        return Err(TsError::Command(CommandError::other(
+            "ERR TSDB: Timestamp is older than retention",
+        )));
+    }
+    let id = meta.id;
+    let outcome = if meta.sealed_end.is_none_or(|e| ts > e) {
+        let key = keys::head(id, ts);
+        let old = match meta.last {
+            Some((last, _)) if ts <= last => tx.get(Space::Chunks, &key)?,
+            _ => None,
+        };
+        match old {
+            Some(old) => {
+                let merged = policy.merge(head_value(&old)?, value).ok_or_else(blocked)?;
+                tx.put(Space::Chunks, key, encode_head_value(merged));
+                Upserted::Merged(merged)
+            }
+            None => {
+                tx.put(Space::Chunks, key, encode_head_value(value));
+                meta.head_samples += 1;
+                meta.total_samples += 1;
+                Upserted::Added
+            }
+        }
+    } else {
+        merge_into_chunk(tx, meta, ts, value, policy)?
+    };
+    let stored = match outcome {
+        Upserted::Added => value,
+        Upserted::Merged(v) => v,
+    };
+    let advanced = meta.last.is_none_or(|(l, _)| ts > l);
+    if meta.last.is_none_or(|(l, _)| ts >= l) {
+        meta.last = Some((ts, stored));
+    }
+    if meta.head_samples >= meta.head_capacity() {
+        seal(tx, meta)?;
+    }
+    if advanced {
+        trim(tx, meta)?;
+    }
+    Ok(outcome)
+}
+
+fn merge_into_chunk<S: StoreRead>(
+    tx: &mut Tx<'_, S>,
+    meta: &mut SeriesMeta,
+    ts: u64,
+    value: f64,
+    policy: DupPolicy,
+) -> Result<Upserted, TsError> {
+    let id = meta.id;
+    let Some((key, record)) = chunk_for(tx, id, ts)? else {
+        unreachable_sealed_end(meta);
+        return Err(TsError::Store(corrupt("sealed_end set but no chunk")));
+    };
+    let mut samples = decode_chunk(&record)?;
+    let outcome = match samples.binary_search_by_key(&ts, |s| s.ts) {
+        Ok(i) => {
+            let merged = policy.merge(samples[i].value, value).ok_or_else(blocked)?;
+            samples[i].value = merged;
+            Upserted::Merged(merged)
+        }
+        Err(i) => {
+            samples.insert(i, Sample { ts, value });
+            meta.total_samples += 1;
+            Upserted::Added
+        }
+    };
+    tx.delete(Space::Chunks, key);
+    meta.chunk_bytes -= record.len() as u64;
+    meta.chunk_count -= 1;
+    let split_at = usize::try_from(meta.head_capacity() * 2).unwrap_or(usize::MAX);
+    for part in samples.chunks(split_at.max(1)) {
+        meta.chunk_bytes += put_chunk(tx, id, part);
+        meta.chunk_count += 1;
+    }
+    Ok(outcome)
+}
+
+/// A meta whose `sealed_end` is set with no chunk in the store is our own broken invariant.
+fn unreachable_sealed_end(meta: &SeriesMeta) {
+    debug_assert!(
+        meta.chunk_count == 0,
+        "sealed_end set, chunks counted, none found"
+    );
+}
+
+/// The first head key that can hold a live sample at or after `from`. Every head sample is
+/// later than `sealed_end`, so scans start there: they skip the keys earlier seals deleted,
+/// which a long transaction (a big BATCH_FLUSH) or the store's tombstones would otherwise
+/// make every scan walk again.
+fn head_start(meta: &SeriesMeta, from: u64) -> Vec<u8> {
+    let floor = meta.sealed_end.map_or(0, |e| e.saturating_add(1));
+    keys::head(meta.id, from.max(floor))
+}
+
+/// Compresses the head into one sealed chunk and removes the head samples.
+pub fn seal<S: StoreRead>(tx: &mut Tx<'_, S>, meta: &mut SeriesMeta) -> Result<(), StoreError> {
+    let end = keys::prefix_end(&keys::head_prefix(meta.id));
+    let mut samples = Vec::new();
+    let mut doomed = Vec::new();
+    for kv in tx.scan(Space::Chunks, &head_start(meta, 0), Some(&end), false) {
+        let (k, v) = kv?;
+        let ts = keys::ts_of(&k).ok_or_else(|| corrupt("bad head key"))?;
+        samples.push(Sample {
+            ts,
+            value: head_value(&v)?,
+        });
+        doomed.push(k);
+    }
+    assert_eq!(
+        samples.len() as u64,
+        meta.head_samples,
+        "head count drifted"
+    );
+    if samples.is_empty() {
+        return Ok(());
+    }
+    meta.chunk_bytes += put_chunk(tx, meta.id, &samples);
+    meta.chunk_count += 1;
+    meta.sealed_end = Some(samples[samples.len() - 1].ts);
+    // Point deletes, not a range delete: a transaction checks every read against each of its
+    // range deletes, and a big batch seals many times.
+    for k in doomed {
+        tx.delete(Space::Chunks, k);
+    }
+    meta.head_samples = 0;
+    Ok(())
+}
+
+/// Drops whole sealed chunks that end before the retention cutoff.
+fn trim<S: StoreRead>(tx: &mut Tx<'_, S>, meta: &mut SeriesMeta) -> Result<(), StoreError> {
+    let Some(cutoff) = meta.retention_cutoff() else {
+        return Ok(());
+    };
+    let prefix = keys::sealed_prefix(meta.id);
+    let mut doomed = Vec::new();
+    for kv in tx.scan(
+        Space::Chunks,
+        &prefix,
+        Some(&keys::prefix_end(&prefix)),
+        false,
+    ) {
+        let (k, v) = kv?;
+        if chunk_end(&v)? >= cutoff {
+            break;
+        }
+        doomed.push((k, v.len() as u64, chunk_count(&v)?));
+    }
+    for (k, len, n) in doomed {
+        tx.delete(Space::Chunks, k);
+        meta.chunk_bytes -= len;
+        meta.chunk_count -= 1;
+        meta.total_samples -= n;
+    }
+    if meta.chunk_count == 0 {
+        meta.sealed_end = None;
+    }
+    Ok(())
+}
+
+/// Deletes the samples with `from <= ts <= to`; returns how many.
+pub fn delete_range<S: StoreRead>(
+    tx: &mut Tx<'_, S>,
+    meta: &mut SeriesMeta,
+    from: u64,
+    to: u64,
+) -> Result<u64, StoreError> {
+    if from > to {
+        return Ok(0);
+    }
+    let id = meta.id;
+    let mut deleted = 0;
+    // Head samples.
+    let head_end = keys::prefix_end(&keys::head_prefix(id));
+    let hi = if to == u64::MAX {
+        head_end.clone()
+    } else {
+        keys::head(id, to + 1)
+    };
+    let mut doomed = Vec::new();
+    for kv in tx.scan(Space::Chunks, &head_start(meta, from), Some(&hi), false) {
+        doomed.push(kv?.0);
+    }
+    for k in doomed {
+        tx.delete(Space::Chunks, k);
+        deleted += 1;
+        meta.head_samples -= 1;
+    }
+    // Sealed chunks overlapping [from, to].
+    let prefix = keys::sealed_prefix(id);
+    let start = match chunk_for(tx, id, from)? {
+        Some((k, _)) => k,
+        None => prefix.clone(),
+    };
+    let sealed_hi = if to == u64::MAX {
+        keys::prefix_end(&prefix)
+    } else {
+        keys::sealed(id, to + 1)
+    };
+    let mut touched = Vec::new();
+    for kv in tx.scan(Space::Chunks, &start, Some(&sealed_hi), false) {
+        touched.push(kv?);
+    }
+    for (k, v) in touched {
+        if chunk_end(&v)? < from {
+            continue;
+        }
+        let mut samples = decode_chunk(&v)?;
+        let before = samples.len();
+        samples.retain(|s| s.ts < from || s.ts > to);
+        let n = (before - samples.len()) as u64;
+        if n == 0 {
+            continue;
+        }
+        deleted += n;
+        tx.delete(Space::Chunks, k);
+        meta.chunk_bytes -= v.len() as u64;
+        meta.chunk_count -= 1;
+        if !samples.is_empty() {
+            meta.chunk_bytes += put_chunk(tx, id, &samples);
+            meta.chunk_count += 1;
+        }
+    }
+    meta.total_samples -= deleted;
+    if deleted > 0 {
+        refresh_bounds(tx, meta)?;
+    }
+    Ok(deleted)
+}
+
+/// Recomputes `last` and `sealed_end` from the store after samples were removed.
+fn refresh_bounds(r: &impl StoreRead, meta: &mut SeriesMeta) -> Result<(), StoreError> {
+    let id = meta.id;
+    let prefix = keys::sealed_prefix(id);
+    let last_chunk = r
+        .scan(
+            Space::Chunks,
+            &prefix,
+            Some(&keys::prefix_end(&prefix)),
+            true,
+        )
+        .next()
+        .transpose()?;
+    let last_sealed = match &last_chunk {
+        Some((_, v)) => decode_chunk(v)?.last().map(|s| (s.ts, s.value)),
+        None => None,
+    };
+    meta.sealed_end = last_sealed.map(|(ts, _)| ts);
+    let head = keys::head_prefix(id);
+    let last_head = r
+        .scan(
+            Space::Chunks,
+            &head_start(meta, 0),
+            Some(&keys::prefix_end(&head)),
+            true,
+        )
+        .next()
+        .transpose()?;
+    meta.last = match last_head {
+        Some((k, v)) => Some((
+            keys::ts_of(&k).ok_or_else(|| corrupt("bad head key"))?,
+            head_value(&v)?,
+        )),
+        None => last_sealed,
+    };
+    Ok(())
+}
+
+/// Removes every sample of the series.
+pub fn delete_all<S: StoreRead>(tx: &mut Tx<'_, S>, id: u64) {
+    let (start, end) = keys::series_range(id);
+    tx.delete_range(Space::Chunks, start, end);
+}
+
+/// The first timestamp the series holds, if any.
+pub fn first_ts(r: &impl StoreRead, meta: &SeriesMeta) -> Result<Option<u64>, StoreError> {
+    let (start, end) = keys::series_range(meta.id);
+    match r.scan(Space::Chunks, &start, Some(&end), false).next() {
+        None => Ok(None),
+        Some(kv) => {
+            let (k, _) = kv?;
+            Ok(Some(
+                keys::ts_of(&k).ok_or_else(|| corrupt("bad chunk key"))?,
+            ))
+        }
+    }
+}
+
+/// The samples with `from <= ts <= to` that retention keeps visible, oldest first.
+/// `each` returns `false` to stop.
+pub fn scan_samples(
+    r: &impl StoreRead,
+    meta: &SeriesMeta,
+    from: u64,
+    to: u64,
+    mut each: impl FnMut(u64, f64) -> bool,
+) -> Result<(), StoreError> {
+    let from = from.max(meta.retention_cutoff().unwrap_or(0));
+    if from > to {
+        return Ok(());
+    }
+    let id = meta.id;
+    let prefix = keys::sealed_prefix(id);
+    let start = match chunk_for(r, id, from)? {
+        Some((k, _)) => k,
+        None => prefix.clone(),
+    };
+    let sealed_hi = if to == u64::MAX {
+        keys::prefix_end(&prefix)
+    } else {
+        keys::sealed(id, to + 1)
+    };
+    for kv in r.scan(Space::Chunks, &start, Some(&sealed_hi), false) {
+        let (_, v) = kv?;
+        if chunk_end(&v)? < from {
+            continue;
+        }
+        for s in decode_chunk(&v)? {
+            if s.ts >= from && s.ts <= to && !each(s.ts, s.value) {
+                return Ok(());
+            }
+        }
+    }
+    let hi = if to == u64::MAX {
+        keys::prefix_end(&keys::head_prefix(id))
+    } else {
+        keys::head(id, to + 1)
+    };
+    for kv in r.scan(Space::Chunks, &head_start(meta, from), Some(&hi), false) {
+        let (k, v) = kv?;
+        let ts = keys::ts_of(&k).ok_or_else(|| corrupt("bad head key"))?;
+        if !each(ts, head_value(&v)?) {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// The visible sample with the largest timestamp `< ts`.
+pub fn last_before(
+    r: &impl StoreRead,
+    meta: &SeriesMeta,
+    ts: u64,
+) -> Result<Option<(u64, f64)>, StoreError> {
+    let cutoff = meta.retention_cutoff().unwrap_or(0);
+    if ts == 0 || ts <= cutoff {
+        return Ok(None);
+    }
+    let id = meta.id;
+    if let Some(kv) = r
+        .scan(
+            Space::Chunks,
+            &head_start(meta, 0),
+            Some(&keys::head(id, ts)),
+            true,
+        )
+        .next()
+    {
+        let (k, v) = kv?;
+        let t = keys::ts_of(&k).ok_or_else(|| corrupt("bad head key"))?;
+        return Ok((t >= cutoff).then_some((t, head_value(&v)?)));
+    }
+    let Some((_, v)) = chunk_for(r, id, ts - 1)? else {
+        return Ok(None);
+    };
+    let found = decode_chunk(&v)?
+        .into_iter()
+        .take_while(|s| s.ts < ts)
+        .last()
+        .filter(|s| s.ts >= cutoff)
+        .map(|s| (s.ts, s.value));
+    Ok(found)
+}
+
+/// Checks the module's invariants against the store; for tests and debug checks.
+pub fn check_series(r: &impl StoreRead, meta: &SeriesMeta) -> Result<(), String> {
+    let mut prev: Option<u64> = None;
+    let (mut chunks, mut bytes, mut total, mut head) = (0, 0, 0, 0);
+    let mut last = None;
+    let (start, end) = keys::series_range(meta.id);
+    let sealed = keys::sealed_prefix(meta.id);
+    for kv in r.scan(Space::Chunks, &start, Some(&end), false) {
+        let (k, v) = kv.map_err(|e| e.to_string())?;
+        if k.starts_with(&sealed) {
+            let samples = decode_chunk(&v).map_err(|e| e.to_string())?;
+            if keys::ts_of(&k) != samples.first().map(|s| s.ts) {
+                return Err("chunk key is not its first timestamp".into());
+            }
+            if chunk_end(&v).ok() != samples.last().map(|s| s.ts) {
+                return Err("chunk end header wrong".into());
+            }
+            for s in &samples {
+                if prev.is_some_and(|p| p >= s.ts) {
+                    return Err(format!("timestamps not increasing at {}", s.ts));
+                }
+                prev = Some(s.ts);
+                last = Some((s.ts, s.value));
+            }
+            chunks += 1;
+            bytes += v.len() as u64;
+            total += samples.len() as u64;
+        } else {
+            let ts = keys::ts_of(&k).ok_or("bad head key")?;
+            if prev.is_some_and(|p| p >= ts) {
+                return Err(format!("head sample {ts} not after sealed data"));
+            }
+            prev = Some(ts);
+            last = Some((ts, head_value(&v).map_err(|e| e.to_string())?));
+            head += 1;
+            total += 1;
+        }
+    }
+    let got = (chunks, bytes, total, head);
+    let want = (
+        meta.chunk_count,
+        meta.chunk_bytes,
+        meta.total_samples,
+        meta.head_samples,
+    );
+    if got != want {
+        return Err(format!("counters {want:?} but store has {got:?}"));
+    }
+    if meta.last.map(|l| l.0) != last.map(|l: (u64, f64)| l.0) {
+        return Err(format!("last {:?} but store ends at {last:?}", meta.last));
+    }
+    Ok(())
+}

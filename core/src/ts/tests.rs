@@ -1,0 +1,758 @@
+//! Command-level tests of the engine through `Db` (replies as RESP3/RESP2 frames) and a
+//! model-based property test against a `BTreeMap`, with restarts and crashes.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use proptest::prelude::*;
+
+use crate::UnixMillis;
+use crate::cmd::{Command, parse};
+use crate::db::{Db, Tx};
+use crate::resp::{Frame, Protocol};
+use crate::store::{MemStore, Space, Store, StoreRead};
+
+use super::engine::load;
+use super::store::check_series;
+
+struct Harness {
+    db: Db,
+    store: MemStore,
+    proto: Protocol,
+    unix: u64,
+}
+
+impl Harness {
+    fn new() -> Self {
+        Self {
+            db: Db::default(),
+            store: MemStore::new(),
+            proto: Protocol::Resp3,
+            unix: 1_000_000,
+        }
+    }
+
+    fn args(line: &str) -> Vec<Bytes> {
+        line.split_whitespace()
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect()
+    }
+
+    fn run(&mut self, line: &str) -> Frame {
+        self.run_args(&Self::args(line))
+    }
+
+    fn run_args(&mut self, args: &[Bytes]) -> Frame {
+        match parse(args) {
+            Err(e) => Frame::error(e.to_string()),
+            Ok(Command::Write(w)) => {
+                let mut tx = Tx::new(&self.store);
+                let reply = self.db.apply(&mut tx, &w, UnixMillis(self.unix)).unwrap();
+                let batch = tx.into_batch();
+                self.store.write(batch).unwrap();
+                reply
+            }
+            Ok(Command::Read(r)) => self.db.read(&self.store, &r, self.proto).unwrap(),
+            Ok(other) => panic!("not a data command: {other:?}"),
+        }
+    }
+
+    fn reopen(&mut self) {
+        self.db = Db::open(&self.store).unwrap();
+    }
+
+    fn check(&self, key: &str) {
+        let meta = load(&self.store, key.as_bytes()).unwrap().unwrap();
+        check_series(&self.store, &meta).unwrap();
+    }
+}
+
+fn int(n: i64) -> Frame {
+    Frame::Integer(n)
+}
+
+fn s(ts: i64, v: f64) -> Frame {
+    Frame::Array(vec![int(ts), Frame::Double(v)])
+}
+
+fn bulk(x: &str) -> Frame {
+    Frame::Bulk(Bytes::copy_from_slice(x.as_bytes()))
+}
+
+fn err(x: &str) -> Frame {
+    Frame::error(x)
+}
+
+fn arr(v: Vec<Frame>) -> Frame {
+    Frame::Array(v)
+}
+
+fn info_field(info: &Frame, name: &str) -> Frame {
+    let Frame::Map(fields) = info else {
+        panic!("{info:?}")
+    };
+    fields
+        .iter()
+        .find(|(k, _)| *k == Frame::Simple(Bytes::copy_from_slice(name.as_bytes())))
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| panic!("no {name}"))
+}
+
+#[test]
+fn create_add_get_range_and_documented_errors() {
+    let mut h = Harness::new();
+    assert_eq!(h.run("TS.CREATE t RETENTION 0 LABELS sym A"), Frame::ok());
+    assert_eq!(h.run("TS.CREATE t"), err("ERR TSDB: key already exists"));
+    assert_eq!(h.run("TS.ADD t 10 1.5"), int(10));
+    assert_eq!(h.run("TS.ADD t * 2"), int(1_000_000));
+    assert_eq!(
+        h.run("TS.ADD t 10 9"),
+        err(
+            "ERR TSDB: Error at upsert, update is not supported when DUPLICATE_POLICY is set to BLOCK mode"
+        )
+    );
+    assert_eq!(h.run("TS.ADD t 10 9 ON_DUPLICATE SUM"), int(10));
+    assert_eq!(h.run("TS.GET t"), s(1_000_000, 2.0));
+    assert_eq!(
+        h.run("TS.RANGE t - +"),
+        arr(vec![s(10, 10.5), s(1_000_000, 2.0)])
+    );
+    assert_eq!(
+        h.run("TS.REVRANGE t - + COUNT 1"),
+        arr(vec![s(1_000_000, 2.0)])
+    );
+    assert_eq!(
+        h.run("TS.RANGE nope - +"),
+        err("ERR TSDB: the key does not exist")
+    );
+    assert_eq!(
+        h.run("TS.GET nope"),
+        err("ERR TSDB: the key does not exist")
+    );
+    h.run("SET str x");
+    assert_eq!(
+        h.run("TS.ADD str 1 1"),
+        err("WRONGTYPE Operation against a key holding the wrong kind of value")
+    );
+    assert_eq!(h.run("TYPE t"), Frame::simple("TSDB-TYPE"));
+    assert_eq!(h.run("TS.CREATE e"), Frame::ok());
+    assert_eq!(h.run("TS.GET e"), arr(vec![]));
+    h.check("t");
+}
+
+#[test]
+fn resp2_replies_use_strings_and_pair_arrays() {
+    let mut h = Harness::new();
+    h.proto = Protocol::Resp2;
+    h.run("TS.ADD t 1 2.5 LABELS a 1");
+    assert_eq!(
+        h.run("TS.RANGE t - +"),
+        arr(vec![arr(vec![int(1), Frame::simple("2.5")])])
+    );
+    assert_eq!(
+        h.run("TS.MGET WITHLABELS FILTER a=1"),
+        arr(vec![arr(vec![
+            bulk("t"),
+            arr(vec![arr(vec![bulk("a"), bulk("1")])]),
+            arr(vec![int(1), Frame::simple("2.5")]),
+        ])])
+    );
+    let Frame::Array(info) = h.run("TS.INFO t") else {
+        panic!()
+    };
+    assert_eq!(info[0], Frame::simple("totalSamples"));
+    assert_eq!(info[1], int(1));
+    let labels_at = info
+        .iter()
+        .position(|f| *f == Frame::simple("labels"))
+        .unwrap();
+    assert_eq!(
+        info[labels_at + 1],
+        arr(vec![arr(vec![bulk("a"), bulk("1")])])
+    );
+}
+
+#[test]
+fn duplicate_policies_merge() {
+    let mut h = Harness::new();
+    for (policy, want) in [
+        ("FIRST", 1.0),
+        ("LAST", 5.0),
+        ("MIN", 1.0),
+        ("MAX", 5.0),
+        ("SUM", 6.0),
+    ] {
+        let key = format!("d{policy}");
+        h.run(&format!(
+            "TS.CREATE {key} DUPLICATE_POLICY {policy} CHUNK_SIZE 48"
+        ));
+        // Fill and seal a chunk so the duplicate lands in a sealed chunk too.
+        for ts in 1..=5 {
+            h.run(&format!("TS.ADD {key} {ts} 1"));
+        }
+        h.run(&format!("TS.ADD {key} 2 5"));
+        assert_eq!(
+            h.run(&format!("TS.RANGE {key} 2 2")),
+            arr(vec![s(2, want)]),
+            "{policy}"
+        );
+        h.check(&key);
+    }
+}
+
+#[test]
+fn sealing_out_of_order_and_delete_keep_invariants() {
+    let mut h = Harness::new();
+    h.run("TS.CREATE t CHUNK_SIZE 48");
+    for ts in (0..40).map(|i| i * 10) {
+        h.run(&format!("TS.ADD t {ts} {ts}"));
+    }
+    h.check("t");
+    let info = h.run("TS.INFO t");
+    assert_eq!(info_field(&info, "totalSamples"), int(40));
+    let Frame::Integer(chunks) = info_field(&info, "chunkCount") else {
+        panic!()
+    };
+    assert!(chunks >= 10, "{chunks}");
+    // Out of order into sealed chunks, before the first chunk, and between samples.
+    assert_eq!(h.run("TS.ADD t 5 0.5"), int(5));
+    assert_eq!(h.run("TS.ADD t 395 1"), int(395));
+    h.run("TS.ALTER t DUPLICATE_POLICY LAST");
+    h.run("TS.ADD t 0 -1");
+    h.check("t");
+    assert_eq!(
+        h.run("TS.RANGE t 0 10"),
+        arr(vec![s(0, -1.0), s(5, 0.5), s(10, 10.0)])
+    );
+    assert_eq!(h.run("TS.DEL t 5 100"), int(11));
+    h.check("t");
+    assert_eq!(
+        h.run("TS.RANGE t 0 120"),
+        arr(vec![s(0, -1.0), s(110, 110.0), s(120, 120.0)])
+    );
+    assert_eq!(h.run("TS.DEL t 300 +"), int(11));
+    h.check("t");
+    assert_eq!(h.run("TS.GET t"), s(290, 290.0));
+    h.reopen();
+    assert_eq!(h.run("TS.GET t"), s(290, 290.0));
+}
+
+#[test]
+fn retention_refuses_old_samples_and_trims_chunks() {
+    let mut h = Harness::new();
+    h.run("TS.CREATE t RETENTION 100 CHUNK_SIZE 48");
+    for ts in 0..50 {
+        h.run(&format!("TS.ADD t {} 1", ts * 10));
+    }
+    assert_eq!(
+        h.run("TS.ADD t 100 1"),
+        err("ERR TSDB: Timestamp is older than retention")
+    );
+    let Frame::Array(rows) = h.run("TS.RANGE t - +") else {
+        panic!()
+    };
+    assert_eq!(rows.len(), 11, "samples 390..=490 stay visible");
+    let info = h.run("TS.INFO t");
+    let Frame::Integer(total) = info_field(&info, "totalSamples") else {
+        panic!()
+    };
+    assert!(total < 20, "whole chunks were trimmed: {total}");
+    h.check("t");
+}
+
+#[test]
+fn ignore_drops_close_samples() {
+    let mut h = Harness::new();
+    h.run("TS.CREATE t DUPLICATE_POLICY LAST IGNORE 10 0.5");
+    assert_eq!(h.run("TS.ADD t 100 1"), int(100));
+    assert_eq!(h.run("TS.ADD t 105 1.2"), int(100));
+    assert_eq!(h.run("TS.ADD t 105 2"), int(105));
+    assert_eq!(h.run("TS.RANGE t - +"), arr(vec![s(100, 1.0), s(105, 2.0)]));
+}
+
+#[test]
+fn incrby_decrby_madd() {
+    let mut h = Harness::new();
+    assert_eq!(h.run("TS.INCRBY c 5 TIMESTAMP 10"), int(10));
+    assert_eq!(h.run("TS.INCRBY c 2 TIMESTAMP 10"), int(10));
+    assert_eq!(h.run("TS.DECRBY c 1 TIMESTAMP 20"), int(20));
+    assert_eq!(
+        h.run("TS.INCRBY c 1 TIMESTAMP 5"),
+        err("ERR TSDB: timestamp must be equal to or higher than the maximum existing timestamp")
+    );
+    assert_eq!(h.run("TS.RANGE c - +"), arr(vec![s(10, 7.0), s(20, 6.0)]));
+    assert_eq!(
+        h.run("TS.MADD c 30 1 nope 1 1 c 20 3"),
+        arr(vec![
+            int(30),
+            err("ERR TSDB: the key does not exist"),
+            err(
+                "ERR TSDB: Error at upsert, update is not supported when DUPLICATE_POLICY is set to BLOCK mode"
+            ),
+        ])
+    );
+}
+
+#[test]
+fn compaction_rules_chain_backfill_and_refuse_cycles() {
+    let mut h = Harness::new();
+    h.run("TS.CREATE src");
+    for ts in 0..25 {
+        h.run(&format!("TS.ADD src {ts} {ts}"));
+    }
+    h.run("TS.CREATE m10");
+    h.run("TS.CREATE m20");
+    assert_eq!(
+        h.run("TS.CREATERULE src m10 AGGREGATION sum 10"),
+        Frame::ok()
+    );
+    // Backfilled from existing samples: buckets 0 and 10 are closed, 20 is open.
+    assert_eq!(
+        h.run("TS.RANGE m10 - +"),
+        arr(vec![s(0, 45.0), s(10, 145.0)])
+    );
+    assert_eq!(
+        h.run("TS.RANGE m10 - + LATEST"),
+        arr(vec![s(0, 45.0), s(10, 145.0), s(20, 110.0)])
+    );
+    assert_eq!(
+        h.run("TS.CREATERULE m10 m20 AGGREGATION max 20"),
+        Frame::ok()
+    );
+    // m10's newest sample (10) is in m20's open bucket [0, 20).
+    assert_eq!(h.run("TS.RANGE m20 - +"), arr(vec![]));
+    assert_eq!(h.run("TS.RANGE m20 - + LATEST"), arr(vec![s(0, 145.0)]));
+    assert_eq!(
+        h.run("TS.CREATERULE m20 src AGGREGATION max 20"),
+        err("ERR TSDB: the compaction rule would create a cycle")
+    );
+    assert_eq!(
+        h.run("TS.CREATERULE src m10 AGGREGATION max 20"),
+        err("ERR TSDB: the destination key already has a src rule")
+    );
+    assert_eq!(
+        h.run("TS.CREATERULE src src AGGREGATION max 20"),
+        err("ERR TSDB: the source key and destination key should be different")
+    );
+    // A new sample closes src's bucket 20, which closes m20's bucket 0 down the chain.
+    h.run("TS.ADD src 31 1");
+    assert_eq!(h.run("TS.GET m10"), s(20, 110.0));
+    assert_eq!(h.run("TS.GET m20"), s(0, 145.0));
+    h.run("TS.ADD src 45 1");
+    assert_eq!(h.run("TS.GET m10"), s(30, 1.0));
+    // An out-of-order sample in a closed bucket recomputes it.
+    h.run("TS.ADD src 25 0.5 ON_DUPLICATE SUM");
+    assert_eq!(h.run("TS.RANGE m10 20 20"), arr(vec![s(20, 110.5)]));
+    assert_eq!(h.run("TS.RANGE m20 20 20"), arr(vec![]));
+    assert_eq!(h.run("TS.GET m20 LATEST"), s(20, 110.5));
+    h.run("TS.ADD src 61 1");
+    assert_eq!(h.run("TS.RANGE m20 20 20"), arr(vec![s(20, 110.5)]));
+    // Deleting source samples recomputes the closed buckets.
+    assert_eq!(h.run("TS.DEL src 0 9"), int(10));
+    assert_eq!(h.run("TS.RANGE m10 0 0"), arr(vec![]));
+    let info = h.run("TS.INFO m10");
+    assert_eq!(info_field(&info, "sourceKey"), bulk("src"));
+    assert_eq!(h.run("TS.DELETERULE src m10"), Frame::ok());
+    assert_eq!(
+        h.run("TS.DELETERULE src m10"),
+        err("ERR TSDB: compaction rule does not exist")
+    );
+    assert_eq!(info_field(&h.run("TS.INFO m10"), "sourceKey"), Frame::Null);
+    for k in ["src", "m10", "m20"] {
+        h.check(k);
+    }
+}
+
+#[test]
+fn multi_series_queries_and_label_discovery() {
+    let mut h = Harness::new();
+    h.run("TS.CREATE a LABELS type stock sym A");
+    h.run("TS.CREATE b LABELS type stock sym B");
+    h.run("TS.CREATE c LABELS type fx");
+    for (k, ts, v) in [
+        ("a", 1, 1.0),
+        ("a", 2, 3.0),
+        ("b", 1, 10.0),
+        ("b", 2, 30.0),
+        ("c", 1, 7.0),
+    ] {
+        h.run(&format!("TS.ADD {k} {ts} {v}"));
+    }
+    assert_eq!(
+        h.run("TS.QUERYINDEX type=stock"),
+        Frame::Set(vec![bulk("a"), bulk("b")])
+    );
+    assert_eq!(
+        h.run("TS.QUERYINDEX type=(stock,fx) sym!=A"),
+        Frame::Set(vec![bulk("b"), bulk("c")])
+    );
+    assert_eq!(h.run("TS.QUERYINDEX type=stock sym="), Frame::Set(vec![]));
+    assert_eq!(
+        h.run("TS.MGET SELECTED_LABELS sym FILTER type=stock"),
+        Frame::Map(vec![
+            (
+                bulk("a"),
+                arr(vec![Frame::Map(vec![(bulk("sym"), bulk("A"))]), s(2, 3.0)])
+            ),
+            (
+                bulk("b"),
+                arr(vec![Frame::Map(vec![(bulk("sym"), bulk("B"))]), s(2, 30.0)])
+            ),
+        ])
+    );
+    let no_aggs = Frame::Map(vec![(Frame::simple("aggregators"), arr(vec![]))]);
+    assert_eq!(
+        h.run("TS.MREVRANGE - + FILTER sym=A"),
+        Frame::Map(vec![(
+            bulk("a"),
+            arr(vec![
+                Frame::Map(vec![]),
+                no_aggs,
+                arr(vec![s(2, 3.0), s(1, 1.0)])
+            ])
+        )])
+    );
+    let Frame::Map(groups) =
+        h.run("TS.MRANGE - + WITHLABELS FILTER type=stock GROUPBY type REDUCE sum")
+    else {
+        panic!()
+    };
+    assert_eq!(groups.len(), 1);
+    assert_eq!(groups[0].0, bulk("type=stock"));
+    let Frame::Array(parts) = &groups[0].1 else {
+        panic!()
+    };
+    assert_eq!(parts[2], arr(vec![s(1, 11.0), s(2, 33.0)]));
+    assert_eq!(
+        h.run("TS.QUERYLABELS LABELS"),
+        Frame::Set(vec![bulk("sym"), bulk("type")])
+    );
+    assert_eq!(
+        h.run("TS.QUERYLABELS VALUES type"),
+        Frame::Set(vec![bulk("fx"), bulk("stock")])
+    );
+    assert_eq!(
+        h.run("TS.QUERYLABELS VALUES sym FILTER type=stock sym!=B"),
+        Frame::Set(vec![bulk("A")])
+    );
+    assert_eq!(
+        h.run("TS.QUERYLABELS LABELS FILTER type=fx"),
+        Frame::Set(vec![bulk("type")])
+    );
+    assert_eq!(h.run("TS.QUERYLABELS NAMES"), err("ERR syntax error"));
+    assert_eq!(h.run("TS.MDEL 2 2 FILTER type=stock"), int(2));
+    assert_eq!(h.run("TS.GET a"), s(1, 1.0));
+    // Re-labelling moves index entries.
+    h.run("TS.ALTER c LABELS type stock");
+    assert_eq!(
+        h.run("TS.QUERYINDEX type=stock"),
+        Frame::Set(vec![bulk("a"), bulk("b"), bulk("c")])
+    );
+    assert_eq!(
+        h.run("TS.QUERYLABELS VALUES type"),
+        Frame::Set(vec![bulk("stock")])
+    );
+}
+
+#[test]
+fn aggregation_ohlc_and_options() {
+    let mut h = Harness::new();
+    for (ts, v) in [(0, 5.0), (3, 9.0), (6, 1.0), (9, 4.0), (12, 7.0), (25, 2.0)] {
+        h.run(&format!("TS.ADD p {ts} {v}"));
+    }
+    let row = |ts: i64, v: &[f64]| {
+        let mut out = vec![int(ts)];
+        out.extend(v.iter().map(|x| Frame::Double(*x)));
+        arr(out)
+    };
+    assert_eq!(
+        h.run("TS.RANGE p - + AGGREGATION first,max,min,last 10"),
+        arr(vec![
+            row(0, &[5.0, 9.0, 1.0, 4.0]),
+            row(10, &[7.0, 7.0, 7.0, 7.0]),
+            row(20, &[2.0, 2.0, 2.0, 2.0]),
+        ])
+    );
+    assert_eq!(
+        h.run("TS.REVRANGE p - + AGGREGATION count 10 COUNT 2"),
+        arr(vec![s(20, 1.0), s(10, 1.0)])
+    );
+    assert_eq!(
+        h.run("TS.RANGE p - + FILTER_BY_VALUE 4 8 FILTER_BY_TS 0 9 12 25"),
+        arr(vec![s(0, 5.0), s(9, 4.0), s(12, 7.0)])
+    );
+    assert_eq!(
+        h.run("TS.RANGE p 0 29 AGGREGATION sum 10 BUCKETTIMESTAMP end"),
+        arr(vec![s(10, 19.0), s(20, 7.0), s(30, 2.0)])
+    );
+}
+
+#[test]
+fn deleting_a_series_removes_everything() {
+    let mut h = Harness::new();
+    h.run("TS.CREATE a CHUNK_SIZE 48 LABELS x 1");
+    h.run("TS.CREATE d");
+    h.run("TS.CREATERULE a d AGGREGATION avg 10");
+    for ts in 0..20 {
+        h.run(&format!("TS.ADD a {ts} 1"));
+    }
+    assert_eq!(h.run("DEL a"), int(1));
+    assert_eq!(h.run("TS.QUERYINDEX x=1"), Frame::Set(vec![]));
+    assert_eq!(info_field(&h.run("TS.INFO d"), "sourceKey"), Frame::Null);
+    // Only d's own samples (one closed bucket) remain in the chunk space.
+    let d = load(&h.store, b"d").unwrap().unwrap();
+    let left = h.store.scan(Space::Chunks, b"", None, false).count() as u64;
+    assert_eq!(left, d.head_samples + d.chunk_count);
+    h.run("TS.ADD b 1 1 LABELS y 2");
+    assert_eq!(h.run("SET b v"), Frame::ok());
+    assert_eq!(h.run("TS.QUERYLABELS LABELS"), Frame::Set(vec![]));
+    assert_eq!(h.run("FLUSHDB"), Frame::ok());
+    assert_eq!(h.store.scan(Space::Chunks, b"", None, false).count(), 0);
+    assert_eq!(h.db.key_count(), 0);
+}
+
+#[test]
+fn seed_dialect_runs_on_the_engine() {
+    let mut h = Harness::new();
+    assert_eq!(h.run("TSDB_SET s 10 1.5"), Frame::ok());
+    assert_eq!(h.run("TSDB_SET s 20 2.5"), Frame::ok());
+    assert_eq!(h.run("TSDB_GET s 0 15"), arr(vec![s(10, 1.5)]));
+    assert_eq!(h.run("TSDB_GET nope 0 15"), arr(vec![]));
+    let mut tx = Tx::new(&h.store);
+    let add = crate::cmd::WriteCmd::BatchAdd {
+        key: "s".into(),
+        ts: 30,
+        value: 3.0,
+    };
+    assert_eq!(
+        h.db.apply(&mut tx, &add, UnixMillis(0)).unwrap(),
+        Frame::ok()
+    );
+    let batch = tx.into_batch();
+    h.store.write(batch).unwrap();
+    assert_eq!(h.run("TS.GET s"), s(30, 3.0));
+}
+
+#[test]
+fn command_table_key_positions() {
+    use crate::cmd::lookup;
+    let madd = lookup(b"TS.MADD").unwrap();
+    assert_eq!(madd.key_positions(7), vec![1, 4]);
+    assert_eq!(
+        lookup(b"ts.createrule").unwrap().key_positions(6),
+        vec![1, 2]
+    );
+    for keyless in [
+        "ts.mget",
+        "ts.mrange",
+        "ts.mrevrange",
+        "ts.queryindex",
+        "ts.mdel",
+    ] {
+        assert!(
+            lookup(keyless.as_bytes())
+                .unwrap()
+                .key_positions(6)
+                .is_empty()
+        );
+    }
+    assert!(lookup(b"ts.add").unwrap().is_write());
+    assert!(!lookup(b"ts.range").unwrap().is_write());
+}
+
+/// One step of the model test.
+#[derive(Clone, Debug)]
+enum Op {
+    Add(u8, u64, i32),
+    MAdd(Vec<(u8, u64, i32)>),
+    Del(u8, u64, u64),
+    Range(u8, u64, u64),
+    Agg(u8, u64),
+    Restart,
+    /// Sync (or not), then crash: unsynced writes are lost.
+    Crash(bool),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let key = 0u8..3;
+    let ts = 0u64..300;
+    prop_oneof![
+        6 => (key.clone(), ts.clone(), -50i32..50).prop_map(|(k, t, v)| Op::Add(k, t, v)),
+        2 => prop::collection::vec((key.clone(), ts.clone(), -50i32..50), 1..8).prop_map(Op::MAdd),
+        1 => (key.clone(), ts.clone(), ts.clone()).prop_map(|(k, a, b)| Op::Del(k, a.min(b), a.max(b))),
+        2 => (key.clone(), ts.clone(), ts.clone()).prop_map(|(k, a, b)| Op::Range(k, a.min(b), a.max(b))),
+        1 => (key.clone(), 1u64..50).prop_map(|(k, b)| Op::Agg(k, b)),
+        1 => Just(Op::Restart),
+        1 => any::<bool>().prop_map(Op::Crash),
+    ]
+}
+
+type Model = BTreeMap<u8, BTreeMap<u64, f64>>;
+
+fn model_rows(m: &Model, k: u8, from: u64, to: u64) -> Frame {
+    let rows = m
+        .get(&k)
+        .into_iter()
+        .flat_map(|s| s.range(from..=to))
+        .map(|(t, v)| s(i64::try_from(*t).unwrap(), *v))
+        .collect();
+    arr(rows)
+}
+
+proptest! {
+    // proptest's default config: 256 cases, PROPTEST_CASES=n sweeps longer.
+    #![proptest_config(ProptestConfig::default())]
+
+    #[test]
+    fn engine_matches_a_btreemap_model(ops in prop::collection::vec(op(), 1..120)) {
+        let mut h = Harness::new();
+        // Policy SUM: duplicates add up, so the model is exact and order-sensitive.
+        let mut live: Model = BTreeMap::new();
+        let mut synced: Model = BTreeMap::new();
+        // k0 feeds d0 with 25 ms sums from the start; k1 and k2 appear on first TS.ADD.
+        h.run("TS.CREATE k0");
+        h.run("TS.CREATE d0");
+        prop_assert_eq!(h.run("TS.CREATERULE k0 d0 AGGREGATION sum 25"), Frame::ok());
+        h.store.sync().unwrap();
+        let mut created = [true, false, false];
+        let mut synced_created = created;
+        for o in ops {
+            match o {
+                Op::Add(k, t, v) => {
+                    let r = h.run(&format!("TS.ADD k{k} {t} {v} ON_DUPLICATE SUM CHUNK_SIZE 64"));
+                    prop_assert_eq!(r, int(i64::try_from(t).unwrap()));
+                    *live.entry(k).or_default().entry(t).or_insert(0.0) += f64::from(v);
+                    created[usize::from(k)] = true;
+                }
+                Op::MAdd(items) => {
+                    let mut line = "TS.MADD".to_string();
+                    let mut want = Vec::new();
+                    let mut next = live.clone();
+                    for (k, t, v) in &items {
+                        line.push_str(&format!(" k{k} {t} {v}"));
+                        if !created[usize::from(*k)] {
+                            want.push(err("ERR TSDB: the key does not exist"));
+                        } else if next.get(k).is_some_and(|s| s.contains_key(t)) {
+                            want.push(err("ERR TSDB: Error at upsert, update is not supported when DUPLICATE_POLICY is set to BLOCK mode"));
+                        } else {
+                            next.entry(*k).or_default().insert(*t, f64::from(*v));
+                            want.push(int(i64::try_from(*t).unwrap()));
+                        }
+                    }
+                    prop_assert_eq!(h.run(&line), arr(want));
+                    live = next;
+                }
+                Op::Del(k, a, b) => {
+                    let r = h.run(&format!("TS.DEL k{k} {a} {b}"));
+                    if created[usize::from(k)] {
+                        let s = live.entry(k).or_default();
+                        let doomed: Vec<u64> = s.range(a..=b).map(|(t, _)| *t).collect();
+                        for t in &doomed {
+                            s.remove(t);
+                        }
+                        prop_assert_eq!(r, int(i64::try_from(doomed.len()).unwrap()));
+                    } else {
+                        prop_assert_eq!(r, err("ERR TSDB: the key does not exist"));
+                    }
+                }
+                Op::Range(k, a, b) => {
+                    if created[usize::from(k)] {
+                        prop_assert_eq!(h.run(&format!("TS.RANGE k{k} {a} {b}")), model_rows(&live, k, a, b));
+                    }
+                }
+                Op::Agg(k, bucket) => {
+                    if created[usize::from(k)] {
+                        let mut sums: BTreeMap<u64, f64> = BTreeMap::new();
+                        for (t, v) in live.get(&k).into_iter().flatten() {
+                            *sums.entry(t / bucket * bucket).or_insert(0.0) += v;
+                        }
+                        let want = arr(sums.iter().map(|(t, v)| s(i64::try_from(*t).unwrap(), *v)).collect());
+                        prop_assert_eq!(h.run(&format!("TS.RANGE k{k} - + AGGREGATION sum {bucket}")), want);
+                    }
+                }
+                Op::Restart => h.reopen(),
+                Op::Crash(sync) => {
+                    if sync {
+                        h.store.sync().unwrap();
+                        synced = live.clone();
+                        synced_created = created;
+                    }
+                    h.store.crash();
+                    h.reopen();
+                    live = synced.clone();
+                    created = synced_created;
+                }
+            }
+            for k in 0..3u8 {
+                if created[usize::from(k)] {
+                    let meta = load(&h.store, format!("k{k}").as_bytes()).unwrap().unwrap();
+                    prop_assert_eq!(check_series(&h.store, &meta), Ok(()));
+                }
+            }
+            // d0 holds the sum of every closed 25 ms bucket of k0 that has samples.
+            let src = live.get(&0).cloned().unwrap_or_default();
+            let open = src.keys().next_back().map(|l| l / 25 * 25);
+            let mut sums: BTreeMap<u64, f64> = BTreeMap::new();
+            for (t, v) in &src {
+                if open.is_some_and(|o| t / 25 * 25 < o) {
+                    *sums.entry(t / 25 * 25).or_insert(0.0) += v;
+                }
+            }
+            let want = arr(sums.iter().map(|(t, v)| s(i64::try_from(*t).unwrap(), *v)).collect());
+            prop_assert_eq!(h.run("TS.RANGE d0 - +"), want);
+        }
+        for k in 0..3u8 {
+            if created[usize::from(k)] {
+                prop_assert_eq!(h.run(&format!("TS.RANGE k{k} - +")), model_rows(&live, k, 0, u64::MAX));
+            }
+        }
+    }
+}
+
+#[test]
+fn one_big_batch_applies_in_one_transaction() {
+    // A BATCH_FLUSH of many samples is one entry: one Tx that seals many times. This guards
+    // against per-sample work growing with the transaction (it would take minutes here).
+    let mut h = Harness::new();
+    let mut tx = Tx::new(&h.store);
+    for i in 0..200_000u64 {
+        let add = crate::cmd::WriteCmd::BatchAdd {
+            key: if i % 2 == 0 { "x".into() } else { "y".into() },
+            ts: i,
+            value: (i % 100) as f64 * 0.01,
+        };
+        assert_eq!(
+            h.db.apply(&mut tx, &add, UnixMillis(0)).unwrap(),
+            Frame::ok()
+        );
+    }
+    let batch = tx.into_batch();
+    h.store.write(batch).unwrap();
+    h.check("x");
+    h.check("y");
+    let info = h.run("TS.INFO x");
+    assert_eq!(info_field(&info, "totalSamples"), int(100_000));
+    assert_eq!(h.run("TS.GET y"), s(199_999, 0.99));
+}
+
+#[test]
+fn labels_with_spaces_are_found_by_quoted_filters() {
+    let mut h = Harness::new();
+    let args = |v: &[&str]| -> Vec<Bytes> {
+        v.iter()
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect()
+    };
+    assert_eq!(
+        h.run_args(&args(&["TS.CREATE", "ny", "LABELS", "city", "New York"])),
+        Frame::ok()
+    );
+    assert_eq!(
+        h.run_args(&args(&["TS.QUERYINDEX", "city=\"New York\""])),
+        Frame::Set(vec![bulk("ny")])
+    );
+    assert_eq!(
+        h.run_args(&args(&["TS.CREATE", "e", "LABELS", "", "x"])),
+        err("ERR TSDB: Couldn't parse LABELS")
+    );
+}

@@ -1,0 +1,147 @@
+//! The time-series engine through the real binary: redis-py's `r.ts()` in RESP2 and RESP3, the
+//! seed dialect over raw RESP, and `kill -9` with samples in flight.
+
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tickdb_core::resp::Frame;
+use tickdb_tests::{Client, Server, bulk, err, run};
+
+fn sample(ts: i64, v: &str) -> Frame {
+    Frame::Array(vec![
+        Frame::Integer(ts),
+        Frame::Simple(Bytes::copy_from_slice(v.as_bytes())),
+    ])
+}
+
+#[test]
+fn redis_py_ts_resp2_and_resp3() {
+    let server = Server::start(&[]);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/redis_py_ts.py");
+    let out = run(Command::new("python3")
+        .arg(script)
+        .env("TICKDB_PORT", server.port.to_string()));
+    assert!(out.contains("RESP2 and RESP3 ts checks passed"), "{out}");
+}
+
+#[test]
+fn seed_dialect_and_ts_over_raw_resp() {
+    let server = Server::start(&[]);
+    let mut c = server.client();
+    assert_eq!(c.call(&["TSDB_SET", "px", "10", "1.5"]), Frame::ok());
+    assert_eq!(c.call(&["TSDB_SET", "px", "20", "2.5"]), Frame::ok());
+    assert_eq!(
+        c.call(&["TSDB_GET", "px", "0", "15"]),
+        Frame::Array(vec![sample(10, "1.5")])
+    );
+    // BATCH_SET buffers on the connection; BATCH_FLUSH applies and counts the successes.
+    for i in 0..100 {
+        let ts = (1000 + i).to_string();
+        let v = i.to_string();
+        assert_eq!(c.call(&["BATCH_SET", "bx", &v, &ts]), Frame::ok());
+    }
+    assert_eq!(c.call(&["BATCH_FLUSH"]), Frame::Integer(100));
+    assert_eq!(c.call(&["TS.GET", "bx"]), sample(1099, "99"));
+    // A duplicate under BLOCK fails alone; the rest of the batch applies.
+    c.call(&["BATCH_SET", "bx", "5", "1000"]);
+    c.call(&["BATCH_SET", "bx", "5", "2000"]);
+    assert_eq!(c.call(&["BATCH_FLUSH"]), Frame::Integer(1));
+    assert_eq!(
+        c.call(&["TS.ADD", "bx", "1", "x"]),
+        err("ERR TSDB: invalid value")
+    );
+    assert_eq!(c.call(&["TYPE", "bx"]), Frame::Simple("TSDB-TYPE".into()));
+    // RESP3: values are doubles, MGET a map.
+    c.call(&["HELLO", "3"]);
+    assert_eq!(
+        c.call(&["TS.RANGE", "px", "-", "+", "COUNT", "1"]),
+        Frame::Array(vec![Frame::Array(vec![
+            Frame::Integer(10),
+            Frame::Double(1.5)
+        ])])
+    );
+    c.call(&["TS.ALTER", "px", "LABELS", "feed", "seed"]);
+    assert_eq!(
+        c.call(&["TS.MGET", "FILTER", "feed=seed"]),
+        Frame::Map(vec![(
+            bulk("px"),
+            Frame::Array(vec![
+                Frame::Map(vec![]),
+                Frame::Array(vec![Frame::Integer(20), Frame::Double(2.5)])
+            ])
+        )])
+    );
+    assert_eq!(
+        c.call(&[
+            "COMMAND", "GETKEYS", "TS.MADD", "a", "1", "1", "b", "2", "2"
+        ]),
+        Frame::Array(vec![bulk("a"), bulk("b")])
+    );
+}
+
+#[test]
+fn every_acknowledged_sample_survives_kill_9() {
+    const SAMPLES: usize = 20_000;
+    const WRITERS: usize = 4;
+    let mut server = Server::start(&[]);
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut threads = Vec::new();
+    for w in 0..WRITERS {
+        let (acked, stop, port) = (Arc::clone(&acked), Arc::clone(&stop), server.port);
+        threads.push(std::thread::spawn(move || {
+            let mut c = Client::connect(port);
+            let key = format!("tick:{w}");
+            // Small chunks, so sealing happens many times while samples stream in.
+            c.call(&["TS.CREATE", &key, "CHUNK_SIZE", "128"]);
+            for i in 0..SAMPLES / WRITERS {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let ts = i.to_string();
+                let v = format!("{}.25", i % 1000);
+                c.send(&["TS.ADD", &key, &ts, &v]);
+                match c.read() {
+                    Some(Frame::Integer(t)) if t == i as i64 => acked.lock().unwrap().push((w, i)),
+                    _ => break,
+                }
+            }
+        }));
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while acked.lock().unwrap().len() < SAMPLES / 3 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    server.kill9();
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() >= SAMPLES / 3, "only {} acked", acked.len());
+    server.restart();
+    let mut c = server.client();
+    for w in 0..WRITERS {
+        let key = format!("tick:{w}");
+        let mine: Vec<usize> = acked
+            .iter()
+            .filter(|(x, _)| *x == w)
+            .map(|(_, i)| *i)
+            .collect();
+        let Some(&last) = mine.last() else { continue };
+        let Frame::Array(rows) = c.call(&["TS.RANGE", &key, "0", &last.to_string()]) else {
+            panic!("TS.RANGE {key} did not return an array")
+        };
+        assert_eq!(rows.len(), mine.len(), "{key}: acked samples missing");
+        for (row, i) in rows.iter().zip(&mine) {
+            assert_eq!(
+                *row,
+                sample(*i as i64, &format!("{}.25", i % 1000)),
+                "{key}"
+            );
+        }
+    }
+}
