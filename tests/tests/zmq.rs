@@ -43,7 +43,6 @@ fn fifty_concurrent_dealers() {
 }
 
 #[test]
-#[ignore = "needs the time-series engine (issue 3)"]
 fn seed_dialect() {
     let (_s, endpoint) = server();
     runtime().block_on(zmq::check_seed_dialect(&endpoint));

@@ -55,7 +55,6 @@ async fn batch_set() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the time-series engine (issue 3)"]
 async fn seed_dialect() {
     zmq::check_seed_dialect(&server().await.zmq).await;
 }
