@@ -7,6 +7,7 @@
 //! implements in memory. The same code runs in the production driver, the pure simulator and
 //! the turmoil harness; nothing here knows which.
 
+pub mod raft;
 pub mod resp;
 pub mod store;
 mod time;
