@@ -1,0 +1,1177 @@
+//! The pure event-queue simulator: N Raft nodes over a faulty network, clients, and checkers.
+//!
+//! One ChaCha PRNG seeded from [`SimConfig::seed`] decides everything (delays, loss,
+//! duplication, partitions, crashes, drift, workload), and events are ordered by (simulated
+//! time, insertion sequence), so a seed replays byte for byte: the trace hash proves it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rand_chacha::ChaCha8Rng;
+use rand_core::{Rng, SeedableRng};
+use tickdb_core::Instant;
+use tickdb_core::raft::{
+    ConfChange, Entry, EntryKind, LogIndex, Message, NodeId, ProposeError, Raft, RaftConfig,
+    RaftOutput, Role, Term,
+};
+use tickdb_core::store::{MemStore, Space, StoreRead};
+
+use crate::checker::{self, HistOp, Outcome, Verdict};
+use crate::kv::{self, Command, OpKind};
+
+const MS: u64 = 1_000_000;
+const CLUSTER_ID: u64 = 0x7469_636b;
+/// Hard bound on processed events per run (every loop in a test driver has a bound).
+const MAX_EVENTS: u64 = 20_000_000;
+/// A client gives up on a request after this long and records its outcome as unknown.
+const CLIENT_TIMEOUT_MS: u64 = 2_000;
+/// Clients issue no new operations in the last this-many ms of a run.
+const CLIENT_STOP_BEFORE_END_MS: u64 = CLIENT_TIMEOUT_MS + 1_000;
+/// After faults stop, a leader must be elected and clients must succeed within this bound.
+pub const LIVENESS_BOUND_MS: u64 = 10_000;
+
+/// A bug planted in the Raft code under test (needs tickdb-core's `planted-bugs` feature).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bug {
+    CountUnsyncedSelf,
+    VoteWithoutPersist,
+    CommitOldTerm,
+}
+
+impl std::str::FromStr for Bug {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "count-unsynced-self" => Ok(Self::CountUnsyncedSelf),
+            "vote-without-persist" => Ok(Self::VoteWithoutPersist),
+            "commit-old-term" => Ok(Self::CommitOldTerm),
+            _ => Err(format!("unknown bug {s}")),
+        }
+    }
+}
+
+impl Bug {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::CountUnsyncedSelf => "count-unsynced-self",
+            Self::VoteWithoutPersist => "vote-without-persist",
+            Self::CommitOldTerm => "commit-old-term",
+        }
+    }
+}
+
+/// Which faults the run injects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Faults {
+    /// Message loss, duplication and long delays (reordering).
+    pub network: bool,
+    /// Symmetric, one-way and bridge partitions, isolating the leader.
+    pub partitions: bool,
+    /// Crashes losing unsynced writes (or keeping a torn prefix) and restarts.
+    pub crashes: bool,
+    /// Per-node clock drift.
+    pub drift: bool,
+    /// Leadership transfers and membership changes.
+    pub reconfig: bool,
+}
+
+impl Faults {
+    pub const ALL: Self = Self {
+        network: true,
+        partitions: true,
+        crashes: true,
+        drift: true,
+        reconfig: true,
+    };
+    pub const NONE: Self = Self {
+        network: false,
+        partitions: false,
+        crashes: false,
+        drift: false,
+        reconfig: false,
+    };
+
+    /// Parses a comma-separated list: `all`, `none`, `network`, `partitions`, `crashes`,
+    /// `drift`, `reconfig`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let mut f = Self::NONE;
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match part {
+                "all" => f = Self::ALL,
+                "none" => f = Self::NONE,
+                "network" => f.network = true,
+                "partitions" => f.partitions = true,
+                "crashes" => f.crashes = true,
+                "drift" => f.drift = true,
+                "reconfig" => f.reconfig = true,
+                other => return Err(format!("unknown fault {other}")),
+            }
+        }
+        Ok(f)
+    }
+}
+
+/// One simulation run's parameters.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub seed: u64,
+    pub nodes: u64,
+    pub clients: u32,
+    pub keys: u8,
+    /// Simulated time with faults, then the same machinery heals and runs quietly.
+    pub fault_ms: u64,
+    pub quiet_ms: u64,
+    pub faults: Faults,
+    pub bug: Option<Bug>,
+}
+
+impl SimConfig {
+    pub fn new(seed: u64, nodes: u64) -> Self {
+        Self {
+            seed,
+            nodes,
+            clients: 3,
+            keys: 3,
+            fault_ms: 20_000,
+            quiet_ms: 15_000,
+            faults: Faults::ALL,
+            bug: None,
+        }
+    }
+
+    /// The command that replays this run.
+    pub fn replay_command(&self) -> String {
+        let mut cmd = format!(
+            "cargo run -p tickdb-sim --release -- --seed {} --nodes {}",
+            self.seed, self.nodes
+        );
+        if self.faults != Faults::ALL {
+            cmd.push_str(&format!(" --faults {}", faults_arg(self.faults)));
+        }
+        if let Some(bug) = self.bug {
+            cmd.push_str(&format!(" --bug {}", bug.name()));
+        }
+        cmd
+    }
+}
+
+fn faults_arg(f: Faults) -> String {
+    let mut parts = Vec::new();
+    for (on, name) in [
+        (f.network, "network"),
+        (f.partitions, "partitions"),
+        (f.crashes, "crashes"),
+        (f.drift, "drift"),
+        (f.reconfig, "reconfig"),
+    ] {
+        if on {
+            parts.push(name);
+        }
+    }
+    if parts.is_empty() {
+        "none".into()
+    } else {
+        parts.join(",")
+    }
+}
+
+/// What a run did and found.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    pub seed: u64,
+    pub trace_hash: u64,
+    pub events: u64,
+    pub sim_ms: u64,
+    pub ops_ok: u64,
+    pub ops_failed: u64,
+    pub ops_unknown: u64,
+    pub faults: u64,
+    pub crashes: u64,
+    pub committed: u64,
+    /// Simulated ms from a leader crash until some node became leader in a later term.
+    pub election_ms: Vec<u64>,
+    pub inconclusive: bool,
+    pub violation: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+enum Ev {
+    Deliver {
+        from: NodeId,
+        to: NodeId,
+        bytes: Vec<u8>,
+    },
+    Timer {
+        node: NodeId,
+        inc: u64,
+    },
+    Flush {
+        node: NodeId,
+        inc: u64,
+    },
+    Request {
+        node: NodeId,
+        cmd: Command,
+    },
+    Response {
+        client: u32,
+        req: u64,
+        outcome: Outcome,
+        hint: Option<NodeId>,
+    },
+    ClientTimeout {
+        client: u32,
+        req: u64,
+    },
+    ClientNext {
+        client: u32,
+    },
+    Fault,
+    Restart {
+        node: NodeId,
+    },
+    Heal,
+    End,
+}
+
+struct SimNode {
+    id: NodeId,
+    raft: Option<Raft>,
+    store: MemStore,
+    drift_ppm: i64,
+    inc: u64,
+    flush_scheduled: bool,
+    timer_at: Option<u64>,
+    /// Writes proposed here and not yet answered: index -> command.
+    pending: BTreeMap<LogIndex, Command>,
+    /// Reads registered with ReadIndex: ctx -> command.
+    reads: BTreeMap<u64, Command>,
+    /// Confirmed reads waiting for the applied index.
+    ready: Vec<(LogIndex, Command)>,
+    applied: LogIndex,
+}
+
+struct Client {
+    id: u32,
+    req: u64,
+    current: Option<(Command, u64)>,
+    hint: Option<NodeId>,
+}
+
+/// Violations end the run with a message; `Err` carries it.
+type Check = Result<(), String>;
+
+/// One simulation.
+pub struct Sim {
+    cfg: SimConfig,
+    rng: ChaCha8Rng,
+    now: u64,
+    seq: u64,
+    queue: BTreeMap<(u64, u64), Ev>,
+    nodes: BTreeMap<NodeId, SimNode>,
+    clients: Vec<Client>,
+    /// Directed links that drop everything.
+    blocked: BTreeSet<(NodeId, NodeId)>,
+    loss_pct: u64,
+    dup_pct: u64,
+    /// The committed log as first applied by any node; every apply must agree with it.
+    committed: Vec<Entry>,
+    leaders_by_term: BTreeMap<Term, NodeId>,
+    history: Vec<HistOp>,
+    hash: u64,
+    report: Report,
+    healed: bool,
+    leader_crash_at: Option<(u64, Term)>,
+    next_read_ctx: u64,
+    initial_voters: BTreeSet<NodeId>,
+}
+
+fn fnv(hash: &mut u64, bytes: &[u8]) {
+    for b in bytes {
+        *hash ^= u64::from(*b);
+        *hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+}
+
+impl Sim {
+    pub fn new(cfg: SimConfig) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+        // One spare node beyond the initial voters, for membership changes.
+        let initial_voters: BTreeSet<NodeId> = (1..=cfg.nodes).map(NodeId).collect();
+        let mut nodes = BTreeMap::new();
+        for i in 1..=cfg.nodes + 1 {
+            let drift_ppm = if cfg.faults.drift {
+                (rng.next_u64() % 20_001) as i64 - 10_000
+            } else {
+                0
+            };
+            let id = NodeId(i);
+            nodes.insert(
+                id,
+                SimNode {
+                    id,
+                    raft: None,
+                    store: MemStore::new(),
+                    drift_ppm,
+                    inc: 0,
+                    flush_scheduled: false,
+                    timer_at: None,
+                    pending: BTreeMap::new(),
+                    reads: BTreeMap::new(),
+                    ready: Vec::new(),
+                    applied: LogIndex(0),
+                },
+            );
+        }
+        let clients = (0..cfg.clients)
+            .map(|id| Client {
+                id,
+                req: 0,
+                current: None,
+                hint: None,
+            })
+            .collect();
+        let report = Report {
+            seed: cfg.seed,
+            ..Report::default()
+        };
+        Self {
+            cfg,
+            rng,
+            now: 0,
+            seq: 0,
+            queue: BTreeMap::new(),
+            nodes,
+            clients,
+            blocked: BTreeSet::new(),
+            loss_pct: 0,
+            dup_pct: 0,
+            committed: Vec::new(),
+            leaders_by_term: BTreeMap::new(),
+            history: Vec::new(),
+            hash: 0xcbf2_9ce4_8422_2325,
+            report,
+            healed: false,
+            leader_crash_at: None,
+            next_read_ctx: 1,
+            initial_voters,
+        }
+    }
+
+    fn rand(&mut self, n: u64) -> u64 {
+        assert!(n > 0);
+        self.rng.next_u64() % n
+    }
+
+    fn chance(&mut self, pct: u64) -> bool {
+        self.rand(100) < pct
+    }
+
+    fn schedule(&mut self, at: u64, ev: Ev) {
+        self.seq += 1;
+        self.queue.insert((at, self.seq), ev);
+    }
+
+    fn raft_config(&self, id: NodeId) -> RaftConfig {
+        let mut c = RaftConfig::new(id, self.initial_voters.clone());
+        match self.cfg.bug {
+            Some(Bug::CountUnsyncedSelf) => c.bugs.count_unsynced_self = true,
+            Some(Bug::VoteWithoutPersist) => c.bugs.vote_without_persist = true,
+            Some(Bug::CommitOldTerm) => c.bugs.commit_old_term = true,
+            None => {}
+        }
+        c
+    }
+
+    /// The node's drifting local clock at global time `t`.
+    fn local(&self, id: NodeId, t: u64) -> Instant {
+        let ppm = self.nodes[&id].drift_ppm;
+        let scaled = i128::from(t) * i128::from(1_000_000 + ppm) / 1_000_000;
+        Instant::from_nanos(u64::try_from(scaled).unwrap_or(u64::MAX))
+    }
+
+    fn global(&self, id: NodeId, local: Instant) -> u64 {
+        let ppm = self.nodes[&id].drift_ppm;
+        let num = i128::from(local.as_nanos()) * 1_000_000;
+        let den = i128::from(1_000_000 + ppm);
+        let t = (num + den - 1) / den;
+        u64::try_from(t).unwrap_or(u64::MAX)
+    }
+
+    /// Runs to the end and returns the report (with a violation, if any).
+    pub fn run(mut self) -> Report {
+        match self.run_inner() {
+            Ok(()) => {}
+            Err(v) => self.report.violation = Some(v),
+        }
+        self.report.trace_hash = self.hash;
+        self.report.sim_ms = self.now / MS;
+        self.report
+    }
+
+    fn run_inner(&mut self) -> Check {
+        for id in self.initial_voters.clone() {
+            self.start_node(id)?;
+        }
+        // The spare node starts too; it is not a member until added.
+        let spare = NodeId(self.cfg.nodes + 1);
+        self.start_node(spare)?;
+        for c in 0..self.cfg.clients {
+            let at = self.rand(100) * MS;
+            self.schedule(at, Ev::ClientNext { client: c });
+        }
+        if self.has_faults() {
+            self.schedule(500 * MS, Ev::Fault);
+        }
+        self.schedule(self.cfg.fault_ms * MS, Ev::Heal);
+        self.schedule((self.cfg.fault_ms + self.cfg.quiet_ms) * MS, Ev::End);
+        for _ in 0..MAX_EVENTS {
+            let Some(((at, _), ev)) = self.queue.pop_first() else {
+                return Err("event queue ran dry".into());
+            };
+            self.now = at;
+            self.report.events += 1;
+            self.trace(&ev);
+            if matches!(ev, Ev::End) {
+                return self.finish();
+            }
+            self.handle(ev)?;
+        }
+        Err("event bound exceeded".into())
+    }
+
+    fn has_faults(&self) -> bool {
+        let f = self.cfg.faults;
+        f.network || f.partitions || f.crashes || f.reconfig
+    }
+
+    fn trace(&mut self, ev: &Ev) {
+        let mut h = self.hash;
+        fnv(&mut h, &self.now.to_le_bytes());
+        match ev {
+            Ev::Deliver { from, to, bytes } => {
+                fnv(&mut h, &[0]);
+                fnv(&mut h, &from.0.to_le_bytes());
+                fnv(&mut h, &to.0.to_le_bytes());
+                fnv(&mut h, bytes);
+            }
+            other => fnv(&mut h, format!("{other:?}").as_bytes()),
+        }
+        self.hash = h;
+    }
+
+    fn start_node(&mut self, id: NodeId) -> Check {
+        let seed = self.rng.next_u64();
+        let cfg = self.raft_config(id);
+        let now = self.local(id, self.now);
+        let node = self.nodes.get_mut(&id).expect("node exists");
+        let raft = Raft::new(cfg, &node.store, seed, now).map_err(|e| format!("start: {e}"))?;
+        node.applied = raft.status().applied;
+        node.raft = Some(raft);
+        node.inc += 1;
+        node.flush_scheduled = false;
+        node.timer_at = None;
+        self.after_step(id)
+    }
+
+    fn handle(&mut self, ev: Ev) -> Check {
+        match ev {
+            Ev::Deliver { from, to, bytes } => self.deliver(from, to, &bytes),
+            Ev::Timer { node, inc } => {
+                let now = self.local(node, self.now);
+                let n = self.nodes.get_mut(&node).expect("node exists");
+                if n.inc != inc {
+                    return Ok(());
+                }
+                n.timer_at = None;
+                let Some(raft) = n.raft.as_mut() else {
+                    return Ok(());
+                };
+                raft.handle_timeout(&mut n.store, now)
+                    .map_err(|e| format!("timeout: {e}"))?;
+                self.after_step(node)
+            }
+            Ev::Flush { node, inc } => {
+                let now = self.local(node, self.now);
+                let n = self.nodes.get_mut(&node).expect("node exists");
+                if n.inc != inc {
+                    return Ok(());
+                }
+                n.flush_scheduled = false;
+                let Some(raft) = n.raft.as_mut() else {
+                    return Ok(());
+                };
+                raft.flush(&mut n.store, now)
+                    .map_err(|e| format!("flush: {e}"))?;
+                self.after_step(node)
+            }
+            Ev::Request { node, cmd } => self.request(node, cmd),
+            Ev::Response {
+                client,
+                req,
+                outcome,
+                hint,
+            } => {
+                self.response(client, req, outcome, hint);
+                Ok(())
+            }
+            Ev::ClientTimeout { client, req } => {
+                self.response(client, req, Outcome::Unknown, None);
+                Ok(())
+            }
+            Ev::ClientNext { client } => {
+                self.client_next(client);
+                Ok(())
+            }
+            Ev::Fault => self.fault(),
+            Ev::Restart { node } => self.restart(node),
+            Ev::Heal => self.heal(),
+            Ev::End => unreachable!("handled by the loop"),
+        }
+    }
+
+    fn deliver(&mut self, from: NodeId, to: NodeId, bytes: &[u8]) -> Check {
+        let env =
+            Message::from_bytes(bytes).map_err(|e| format!("own message undecodable: {e}"))?;
+        if env.to != to || env.from != from || env.cluster_id != CLUSTER_ID {
+            return Err("misrouted message".into());
+        }
+        let now = self.local(to, self.now);
+        let n = self.nodes.get_mut(&to).expect("node exists");
+        let Some(raft) = n.raft.as_mut() else {
+            return Ok(());
+        };
+        raft.handle_message(&mut n.store, now, from, env.payload)
+            .map_err(|e| format!("handle_message: {e}"))?;
+        self.after_step(to)
+    }
+
+    /// After any call into a node: check it, move its outputs, schedule its flush and timer.
+    fn after_step(&mut self, id: NodeId) -> Check {
+        let mut outputs = Vec::new();
+        let (role, term, deadline, unsynced) = {
+            let n = self.nodes.get_mut(&id).expect("node exists");
+            let Some(raft) = n.raft.as_mut() else {
+                return Ok(());
+            };
+            raft.check_invariants();
+            while let Some(o) = raft.poll_output() {
+                outputs.push(o);
+            }
+            (
+                raft.role(),
+                raft.term(),
+                raft.poll_timeout(),
+                n.store.unsynced_batches() > 0,
+            )
+        };
+        if role == Role::Leader {
+            let prev = *self.leaders_by_term.entry(term).or_insert(id);
+            if prev != id {
+                return Err(format!(
+                    "two leaders in term {}: {} and {}",
+                    term.0, prev.0, id.0
+                ));
+            }
+            if let Some((_, t)) = self.leader_crash_at
+                && term > t
+            {
+                let (at, _) = self.leader_crash_at.take().expect("checked");
+                self.report.election_ms.push((self.now - at) / MS);
+            }
+        }
+        for o in outputs {
+            self.output(id, o)?;
+        }
+        // Model fsync latency: the owner batches work and syncs a little later, so crashes can
+        // land between a write and its sync.
+        let inc = self.nodes[&id].inc;
+        // Held outputs need a flush even when nothing is unsynced, so one is always scheduled.
+        let _ = unsynced;
+        if !self.nodes[&id].flush_scheduled {
+            let at = self.now + 100_000 + self.rand(2 * MS);
+            self.nodes
+                .get_mut(&id)
+                .expect("node exists")
+                .flush_scheduled = true;
+            self.schedule(at, Ev::Flush { node: id, inc });
+        }
+        if let Some(d) = deadline {
+            let at = self.global(id, d).max(self.now);
+            let n = self.nodes.get_mut(&id).expect("node exists");
+            if n.timer_at.is_none_or(|t| at < t) {
+                n.timer_at = Some(at);
+                self.schedule(at, Ev::Timer { node: id, inc });
+            }
+        }
+        Ok(())
+    }
+
+    fn output(&mut self, id: NodeId, o: RaftOutput) -> Check {
+        match o {
+            RaftOutput::Send { to, msg } => {
+                let bytes = msg.to_bytes(CLUSTER_ID, id, to);
+                self.send(id, to, bytes);
+            }
+            RaftOutput::Apply(entry) => self.apply(id, entry)?,
+            RaftOutput::ReadReady { ctx, index } => {
+                let n = self.nodes.get_mut(&id).expect("node exists");
+                if let Some(cmd) = n.reads.remove(&ctx) {
+                    n.ready.push((index, cmd));
+                }
+                self.serve_reads(id)?;
+            }
+            RaftOutput::ReadFailed { ctx } => {
+                let n = self.nodes.get_mut(&id).expect("node exists");
+                if let Some(cmd) = n.reads.remove(&ctx) {
+                    let leader = n.raft.as_ref().and_then(Raft::leader);
+                    self.reply(cmd, Outcome::Failed, leader);
+                }
+            }
+            RaftOutput::LeaderChanged { .. } | RaftOutput::SnapshotInstalled { .. } => {}
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, from: NodeId, to: NodeId, bytes: Vec<u8>) {
+        if self.blocked.contains(&(from, to)) {
+            return;
+        }
+        if self.loss_pct > 0 && self.chance(self.loss_pct) {
+            return;
+        }
+        let copies = if self.dup_pct > 0 && self.chance(self.dup_pct) {
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            let delay = if self.cfg.faults.network && self.chance(5) {
+                5 * MS + self.rand(150 * MS)
+            } else {
+                200_000 + self.rand(3 * MS)
+            };
+            let ev = Ev::Deliver {
+                from,
+                to,
+                bytes: bytes.clone(),
+            };
+            self.schedule(self.now + delay, ev);
+        }
+    }
+
+    fn apply(&mut self, id: NodeId, entry: Entry) -> Check {
+        // Committed entries never change and every node applies the same sequence.
+        let i = usize::try_from(entry.index.0).map_err(|_| "index overflow")?;
+        if i == 0 || i > self.committed.len() + 1 {
+            return Err(format!("node {} applied index {} out of order", id.0, i));
+        }
+        if i <= self.committed.len() {
+            if self.committed[i - 1] != entry {
+                return Err(format!(
+                    "node {} applied {:?} at {} but {:?} was committed there",
+                    id.0,
+                    entry,
+                    i,
+                    self.committed[i - 1]
+                ));
+            }
+        } else {
+            self.committed.push(entry.clone());
+            self.report.committed = self.committed.len() as u64;
+        }
+        let cmd = match &entry.kind {
+            EntryKind::Normal(data) => Some(Command::decode(data).map_err(|e| e.to_string())?),
+            EntryKind::Noop | EntryKind::Config(_) => None,
+        };
+        let n = self.nodes.get_mut(&id).expect("node exists");
+        if entry.index != n.applied.next() {
+            return Err(format!("node {} skipped applies", id.0));
+        }
+        let result = kv::apply(&mut n.store, entry.index, cmd.as_ref())
+            .map_err(|e| format!("apply: {e}"))?;
+        n.applied = entry.index;
+        if let Some(mine) = n.pending.remove(&entry.index)
+            && Some(mine) == cmd
+        {
+            self.reply(mine, Outcome::Ok(result), Some(id));
+        }
+        self.serve_reads(id)
+    }
+
+    fn serve_reads(&mut self, id: NodeId) -> Check {
+        let n = self.nodes.get_mut(&id).expect("node exists");
+        let applied = n.applied;
+        let (now_ready, later): (Vec<_>, Vec<_>) =
+            n.ready.drain(..).partition(|(idx, _)| *idx <= applied);
+        n.ready = later;
+        let mut answers = Vec::new();
+        for (_, cmd) in now_ready {
+            let v = kv::get(&n.store, cmd.key).map_err(|e| e.to_string())?;
+            answers.push((cmd, v));
+        }
+        for (cmd, v) in answers {
+            self.reply(cmd, Outcome::Ok(v), Some(id));
+        }
+        Ok(())
+    }
+
+    fn reply(&mut self, cmd: Command, outcome: Outcome, hint: Option<NodeId>) {
+        let at = self.now + 100_000 + self.rand(MS);
+        let ev = Ev::Response {
+            client: cmd.client,
+            req: cmd.req,
+            outcome,
+            hint,
+        };
+        self.schedule(at, ev);
+    }
+
+    fn request(&mut self, id: NodeId, cmd: Command) -> Check {
+        let now = self.local(id, self.now);
+        let n = self.nodes.get_mut(&id).expect("node exists");
+        let Some(raft) = n.raft.as_mut() else {
+            return Ok(()); // the node is down: the client times out
+        };
+        match cmd.op {
+            OpKind::Get => {
+                let ctx = self.next_read_ctx;
+                self.next_read_ctx += 1;
+                n.reads.insert(ctx, cmd);
+                raft.read_index(now, ctx);
+            }
+            OpKind::Set(_) | OpKind::Incr => match raft.propose(&mut n.store, now, cmd.encode()) {
+                Ok(index) => {
+                    n.pending.insert(index, cmd);
+                }
+                Err(ProposeError::NotLeader { leader }) => {
+                    self.reply(cmd, Outcome::Failed, leader);
+                }
+                Err(e) => return Err(format!("propose: {e}")),
+            },
+        }
+        self.after_step(id)
+    }
+
+    fn client_next(&mut self, c: u32) {
+        let ci = c as usize;
+        // Clients stop a little before the end so the final convergence check is exact.
+        let stop =
+            (self.cfg.fault_ms + self.cfg.quiet_ms).saturating_sub(CLIENT_STOP_BEFORE_END_MS);
+        if self.clients[ci].current.is_some() || self.now >= stop * MS {
+            return;
+        }
+        let key = self.rand(u64::from(self.cfg.keys)) as u8;
+        let op = match self.rand(10) {
+            0..=3 => OpKind::Get,
+            4..=6 => OpKind::Incr,
+            _ => OpKind::Set(self.rand(1_000_000) as i64),
+        };
+        let member_count = self.cfg.nodes + 1;
+        let explore = self.chance(10);
+        let node = match self.clients[ci].hint {
+            Some(h) if !explore => h,
+            _ => NodeId(1 + self.rand(member_count)),
+        };
+        let client = &mut self.clients[ci];
+        client.req += 1;
+        let cmd = Command {
+            client: client.id,
+            req: client.req,
+            key,
+            op,
+        };
+        client.current = Some((cmd, self.now));
+        let at = self.now + 100_000 + self.rand(MS);
+        self.schedule(at, Ev::Request { node, cmd });
+        self.schedule(
+            self.now + CLIENT_TIMEOUT_MS * MS,
+            Ev::ClientTimeout {
+                client: c,
+                req: cmd.req,
+            },
+        );
+    }
+
+    fn response(&mut self, c: u32, req: u64, outcome: Outcome, hint: Option<NodeId>) {
+        let ci = c as usize;
+        let Some((cmd, invoke)) = self.clients[ci].current else {
+            return;
+        };
+        if cmd.req != req {
+            return; // a late answer to a request the client already gave up on
+        }
+        self.clients[ci].current = None;
+        match outcome {
+            Outcome::Ok(_) => self.report.ops_ok += 1,
+            Outcome::Failed => self.report.ops_failed += 1,
+            Outcome::Unknown => self.report.ops_unknown += 1,
+        }
+        if outcome != Outcome::Unknown {
+            self.clients[ci].hint = hint;
+        } else {
+            self.clients[ci].hint = None;
+        }
+        self.history.push(HistOp {
+            client: c,
+            key: cmd.key,
+            op: cmd.op,
+            invoke,
+            complete: self.now,
+            outcome,
+        });
+        let think = self.rand(50 * MS);
+        self.schedule(self.now + think, Ev::ClientNext { client: c });
+    }
+
+    // ----- faults ---------------------------------------------------------------------------
+
+    fn current_leader(&self) -> Option<NodeId> {
+        self.nodes
+            .values()
+            .filter_map(|n| n.raft.as_ref())
+            .filter(|r| r.role() == Role::Leader)
+            .max_by_key(|r| r.term())
+            .map(Raft::id)
+    }
+
+    fn all_ids(&self) -> Vec<NodeId> {
+        self.nodes.keys().copied().collect()
+    }
+
+    fn fault(&mut self) -> Check {
+        if self.healed {
+            return Ok(());
+        }
+        self.report.faults += 1;
+        let f = self.cfg.faults;
+        let roll = self.rand(100);
+        match roll {
+            0..=24 if f.crashes => self.crash_one()?,
+            25..=44 if f.partitions => self.partition(),
+            45..=59 => {
+                self.blocked.clear();
+            }
+            60..=74 if f.network => {
+                self.loss_pct = [0, 1, 5, 20][self.rand(4) as usize];
+                self.dup_pct = [0, 2, 10][self.rand(3) as usize];
+            }
+            75..=84 if f.reconfig => self.transfer()?,
+            85..=94 if f.reconfig => self.membership_change()?,
+            _ => self.report.faults -= 1,
+        }
+        let next = 100 * MS + self.rand(1500 * MS);
+        self.schedule(self.now + next, Ev::Fault);
+        Ok(())
+    }
+
+    fn crash_one(&mut self) -> Check {
+        let leader = self.current_leader();
+        let up: Vec<NodeId> = self
+            .nodes
+            .values()
+            .filter(|n| n.raft.is_some())
+            .map(|n| n.id)
+            .collect();
+        if up.is_empty() {
+            return Ok(());
+        }
+        let victim = match leader {
+            Some(l) if self.chance(50) => l,
+            _ => up[self.rand(up.len() as u64) as usize],
+        };
+        let keep = {
+            let unsynced = self.nodes[&victim].store.unsynced_batches() as u64;
+            if self.chance(50) {
+                0
+            } else {
+                self.rand(unsynced + 1) as usize
+            }
+        };
+        if Some(victim) == leader {
+            let term = self.nodes[&victim]
+                .raft
+                .as_ref()
+                .map_or(Term(0), Raft::term);
+            self.leader_crash_at = Some((self.now, term));
+        }
+        let n = self.nodes.get_mut(&victim).expect("node exists");
+        n.raft = None;
+        n.store.crash_keeping(keep);
+        n.pending.clear();
+        n.reads.clear();
+        n.ready.clear();
+        n.inc += 1;
+        self.report.crashes += 1;
+        let at = self.now + 200 * MS + self.rand(3000 * MS);
+        self.schedule(at, Ev::Restart { node: victim });
+        Ok(())
+    }
+
+    fn restart(&mut self, id: NodeId) -> Check {
+        if self.nodes[&id].raft.is_some() {
+            return Ok(());
+        }
+        self.start_node(id)
+    }
+
+    fn partition(&mut self) {
+        let ids = self.all_ids();
+        self.blocked.clear();
+        let cut = |s: &mut Self, a: NodeId, b: NodeId| {
+            s.blocked.insert((a, b));
+            s.blocked.insert((b, a));
+        };
+        match self.rand(4) {
+            0 => {
+                // Symmetric random split.
+                let side: Vec<bool> = ids.iter().map(|_| self.rng.next_u64() % 2 == 0).collect();
+                for (i, a) in ids.iter().enumerate() {
+                    for (j, b) in ids.iter().enumerate() {
+                        if side[i] != side[j] {
+                            self.blocked.insert((*a, *b));
+                        }
+                    }
+                }
+            }
+            1 => {
+                // Isolate the leader (or a random node).
+                let victim = self
+                    .current_leader()
+                    .unwrap_or(ids[self.rand(ids.len() as u64) as usize]);
+                for b in &ids {
+                    if *b != victim {
+                        cut(self, victim, *b);
+                    }
+                }
+            }
+            2 => {
+                // One-way: some directed links drop.
+                for _ in 0..1 + self.rand(4) {
+                    let a = ids[self.rand(ids.len() as u64) as usize];
+                    let b = ids[self.rand(ids.len() as u64) as usize];
+                    if a != b {
+                        self.blocked.insert((a, b));
+                    }
+                }
+            }
+            _ => {
+                // Bridge: two halves that only one node connects.
+                let bridge = ids[self.rand(ids.len() as u64) as usize];
+                let rest: Vec<NodeId> = ids.iter().copied().filter(|i| *i != bridge).collect();
+                let half = rest.len() / 2;
+                for a in &rest[..half] {
+                    for b in &rest[half..] {
+                        cut(self, *a, *b);
+                    }
+                }
+            }
+        }
+    }
+
+    fn transfer(&mut self) -> Check {
+        let Some(leader) = self.current_leader() else {
+            return Ok(());
+        };
+        let now = self.local(leader, self.now);
+        let n = self.nodes.get_mut(&leader).expect("node exists");
+        let Some(raft) = n.raft.as_mut() else {
+            return Ok(());
+        };
+        let voters: Vec<NodeId> = raft.membership().voters.iter().copied().collect();
+        let target = voters[(self.rng.next_u64() % voters.len() as u64) as usize];
+        // Refusals (target is self) are fine: the fault just did nothing.
+        let _ = raft.transfer_leadership(&mut n.store, now, target);
+        self.after_step(leader)
+    }
+
+    /// Cycles the spare node through learner -> voter and removes a voter (maybe the leader)
+    /// to keep the voter count between N and N+1.
+    fn membership_change(&mut self) -> Check {
+        let Some(leader) = self.current_leader() else {
+            return Ok(());
+        };
+        let now = self.local(leader, self.now);
+        let pick = self.rng.next_u64();
+        let n = self.nodes.get_mut(&leader).expect("node exists");
+        let Some(raft) = n.raft.as_mut() else {
+            return Ok(());
+        };
+        let m = raft.membership().clone();
+        let all: Vec<NodeId> = (1..=self.cfg.nodes + 1).map(NodeId).collect();
+        let change = if let Some(l) = m.learners.iter().next() {
+            ConfChange::Promote(*l)
+        } else if m.voters.len() as u64 > self.cfg.nodes {
+            let voters: Vec<NodeId> = m.voters.iter().copied().collect();
+            ConfChange::Remove(voters[(pick % voters.len() as u64) as usize])
+        } else {
+            let Some(outsider) = all.into_iter().find(|id| !m.voters.contains(id)) else {
+                return Ok(());
+            };
+            ConfChange::AddLearner(outsider)
+        };
+        match raft.propose_conf_change(&mut n.store, now, change) {
+            Ok(_)
+            | Err(ProposeError::ConfChangeInProgress)
+            | Err(ProposeError::BadConfChange(_))
+            | Err(ProposeError::NotLeader { .. }) => {}
+            Err(e) => return Err(format!("conf change: {e}")),
+        }
+        self.after_step(leader)
+    }
+
+    fn heal(&mut self) -> Check {
+        self.healed = true;
+        self.blocked.clear();
+        self.loss_pct = 0;
+        self.dup_pct = 0;
+        let down: Vec<NodeId> = self
+            .nodes
+            .values()
+            .filter(|n| n.raft.is_none())
+            .map(|n| n.id)
+            .collect();
+        for id in down {
+            self.start_node(id)?;
+        }
+        self.check_logs()
+    }
+
+    // ----- checks ---------------------------------------------------------------------------
+
+    /// Log matching across every pair of nodes, and every node's log agrees with the
+    /// committed log up to its commit index.
+    fn check_logs(&self) -> Check {
+        let mut seen: BTreeMap<(u64, u64), u64> = BTreeMap::new();
+        for n in self.nodes.values() {
+            let mut prefix = 0xcbf2_9ce4_8422_2325u64;
+            let commit = n.raft.as_ref().map_or(LogIndex(0), Raft::commit_index);
+            for kv in n.store.scan(Space::Log, b"", None, false) {
+                let (k, v) = kv.map_err(|e| e.to_string())?;
+                fnv(&mut prefix, &v);
+                let index = u64::from_be_bytes(k.as_slice().try_into().map_err(|_| "bad key")?);
+                let term = entry_term(&n.store, index)?;
+                if let Some(p) = seen.insert((index, term), prefix)
+                    && p != prefix
+                {
+                    return Err(format!(
+                        "log matching: node {} differs before index {index} term {term}",
+                        n.id.0
+                    ));
+                }
+                if index <= commit.0 {
+                    let Some(c) = self.committed.get(index as usize - 1) else {
+                        continue; // committed but not yet applied anywhere
+                    };
+                    if c.term.0 != term {
+                        return Err(format!(
+                            "node {} holds term {term} at committed index {index} (term {})",
+                            n.id.0, c.term.0
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Check {
+        self.check_logs()?;
+        // Liveness: the cluster healed long ago, so a leader must exist and every node must
+        // have converged on it.
+        let Some(leader) = self.current_leader() else {
+            return Err(format!(
+                "liveness: no leader {} ms after faults stopped",
+                self.cfg.quiet_ms
+            ));
+        };
+        let leader_node = &self.nodes[&leader];
+        let raft = leader_node.raft.as_ref().expect("leader is up");
+        let commit = raft.commit_index();
+        let members = raft.membership().members();
+        let state = kv::dump(&leader_node.store);
+        for id in &members {
+            let n = &self.nodes[id];
+            let Some(r) = n.raft.as_ref() else {
+                return Err(format!("node {} down at the end", id.0));
+            };
+            if r.commit_index() != commit || n.applied != commit {
+                return Err(format!(
+                    "liveness: node {} at commit {} applied {}, leader {} at {}",
+                    id.0,
+                    r.commit_index().0,
+                    n.applied.0,
+                    leader.0,
+                    commit.0
+                ));
+            }
+            if kv::dump(&n.store) != state {
+                return Err(format!("node {} state differs from the leader's", id.0));
+            }
+        }
+        for c in &self.clients {
+            let ok_after_heal = self.history.iter().any(|h| {
+                h.client == c.id
+                    && matches!(h.outcome, Outcome::Ok(_))
+                    && h.invoke >= self.cfg.fault_ms * MS
+            });
+            if !ok_after_heal {
+                return Err(format!(
+                    "liveness: client {} completed nothing after faults stopped",
+                    c.id
+                ));
+            }
+        }
+        // Every acknowledged write is visible: end with a read of every key at the leader.
+        for key in 0..self.cfg.keys {
+            let v = kv::get(&leader_node.store, key).map_err(|e| e.to_string())?;
+            self.history.push(HistOp {
+                client: u32::MAX,
+                key,
+                op: OpKind::Get,
+                invoke: self.now,
+                complete: self.now + 1,
+                outcome: Outcome::Ok(v),
+            });
+        }
+        match checker::check(&self.history) {
+            Verdict::Linearizable => Ok(()),
+            Verdict::Inconclusive => {
+                self.report.inconclusive = true;
+                Ok(())
+            }
+            Verdict::Violation { key, detail } => {
+                Err(format!("history not linearizable for key {key}: {detail}"))
+            }
+        }
+    }
+}
+
+fn entry_term(store: &MemStore, index: u64) -> Result<u64, String> {
+    let v = store
+        .get(Space::Log, &index.to_be_bytes())
+        .map_err(|e| e.to_string())?
+        .ok_or("missing entry")?;
+    // Entry records are a version byte, then the postcard encoding of the entry.
+    let entry: Entry = postcard::from_bytes(&v[1..]).map_err(|e| e.to_string())?;
+    Ok(entry.term.0)
+}
+
+/// Runs one seed, turning a panic inside the core (a failed assertion) into a violation.
+pub fn run_seed(cfg: &SimConfig) -> Report {
+    let sim = Sim::new(cfg.clone());
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.run())) {
+        Ok(report) => report,
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_string()))
+                .unwrap_or_else(|| "panic".into());
+            Report {
+                seed: cfg.seed,
+                violation: Some(format!("panic: {msg}")),
+                ..Report::default()
+            }
+        }
+    }
+}
