@@ -12,6 +12,7 @@
 mod checker;
 mod kv;
 mod sim;
+mod store;
 
 pub use checker::{HistOp, Outcome, Verdict, check as check_linearizable};
 pub use kv::{Command, OpKind};

@@ -13,10 +13,11 @@ use tickdb_core::raft::{
     ConfChange, Entry, EntryKind, LogIndex, Message, NodeId, ProposeError, Raft, RaftConfig,
     RaftOutput, Role, Term,
 };
-use tickdb_core::store::{MemStore, Space, StoreRead};
+use tickdb_core::store::{Space, StoreRead};
 
 use crate::checker::{self, HistOp, Outcome, Verdict};
 use crate::kv::{self, Command, OpKind};
+use crate::store::SimStore;
 
 const MS: u64 = 1_000_000;
 const CLUSTER_ID: u64 = 0x7469_636b;
@@ -236,7 +237,7 @@ enum Ev {
 struct SimNode {
     id: NodeId,
     raft: Option<Raft>,
-    store: MemStore,
+    store: SimStore,
     drift_ppm: i64,
     inc: u64,
     flush_scheduled: bool,
@@ -283,6 +284,9 @@ pub struct Sim {
     leader_crash_at: Option<(u64, Term)>,
     next_read_ctx: u64,
     initial_voters: BTreeSet<NodeId>,
+    /// Per-run replication limits (entries per append, appends in flight), drawn from the seed
+    /// so runs cover one-entry appends and stop-and-wait as well as large pipelined batches.
+    limits: (u32, u32),
 }
 
 fn fnv(hash: &mut u64, bytes: &[u8]) {
@@ -295,6 +299,10 @@ fn fnv(hash: &mut u64, bytes: &[u8]) {
 impl Sim {
     pub fn new(cfg: SimConfig) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+        let limits = (
+            [1, 2, 4, 256][(rng.next_u64() % 4) as usize],
+            [1, 2, 16][(rng.next_u64() % 3) as usize],
+        );
         // One spare node beyond the initial voters, for membership changes.
         let initial_voters: BTreeSet<NodeId> = (1..=cfg.nodes).map(NodeId).collect();
         let mut nodes = BTreeMap::new();
@@ -310,7 +318,7 @@ impl Sim {
                 SimNode {
                     id,
                     raft: None,
-                    store: MemStore::new(),
+                    store: SimStore::default(),
                     drift_ppm,
                     inc: 0,
                     flush_scheduled: false,
@@ -354,6 +362,7 @@ impl Sim {
             leader_crash_at: None,
             next_read_ctx: 1,
             initial_voters,
+            limits,
         }
     }
 
@@ -373,6 +382,8 @@ impl Sim {
 
     fn raft_config(&self, id: NodeId) -> RaftConfig {
         let mut c = RaftConfig::new(id, self.initial_voters.clone());
+        c.max_entries_per_append = self.limits.0;
+        c.max_inflight_appends = self.limits.1;
         match self.cfg.bug {
             Some(Bug::CountUnsyncedSelf) => c.bugs.count_unsynced_self = true,
             Some(Bug::VoteWithoutPersist) => c.bugs.vote_without_persist = true,
@@ -565,6 +576,9 @@ impl Sim {
             )
         };
         if role == Role::Leader {
+            if !self.leaders_by_term.contains_key(&term) {
+                self.check_new_leader(id, term)?;
+            }
             let prev = *self.leaders_by_term.entry(term).or_insert(id);
             if prev != id {
                 return Err(format!(
@@ -676,6 +690,7 @@ impl Sim {
                 ));
             }
         } else {
+            self.check_durable_majority(id, &entry)?;
             self.committed.push(entry.clone());
             self.report.committed = self.committed.len() as u64;
         }
@@ -1074,6 +1089,80 @@ impl Sim {
         Ok(())
     }
 
+    /// Durability before promise, checked directly: when an entry is first committed, a
+    /// majority of the committing leader's voters must hold it in their *durable* state (what
+    /// would survive a crash right now).
+    fn check_durable_majority(&self, id: NodeId, entry: &Entry) -> Check {
+        let n = &self.nodes[&id];
+        let Some(raft) = n.raft.as_ref() else {
+            return Ok(());
+        };
+        if raft.role() != Role::Leader {
+            return Ok(());
+        }
+        let m = raft.membership();
+        let key = entry.index.0.to_be_bytes();
+        let mut durable = 0;
+        for v in &m.voters {
+            let held = self.nodes[v]
+                .store
+                .durable_get(Space::Log, &key)
+                .map_err(|e| e.to_string())?
+                .and_then(|b| postcard::from_bytes::<Entry>(&b[1..]).ok());
+            if held.as_ref() == Some(entry) {
+                durable += 1;
+            }
+        }
+        if durable < m.quorum() {
+            return Err(format!(
+                "leader {} committed index {} held durably by only {durable} of {} voters",
+                id.0,
+                entry.index.0,
+                m.voters.len()
+            ));
+        }
+        Ok(())
+    }
+
+    /// A new leader must hold a durable vote from a majority, and its log must contain every
+    /// committed entry (Leader Completeness).
+    fn check_new_leader(&self, id: NodeId, term: Term) -> Check {
+        let n = &self.nodes[&id];
+        let Some(raft) = n.raft.as_ref() else {
+            return Ok(());
+        };
+        let m = raft.membership();
+        let mut votes = 0;
+        for v in &m.voters {
+            let (t, vote) = hard_state(&self.nodes[v].store)?;
+            if t > term.0 || (t == term.0 && vote == Some(id.0)) {
+                votes += 1;
+            }
+        }
+        if votes < m.quorum() {
+            return Err(format!(
+                "node {} leads term {} with only {votes} durable votes of {} voters",
+                id.0,
+                term.0,
+                m.voters.len()
+            ));
+        }
+        for c in &self.committed {
+            let held = n
+                .store
+                .get(Space::Log, &c.index.0.to_be_bytes())
+                .map_err(|e| e.to_string())?
+                .and_then(|b| postcard::from_bytes::<Entry>(&b[1..]).ok());
+            if held.as_ref() != Some(c) {
+                return Err(format!(
+                    "leader completeness: new leader {} of term {} lacks committed index {}",
+                    id.0, term.0, c.index.0
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn finish(&mut self) -> Check {
         self.check_logs()?;
         // Liveness: the cluster healed long ago, so a leader must exist and every node must
@@ -1146,7 +1235,19 @@ impl Sim {
     }
 }
 
-fn entry_term(store: &MemStore, index: u64) -> Result<u64, String> {
+/// The durable (term, vote). The record is a version byte then postcard of `{ term, vote }`,
+/// whose fields are newtypes over u64 (postcard encodes a struct as its fields in order).
+fn hard_state(store: &SimStore) -> Result<(u64, Option<u64>), String> {
+    let Some(b) = store
+        .durable_get(Space::Raft, b"hard_state")
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok((0, None));
+    };
+    postcard::from_bytes::<(u64, Option<u64>)>(&b[1..]).map_err(|e| e.to_string())
+}
+
+fn entry_term(store: &SimStore, index: u64) -> Result<u64, String> {
     let v = store
         .get(Space::Log, &index.to_be_bytes())
         .map_err(|e| e.to_string())?
