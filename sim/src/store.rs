@@ -28,7 +28,11 @@ impl SimStore {
     }
 
     /// The value a crash right now would leave at `key`.
-    pub(crate) fn durable_get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+    pub(crate) fn durable_get(
+        &self,
+        space: Space,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, StoreError> {
         match self.durable_before.get(&(space, key.to_vec())) {
             Some(before) => Ok(before.clone()),
             None => self.inner.get(space, key),
@@ -106,8 +110,14 @@ mod tests {
         b.delete_range(Space::Log, b"b".to_vec(), b"z".to_vec());
         b.put(Space::Log, b"c".to_vec(), b"3".to_vec());
         s.write(b).unwrap();
-        assert_eq!(s.durable_get(Space::Log, b"a").unwrap(), Some(b"1".to_vec()));
-        assert_eq!(s.durable_get(Space::Log, b"b").unwrap(), Some(b"1".to_vec()));
+        assert_eq!(
+            s.durable_get(Space::Log, b"a").unwrap(),
+            Some(b"1".to_vec())
+        );
+        assert_eq!(
+            s.durable_get(Space::Log, b"b").unwrap(),
+            Some(b"1".to_vec())
+        );
         assert_eq!(s.durable_get(Space::Log, b"c").unwrap(), None);
         s.crash_keeping(0);
         assert_eq!(s.get(Space::Log, b"a").unwrap(), Some(b"1".to_vec()));
