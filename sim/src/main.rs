@@ -55,7 +55,7 @@ fn main() -> Result<()> {
     };
     let start = WallClock::now();
     let (mut events, mut sim_ms, mut ok, mut failed, mut unknown) = (0u64, 0u64, 0u64, 0u64, 0u64);
-    let (mut faults_n, mut crashes, mut inconclusive) = (0u64, 0u64, 0u64);
+    let (mut faults_n, mut crashes, mut inconclusive, mut snapshots) = (0u64, 0u64, 0u64, 0u64);
     let mut elections: Vec<u64> = Vec::new();
     let mut violations = Vec::new();
     for &seed in &seeds {
@@ -71,6 +71,7 @@ fn main() -> Result<()> {
         unknown += r.ops_unknown;
         faults_n += r.faults;
         crashes += r.crashes;
+        snapshots += r.snapshots;
         inconclusive += u64::from(r.inconclusive);
         elections.extend(&r.election_ms);
         if let Some(v) = r.violation {
@@ -108,7 +109,7 @@ fn main() -> Result<()> {
         "operations checked: {ok} ok, {failed} failed (refused), {unknown} unknown; \
          {inconclusive} seeds with an inconclusive linearizability search"
     );
-    println!("faults injected: {faults_n} ({crashes} crashes)");
+    println!("faults injected: {faults_n} ({crashes} crashes); {snapshots} snapshots installed");
     println!(
         "election after leader crash ({} samples), simulated ms: min {} p50 {} p90 {} p99 {} max {}",
         elections.len(),

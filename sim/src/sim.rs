@@ -188,6 +188,8 @@ pub struct Report {
     pub faults: u64,
     pub crashes: u64,
     pub committed: u64,
+    /// Snapshots installed on followers.
+    pub snapshots: u64,
     /// Simulated ms from a leader crash until some node became leader in a later term.
     pub election_ms: Vec<u64>,
     pub inconclusive: bool,
@@ -284,9 +286,10 @@ pub struct Sim {
     leader_crash_at: Option<(u64, Term)>,
     next_read_ctx: u64,
     initial_voters: BTreeSet<NodeId>,
-    /// Per-run replication limits (entries per append, appends in flight), drawn from the seed
-    /// so runs cover one-entry appends and stop-and-wait as well as large pipelined batches.
-    limits: (u32, u32),
+    /// Per-run replication limits (entries per append, appends in flight, compaction
+    /// threshold), drawn from the seed so runs cover one-entry appends, stop-and-wait, large
+    /// pipelined batches, frequent compaction with snapshot transfers, and none.
+    limits: (u32, u32, u64),
 }
 
 fn fnv(hash: &mut u64, bytes: &[u8]) {
@@ -302,6 +305,7 @@ impl Sim {
         let limits = (
             [1, 2, 4, 256][(rng.next_u64() % 4) as usize],
             [1, 2, 16][(rng.next_u64() % 3) as usize],
+            [0, 20, 100, 400][(rng.next_u64() % 4) as usize],
         );
         // One spare node beyond the initial voters, for membership changes.
         let initial_voters: BTreeSet<NodeId> = (1..=cfg.nodes).map(NodeId).collect();
@@ -384,6 +388,8 @@ impl Sim {
         let mut c = RaftConfig::new(id, self.initial_voters.clone());
         c.max_entries_per_append = self.limits.0;
         c.max_inflight_appends = self.limits.1;
+        c.log_compaction_threshold = self.limits.2;
+        c.snapshot_chunk_bytes = 16;
         match self.cfg.bug {
             Some(Bug::CountUnsyncedSelf) => c.bugs.count_unsynced_self = true,
             Some(Bug::VoteWithoutPersist) => c.bugs.vote_without_persist = true,
@@ -641,7 +647,14 @@ impl Sim {
                     self.reply(cmd, Outcome::Failed, leader);
                 }
             }
-            RaftOutput::LeaderChanged { .. } | RaftOutput::SnapshotInstalled { .. } => {}
+            RaftOutput::SnapshotInstalled { index } => {
+                // The owner reloads its caches; this state machine has none but its applied index.
+                self.report.snapshots += 1;
+                let n = self.nodes.get_mut(&id).expect("node exists");
+                n.applied = index;
+                self.serve_reads(id)?;
+            }
+            RaftOutput::LeaderChanged { .. } => {}
         }
         Ok(())
     }
@@ -1053,36 +1066,53 @@ impl Sim {
 
     // ----- checks ---------------------------------------------------------------------------
 
-    /// Log matching across every pair of nodes, and every node's log agrees with the
-    /// committed log up to its commit index.
+    /// Log matching across every pair of nodes (same index and term => same entry and same
+    /// entries before it, compared from the highest log start since compaction drops
+    /// prefixes), and every node's log agrees with the committed log up to its commit index.
     fn check_logs(&self) -> Check {
-        let mut seen: BTreeMap<(u64, u64), u64> = BTreeMap::new();
+        let mut logs: Vec<(NodeId, LogIndex, Vec<Entry>)> = Vec::new();
         for n in self.nodes.values() {
-            let mut prefix = 0xcbf2_9ce4_8422_2325u64;
             let commit = n.raft.as_ref().map_or(LogIndex(0), Raft::commit_index);
+            let mut entries = Vec::new();
             for kv in n.store.scan(Space::Log, b"", None, false) {
-                let (k, v) = kv.map_err(|e| e.to_string())?;
-                fnv(&mut prefix, &v);
-                let index = u64::from_be_bytes(k.as_slice().try_into().map_err(|_| "bad key")?);
-                let term = entry_term(&n.store, index)?;
-                if let Some(p) = seen.insert((index, term), prefix)
+                let (_, v) = kv.map_err(|e| e.to_string())?;
+                let e: Entry = postcard::from_bytes(&v[1..]).map_err(|e| e.to_string())?;
+                entries.push(e);
+            }
+            logs.push((n.id, commit, entries));
+        }
+        let start = logs
+            .iter()
+            .filter_map(|(_, _, l)| l.first().map(|e| e.index))
+            .max()
+            .unwrap_or(LogIndex(0));
+        let mut seen: BTreeMap<(LogIndex, Term), u64> = BTreeMap::new();
+        for (id, commit, entries) in &logs {
+            let mut prefix = 0xcbf2_9ce4_8422_2325u64;
+            for e in entries.iter().filter(|e| e.index >= start) {
+                fnv(&mut prefix, &e.index.0.to_le_bytes());
+                fnv(&mut prefix, &e.term.0.to_le_bytes());
+                if let EntryKind::Normal(d) = &e.kind {
+                    fnv(&mut prefix, d);
+                }
+                if let Some(p) = seen.insert((e.index, e.term), prefix)
                     && p != prefix
                 {
                     return Err(format!(
-                        "log matching: node {} differs before index {index} term {term}",
-                        n.id.0
+                        "log matching: node {} differs at or before index {} term {}",
+                        id.0, e.index.0, e.term.0
                     ));
                 }
-                if index <= commit.0 {
-                    let Some(c) = self.committed.get(index as usize - 1) else {
-                        continue; // committed but not yet applied anywhere
-                    };
-                    if c.term.0 != term {
-                        return Err(format!(
-                            "node {} holds term {term} at committed index {index} (term {})",
-                            n.id.0, c.term.0
-                        ));
-                    }
+            }
+            for e in entries.iter().filter(|e| e.index <= *commit) {
+                let Some(c) = self.committed.get(e.index.0 as usize - 1) else {
+                    continue; // committed but not yet applied anywhere
+                };
+                if c != e {
+                    return Err(format!(
+                        "node {} holds {e:?} at committed index {} where {c:?} was committed",
+                        id.0, e.index.0
+                    ));
                 }
             }
         }
@@ -1147,7 +1177,8 @@ impl Sim {
                 m.voters.len()
             ));
         }
-        for c in &self.committed {
+        let base = raft.status().snapshot_index;
+        for c in self.committed.iter().filter(|c| c.index > base) {
             let held = n
                 .store
                 .get(Space::Log, &c.index.0.to_be_bytes())
@@ -1245,16 +1276,6 @@ fn hard_state(store: &SimStore) -> Result<(u64, Option<u64>), String> {
         return Ok((0, None));
     };
     postcard::from_bytes::<(u64, Option<u64>)>(&b[1..]).map_err(|e| e.to_string())
-}
-
-fn entry_term(store: &SimStore, index: u64) -> Result<u64, String> {
-    let v = store
-        .get(Space::Log, &index.to_be_bytes())
-        .map_err(|e| e.to_string())?
-        .ok_or("missing entry")?;
-    // Entry records are a version byte, then the postcard encoding of the entry.
-    let entry: Entry = postcard::from_bytes(&v[1..]).map_err(|e| e.to_string())?;
-    Ok(entry.term.0)
 }
 
 /// Runs one seed, turning a panic inside the core (a failed assertion) into a violation.

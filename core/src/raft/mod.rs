@@ -31,6 +31,7 @@
 
 mod message;
 mod node;
+mod snapshot;
 mod storage;
 
 use std::collections::BTreeSet;

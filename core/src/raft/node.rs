@@ -9,7 +9,8 @@ use std::time::Duration;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 
-use super::message::ConflictHint;
+use super::message::{ConflictHint, SnapshotMeta, StateSpace};
+use super::snapshot::{self, Cursor};
 use super::storage::{self, HardState, LogBase};
 use super::{
     ConfChange, Entry, EntryKind, LogIndex, Membership, Message, NodeId, ProposeError, RaftConfig,
@@ -66,11 +67,33 @@ pub struct Status {
     pub commit: LogIndex,
     pub applied: LogIndex,
     pub last_index: LogIndex,
+    /// The log starts after this index (the last snapshot or compaction point).
+    pub snapshot_index: LogIndex,
     pub membership: Membership,
 }
 
+/// A snapshot being streamed to one follower.
+struct SnapSend {
+    /// The leader's point-in-time view the chunks are read from.
+    view: Box<dyn StoreRead + Send>,
+    meta: SnapshotMeta,
+    chunk: u32,
+    /// Where the current chunk starts and where the next one starts.
+    start: Cursor,
+    end: Cursor,
+}
+
+impl std::fmt::Debug for SnapSend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapSend")
+            .field("meta", &self.meta)
+            .field("chunk", &self.chunk)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Leader-side replication state of one peer.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 struct Progress {
     next: LogIndex,
     matched: LogIndex,
@@ -84,6 +107,8 @@ struct Progress {
     last_ack: Instant,
     /// Highest heartbeat sequence it echoed.
     hb_seq_acked: u64,
+    /// The snapshot being sent because its next entry was compacted away.
+    snap: Option<SnapSend>,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -148,6 +173,10 @@ pub struct Raft {
     reads: VecDeque<PendingRead>,
     read_broadcast_owed: bool,
     transfer: Option<(NodeId, Instant)>,
+    /// Follower: the snapshot being received and the next chunk expected.
+    receiving: Option<(SnapshotMeta, u32)>,
+    /// The owner's applied index as of the last sync (what a crash cannot undo).
+    durable_applied: LogIndex,
 }
 
 type R<T = ()> = Result<T, StoreError>;
@@ -217,6 +246,8 @@ impl Raft {
             reads: VecDeque::new(),
             read_broadcast_owed: false,
             transfer: None,
+            receiving: None,
+            durable_applied: applied,
             cfg: config,
         };
         assert!(raft.applied <= raft.last_index, "applied beyond the log");
@@ -392,8 +423,10 @@ impl Raft {
             }
             self.read_broadcast_owed = false;
             if self.sync_owed {
+                let stored_applied = storage::applied_index(store)?;
                 store.sync()?;
                 self.sync_owed = false;
+                self.durable_applied = self.durable_applied.max(stored_applied);
             }
             let held = std::mem::take(&mut self.held);
             if held.is_empty() {
@@ -403,8 +436,49 @@ impl Raft {
                 self.release(store, h)?;
             }
         }
+        self.maybe_compact(store)?;
         self.emit_leader_change();
         Ok(())
+    }
+
+    /// Drops log entries behind the durable applied index once enough have piled up.
+    fn maybe_compact(&mut self, store: &mut impl Store) -> R {
+        let threshold = self.cfg.log_compaction_threshold;
+        let target = self.durable_applied.min(self.applied);
+        if threshold == 0 || target.0 < self.base.index.0.saturating_add(threshold) {
+            return Ok(());
+        }
+        let term = self
+            .term_at(store, target)?
+            .ok_or_else(|| StoreError::Corrupt {
+                space: Space::Log,
+                detail: format!("no term for applied index {}", target.0),
+            })?;
+        let base = LogBase {
+            index: target,
+            term,
+            membership: self.membership_at(target).clone(),
+        };
+        let mut batch = WriteBatch::new();
+        batch.delete_range(
+            Space::Log,
+            storage::log_key(LogIndex(0)),
+            storage::log_key(target.next()),
+        );
+        batch.put(Space::Raft, storage::KEY_LOG_BASE, storage::encode(&base));
+        // No sync needed: losing this batch leaves the old base and the entries, still valid.
+        store.write(batch)?;
+        self.configs = self.configs.split_off(&target.next());
+        self.base = base;
+        Ok(())
+    }
+
+    /// The membership in effect at `index` (at or after the log base).
+    fn membership_at(&self, index: LogIndex) -> &Membership {
+        self.configs
+            .range(..=index)
+            .next_back()
+            .map_or(&self.base.membership, |(_, m)| m)
     }
 
     /// The next output, if any.
@@ -454,6 +528,7 @@ impl Raft {
             commit: self.commit,
             applied: self.applied,
             last_index: self.last_index,
+            snapshot_index: self.base.index,
             membership: self.membership().clone(),
         }
     }
@@ -796,6 +871,7 @@ impl Raft {
                         recent_active: true,
                         last_ack: self.now,
                         hb_seq_acked: 0,
+                        snap: None,
                     },
                 );
             }
@@ -858,14 +934,14 @@ impl Raft {
         } else {
             self.cfg.max_inflight_appends as usize
         };
-        if p.inflight.len() >= window || p.next > self.last_index {
+        if p.snap.is_some() || p.inflight.len() >= window || p.next > self.last_index {
             return Ok(());
         }
         let next = p.next;
         let prev_index = next.prev();
         let Some(prev_term) = self.term_at(store, prev_index)? else {
-            // Compacted away: would need a snapshot, which this log never compacts without.
-            return Ok(());
+            // The entries it needs were compacted away: send the state instead.
+            return self.start_snapshot(store, to);
         };
         let mut entries = Vec::new();
         let mut bytes = 0u64;
@@ -896,6 +972,188 @@ impl Raft {
         Ok(())
     }
 
+    fn start_snapshot(&mut self, store: &mut impl Store, to: NodeId) -> R {
+        let view = store.snapshot()?;
+        let index = storage::applied_index(&view)?.max(self.base.index);
+        let term = self
+            .term_at(store, index)?
+            .ok_or_else(|| StoreError::Corrupt {
+                space: Space::Log,
+                detail: format!("no term for snapshot index {}", index.0),
+            })?;
+        let meta = SnapshotMeta {
+            index,
+            term,
+            membership: self.membership_at(index).clone(),
+        };
+        let Some(p) = self.progress.get_mut(&to) else {
+            return Ok(());
+        };
+        p.snap = Some(SnapSend {
+            view: Box::new(view),
+            meta,
+            chunk: 0,
+            start: Cursor::default(),
+            end: Cursor::default(),
+        });
+        p.inflight.clear();
+        p.last_ack = self.now;
+        self.send_snapshot_chunk(to)
+    }
+
+    /// (Re)sends the current chunk of the snapshot in flight to `to`.
+    fn send_snapshot_chunk(&mut self, to: NodeId) -> R {
+        let term = self.term;
+        let max = self.cfg.snapshot_chunk_bytes;
+        let Some(snap) = self.progress.get_mut(&to).and_then(|p| p.snap.as_mut()) else {
+            return Ok(());
+        };
+        let (data, end, done) = snapshot::read_chunk(snap.view.as_ref(), &snap.start, max)?;
+        snap.end = end;
+        let msg = Message::InstallSnapshot {
+            term,
+            meta: snap.meta.clone(),
+            chunk: snap.chunk,
+            data,
+            done,
+        };
+        self.send(to, msg);
+        Ok(())
+    }
+
+    fn on_snapshot_response(
+        &mut self,
+        store: &mut impl Store,
+        from: NodeId,
+        index: LogIndex,
+        next_chunk: u32,
+        done: bool,
+    ) -> R {
+        if self.role != Role::Leader {
+            return Ok(());
+        }
+        let now = self.now;
+        let Some(p) = self.progress.get_mut(&from) else {
+            return Ok(());
+        };
+        p.recent_active = true;
+        let Some(snap) = p.snap.as_mut() else {
+            return Ok(());
+        };
+        if snap.meta.index != index {
+            return Ok(()); // an answer about an earlier transfer
+        }
+        p.last_ack = now;
+        if done {
+            p.snap = None;
+            p.matched = p.matched.max(index);
+            p.next = p.matched.next();
+            p.probing = true;
+            p.inflight.clear();
+            self.maybe_commit(store)?;
+            return self.send_append(store, from);
+        }
+        if next_chunk == snap.chunk + 1 {
+            snap.start = snap.end.clone();
+            snap.chunk = next_chunk;
+        } else if next_chunk == 0 {
+            snap.start = Cursor::default();
+            snap.chunk = 0;
+        } else {
+            return Ok(()); // a duplicate answer
+        }
+        self.send_snapshot_chunk(from)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_install_snapshot(
+        &mut self,
+        store: &mut impl Store,
+        from: NodeId,
+        meta: SnapshotMeta,
+        chunk: u32,
+        data: Vec<(StateSpace, Vec<u8>, Vec<u8>)>,
+        done: bool,
+    ) -> R {
+        let reply = |term, next_chunk, done| Message::InstallSnapshotResponse {
+            term,
+            snapshot_index: meta.index,
+            next_chunk,
+            done,
+        };
+        if meta.index <= self.commit {
+            // Already have all of it through the log; acknowledge once that log is durable.
+            self.receiving = None;
+            let msg = reply(self.term, 0, true);
+            self.send_held(from, msg);
+            return Ok(());
+        }
+        let expected = match &self.receiving {
+            Some((m, n)) if *m == meta => *n,
+            _ => 0,
+        };
+        if chunk != expected {
+            let msg = reply(self.term, expected, false);
+            self.send(from, msg);
+            return Ok(());
+        }
+        let mut batch = WriteBatch::new();
+        if chunk == 0 {
+            snapshot::clear_staging(&mut batch);
+        }
+        snapshot::stage(&mut batch, &data);
+        store.write(batch)?;
+        if !done {
+            self.receiving = Some((meta.clone(), chunk + 1));
+            let msg = reply(self.term, chunk + 1, false);
+            self.send(from, msg);
+            return Ok(());
+        }
+        self.receiving = None;
+        self.install_staged(store, &meta)?;
+        let msg = reply(self.term, chunk + 1, true);
+        self.send_held(from, msg);
+        Ok(())
+    }
+
+    /// Replaces state, log base, log and applied index with the staged snapshot, atomically.
+    fn install_staged(&mut self, store: &mut impl Store, meta: &SnapshotMeta) -> R {
+        assert!(
+            meta.index > self.commit,
+            "installing a snapshot behind the commit index"
+        );
+        let keep_suffix = self.term_at(store, meta.index)? == Some(meta.term);
+        let mut batch = WriteBatch::new();
+        snapshot::promote_staging(store, &mut batch)?;
+        let log_end = if keep_suffix {
+            meta.index.next()
+        } else {
+            self.last_index.next()
+        };
+        batch.delete_range(
+            Space::Log,
+            storage::log_key(LogIndex(0)),
+            storage::log_key(log_end),
+        );
+        batch.put(Space::Raft, storage::KEY_LOG_BASE, storage::encode(meta));
+        storage::record_applied(&mut batch, meta.index);
+        store.write(batch)?;
+        self.sync_owed = true;
+        self.base = meta.clone();
+        if keep_suffix {
+            self.configs = self.configs.split_off(&meta.index.next());
+        } else {
+            self.last_index = meta.index;
+            self.last_term = meta.term;
+            self.configs.clear();
+        }
+        self.commit = meta.index;
+        self.applied = meta.index;
+        self.out
+            .push_back(RaftOutput::SnapshotInstalled { index: meta.index });
+        Ok(())
+    }
+
     fn broadcast_heartbeat(&mut self) {
         self.hb_seq += 1;
         let targets: Vec<(NodeId, LogIndex)> = self
@@ -919,8 +1177,16 @@ impl Raft {
     fn retransmit_stalled(&mut self, store: &mut impl Store) -> R {
         let stall = self.heartbeat() * 2;
         let mut stalled = Vec::new();
+        let mut resend = Vec::new();
         for (id, p) in &mut self.progress {
             let behind = p.matched < self.last_index;
+            if p.snap.is_some() {
+                if self.now.saturating_since(p.last_ack) >= stall {
+                    p.last_ack = self.now;
+                    resend.push(*id);
+                }
+                continue;
+            }
             if behind && self.now.saturating_since(p.last_ack) >= stall {
                 p.probing = true;
                 p.inflight.clear();
@@ -931,6 +1197,9 @@ impl Raft {
         }
         for id in stalled {
             self.send_append(store, id)?;
+        }
+        for id in resend {
+            self.send_snapshot_chunk(id)?;
         }
         Ok(())
     }
@@ -1077,10 +1346,22 @@ impl Raft {
                 }
                 Ok(())
             }
-            Message::InstallSnapshot { .. } | Message::InstallSnapshotResponse { .. } => {
-                // This build never compacts the log, so it never sends snapshots.
-                Ok(())
+            Message::InstallSnapshot {
+                meta,
+                chunk,
+                data,
+                done,
+                ..
+            } => {
+                self.accept_leader(store, from)?;
+                self.on_install_snapshot(store, from, meta, chunk, data, done)
             }
+            Message::InstallSnapshotResponse {
+                snapshot_index,
+                next_chunk,
+                done,
+                ..
+            } => self.on_snapshot_response(store, from, snapshot_index, next_chunk, done),
         }
     }
 

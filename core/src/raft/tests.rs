@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::*;
 use crate::Instant;
-use crate::store::{MemStore, Store, WriteBatch};
+use crate::store::{MemStore, Space, Store, StoreRead, WriteBatch};
 
 struct Node {
     raft: Raft,
@@ -13,6 +13,7 @@ struct Node {
     applied: Vec<Entry>,
     reads: Vec<(u64, LogIndex)>,
     failed_reads: Vec<u64>,
+    snapshots: Vec<LogIndex>,
     up: bool,
 }
 
@@ -22,19 +23,32 @@ struct Cluster {
     cut: BTreeSet<(NodeId, NodeId)>,
     now: Instant,
     voters: BTreeSet<NodeId>,
+    compact: bool,
 }
 
-fn config(id: u64, voters: &BTreeSet<NodeId>) -> RaftConfig {
-    RaftConfig::new(NodeId(id), voters.clone())
+fn config(id: u64, voters: &BTreeSet<NodeId>, compact: bool) -> RaftConfig {
+    let mut c = RaftConfig::new(NodeId(id), voters.clone());
+    if compact {
+        // Small enough that tests compact and stream multi-chunk snapshots.
+        c.log_compaction_threshold = 50;
+        c.snapshot_chunk_bytes = 64;
+    } else {
+        c.log_compaction_threshold = 0;
+    }
+    c
 }
 
 impl Cluster {
     fn new(n: u64) -> Self {
+        Self::with_compaction(n, false)
+    }
+
+    fn with_compaction(n: u64, compact: bool) -> Self {
         let voters: BTreeSet<NodeId> = (1..=n).map(NodeId).collect();
         let mut nodes = BTreeMap::new();
         for id in 1..=n {
             let store = MemStore::new();
-            let raft = Raft::new(config(id, &voters), &store, id, Instant::ZERO).unwrap();
+            let raft = Raft::new(config(id, &voters, compact), &store, id, Instant::ZERO).unwrap();
             nodes.insert(
                 NodeId(id),
                 Node {
@@ -43,6 +57,7 @@ impl Cluster {
                     applied: Vec::new(),
                     reads: Vec::new(),
                     failed_reads: Vec::new(),
+                    snapshots: Vec::new(),
                     up: true,
                 },
             );
@@ -53,12 +68,14 @@ impl Cluster {
             cut: BTreeSet::new(),
             now: Instant::ZERO,
             voters,
+            compact,
         }
     }
 
     fn add_node(&mut self, id: u64) {
         let store = MemStore::new();
-        let raft = Raft::new(config(id, &self.voters), &store, id, self.now).unwrap();
+        let cfg = config(id, &self.voters, self.compact);
+        let raft = Raft::new(cfg, &store, id, self.now).unwrap();
         self.nodes.insert(
             NodeId(id),
             Node {
@@ -67,6 +84,7 @@ impl Cluster {
                 applied: Vec::new(),
                 reads: Vec::new(),
                 failed_reads: Vec::new(),
+                snapshots: Vec::new(),
                 up: true,
             },
         );
@@ -82,13 +100,17 @@ impl Cluster {
                 RaftOutput::Send { to, msg } => self.net.push_back((id, to, msg)),
                 RaftOutput::Apply(e) => {
                     let mut b = WriteBatch::new();
+                    if let EntryKind::Normal(d) = &e.kind {
+                        b.put(Space::Keys, d.clone(), e.index.0.to_be_bytes().to_vec());
+                    }
                     record_applied(&mut b, e.index);
                     node.store.write(b).unwrap();
                     node.applied.push(e);
                 }
                 RaftOutput::ReadReady { ctx, index } => node.reads.push((ctx, index)),
                 RaftOutput::ReadFailed { ctx } => node.failed_reads.push(ctx),
-                RaftOutput::LeaderChanged { .. } | RaftOutput::SnapshotInstalled { .. } => {}
+                RaftOutput::SnapshotInstalled { index } => node.snapshots.push(index),
+                RaftOutput::LeaderChanged { .. } => {}
             }
         }
         node.raft.check_invariants();
@@ -138,6 +160,48 @@ impl Cluster {
             }
         }
         self.deliver_all();
+    }
+
+    /// Fires due timers, then delivers messages one at a time until one matching `stop` has
+    /// been delivered (or the network is empty).
+    fn tick_once_until(&mut self, stop: impl Fn(&Message) -> bool) {
+        if self.net.is_empty() {
+            let next = self
+                .nodes
+                .values()
+                .filter(|n| n.up)
+                .filter_map(|n| n.raft.poll_timeout())
+                .min()
+                .unwrap();
+            self.now = self.now.max(next);
+            let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+            for id in ids {
+                let now = self.now;
+                let node = self.nodes.get_mut(&id).unwrap();
+                if node.up {
+                    node.raft.handle_timeout(&mut node.store, now).unwrap();
+                    self.drain(id);
+                }
+            }
+        }
+        for _ in 0..100_000 {
+            let Some((from, to, msg)) = self.net.pop_front() else {
+                return;
+            };
+            if self.cut.contains(&(from, to)) || !self.nodes[&to].up || !self.nodes[&from].up {
+                continue;
+            }
+            let hit = stop(&msg);
+            let now = self.now;
+            let node = self.nodes.get_mut(&to).unwrap();
+            node.raft
+                .handle_message(&mut node.store, now, from, msg)
+                .unwrap();
+            self.drain(to);
+            if hit {
+                return;
+            }
+        }
     }
 
     fn run_ms(&mut self, ms: u64) {
@@ -200,10 +264,10 @@ impl Cluster {
 
     fn restart(&mut self, id: NodeId) {
         let now = self.now;
-        let voters = self.voters.clone();
+        let cfg = config(id.0, &self.voters, self.compact);
         let node = self.nodes.get_mut(&id).unwrap();
         node.store.crash();
-        node.raft = Raft::new(config(id.0, &voters), &node.store, id.0 + 100, now).unwrap();
+        node.raft = Raft::new(cfg, &node.store, id.0 + 100, now).unwrap();
         node.applied.clear();
         node.up = true;
     }
@@ -256,7 +320,7 @@ fn single_node_commits_with_one_sync_per_batch() {
 fn vote_and_append_acks_wait_for_flush() {
     let voters: BTreeSet<NodeId> = [NodeId(1), NodeId(2)].into();
     let mut store = MemStore::new();
-    let mut raft = Raft::new(config(2, &voters), &store, 7, Instant::ZERO).unwrap();
+    let mut raft = Raft::new(config(2, &voters, false), &store, 7, Instant::ZERO).unwrap();
     let now = Instant::from_millis(5000);
     let req = Message::RequestVote {
         term: Term(1),
@@ -290,7 +354,7 @@ fn vote_and_append_acks_wait_for_flush() {
     );
     // The vote survives a crash.
     store.crash();
-    let raft = Raft::new(config(2, &voters), &store, 7, now).unwrap();
+    let raft = Raft::new(config(2, &voters, false), &store, 7, now).unwrap();
     assert_eq!(raft.term(), Term(1));
 }
 
@@ -482,7 +546,7 @@ fn restart_reloads_term_vote_log_and_applied() {
 #[test]
 fn config_validation_and_missing_membership() {
     let store = MemStore::new();
-    let mut cfg = config(1, &BTreeSet::new());
+    let mut cfg = config(1, &BTreeSet::new(), false);
     assert!(matches!(
         Raft::new(cfg.clone(), &store, 1, Instant::ZERO),
         Err(RaftError::NoMembership)
@@ -492,4 +556,85 @@ fn config_validation_and_missing_membership() {
         Raft::new(cfg, &store, 1, Instant::ZERO),
         Err(RaftError::BadConfig)
     ));
+}
+
+#[test]
+fn compacted_leader_catches_a_follower_up_with_a_chunked_snapshot() {
+    let mut c = Cluster::with_compaction(3, true);
+    let leader = c.elect();
+    let slow = *c.nodes.keys().find(|id| **id != leader).unwrap();
+    c.isolate(slow);
+    for i in 0..300u32 {
+        c.propose(leader, &i.to_be_bytes());
+    }
+    c.run_ms(300);
+    let status = c.nodes[&leader].raft.status();
+    assert!(
+        status.snapshot_index.0 >= 250,
+        "leader compacted: {status:?}"
+    );
+    c.heal();
+    c.run_ms(3000);
+    let keys = |n: &Node| -> Vec<_> {
+        n.store
+            .scan(Space::Keys, b"", None, false)
+            .map(|kv| kv.unwrap())
+            .collect()
+    };
+    let slow_node = &c.nodes[&slow];
+    assert_eq!(slow_node.snapshots.len(), 1, "one snapshot installed");
+    assert_eq!(keys(slow_node).len(), 300);
+    assert_eq!(keys(slow_node), keys(&c.nodes[&leader]));
+    assert_eq!(
+        slow_node.raft.commit_index(),
+        c.nodes[&leader].raft.commit_index()
+    );
+    // A restart after the install keeps the snapshot's state and log base.
+    c.restart(slow);
+    assert!(c.nodes[&slow].raft.status().snapshot_index.0 >= 250);
+    c.run_ms(1000);
+    assert_eq!(keys(&c.nodes[&slow]), keys(&c.nodes[&leader]));
+}
+
+#[test]
+fn crash_mid_snapshot_keeps_the_old_state_and_restarts_the_transfer() {
+    let mut c = Cluster::with_compaction(3, true);
+    let leader = c.elect();
+    c.propose(leader, b"early");
+    c.run_ms(300);
+    let slow = *c.nodes.keys().find(|id| **id != leader).unwrap();
+    c.isolate(slow);
+    for i in 0..300u32 {
+        c.propose(leader, &i.to_be_bytes());
+    }
+    c.run_ms(300);
+    c.heal();
+    // Deliver only a few messages: the transfer starts but does not finish.
+    let mut chunks = 0;
+    for _ in 0..10_000 {
+        c.tick_once_until(|m| matches!(m, Message::InstallSnapshot { .. }));
+        chunks += 1;
+        if chunks > 3 {
+            break;
+        }
+    }
+    let before: Vec<_> = c.nodes[&slow]
+        .store
+        .scan(Space::Keys, b"", None, false)
+        .map(|kv| kv.unwrap())
+        .collect();
+    assert_eq!(before.len(), 1, "old state untouched mid-transfer");
+    assert!(
+        snapshot::has_staging(&c.nodes[&slow].store).unwrap(),
+        "the transfer must be under way"
+    );
+    c.restart(slow);
+    c.run_ms(3000);
+    let n = &c.nodes[&slow];
+    assert_eq!(
+        n.store.scan(Space::Keys, b"", None, false).count(),
+        301,
+        "transfer restarted and completed"
+    );
+    assert!(!snapshot::has_staging(&n.store).unwrap());
 }
