@@ -10,8 +10,8 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 use tickdb_core::Instant;
 use tickdb_core::raft::{
-    ConfChange, Entry, EntryKind, LogIndex, Message, NodeId, ProposeError, Raft, RaftConfig,
-    RaftOutput, Role, Term,
+    ConfChange, Entry, EntryKind, LogIndex, Membership, Message, NodeId, ProposeError, Raft,
+    RaftConfig, RaftOutput, Role, Term,
 };
 use tickdb_core::store::{Space, StoreRead};
 
@@ -25,6 +25,8 @@ const CLUSTER_ID: u64 = 0x7469_636b;
 const MAX_EVENTS: u64 = 20_000_000;
 /// A client gives up on a request after this long and records its outcome as unknown.
 const CLIENT_TIMEOUT_MS: u64 = 2_000;
+/// Chance that a newly elected leader is crashed within 3 ms (before its first entries spread).
+const NEW_LEADER_CRASH_PCT: u64 = 10;
 /// Clients issue no new operations in the last this-many ms of a run.
 const CLIENT_STOP_BEFORE_END_MS: u64 = CLIENT_TIMEOUT_MS + 1_000;
 /// After faults stop, a leader must be elected and clients must succeed within this bound.
@@ -230,6 +232,9 @@ enum Ev {
     },
     Fault,
     Restart {
+        node: NodeId,
+    },
+    Crash {
         node: NodeId,
     },
     Heal,
@@ -541,6 +546,7 @@ impl Sim {
             }
             Ev::Fault => self.fault(),
             Ev::Restart { node } => self.restart(node),
+            Ev::Crash { node } => self.crash(node),
             Ev::Heal => self.heal(),
             Ev::End => unreachable!("handled by the loop"),
         }
@@ -584,6 +590,11 @@ impl Sim {
         if role == Role::Leader {
             if !self.leaders_by_term.contains_key(&term) {
                 self.check_new_leader(id, term)?;
+                // A nasty moment: the new leader dies before its first entries spread.
+                if self.cfg.faults.crashes && !self.healed && self.chance(NEW_LEADER_CRASH_PCT) {
+                    let at = self.now + self.rand(3 * MS);
+                    self.schedule(at, Ev::Crash { node: id });
+                }
             }
             let prev = *self.leaders_by_term.entry(term).or_insert(id);
             if prev != id {
@@ -907,6 +918,16 @@ impl Sim {
             Some(l) if self.chance(50) => l,
             _ => up[self.rand(up.len() as u64) as usize],
         };
+        self.crash(victim)
+    }
+
+    /// Crashes `victim` (losing its unsynced writes, or keeping a torn prefix of them) and
+    /// schedules its restart.
+    fn crash(&mut self, victim: NodeId) -> Check {
+        if self.nodes[&victim].raft.is_none() || self.healed {
+            return Ok(());
+        }
+        let leader = self.current_leader();
         let keep = {
             let unsynced = self.nodes[&victim].store.unsynced_batches() as u64;
             if self.chance(50) {
@@ -1151,6 +1172,54 @@ impl Sim {
                 m.voters.len()
             ));
         }
+        self.check_commit_is_permanent(id, entry, m)
+    }
+
+    /// A committed entry must be in the log of every future leader: no voter lacking it may be
+    /// able to collect a majority of votes from voters whose logs are no more up to date than
+    /// its own (the election restriction, §5.4 of the Raft paper). Catches commits of entries
+    /// that a majority holds but that a later leader may still overwrite (Figure 8).
+    fn check_commit_is_permanent(&self, id: NodeId, entry: &Entry, m: &Membership) -> Check {
+        let mut last: BTreeMap<NodeId, (Term, LogIndex)> = BTreeMap::new();
+        let mut lacking = Vec::new();
+        for v in &m.voters {
+            let store = &self.nodes[v].store;
+            let tail = match store.scan(Space::Log, b"", None, true).next() {
+                Some(kv) => {
+                    let (_, b) = kv.map_err(|e| e.to_string())?;
+                    let e: Entry = postcard::from_bytes(&b[1..]).map_err(|e| e.to_string())?;
+                    (e.term, e.index)
+                }
+                None => (Term(0), LogIndex(0)),
+            };
+            last.insert(*v, tail);
+            let held = store
+                .get(Space::Log, &entry.index.0.to_be_bytes())
+                .map_err(|e| e.to_string())?
+                .and_then(|b| postcard::from_bytes::<Entry>(&b[1..]).ok());
+            let differs = match held {
+                Some(e) => e != *entry,
+                None => tail.1 < entry.index, // missing above the tail (below: compacted)
+            };
+            if differs {
+                lacking.push(*v);
+            }
+        }
+        for c in lacking {
+            let mine = last[&c];
+            let electors: Vec<u64> = last
+                .iter()
+                .filter(|(_, l)| **l <= mine)
+                .map(|(v, _)| v.0)
+                .collect();
+            if electors.len() >= m.quorum() {
+                return Err(format!(
+                    "leader {} committed {:?} but node {} (log ends at term {} index {}) lacks \
+                     it and could be elected by {electors:?}",
+                    id.0, entry, c.0, mine.0.0, mine.1.0
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -1215,13 +1284,17 @@ impl Sim {
                 return Err(format!("node {} down at the end", id.0));
             };
             if r.commit_index() != commit || n.applied != commit {
+                let seen_by_leader = raft.peers().into_iter().find(|p| p.id == *id);
                 return Err(format!(
-                    "liveness: node {} at commit {} applied {}, leader {} at {}",
+                    "liveness: node {} at commit {} applied {}, leader {} at {}; node status \
+                     {:?}; leader's view {:?}",
                     id.0,
                     r.commit_index().0,
                     n.applied.0,
                     leader.0,
-                    commit.0
+                    commit.0,
+                    r.status(),
+                    seen_by_leader
                 ));
             }
             if kv::dump(&n.store) != state {

@@ -95,6 +95,13 @@ fn planted_bug_vote_without_persist_is_caught() {
 }
 
 #[test]
+fn planted_bug_commit_old_term_is_caught() {
+    // Figure 8 of the Raft paper needs an old-term entry to reach a majority before the new
+    // leader's own entry does, which five voters make far more likely than three.
+    assert!(seeds_to_catch(Bug::CommitOldTerm, 5, 60) <= 60);
+}
+
+#[test]
 fn replay_command_names_every_non_default_knob() {
     let cfg = SimConfig {
         faults: Faults::parse("crashes,network").unwrap(),

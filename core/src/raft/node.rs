@@ -1056,11 +1056,12 @@ impl Raft {
         if next_chunk == snap.chunk + 1 {
             snap.start = snap.end.clone();
             snap.chunk = next_chunk;
-        } else if next_chunk == 0 {
+        } else if next_chunk == snap.chunk {
+            return Ok(()); // a duplicate; the stall timer resends the chunk if it was lost
+        } else {
+            // The follower is somewhere this leader cannot seek to: start over.
             snap.start = Cursor::default();
             snap.chunk = 0;
-        } else {
-            return Ok(()); // a duplicate answer
         }
         self.send_snapshot_chunk(from)
     }
@@ -1088,8 +1089,9 @@ impl Raft {
             self.send_held(from, msg);
             return Ok(());
         }
+        // Chunk 0 always (re)starts a transfer: the leader restarts when it lost track.
         let expected = match &self.receiving {
-            Some((m, n)) if *m == meta => *n,
+            Some((m, n)) if *m == meta && chunk != 0 => *n,
             _ => 0,
         };
         if chunk != expected {
