@@ -13,14 +13,19 @@
 //! [`Raft::poll_output`] until it returns `None`, then wait for the next input or
 //! [`Raft::poll_timeout`]. Outputs that promise durability (a vote granted, an append
 //! acknowledged, the leader counting its own entry toward a majority) never leave before the
-//! `flush` that synced them: many proposals share one sync (group commit).
+//! `flush` that synced them: many proposals share one sync (group commit). Draining
+//! `poll_output` before `flush` is also fine: it only ever holds outputs that promise nothing
+//! unsynced (which is how a leader sends AppendEntries before its own sync).
 //!
 //! # What lives where in the store
 //!
 //! - [`Space::Log`]: one record per entry keyed by the big-endian index.
 //! - [`Space::Raft`]: hard state (term, vote), the log base (the index, term and membership at
-//!   the start of the log), and the state machine's applied index written by the owner with
-//!   [`record_applied`] in the same batch as the entry's state changes.
+//!   the start of the log), the state machine's applied index written by the owner with
+//!   [`record_applied`] in the same batch as the entry's state changes, and a staging area for
+//!   a snapshot being received.
+//!
+//! The protocol, message table, timing defaults and failure model are in `docs/cluster.md`.
 //!
 //! Every record starts with a format version byte and is postcard-encoded.
 //!
