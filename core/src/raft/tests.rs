@@ -638,3 +638,88 @@ fn crash_mid_snapshot_keeps_the_old_state_and_restarts_the_transfer() {
     );
     assert!(!snapshot::has_staging(&n.store).unwrap());
 }
+
+#[test]
+fn follower_restarts_a_snapshot_transfer_on_chunk_zero_and_installs_on_done() {
+    let voters: BTreeSet<NodeId> = [NodeId(1), NodeId(2)].into();
+    let mut store = MemStore::new();
+    let mut raft = Raft::new(config(2, &voters, false), &store, 3, Instant::ZERO).unwrap();
+    let meta = SnapshotMeta {
+        index: LogIndex(10),
+        term: Term(1),
+        membership: Membership {
+            voters: voters.clone(),
+            learners: BTreeSet::new(),
+        },
+    };
+    let chunk = |chunk: u32, key: &[u8], done: bool| Message::InstallSnapshot {
+        term: Term(1),
+        meta: meta.clone(),
+        chunk,
+        data: vec![(StateSpace::Keys, key.to_vec(), b"v".to_vec())],
+        done,
+    };
+    let now = Instant::from_millis(10);
+    let mut answers = Vec::new();
+    for msg in [
+        chunk(0, b"a", false),
+        chunk(1, b"b", false),
+        chunk(0, b"a", false),
+    ] {
+        raft.handle_message(&mut store, now, NodeId(1), msg)
+            .unwrap();
+        raft.flush(&mut store, now).unwrap();
+        while let Some(o) = raft.poll_output() {
+            if let RaftOutput::Send {
+                msg:
+                    Message::InstallSnapshotResponse {
+                        next_chunk, done, ..
+                    },
+                ..
+            } = o
+            {
+                answers.push((next_chunk, done));
+            }
+        }
+    }
+    assert_eq!(answers, vec![(1, false), (2, false), (1, false)]);
+    // The state is untouched until the last chunk.
+    assert_eq!(store.scan(Space::Keys, b"", None, false).count(), 0);
+    raft.handle_message(&mut store, now, NodeId(1), chunk(1, b"c", true))
+        .unwrap();
+    let mut installed = None;
+    let mut done = false;
+    raft.flush(&mut store, now).unwrap();
+    while let Some(o) = raft.poll_output() {
+        match o {
+            RaftOutput::SnapshotInstalled { index } => installed = Some(index),
+            RaftOutput::Send {
+                msg: Message::InstallSnapshotResponse { done: d, .. },
+                ..
+            } => done = d,
+            _ => {}
+        }
+    }
+    assert_eq!(installed, Some(LogIndex(10)));
+    assert!(done);
+    let keys: Vec<Vec<u8>> = store
+        .scan(Space::Keys, b"", None, false)
+        .map(|kv| kv.unwrap().0)
+        .collect();
+    assert_eq!(
+        keys,
+        vec![b"a".to_vec(), b"c".to_vec()],
+        "b was from the abandoned attempt"
+    );
+    assert_eq!(applied_index(&store).unwrap(), LogIndex(10));
+    assert_eq!(
+        store.unsynced_batches(),
+        0,
+        "done is only sent after the sync"
+    );
+    let status = raft.status();
+    assert_eq!(
+        (status.commit, status.snapshot_index),
+        (LogIndex(10), LogIndex(10))
+    );
+}
