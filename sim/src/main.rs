@@ -34,6 +34,9 @@ struct Args {
     /// Simulated milliseconds after faults stop.
     #[arg(long, default_value_t = 15_000)]
     quiet_ms: u64,
+    /// Only end-to-end checks (no direct durability / election-restriction checks).
+    #[arg(long)]
+    no_direct_checks: bool,
     /// Stop at the first violation.
     #[arg(long)]
     stop: bool,
@@ -47,6 +50,7 @@ fn main() -> Result<()> {
         bug: args.bug,
         fault_ms: args.fault_ms,
         quiet_ms: args.quiet_ms,
+        direct_checks: !args.no_direct_checks,
         ..SimConfig::new(seed, args.nodes)
     };
     let seeds: Vec<u64> = match args.seed {

@@ -114,4 +114,14 @@ fn replay_command_names_every_non_default_knob() {
          --bug commit-old-term"
     );
     assert!(Faults::parse("bogus").is_err());
+    let cfg = SimConfig {
+        direct_checks: false,
+        fault_ms: 5_000,
+        ..SimConfig::new(1, 3)
+    };
+    assert_eq!(
+        cfg.replay_command(),
+        "cargo run -p tickdb-sim --release -- --seed 1 --nodes 3 --no-direct-checks \
+         --fault-ms 5000"
+    );
 }
