@@ -352,9 +352,12 @@ impl Raft {
         if from == self.cfg.id {
             return Ok(());
         }
-        let contact = self.contacts.entry(from).or_default();
-        contact.last_heard = Some(now);
-        contact.error = false;
+        // Only members get a failure-detector entry, so spoofed ids cannot grow the map.
+        if self.is_member(from) {
+            let contact = self.contacts.entry(from).or_default();
+            contact.last_heard = Some(now);
+            contact.error = false;
+        }
         self.step(store, from, msg)?;
         self.emit_leader_change();
         Ok(())
@@ -362,7 +365,14 @@ impl Raft {
 
     /// Tells the failure detector that bytes from `peer` did not decode.
     pub fn report_peer_error(&mut self, peer: NodeId) {
-        self.contacts.entry(peer).or_default().error = true;
+        if self.is_member(peer) {
+            self.contacts.entry(peer).or_default().error = true;
+        }
+    }
+
+    fn is_member(&self, id: NodeId) -> bool {
+        let m = self.membership();
+        m.voters.contains(&id) || m.learners.contains(&id)
     }
 
     /// Fires due timers. Calls before a deadline do nothing.
@@ -916,7 +926,9 @@ impl Raft {
     // ----- sending ----------------------------------------------------------------------------
 
     fn send(&mut self, to: NodeId, msg: Message) {
-        self.contacts.entry(to).or_default().last_sent = Some(self.now);
+        if self.is_member(to) {
+            self.contacts.entry(to).or_default().last_sent = Some(self.now);
+        }
         self.out.push_back(RaftOutput::Send { to, msg });
     }
 

@@ -723,3 +723,37 @@ fn follower_restarts_a_snapshot_transfer_on_chunk_zero_and_installs_on_done() {
         (LogIndex(10), LogIndex(10))
     );
 }
+
+#[test]
+fn failure_detector_tracks_members_through_its_states() {
+    let mut c = Cluster::new(3);
+    let leader = c.elect();
+    c.run_ms(300);
+    let states = |c: &Cluster, id: NodeId| -> Vec<PeerState> {
+        c.nodes[&id].raft.peers().iter().map(|p| p.state).collect()
+    };
+    assert_eq!(states(&c, leader), vec![PeerState::Connected; 2]);
+    let victim = *c.nodes.keys().find(|id| **id != leader).unwrap();
+    c.crash(victim);
+    c.run_ms(1500);
+    let view = c.nodes[&leader].raft.peers();
+    let p = view.iter().find(|p| p.id == victim).unwrap();
+    assert_eq!(p.state, PeerState::Disconnected);
+    assert!(p.voter);
+    c.nodes
+        .get_mut(&leader)
+        .unwrap()
+        .raft
+        .report_peer_error(victim);
+    c.nodes
+        .get_mut(&leader)
+        .unwrap()
+        .raft
+        .report_peer_error(NodeId(99));
+    let view = c.nodes[&leader].raft.peers();
+    assert_eq!(view.len(), 2, "non-members are not tracked");
+    assert_eq!(
+        view.iter().find(|p| p.id == victim).unwrap().state,
+        PeerState::Error
+    );
+}
