@@ -304,6 +304,8 @@ pub struct Sim {
     hash: u64,
     report: Report,
     healed: bool,
+    /// When a leader first existed after faults stopped.
+    leader_after_heal: Option<u64>,
     leader_crash_at: Option<(u64, Term)>,
     next_read_ctx: u64,
     initial_voters: BTreeSet<NodeId>,
@@ -384,6 +386,7 @@ impl Sim {
             hash: 0xcbf2_9ce4_8422_2325,
             report,
             healed: false,
+            leader_after_heal: None,
             leader_crash_at: None,
             next_read_ctx: 1,
             initial_voters,
@@ -604,6 +607,9 @@ impl Sim {
             )
         };
         if role == Role::Leader {
+            if self.healed && self.leader_after_heal.is_none() {
+                self.leader_after_heal = Some(self.now);
+            }
             if !self.leaders_by_term.contains_key(&term) {
                 if self.cfg.direct_checks {
                     self.check_new_leader(id, term)?;
@@ -1320,6 +1326,26 @@ impl Sim {
             if kv::dump(&n.store) != state {
                 return Err(format!("node {} state differs from the leader's", id.0));
             }
+        }
+        let heal_at = self.cfg.fault_ms * MS;
+        let elected = self.leader_after_heal.unwrap_or(u64::MAX);
+        if elected.saturating_sub(heal_at) > LIVENESS_BOUND_MS * MS {
+            return Err(format!(
+                "liveness: no leader within {LIVENESS_BOUND_MS} ms after faults stopped"
+            ));
+        }
+        // Once a leader has had the bound to settle, no request may go unanswered.
+        let settled = heal_at + LIVENESS_BOUND_MS * MS;
+        if let Some(h) = self
+            .history
+            .iter()
+            .find(|h| h.invoke >= settled && h.outcome == Outcome::Unknown)
+        {
+            return Err(format!(
+                "liveness: client {} request at {} ms timed out after faults stopped",
+                h.client,
+                h.invoke / MS
+            ));
         }
         for c in &self.clients {
             let ok_after_heal = self.history.iter().any(|h| {
