@@ -11,6 +11,7 @@ pub mod chunk;
 pub mod cmd;
 pub mod db;
 pub mod node;
+pub mod raft;
 pub mod resp;
 pub mod store;
 mod time;
