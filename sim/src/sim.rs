@@ -999,7 +999,10 @@ impl Sim {
         match self.rand(4) {
             0 => {
                 // Symmetric random split.
-                let side: Vec<bool> = ids.iter().map(|_| self.rng.next_u64().is_multiple_of(2)).collect();
+                let side: Vec<bool> = ids
+                    .iter()
+                    .map(|_| self.rng.next_u64().is_multiple_of(2))
+                    .collect();
                 for (i, a) in ids.iter().enumerate() {
                     for (j, b) in ids.iter().enumerate() {
                         if side[i] != side[j] {

@@ -178,6 +178,9 @@ fn idle_clients_are_disconnected_and_active_ones_are_not() {
         std::thread::sleep(std::time::Duration::from_millis(300));
         assert_eq!(active.call(&["PING"]), Frame::simple("PONG"));
     }
-    assert!(idle.is_closed(), "a client silent for longer than --idle-timeout is closed");
+    assert!(
+        idle.is_closed(),
+        "a client silent for longer than --idle-timeout is closed"
+    );
     assert_eq!(active.call(&["PING"]), Frame::simple("PONG"));
 }
