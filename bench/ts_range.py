@@ -1,4 +1,5 @@
-"""TS.RANGE timing and bytes per sample against a running tickdb (see bench/ts.sh)."""
+"""TS.MADD ingest, TS.RANGE and TS.MRANGE timing, and bytes per sample against a running tickdb
+(see bench/ts.sh)."""
 
 import random
 import sys
@@ -61,3 +62,44 @@ for key in ["bench:ticks", "bench:regular"]:
     i = info(key)
     n, m = i["totalSamples"], i["memoryUsage"]
     print(f"| {key} | {n} | {m} | {m / n:.2f} |")
+
+
+# TS.MADD in batches of 100 samples across 1,000 series (pipeline of 16 batches per round trip).
+SERIES, BATCH, ROUNDS, DEPTH = 1_000, 100, 200, 16
+for i in range(SERIES):
+    r.ts().create(f"bench:m:{i}", labels={"bench": "madd", "shard": str(i % 10)})
+base = 1_700_000_000_000
+t0 = time.perf_counter()
+sent = 0
+for rnd in range(ROUNDS):
+    pipe = r.pipeline(transaction=False)
+    for b in range(DEPTH):
+        k = rnd * DEPTH + b
+        args = []
+        for j in range(BATCH):
+            n = k * BATCH + j
+            args += [f"bench:m:{n % SERIES}", base + (n // SERIES) * 1000, n % 997]
+        pipe.execute_command("TS.MADD", *args)
+        sent += BATCH
+    pipe.execute()
+madd_s = time.perf_counter() - t0
+print()
+print(f"TS.MADD, batches of {BATCH} across {SERIES:,} series, {DEPTH} batches per round trip: "
+      f"{sent:,} samples in {madd_s:.2f} s ({sent / madd_s:,.0f} samples/s)")
+
+# TS.MRANGE over the 1,000 series just loaded.
+print()
+print(f"| TS.MRANGE over {SERIES:,} series ({sent // SERIES} samples each) | ms |")
+print("| --- | --- |")
+for name, args in [
+    ("raw", ["TS.MRANGE", "-", "+", "FILTER", "bench=madd"]),
+    ("AGGREGATION avg 60000", ["TS.MRANGE", "-", "+", "AGGREGATION", "avg", 60000, "FILTER", "bench=madd"]),
+    ("GROUPBY shard REDUCE max", ["TS.MRANGE", "-", "+", "FILTER", "bench=madd", "GROUPBY", "shard", "REDUCE", "max"]),
+]:
+    times = []
+    for _ in range(3):
+        t = time.perf_counter()
+        reply = r.execute_command(*args)
+        times.append(time.perf_counter() - t)
+    assert len(reply) in (SERIES, 10), len(reply)
+    print(f"| {name} | {min(times) * 1000:.0f} |")
