@@ -61,15 +61,21 @@ fn index_key(index: u64) -> [u8; 8] {
     index.to_be_bytes()
 }
 
-/// Records in `batch` that the state machine has applied `index`; the log entry itself is
-/// deleted in the same batch, so the two can never disagree after a crash.
-pub fn record_applied(batch: &mut WriteBatch, index: u64) {
+/// Records in `batch` that the state machine has applied entries `first..=last`; the log
+/// entries themselves are deleted in the same batch, so the two can never disagree after a
+/// crash.
+pub fn record_applied(batch: &mut WriteBatch, first: u64, last: u64) {
+    assert!(first <= last, "applied range {first}..={last} is empty");
     batch.put(
         Space::Raft,
         APPLIED_KEY.to_vec(),
-        index.to_be_bytes().to_vec(),
+        last.to_be_bytes().to_vec(),
     );
-    batch.delete(Space::Log, index_key(index).to_vec());
+    batch.delete_range(
+        Space::Log,
+        index_key(first).to_vec(),
+        index_key(last + 1).to_vec(),
+    );
 }
 
 /// The log of a single node.
@@ -79,6 +85,8 @@ pub struct SoloLog {
     applied: u64,
     /// Entries appended but not yet synced.
     unsynced: u64,
+    /// Those entries, written to the store in one batch by the next flush.
+    unwritten: WriteBatch,
     /// Entries durable and committed but not yet handed out for applying.
     committed: VecDeque<(u64, LogEntry)>,
 }
@@ -113,20 +121,21 @@ impl SoloLog {
             last_index,
             applied,
             unsynced: 0,
+            unwritten: WriteBatch::new(),
             committed,
         })
     }
 
-    /// Appends an entry (not yet durable) and returns its index.
-    pub fn propose(&mut self, store: &mut impl Store, entry: LogEntry) -> Result<u64, StoreError> {
+    /// Appends an entry and returns its index. It reaches the store, with every entry appended
+    /// since, in one batch at the next [`SoloLog::flush`]: nothing is acknowledged before that.
+    pub fn propose(&mut self, entry: LogEntry) -> u64 {
         let index = self.last_index + 1;
-        let mut batch = WriteBatch::new();
-        batch.put(Space::Log, index_key(index).to_vec(), entry.encode());
-        store.write(batch)?;
+        self.unwritten
+            .put(Space::Log, index_key(index).to_vec(), entry.encode());
         self.last_index = index;
         self.unsynced += 1;
         self.committed.push_back((index, entry));
-        Ok(index)
+        index
     }
 
     /// Whether entries wait for a sync.
@@ -139,9 +148,11 @@ impl SoloLog {
         self.unsynced == 0 && !self.committed.is_empty()
     }
 
-    /// Makes every appended entry durable with one sync. Afterwards they are committed.
+    /// Makes every appended entry durable with one write and one sync. Afterwards they are
+    /// committed.
     pub fn flush(&mut self, store: &mut impl Store) -> Result<(), StoreError> {
         if self.unsynced > 0 {
+            store.write(std::mem::take(&mut self.unwritten))?;
             store.sync()?;
             self.unsynced = 0;
         }
@@ -189,7 +200,7 @@ mod tests {
         let mut store = MemStore::new();
         let mut log = SoloLog::open(&store).unwrap();
         for n in 1..=3 {
-            assert_eq!(log.propose(&mut store, entry(n)).unwrap(), u64::from(n));
+            assert_eq!(log.propose(entry(n)), u64::from(n));
         }
         assert!(log.sync_owed());
         assert!(
@@ -198,6 +209,11 @@ mod tests {
         );
         log.flush(&mut store).unwrap();
         assert_eq!(store.sync_count(), 1);
+        assert_eq!(
+            store.write_count(),
+            1,
+            "the three entries reach the store in one batch"
+        );
         let order: Vec<u64> = std::iter::from_fn(|| log.next_committed())
             .map(|(i, _)| i)
             .collect();
@@ -208,25 +224,28 @@ mod tests {
     fn unapplied_entries_replay_after_restart_and_applied_ones_do_not() {
         let mut store = MemStore::new();
         let mut log = SoloLog::open(&store).unwrap();
-        log.propose(&mut store, entry(1)).unwrap();
-        log.propose(&mut store, entry(2)).unwrap();
+        log.propose(entry(1));
+        log.propose(entry(2));
         log.flush(&mut store).unwrap();
         let (i, _) = log.next_committed().unwrap();
         let mut batch = WriteBatch::new();
-        record_applied(&mut batch, i);
+        record_applied(&mut batch, i, i);
         store.write(batch).unwrap();
         store.sync().unwrap();
-        log.propose(&mut store, entry(3)).unwrap();
+        log.propose(entry(3));
+        log.flush(&mut store).unwrap();
+        log.propose(entry(4));
         store.crash();
         let mut log = SoloLog::open(&store).unwrap();
         assert_eq!(log.applied(), 1);
         let (i, e) = log.next_committed().unwrap();
         assert_eq!((i, e), (2, entry(2)));
+        assert_eq!(log.next_committed().map(|(i, _)| i), Some(3));
         assert!(
             log.next_committed().is_none(),
-            "the unsynced entry 3 was lost and never acknowledged"
+            "entry 4 was never flushed, never acknowledged"
         );
-        assert_eq!(log.propose(&mut store, entry(4)).unwrap(), 3);
+        assert_eq!(log.propose(entry(5)), 4);
     }
 
     #[test]

@@ -192,15 +192,12 @@ impl<S: Store> Node<S> {
     pub fn new(config: NodeConfig, mut store: S, now: Instant) -> Result<Self, NodeError> {
         let mut db = Db::open(&store)?;
         let mut log = SoloLog::open(&store)?;
-        let mut replayed = 0u64;
-        while let Some((index, entry)) = log.next_committed() {
-            apply_entry(&mut db, &mut store, index, &entry)?;
-            replayed += 1;
-        }
-        if replayed > 0 {
+        let entries: Vec<(u64, LogEntry)> = std::iter::from_fn(|| log.next_committed()).collect();
+        if !entries.is_empty() {
+            apply_entries(&mut db, &mut store, &entries)?;
             store.sync()?;
             tracing::info!(
-                replayed,
+                replayed = entries.len(),
                 applied = log.applied(),
                 "applied log entries left by the last run"
             );
@@ -439,18 +436,10 @@ impl<S: Store> Node<S> {
     }
 
     fn propose(&mut self, conn: ConnId, cmds: Vec<WriteCmd>, shape: ReplyShape, unix: UnixMillis) {
-        let entry = LogEntry::new(unix, cmds);
-        match self.log.propose(&mut self.store, entry) {
-            Ok(index) => {
-                self.waiters.insert(index, Waiter { conn, shape });
-                if let Some(c) = self.conns.get_mut(&conn) {
-                    c.outstanding += 1;
-                }
-            }
-            Err(e) => {
-                let frame = self.storage_failed(e);
-                self.reply(conn, frame);
-            }
+        let index = self.log.propose(LogEntry::new(unix, cmds));
+        self.waiters.insert(index, Waiter { conn, shape });
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.outstanding += 1;
         }
     }
 
@@ -466,14 +455,19 @@ impl<S: Store> Node<S> {
             return;
         }
         self.stats.syncs += 1;
+        let entries: Vec<(u64, LogEntry)> =
+            std::iter::from_fn(|| self.log.next_committed()).collect();
+        let applied = match apply_entries(&mut self.db, &mut self.store, &entries) {
+            Ok(replies) => replies,
+            Err(e) => {
+                let frame = self.storage_failed(e);
+                entries.iter().map(|_| vec![frame.clone()]).collect()
+            }
+        };
         let mut resumed = Vec::new();
-        while let Some((index, entry)) = self.log.next_committed() {
-            let replies = match apply_entry(&mut self.db, &mut self.store, index, &entry) {
-                Ok(replies) => replies,
-                Err(e) => vec![self.storage_failed(e)],
-            };
+        for ((index, _), replies) in entries.iter().zip(applied) {
             self.stats.writes_applied += 1;
-            let Some(waiter) = self.waiters.remove(&index) else {
+            let Some(waiter) = self.waiters.remove(index) else {
                 continue;
             };
             let frame = match waiter.shape {
@@ -785,23 +779,30 @@ impl<S: Store> Node<S> {
     }
 }
 
-/// Applies one committed entry in one atomic batch with its applied index; returns the reply
-/// of each of its commands.
-fn apply_entry<S: Store>(
+/// Applies committed entries, in order, in one transaction written as one atomic batch with
+/// the applied index (one RocksDB write per commit, not per entry); returns the replies of each
+/// entry's commands.
+fn apply_entries<S: Store>(
     db: &mut Db,
     store: &mut S,
-    index: u64,
-    entry: &LogEntry,
-) -> Result<Vec<Frame>, StoreError> {
+    entries: &[(u64, LogEntry)],
+) -> Result<Vec<Vec<Frame>>, StoreError> {
+    let (Some((first, _)), Some((last, _))) = (entries.first(), entries.last()) else {
+        return Ok(Vec::new());
+    };
     let mut tx = Tx::new(&*store);
-    let mut replies = Vec::with_capacity(entry.cmds.len());
-    for cmd in &entry.cmds {
-        replies.push(db.apply(&mut tx, cmd, entry.unix)?);
+    let mut all = Vec::with_capacity(entries.len());
+    for (_, entry) in entries {
+        let mut replies = Vec::with_capacity(entry.cmds.len());
+        for cmd in &entry.cmds {
+            replies.push(db.apply(&mut tx, cmd, entry.unix)?);
+        }
+        all.push(replies);
     }
     let mut batch = tx.into_batch();
-    log::record_applied(&mut batch, index);
+    log::record_applied(&mut batch, *first, *last);
     store.write(batch)?;
-    Ok(replies)
+    Ok(all)
 }
 
 /// Whether a request goes into the log (decided from the name alone, before parsing).

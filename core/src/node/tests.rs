@@ -109,12 +109,18 @@ fn writes_from_many_connections_share_one_sync() {
         h.send(id, &format!("SET key{id} {id}"));
     }
     let syncs_before = h.node.store().sync_count();
+    let writes_before = h.node.store().write_count();
     let outs = h.drain();
     assert_eq!(outs.len(), 20);
     assert_eq!(
         h.node.store().sync_count() - syncs_before,
         1,
         "group commit: one sync for 20 writes"
+    );
+    assert_eq!(
+        h.node.store().write_count() - writes_before,
+        2,
+        "one store write appends the 20 log entries, one applies them"
     );
 }
 
