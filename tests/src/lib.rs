@@ -234,6 +234,16 @@ impl Client {
         self.read().expect("a reply before the connection closed")
     }
 
+    /// Sends a command and returns its reply, or `None` if the server is gone (for tests that
+    /// kill it mid-stream).
+    pub fn try_call(&mut self, args: &[&str]) -> Option<Frame> {
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        let mut out = Vec::new();
+        resp::encode_request(&args, &mut out);
+        self.stream.write_all(&out).ok()?;
+        self.read()
+    }
+
     /// Whether the server has closed the connection (reads EOF within the timeout).
     pub fn is_closed(&mut self) -> bool {
         self.read().is_none()
@@ -262,4 +272,64 @@ pub fn run(cmd: &mut Command) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Streams writes from `writers` client threads, SIGKILLs the server once `kill_after` of them
+/// have been acknowledged (or 60 s have passed), and returns every acknowledged `(writer, i)`.
+///
+/// Writer `w` connects, runs `setup(w, client)` once, then calls `write(w, i, client)` for `i`
+/// in `0..per_writer` until the server dies or one returns `false`; `write` returns whether the
+/// server acknowledged that write. The test then restarts the server and checks that every
+/// acknowledged write is there.
+pub fn kill9_mid_stream<S, W>(
+    server: &mut Server,
+    writers: usize,
+    per_writer: usize,
+    kill_after: usize,
+    setup: S,
+    write: W,
+) -> Vec<(usize, usize)>
+where
+    S: Fn(usize, &mut Client) + Send + Sync + 'static,
+    W: Fn(usize, usize, &mut Client) -> bool + Send + Sync + 'static,
+{
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (setup, write) = (Arc::new(setup), Arc::new(write));
+    let threads: Vec<_> = (0..writers)
+        .map(|w| {
+            let (acked, stop, port) = (Arc::clone(&acked), Arc::clone(&stop), server.port);
+            let (setup, write) = (Arc::clone(&setup), Arc::clone(&write));
+            std::thread::spawn(move || {
+                let mut c = Client::connect(port);
+                setup(w, &mut c);
+                for i in 0..per_writer {
+                    if stop.load(Ordering::Relaxed) || !write(w, i, &mut c) {
+                        break;
+                    }
+                    acked.lock().expect("no writer panicked").push((w, i));
+                }
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while acked.lock().expect("no writer panicked").len() < kill_after && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    server.kill9();
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().expect("writer thread");
+    }
+    let acked = acked.lock().expect("no writer panicked").clone();
+    assert!(
+        acked.len() >= kill_after,
+        "only {} writes acknowledged before the deadline",
+        acked.len()
+    );
+    acked
 }

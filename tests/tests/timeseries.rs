@@ -2,13 +2,10 @@
 //! seed dialect over raw RESP, and `kill -9` with samples in flight.
 
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use bytes::Bytes;
 use tickdb_core::resp::Frame;
-use tickdb_tests::{Client, Server, bulk, err, run};
+use tickdb_tests::{Client, Server, bulk, err, kill9_mid_stream, run};
 
 fn sample(ts: i64, v: &str) -> Frame {
     Frame::Array(vec![
@@ -87,41 +84,26 @@ fn every_acknowledged_sample_survives_kill_9() {
     const SAMPLES: usize = 20_000;
     const WRITERS: usize = 4;
     let mut server = Server::start(&[]);
-    let acked = Arc::new(Mutex::new(Vec::new()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut threads = Vec::new();
-    for w in 0..WRITERS {
-        let (acked, stop, port) = (Arc::clone(&acked), Arc::clone(&stop), server.port);
-        threads.push(std::thread::spawn(move || {
-            let mut c = Client::connect(port);
-            let key = format!("tick:{w}");
-            // Small chunks, so sealing happens many times while samples stream in.
-            c.call(&["TS.CREATE", &key, "CHUNK_SIZE", "128"]);
-            for i in 0..SAMPLES / WRITERS {
-                if stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                let ts = i.to_string();
-                let v = format!("{}.25", i % 1000);
-                c.send(&["TS.ADD", &key, &ts, &v]);
-                match c.read() {
-                    Some(Frame::Integer(t)) if t == i as i64 => acked.lock().unwrap().push((w, i)),
-                    _ => break,
-                }
-            }
-        }));
-    }
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while acked.lock().unwrap().len() < SAMPLES / 3 && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    server.kill9();
-    stop.store(true, Ordering::Relaxed);
-    for t in threads {
-        t.join().unwrap();
-    }
-    let acked = acked.lock().unwrap().clone();
-    assert!(acked.len() >= SAMPLES / 3, "only {} acked", acked.len());
+    let setup = |w: usize, c: &mut Client| {
+        // Small chunks, so sealing happens many times while samples stream in.
+        c.call(&["TS.CREATE", &format!("tick:{w}"), "CHUNK_SIZE", "128"]);
+    };
+    let write = |w: usize, i: usize, c: &mut Client| {
+        let (key, ts, v) = (
+            format!("tick:{w}"),
+            i.to_string(),
+            format!("{}.25", i % 1000),
+        );
+        c.try_call(&["TS.ADD", &key, &ts, &v]) == Some(Frame::Integer(i as i64))
+    };
+    let acked = kill9_mid_stream(
+        &mut server,
+        WRITERS,
+        SAMPLES / WRITERS,
+        SAMPLES / 3,
+        setup,
+        write,
+    );
     server.restart();
     let mut c = server.client();
     for w in 0..WRITERS {
