@@ -159,6 +159,19 @@ impl SoloLog {
         Ok(())
     }
 
+    /// Forgets every entry the last failed flush could not make durable. None of them was
+    /// acknowledged; the node stops taking writes after a storage failure, so whether they
+    /// reached the disk is settled by the log replay at the next start.
+    pub fn abandon_unsynced(&mut self) {
+        let keep = self
+            .committed
+            .len()
+            .saturating_sub(usize::try_from(self.unsynced).unwrap_or(usize::MAX));
+        self.committed.truncate(keep);
+        self.unwritten = WriteBatch::new();
+        self.unsynced = 0;
+    }
+
     /// The next committed entry to apply, if the last flush made it durable.
     pub fn next_committed(&mut self) -> Option<(u64, LogEntry)> {
         if self.unsynced > 0 {

@@ -447,10 +447,14 @@ impl<S: Store> Node<S> {
     /// that were waiting behind those writes.
     fn commit(&mut self) {
         if let Err(e) = self.log.flush(&mut self.store) {
+            self.log.abandon_unsynced();
             let frame = self.storage_failed(e);
-            let waiters = std::mem::take(&mut self.waiters);
-            for (_, w) in waiters {
-                self.reply(w.conn, frame.clone());
+            let mut resumed = Vec::new();
+            for (_, w) in std::mem::take(&mut self.waiters) {
+                self.answer_write(w.conn, frame.clone(), &mut resumed);
+            }
+            for conn in resumed {
+                self.resume(conn);
             }
             return;
         }
@@ -477,16 +481,22 @@ impl<S: Store> Node<S> {
                     Frame::Integer(i64::try_from(ok).unwrap_or(i64::MAX))
                 }
             };
-            self.reply(waiter.conn, frame);
-            if let Some(c) = self.conns.get_mut(&waiter.conn) {
-                c.outstanding -= 1;
-                if c.outstanding == 0 && !c.deferred.is_empty() {
-                    resumed.push(waiter.conn);
-                }
-            }
+            self.answer_write(waiter.conn, frame, &mut resumed);
         }
         for conn in resumed {
             self.resume(conn);
+        }
+    }
+
+    /// Answers one of a connection's pending writes; notes the connection in `resumed` when it
+    /// has no write pending any more and requests wait behind them.
+    fn answer_write(&mut self, conn: ConnId, frame: Frame, resumed: &mut Vec<ConnId>) {
+        self.reply(conn, frame);
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.outstanding -= 1;
+            if c.outstanding == 0 && !c.deferred.is_empty() {
+                resumed.push(conn);
+            }
         }
     }
 

@@ -331,3 +331,104 @@ fn client_that_pipelines_without_reading_is_bounded() {
         "closed once the bound is passed"
     );
 }
+
+/// A store whose syncs fail on demand (a full disk, an I/O error).
+#[derive(Clone, Debug, Default)]
+struct FailingStore {
+    inner: MemStore,
+    fail_syncs: bool,
+}
+
+impl crate::store::StoreRead for FailingStore {
+    fn get(&self, space: crate::store::Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(space, key)
+    }
+
+    fn scan(
+        &self,
+        space: crate::store::Space,
+        start: &[u8],
+        end: Option<&[u8]>,
+        reverse: bool,
+    ) -> crate::store::ScanIter<'_> {
+        self.inner.scan(space, start, end, reverse)
+    }
+}
+
+impl Store for FailingStore {
+    type Snapshot = crate::store::MemSnapshot;
+
+    fn write(&mut self, batch: crate::store::WriteBatch) -> Result<(), StoreError> {
+        self.inner.write(batch)
+    }
+
+    fn sync(&mut self) -> Result<(), StoreError> {
+        if self.fail_syncs {
+            return Err(StoreError::Engine("No space left on device".into()));
+        }
+        self.inner.sync()
+    }
+
+    fn snapshot(&self) -> Result<Self::Snapshot, StoreError> {
+        self.inner.snapshot()
+    }
+}
+
+#[test]
+fn a_failed_sync_acknowledges_nothing_and_stops_writes_without_hanging() {
+    let now = Instant::from_millis(1);
+    let mut node = Node::new(NodeConfig::default(), FailingStore::default(), now).unwrap();
+    let unix = UnixMillis(1);
+    node.handle_input(
+        now,
+        Input::Connect {
+            conn: ConnId(1),
+            kind: ConnKind::Tcp,
+            addr: "a".into(),
+        },
+    );
+    let req = |line: &str| Input::Request {
+        conn: ConnId(1),
+        args: args(line),
+        wire_bytes: 1,
+        unix,
+    };
+    node.handle_input(now, req("SET a 1"));
+    assert!(std::iter::from_fn(|| node.poll_output()).take(10).count() == 1);
+    node.store.fail_syncs = true;
+    // A read pipelined behind the failing write must still be answered, in order.
+    node.handle_input(now, req("SET b 2"));
+    node.handle_input(now, req("GET a"));
+    node.handle_input(now, req("INCR n"));
+    let outs: Vec<Output> = std::iter::from_fn(|| node.poll_output())
+        .take(100)
+        .collect();
+    assert_eq!(
+        outs.len(),
+        3,
+        "one reply per request, then poll_output ends: {outs:?}"
+    );
+    for out in &outs {
+        let Output::Reply {
+            frame: Frame::Error(e),
+            ..
+        } = out
+        else {
+            panic!("{out:?}")
+        };
+        assert!(
+            String::from_utf8_lossy(e).contains("No space left on device"),
+            "{out:?}"
+        );
+    }
+    node.handle_input(now, req("PING"));
+    assert_eq!(
+        node.poll_output(),
+        Some(Output::Reply {
+            conn: ConnId(1),
+            frame: Frame::simple("PONG"),
+            protocol: Protocol::Resp2
+        })
+    );
+    assert_eq!(node.poll_output(), None);
+}
