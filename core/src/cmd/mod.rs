@@ -462,18 +462,20 @@ fn parse_set(a: &[Bytes]) -> Result<Command, CommandError> {
     }))
 }
 
+/// Splits a command line on whitespace into request arguments (tests only: no quoting).
+#[cfg(test)]
+pub(crate) fn test_args(line: &str) -> Vec<Bytes> {
+    line.split_whitespace()
+        .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn req(s: &str) -> Vec<Bytes> {
-        s.split_whitespace()
-            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
-            .collect()
-    }
-
     fn err(s: &str) -> String {
-        parse(&req(s)).unwrap_err().to_string()
+        parse(&test_args(s)).unwrap_err().to_string()
     }
 
     #[test]
@@ -517,7 +519,7 @@ mod tests {
     #[test]
     fn parses_typed_commands() {
         assert_eq!(
-            parse(&req("set k v nx get")).unwrap(),
+            parse(&test_args("set k v nx get")).unwrap(),
             Command::Write(WriteCmd::Set {
                 key: "k".into(),
                 value: "v".into(),
@@ -526,14 +528,14 @@ mod tests {
             })
         );
         assert_eq!(
-            parse(&req("DECRBY k 5")).unwrap(),
+            parse(&test_args("DECRBY k 5")).unwrap(),
             Command::Write(WriteCmd::IncrBy {
                 key: "k".into(),
                 by: -5
             })
         );
         assert_eq!(
-            parse(&req("SCAN 0 MATCH a* COUNT 1000000000 TYPE string")).unwrap(),
+            parse(&test_args("SCAN 0 MATCH a* COUNT 1000000000 TYPE string")).unwrap(),
             Command::Read(ReadCmd::Scan {
                 cursor: 0,
                 pattern: Some("a*".into()),
@@ -542,7 +544,7 @@ mod tests {
             })
         );
         assert_eq!(
-            parse(&req("hello 3 SETNAME app")).unwrap(),
+            parse(&test_args("hello 3 SETNAME app")).unwrap(),
             Command::Conn(ConnCmd::Hello {
                 protover: Some(3),
                 auth: None,

@@ -777,16 +777,10 @@ fn parse_mrange(a: &[Bytes], reverse: bool) -> Result<TsRead, CommandError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cmd::parse as parse_cmd;
-
-    fn req(s: &str) -> Vec<Bytes> {
-        s.split_whitespace()
-            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
-            .collect()
-    }
+    use crate::cmd::{parse as parse_cmd, test_args};
 
     fn err(s: &str) -> String {
-        parse_cmd(&req(s)).unwrap_err().to_string()
+        parse_cmd(&test_args(s)).unwrap_err().to_string()
     }
 
     #[test]
@@ -840,7 +834,7 @@ mod tests {
             filter,
             group_by,
             ..
-        })) = parse_cmd(&req(
+        })) = parse_cmd(&test_args(
             "TS.MRANGE - + FILTER_BY_TS 1 2 COUNT 5 AGGREGATION first,max,min,last 60000 \
              ALIGN end BUCKETTIMESTAMP ~ EMPTY SELECTED_LABELS a b FILTER a=1 b!=(x,y) \
              GROUPBY a REDUCE max",
@@ -865,7 +859,7 @@ mod tests {
     #[test]
     fn parses_add_and_incr() {
         assert_eq!(
-            parse_cmd(&req("TS.ADD k * 1.5 ON_DUPLICATE sum LABELS a 1")).unwrap(),
+            parse_cmd(&test_args("TS.ADD k * 1.5 ON_DUPLICATE sum LABELS a 1")).unwrap(),
             Command::Write(WriteCmd::Ts(TsWrite::Add {
                 key: "k".into(),
                 ts: None,
@@ -878,7 +872,7 @@ mod tests {
             }))
         );
         let Command::Write(WriteCmd::Ts(TsWrite::IncrBy { by, ts, opts, .. })) =
-            parse_cmd(&req("TS.DECRBY k 2 TIMESTAMP 5 RETENTION 10")).unwrap()
+            parse_cmd(&test_args("TS.DECRBY k 2 TIMESTAMP 5 RETENTION 10")).unwrap()
         else {
             panic!()
         };

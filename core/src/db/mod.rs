@@ -501,10 +501,7 @@ mod tests {
         }
 
         fn run(&mut self, line: &str) -> Frame {
-            let args: Vec<Bytes> = line
-                .split_whitespace()
-                .map(|w| Bytes::copy_from_slice(w.as_bytes()))
-                .collect();
+            let args = crate::cmd::test_args(line);
             match parse(&args) {
                 Err(e) => Frame::error(e.to_string()),
                 Ok(Command::Write(w)) => {

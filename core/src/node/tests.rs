@@ -3,17 +3,12 @@
 use bytes::Bytes;
 
 use super::*;
+use crate::cmd::test_args as args;
 use crate::store::MemStore;
 
 struct Harness {
     node: Node<MemStore>,
     now: Instant,
-}
-
-fn args(line: &str) -> Vec<Bytes> {
-    line.split_whitespace()
-        .map(|w| Bytes::copy_from_slice(w.as_bytes()))
-        .collect()
 }
 
 fn bulk(s: &str) -> Frame {

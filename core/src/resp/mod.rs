@@ -127,51 +127,24 @@ mod tests {
         }
     }
 
-    /// Structural equality with NaN equal to NaN.
-    fn same(a: &Frame, b: &Frame) -> bool {
-        let all = |x: &[Frame], y: &[Frame]| {
-            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same(p, q))
-        };
-        let pairs = |x: &[(Frame, Frame)], y: &[(Frame, Frame)]| {
-            x.len() == y.len()
-                && x.iter()
-                    .zip(y)
-                    .all(|((k, v), (l, w))| same(k, l) && same(v, w))
-        };
-        match (a, b) {
-            (Frame::Double(x), Frame::Double(y)) => x == y || (x.is_nan() && y.is_nan()),
-            (Frame::Array(x), Frame::Array(y))
-            | (Frame::Set(x), Frame::Set(y))
-            | (Frame::Push(x), Frame::Push(y)) => all(x, y),
-            (Frame::Map(x), Frame::Map(y)) => pairs(x, y),
-            (
-                Frame::Attribute {
-                    attributes: x,
-                    value: v,
-                },
-                Frame::Attribute {
-                    attributes: y,
-                    value: w,
-                },
-            ) => pairs(x, y) && same(v, w),
-            _ => a == b,
-        }
-    }
-
-    /// Feeds `stream` to `decode` in chunks of the given sizes (cycled), the way a connection
-    /// delivers it, and returns the frames in order.
-    fn decode_in_chunks(stream: &[u8], sizes: &[usize]) -> Vec<Frame> {
+    /// Feeds `stream` to a decoder in chunks of the given sizes (cycled), the way a connection
+    /// delivers it, and returns what it decoded, in order.
+    fn feed_in_chunks<T>(
+        stream: &[u8],
+        sizes: &[usize],
+        decoder: impl Fn(&[u8], &Limits) -> Result<Option<(T, usize)>, ProtocolError>,
+    ) -> Vec<T> {
         let limits = Limits::default();
-        let mut frames = Vec::new();
+        let mut out = Vec::new();
         let mut buf = Vec::new();
         let mut fed = 0;
         for &size in sizes.iter().cycle() {
             let end = (fed + size).min(stream.len());
             buf.extend_from_slice(&stream[fed..end]);
             fed = end;
-            while let Some((frame, used)) = decode(&buf, &limits).unwrap() {
+            while let Some((item, used)) = decoder(&buf, &limits).unwrap() {
                 assert!(used <= buf.len());
-                frames.push(frame);
+                out.push(item);
                 buf.drain(..used);
             }
             if fed == stream.len() {
@@ -179,29 +152,15 @@ mod tests {
             }
         }
         assert!(buf.is_empty(), "{} bytes left over", buf.len());
-        frames
+        out
+    }
+
+    fn decode_in_chunks(stream: &[u8], sizes: &[usize]) -> Vec<Frame> {
+        feed_in_chunks(stream, sizes, decode)
     }
 
     fn request_in_chunks(stream: &[u8], sizes: &[usize]) -> Vec<Vec<Bytes>> {
-        let limits = Limits::default();
-        let mut requests = Vec::new();
-        let mut buf = Vec::new();
-        let mut fed = 0;
-        for &size in sizes.iter().cycle() {
-            let end = (fed + size).min(stream.len());
-            buf.extend_from_slice(&stream[fed..end]);
-            fed = end;
-            while let Some((args, used)) = decode_request(&buf, &limits).unwrap() {
-                assert!(used <= buf.len());
-                requests.push(args);
-                buf.drain(..used);
-            }
-            if fed == stream.len() {
-                break;
-            }
-        }
-        assert!(buf.is_empty(), "{} bytes left over", buf.len());
-        requests
+        feed_in_chunks(stream, sizes, decode_request)
     }
 
     /// Writes `args` as an inline command, every argument double-quoted with `\xHH` escapes
@@ -231,7 +190,7 @@ mod tests {
             encode(&frame, Protocol::Resp3, &mut out);
             let (decoded, used) = decode(&out, &Limits::default()).unwrap().unwrap();
             prop_assert_eq!(used, out.len());
-            prop_assert!(same(&decoded, &resp3_view(&frame)), "{:?} became {:?}", frame, decoded);
+            prop_assert!(decoded.same_as(&resp3_view(&frame)), "{:?} became {:?}", frame, decoded);
         }
 
         #[test]
@@ -260,8 +219,8 @@ mod tests {
             prop_assert_eq!(split.len(), frames.len());
             for ((original, a), b) in frames.iter().zip(&whole).zip(&split) {
                 let expected = if resp3 { resp3_view(original) } else { resp2_view(original) };
-                prop_assert!(same(a, &expected), "{:?} became {:?}", original, a);
-                prop_assert!(same(b, &expected), "{:?} became {:?}", original, b);
+                prop_assert!(a.same_as(&expected), "{:?} became {:?}", original, a);
+                prop_assert!(b.same_as(&expected), "{:?} became {:?}", original, b);
             }
         }
 

@@ -69,6 +69,28 @@ fn put_chunk<S: StoreRead>(tx: &mut Tx<'_, S>, id: u64, samples: &[Sample]) -> u
     len
 }
 
+/// The scan bounds `[start, end)` over a series' sealed chunks that can hold samples in
+/// `[from, to]`: from the chunk covering `from` (or the first chunk) to past the last chunk
+/// starting at or before `to`.
+fn sealed_range(
+    r: &impl StoreRead,
+    id: u64,
+    from: u64,
+    to: u64,
+) -> Result<(Vec<u8>, Vec<u8>), StoreError> {
+    let prefix = keys::sealed_prefix(id);
+    let end = if to == u64::MAX {
+        keys::prefix_end(&prefix)
+    } else {
+        keys::sealed(id, to + 1)
+    };
+    let start = match chunk_for(r, id, from)? {
+        Some((k, _)) => k,
+        None => prefix,
+    };
+    Ok((start, end))
+}
+
 /// The sealed chunk record holding `ts` or, if none does, the nearest one to merge `ts` into:
 /// the chunk with the greatest start `<= ts`, else the first chunk.
 fn chunk_for(r: &impl StoreRead, id: u64, ts: u64) -> Result<Option<KeyValue>, StoreError> {
@@ -314,16 +336,7 @@ pub fn delete_range<S: StoreRead>(
         meta.head_samples -= 1;
     }
     // Sealed chunks overlapping [from, to].
-    let prefix = keys::sealed_prefix(id);
-    let start = match chunk_for(tx, id, from)? {
-        Some((k, _)) => k,
-        None => prefix.clone(),
-    };
-    let sealed_hi = if to == u64::MAX {
-        keys::prefix_end(&prefix)
-    } else {
-        keys::sealed(id, to + 1)
-    };
+    let (start, sealed_hi) = sealed_range(tx, id, from, to)?;
     let mut touched = Vec::new();
     for kv in tx.scan(Space::Chunks, &start, Some(&sealed_hi), false) {
         touched.push(kv?);
@@ -427,16 +440,7 @@ pub fn scan_samples(
         return Ok(());
     }
     let id = meta.id;
-    let prefix = keys::sealed_prefix(id);
-    let start = match chunk_for(r, id, from)? {
-        Some((k, _)) => k,
-        None => prefix.clone(),
-    };
-    let sealed_hi = if to == u64::MAX {
-        keys::prefix_end(&prefix)
-    } else {
-        keys::sealed(id, to + 1)
-    };
+    let (start, sealed_hi) = sealed_range(r, id, from, to)?;
     for kv in r.scan(Space::Chunks, &start, Some(&sealed_hi), false) {
         let (_, v) = kv?;
         if chunk_end(&v)? < from {

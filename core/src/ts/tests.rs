@@ -32,14 +32,8 @@ impl Harness {
         }
     }
 
-    fn args(line: &str) -> Vec<Bytes> {
-        line.split_whitespace()
-            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
-            .collect()
-    }
-
     fn run(&mut self, line: &str) -> Frame {
-        self.run_args(&Self::args(line))
+        self.run_args(&crate::cmd::test_args(line))
     }
 
     fn run_args(&mut self, args: &[Bytes]) -> Frame {
