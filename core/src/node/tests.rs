@@ -427,3 +427,41 @@ fn a_failed_sync_acknowledges_nothing_and_stops_writes_without_hanging() {
     );
     assert_eq!(node.poll_output(), None);
 }
+
+#[test]
+fn batch_set_buffer_is_bounded_and_reset_drops_it() {
+    let mut h = Harness::new(NodeConfig::default());
+    h.connect(1);
+    for i in 0..BATCH_MAX_SAMPLES {
+        let input = Input::Request {
+            conn: ConnId(1),
+            args: args(&format!("BATCH_SET k 1.5 {i}")),
+            wire_bytes: 1,
+            unix: UnixMillis(1),
+        };
+        h.node.handle_input(h.now, input);
+    }
+    assert_eq!(
+        std::iter::from_fn(|| h.node.poll_output()).count(),
+        BATCH_MAX_SAMPLES,
+        "every buffered sample is acknowledged"
+    );
+    let Frame::Error(e) = h.call(1, "BATCH_SET k 1.5 0") else {
+        panic!("the full buffer refuses")
+    };
+    assert!(
+        String::from_utf8_lossy(&e).contains("BATCH_SET buffer is full"),
+        "{e:?}"
+    );
+    assert_eq!(h.call(1, "RESET"), Frame::simple("RESET"));
+    assert_eq!(
+        h.call(1, "BATCH_FLUSH"),
+        Frame::Integer(0),
+        "RESET dropped the buffer"
+    );
+    assert_eq!(
+        h.call(1, "BATCH_SET k 1.5 7"),
+        Frame::ok(),
+        "room again after RESET"
+    );
+}
