@@ -66,6 +66,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let (handle, rx) = tickdb_io::channel();
     let node_config = NodeConfig {
         node_id: config.node_id.clone(),
+        cluster: tickdb_core::node::ClusterConfig::single(),
         requirepass: config.requirepass.clone().map(Into::into),
         max_clients: config.max_connections,
         settings: config.settings(),

@@ -23,6 +23,7 @@ use bytes::Bytes;
 
 use crate::cmd::{self, Command, CommandError, ConnCmd, WriteCmd};
 use crate::db::{Db, Tx};
+use crate::raft::NodeId;
 use crate::resp::{Frame, Protocol};
 use crate::store::{Store, StoreError};
 use crate::{Instant, UnixMillis};
@@ -63,6 +64,9 @@ pub enum Input {
     ProtocolError { conn: ConnId, error: String },
     /// The client went away (or the driver closed it); replies owed to it are dropped.
     Disconnect { conn: ConnId },
+    /// Bytes another node of the cluster sent this one (one mesh message, undecoded: the node
+    /// treats them as untrusted). `from` is the sender the transport saw.
+    Peer { from: NodeId, bytes: Bytes },
 }
 
 /// What the node asks the driver to do.
@@ -76,6 +80,63 @@ pub enum Output {
     },
     /// Close the connection once the replies before this output are sent.
     Close { conn: ConnId },
+    /// Deliver `bytes` to cluster node `to` (best effort: the node retries what matters).
+    Send { to: NodeId, bytes: Vec<u8> },
+}
+
+/// A member of the cluster and where to reach it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub id: NodeId,
+    /// Where clients reach it (`host:port`), reported by CLUSTER NODES / SLOTS / SHARDS.
+    pub client_addr: String,
+    /// Its cluster (mesh) port, reported by CLUSTER NODES as `@cport`.
+    pub cluster_port: u16,
+}
+
+/// The node's place in its cluster.
+#[derive(Clone, Debug)]
+pub struct ClusterConfig {
+    /// This node's id: unique in the cluster, never reused for another machine.
+    pub id: NodeId,
+    /// Tells clusters apart on a shared network: messages with another id are dropped.
+    pub cluster_id: u64,
+    /// Every node of the cluster, this one included. They are the voters of a brand-new
+    /// cluster; once the store holds a membership, that membership wins.
+    pub members: Vec<Member>,
+    /// Seeds the election timer jitter (distinct per node; the simulator passes its own).
+    pub seed: u64,
+    /// Raft timing: heartbeat interval and election timeout range, in ms.
+    pub heartbeat_ms: u64,
+    pub election_timeout_ms: (u64, u64),
+    /// How long a forwarded request or a write whose leader stepped down may wait before the
+    /// client is told its outcome is unknown.
+    pub request_timeout_ms: u64,
+}
+
+impl ClusterConfig {
+    /// A single node with id 1: a cluster of one that commits what it alone has synced.
+    pub fn single() -> Self {
+        Self {
+            id: NodeId(1),
+            cluster_id: 0,
+            members: vec![Member {
+                id: NodeId(1),
+                client_addr: "127.0.0.1:6379".into(),
+                cluster_port: 0,
+            }],
+            seed: 1,
+            heartbeat_ms: 100,
+            election_timeout_ms: (1000, 2000),
+            request_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self::single()
+    }
 }
 
 /// Static facts about the server that the node reports (INFO, CONFIG GET, HELLO).
@@ -83,6 +144,8 @@ pub enum Output {
 pub struct NodeConfig {
     /// The node's name in INFO and CLUSTER_INFO.
     pub node_id: String,
+    /// The cluster this node belongs to ([`ClusterConfig::single`] for a standalone node).
+    pub cluster: ClusterConfig,
     /// Password clients must give with AUTH / HELLO AUTH; `None`: no authentication.
     pub requirepass: Option<Bytes>,
     /// Clients beyond this get `-ERR max number of clients reached`.
@@ -289,6 +352,7 @@ impl<S: Store> Node<S> {
             Input::Disconnect { conn } => {
                 self.conns.remove(&conn);
             }
+            Input::Peer { .. } => {}
         }
     }
 
