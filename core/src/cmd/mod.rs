@@ -68,8 +68,24 @@ pub enum ConnCmd {
     CommandList,
     DbSize,
     ClusterInfo,
+    Cluster(ClusterCmd),
     ReadOnly,
     ReadWrite,
+}
+
+/// `CLUSTER` subcommands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClusterCmd {
+    Info,
+    MyId,
+    Nodes,
+    Slots,
+    Shards,
+    /// Sent to a follower: make it the leader. `force` (FORCE / TAKEOVER): start an election
+    /// at once instead of asking the leader to hand over.
+    Failover {
+        force: bool,
+    },
 }
 
 /// Reads of the state machine.
@@ -192,6 +208,7 @@ pub fn parse(args: &[Bytes]) -> Result<Command, CommandError> {
         "command" => parse_command(a)?,
         "dbsize" => Command::Conn(ConnCmd::DbSize),
         "cluster_info" => Command::Conn(ConnCmd::ClusterInfo),
+        "cluster" => parse_cluster(a)?,
         "readonly" => Command::Conn(ConnCmd::ReadOnly),
         "readwrite" => Command::Conn(ConnCmd::ReadWrite),
         "flushdb" | "flushall" => {
@@ -380,6 +397,32 @@ fn parse_config(a: &[Bytes]) -> Result<Command, CommandError> {
         return Err(unknown_sub("config", sub));
     };
     Ok(Command::Conn(cmd))
+}
+
+fn parse_cluster(a: &[Bytes]) -> Result<Command, CommandError> {
+    let sub = &a[1];
+    let simple = [
+        ("INFO", ClusterCmd::Info),
+        ("MYID", ClusterCmd::MyId),
+        ("NODES", ClusterCmd::Nodes),
+        ("SLOTS", ClusterCmd::Slots),
+        ("SHARDS", ClusterCmd::Shards),
+    ];
+    if let Some((name, cmd)) = simple.into_iter().find(|(n, _)| is(sub, n)) {
+        sub_arity("cluster", &name.to_ascii_lowercase(), a.len() == 2)?;
+        return Ok(Command::Conn(ConnCmd::Cluster(cmd)));
+    }
+    if is(sub, "FAILOVER") {
+        let force = match a.get(2) {
+            None => false,
+            Some(m) if a.len() == 3 && (is(m, "FORCE") || is(m, "TAKEOVER")) => true,
+            Some(_) => return Err(CommandError::Syntax),
+        };
+        return Ok(Command::Conn(ConnCmd::Cluster(ClusterCmd::Failover {
+            force,
+        })));
+    }
+    Err(unknown_sub("cluster", sub))
 }
 
 fn parse_command(a: &[Bytes]) -> Result<Command, CommandError> {
