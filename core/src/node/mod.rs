@@ -1517,3 +1517,6 @@ fn getkeys(args: &[Bytes]) -> Frame {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod cluster_tests;
