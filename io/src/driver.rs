@@ -222,7 +222,7 @@ fn drain<S: Store>(node: &mut Node<S>, conns: &mut HashMap<ConnId, mpsc::Sender<
             } => (conn, ConnOut::Reply(frame, protocol)),
             Output::Close { conn } => (conn, ConnOut::Close),
             // The cluster mesh is not wired into the driver yet.
-            Output::Send { .. } => continue,
+            Output::Send { .. } | Output::Member { .. } => continue,
         };
         let closing = matches!(msg, ConnOut::Close);
         let Some(tx) = conns.get(&conn) else { continue };

@@ -114,7 +114,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         NO_KEYS,
         "cluster",
         "3.0.0",
-        "CLUSTER INFO | MYID | NODES | SLOTS | SHARDS | FAILOVER [FORCE|TAKEOVER]: the Raft cluster seen as one Redis Cluster shard owning every slot.",
+        "CLUSTER INFO | MYID | NODES | SLOTS | SHARDS | FAILOVER [FORCE|TAKEOVER] | ADDNODE id host:port@cport | FORGET id: the Raft cluster seen as one Redis Cluster shard owning every slot.",
     ),
     spec(
         "cluster_info",

@@ -15,13 +15,16 @@ use std::fmt::Write as _;
 
 use bytes::Bytes;
 
+use super::ReplyShape;
 use super::peer::{self, ForwardItem, PeerBody};
 use super::{
     Conn, ConnId, ConnKind, Deferred, Forward, Kind, Node, Output, REMOTE_CONN_BASE, REMOTE_MAX,
     Remote, cluster_down, not_leader,
 };
-use crate::cmd::ClusterCmd;
-use crate::raft::{NodeId, PeerState, Role};
+use crate::UnixMillis;
+use crate::cmd::{ClusterCmd, WriteCmd};
+use crate::db::meta::MetaWrite;
+use crate::raft::{ConfChange, NodeId, PeerState, Role};
 use crate::resp::{self, Frame, Protocol};
 use crate::store::Store;
 
@@ -208,7 +211,7 @@ impl<S: Store> Node<S> {
             c.deferred.push_back(match item {
                 ForwardItem::Write { entry, count } => Deferred::Write { entry, count },
                 ForwardItem::Read { args, unix } => Deferred::Request { args, unix },
-                ForwardItem::Failover => Deferred::Failover { to: from },
+                ForwardItem::Cluster(cmd) => Deferred::Cluster { cmd, from },
             });
         }
         self.conns.insert(conn, c);
@@ -223,9 +226,9 @@ impl<S: Store> Node<S> {
             return self.reply(conn, Frame::error(format!("ERR forwarded write: {e}")));
         }
         let shape = if count {
-            super::ReplyShape::Count
+            ReplyShape::Count
         } else {
-            super::ReplyShape::Single
+            ReplyShape::Single
         };
         self.submit_write(conn, entry, shape);
     }
@@ -242,7 +245,12 @@ impl<S: Store> Node<S> {
         self.reply(conn, frame);
     }
 
-    pub(super) fn cluster_command(&mut self, conn: ConnId, cmd: ClusterCmd) -> Option<Frame> {
+    pub(super) fn cluster_command(
+        &mut self,
+        conn: ConnId,
+        cmd: ClusterCmd,
+        unix: UnixMillis,
+    ) -> Option<Frame> {
         Some(match cmd {
             ClusterCmd::Info => Frame::Verbatim {
                 format: *b"txt",
@@ -255,46 +263,152 @@ impl<S: Store> Node<S> {
             },
             ClusterCmd::Slots => self.cluster_slots(),
             ClusterCmd::Shards => self.cluster_shards(),
-            ClusterCmd::Failover { force } => return self.cluster_failover(conn, force),
+            ClusterCmd::Failover { force: true } => {
+                if self.is_leader() {
+                    return Some(Frame::error(
+                        "ERR You should send CLUSTER FAILOVER to a replica",
+                    ));
+                }
+                // Redis's FORCE / TAKEOVER: do not wait for the leader; campaign now. PreVote
+                // still refuses while a majority hears from a live leader.
+                match self.raft.campaign(&mut self.store, self.now) {
+                    Ok(()) => Frame::ok(),
+                    Err(e) => self.storage_failed(e),
+                }
+            }
+            cmd @ (ClusterCmd::Failover { force: false }
+            | ClusterCmd::AddNode { .. }
+            | ClusterCmd::Forget { .. }) => {
+                self.cluster_admin(conn, cmd, None, unix);
+                return None;
+            }
         })
     }
 
-    fn cluster_failover(&mut self, conn: ConnId, force: bool) -> Option<Frame> {
-        if self.is_leader() {
-            return Some(Frame::error(
-                "ERR You should send CLUSTER FAILOVER to a replica",
-            ));
+    /// A command that changes the cluster: runs on the leader (`from`: the follower that
+    /// forwarded it), is forwarded from a follower, and answers `conn` either way.
+    pub(super) fn cluster_admin(
+        &mut self,
+        conn: ConnId,
+        cmd: ClusterCmd,
+        from: Option<NodeId>,
+        unix: UnixMillis,
+    ) {
+        if !self.is_leader() {
+            let remote = self.conns.get(&conn).is_some_and(|c| c.remote.is_some());
+            if remote {
+                return self.reply(conn, not_leader());
+            }
+            if matches!(cmd, ClusterCmd::Failover { .. }) || self.raft.leader().is_some() {
+                if self.raft.leader().is_none() {
+                    return self.reply(conn, cluster_down());
+                }
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.writes += 1;
+                }
+                return self.buffer_forward(conn, ForwardItem::Cluster(cmd));
+            }
+            return self.reply(conn, cluster_down());
         }
-        if force {
-            // Redis's FORCE / TAKEOVER: do not wait for the leader; campaign now. PreVote still
-            // refuses while a majority hears from a live leader.
-            return Some(match self.raft.campaign(&mut self.store, self.now) {
-                Ok(()) => Frame::ok(),
-                Err(e) => self.storage_failed(e),
-            });
+        match cmd {
+            ClusterCmd::Failover { .. } => match from {
+                Some(to) => self.failover_to(conn, to),
+                None => self.reply(
+                    conn,
+                    Frame::error("ERR You should send CLUSTER FAILOVER to a replica"),
+                ),
+            },
+            ClusterCmd::AddNode {
+                id,
+                client_addr,
+                cluster_port,
+            } => {
+                let change = ConfChange::AddLearner(NodeId(id));
+                if let Err(e) = self
+                    .raft
+                    .propose_conf_change(&mut self.store, self.now, change)
+                {
+                    return self.reply(conn, Frame::error(format!("ERR CLUSTER ADDNODE: {e}")));
+                }
+                tracing::info!(id, %client_addr, cluster_port, "adding a node as a learner");
+                let w = MetaWrite::SetMember {
+                    id,
+                    client_addr,
+                    cluster_port,
+                };
+                self.write(conn, vec![WriteCmd::Meta(w)], ReplyShape::Single, unix);
+            }
+            ClusterCmd::Forget { id } => {
+                // The address record goes first and carries the reply: when the leader
+                // removes itself it may step down before any later entry commits.
+                let change = ConfChange::Remove(NodeId(id));
+                if let Err(e) = self.raft.check_conf_change(&change) {
+                    return self.reply(conn, Frame::error(format!("ERR CLUSTER FORGET: {e}")));
+                }
+                tracing::info!(id, "removing a node from the cluster");
+                let w = MetaWrite::ForgetMember { id };
+                self.write(conn, vec![WriteCmd::Meta(w)], ReplyShape::Single, unix);
+                self.propose_round();
+                if let Err(e) = self
+                    .raft
+                    .propose_conf_change(&mut self.store, self.now, change)
+                {
+                    tracing::error!(id, error = %e, "removing a node after its record went");
+                }
+            }
+            ClusterCmd::Info
+            | ClusterCmd::MyId
+            | ClusterCmd::Nodes
+            | ClusterCmd::Slots
+            | ClusterCmd::Shards => self.reply(conn, Frame::error("ERR not a cluster change")),
         }
-        if self.raft.leader().is_none() {
-            return Some(cluster_down());
-        }
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.writes += 1;
-        }
-        self.buffer_forward(conn, ForwardItem::Failover);
-        None
     }
 
-    fn member_addr(&self, id: NodeId) -> (String, u16, u16) {
+    /// Leader: promotes learners that have caught up with the commit index (one change at a
+    /// time; refused changes are retried at the next timer).
+    pub(super) fn promote_caught_up_learners(&mut self) {
+        if !self.is_leader() {
+            return;
+        }
+        let commit = self.raft.commit_index();
+        let ready: Vec<NodeId> = self
+            .raft
+            .peers()
+            .into_iter()
+            .filter(|p| !p.voter && p.match_index >= commit && p.match_index.0 > 0)
+            .map(|p| p.id)
+            .collect();
+        for id in ready {
+            let change = ConfChange::Promote(id);
+            if self
+                .raft
+                .propose_conf_change(&mut self.store, self.now, change)
+                .is_ok()
+            {
+                tracing::info!(id = id.0, "promoting a caught-up learner to voter");
+            }
+        }
+    }
+
+    /// Where member `id` is reached: (host, client port, cluster port); the replicated
+    /// record wins over the config, `("?", 0, 0)` when neither knows it.
+    pub(super) fn member_addr(&self, id: NodeId) -> (String, u16, u16) {
+        let split = |client_addr: &str, cport: u16| {
+            let (host, port) = client_addr
+                .rsplit_once(':')
+                .map_or((client_addr, "0"), |(h, p)| (h, p));
+            (host.to_string(), port.parse().unwrap_or(0), cport)
+        };
+        if let Some(m) = self.db.meta().members.get(&id.0) {
+            return split(&m.client_addr, m.cluster_port);
+        }
         self.config
             .cluster
             .members
             .iter()
             .find(|m| m.id == id)
             .map_or((String::from("?"), 0, 0), |m| {
-                let (host, port) = m
-                    .client_addr
-                    .rsplit_once(':')
-                    .map_or((m.client_addr.as_str(), "0"), |(h, p)| (h, p));
-                (host.to_string(), port.parse().unwrap_or(0), m.cluster_port)
+                split(&m.client_addr, m.cluster_port)
             })
     }
 

@@ -36,6 +36,7 @@ fn cluster_config(n: usize, i: usize) -> ClusterConfig {
         heartbeat_ms: 50,
         election_timeout_ms: (300, 600),
         request_timeout_ms: 2_000,
+        joining: false,
     }
 }
 
@@ -94,7 +95,7 @@ impl Net {
                                 .or_default()
                                 .push_back(frame);
                         }
-                        Output::Close { .. } => {}
+                        Output::Close { .. } | Output::Member { .. } => {}
                     }
                 }
             }
@@ -472,4 +473,100 @@ fn an_oversized_write_is_refused_before_it_reaches_the_log() {
     let reply = net.reply(f, 1, 100);
     assert!(text(&reply).contains("exceeds the limit"), "{reply:?}");
     assert_eq!(net.call(f, 1, "EXISTS k"), Frame::Integer(0));
+}
+
+#[test]
+fn cluster_config_set_replicates_series_defaults() {
+    let mut net = Net::new(3);
+    let leader = net.wait_leader();
+    let f = (leader + 1) % 3;
+    net.connect(f, 1);
+    let reply = net.call(
+        f,
+        1,
+        "CONFIG SET ts-retention-policy 60000 ts-duplicate-policy LAST",
+    );
+    assert_eq!(reply, Frame::ok());
+    let bad = net.call(f, 1, "CONFIG SET ts-chunk-size-bytes 7");
+    assert!(text(&bad).contains("multiple of 8"), "{bad:?}");
+    let local = net.call(f, 1, "CONFIG SET maxclients 5");
+    assert!(
+        text(&local).contains("not a cluster-wide setting"),
+        "{local:?}"
+    );
+    assert_eq!(net.call(f, 1, "TS.ADD s 1000 1"), Frame::Integer(1000));
+    assert_eq!(
+        net.call(f, 1, "TS.ADD s 1000 2"),
+        Frame::Integer(1000),
+        "LAST policy"
+    );
+    net.advance(200);
+    for i in 0..3 {
+        net.connect(i, 9);
+        assert_eq!(net.call(i, 9, "READONLY"), Frame::ok());
+        let Frame::Map(pairs) = net.call(i, 9, "CONFIG GET ts-*") else {
+            panic!("map")
+        };
+        assert!(
+            pairs.contains(&(Frame::text("ts-retention-policy"), Frame::text("60000"))),
+            "node {i}: {pairs:?}"
+        );
+        let info = format!("{:?}", net.call(i, 9, "TS.INFO s"));
+        assert!(info.contains("60000"), "node {i}: {info}");
+    }
+}
+
+#[test]
+fn a_node_joins_as_learner_is_promoted_and_nodes_can_leave() {
+    let now = Instant::from_millis(1);
+    let mut net = Net::new(3);
+    // Node 4 knows the current members and itself, and waits to be added.
+    let mut cfg = node_config(4, 3);
+    cfg.cluster.joining = true;
+    net.nodes
+        .push(Some(Node::new(cfg, MemStore::new(), now).unwrap()));
+    net.stores.push(MemStore::new());
+    let leader = net.wait_leader();
+    net.connect(leader, 1);
+    for i in 0..30 {
+        assert_eq!(net.call(leader, 1, &format!("SET k{i} {i}")), Frame::ok());
+    }
+    let f = (leader + 1) % 3;
+    net.connect(f, 2);
+    assert_eq!(
+        net.call(f, 2, "CLUSTER ADDNODE 4 127.0.0.1:7003@8003"),
+        Frame::ok(),
+        "forwarded to the leader"
+    );
+    net.advance(1_000);
+    let info = text(&net.call(leader, 1, "CLUSTER INFO"));
+    assert!(
+        info.contains("voters:1,2,3,4"),
+        "promoted once caught up: {info}"
+    );
+    net.connect(3, 3);
+    assert_eq!(net.call(3, 3, "READONLY"), Frame::ok());
+    assert_eq!(net.call(3, 3, "GET k29"), bulk("29"));
+    assert_eq!(net.call(3, 3, "SET via4 x"), Frame::ok());
+    let again = net.call(leader, 1, "CLUSTER ADDNODE 4 127.0.0.1:7003@8003");
+    assert!(text(&again).contains("already a member"), "{again:?}");
+    // The leader removes itself: it steps down once the change commits.
+    let me = format!("CLUSTER FORGET {}", leader + 1);
+    assert_eq!(net.call(leader, 1, &me), Frame::ok());
+    net.advance(2_000);
+    let new = net.wait_leader();
+    assert_ne!(new, leader);
+    net.connect(new, 4);
+    let info = text(&net.call(new, 4, "CLUSTER INFO"));
+    assert!(info.contains("cluster_known_nodes:3"), "{info}");
+    let voters = info
+        .lines()
+        .find_map(|l| l.strip_prefix("voters:"))
+        .unwrap_or_default();
+    assert_eq!(voters.split(',').count(), 3, "{info}");
+    assert!(
+        !voters.split(',').any(|v| v == (leader + 1).to_string()),
+        "the old leader left: {info}"
+    );
+    assert_eq!(net.call(new, 4, "GET via4"), bulk("x"));
 }

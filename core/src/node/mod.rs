@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::cmd::{self, Command, CommandError, ConnCmd, ReadCmd, WriteCmd};
+use crate::cmd::{self, ClusterCmd, Command, CommandError, ConnCmd, ReadCmd, WriteCmd};
 use crate::db::{Db, Tx};
 use crate::raft::{
     self, Entry, EntryKind, LogIndex, NodeId, ProposeError, Raft, RaftConfig, RaftOutput, Role,
@@ -89,6 +89,9 @@ pub enum Output {
     Close { conn: ConnId },
     /// Deliver `bytes` to cluster node `to` (best effort: the node retries what matters).
     Send { to: NodeId, bytes: Vec<u8> },
+    /// Cluster member `id` is reached at `addr` (`host:cluster_port`) from now on, or (`None`)
+    /// is no longer a member: the driver connects or disconnects its transport.
+    Member { id: NodeId, addr: Option<String> },
 }
 
 /// A member of the cluster and where to reach it.
@@ -119,6 +122,9 @@ pub struct ClusterConfig {
     /// How long a forwarded request or a write whose leader stepped down may wait before the
     /// client is told its outcome is unknown.
     pub request_timeout_ms: u64,
+    /// This node joins an existing cluster (`members` lists the current ones and itself): it
+    /// starts as a non-voter and waits for the leader to add it (`CLUSTER ADDNODE`).
+    pub joining: bool,
 }
 
 impl ClusterConfig {
@@ -136,6 +142,7 @@ impl ClusterConfig {
             heartbeat_ms: 100,
             election_timeout_ms: (1000, 2000),
             request_timeout_ms: 10_000,
+            joining: false,
         }
     }
 }
@@ -278,9 +285,10 @@ enum Deferred {
         entry: Vec<u8>,
         count: bool,
     },
-    /// A follower asked for the leadership (`CLUSTER FAILOVER`).
-    Failover {
-        to: NodeId,
+    /// A cluster administration command a follower forwarded.
+    Cluster {
+        cmd: ClusterCmd,
+        from: NodeId,
     },
 }
 
@@ -289,7 +297,7 @@ impl Deferred {
         match self {
             Self::Request { args, .. } => kind(args),
             Self::Write { .. } => Kind::Write,
-            Self::ProtocolError(_) | Self::Failover { .. } => Kind::Other,
+            Self::ProtocolError(_) | Self::Cluster { .. } => Kind::Other,
         }
     }
 }
@@ -412,6 +420,8 @@ pub struct Node<S: Store> {
     to_apply: Vec<Entry>,
     /// Connections whose deferred requests may be able to run.
     to_resume: Vec<ConnId>,
+    /// The member addresses the driver was told (`Output::Member`), starting from the config.
+    announced: BTreeMap<NodeId, String>,
     outputs: VecDeque<Output>,
     stats: Stats,
     started: Instant,
@@ -437,7 +447,7 @@ impl<S: Store> Node<S> {
     /// applies the committed entries the last run did not apply before this returns.
     pub fn new(config: NodeConfig, store: S, now: Instant) -> Result<Self, NodeError> {
         let cluster = &config.cluster;
-        let voters: BTreeSet<NodeId> = cluster.members.iter().map(|m| m.id).collect();
+        let mut voters: BTreeSet<NodeId> = cluster.members.iter().map(|m| m.id).collect();
         if !voters.contains(&cluster.id) {
             return Err(NodeError::Config(format!(
                 "node {} is not among the cluster members",
@@ -447,12 +457,27 @@ impl<S: Store> Node<S> {
         if voters.len() != cluster.members.len() {
             return Err(NodeError::Config("duplicate member ids".into()));
         }
+        if cluster.joining {
+            voters.remove(&cluster.id);
+            if voters.is_empty() {
+                return Err(NodeError::Config(
+                    "a joining node needs the existing members".into(),
+                ));
+            }
+        }
         let mut rc = RaftConfig::new(cluster.id, voters);
         rc.heartbeat_interval_ms = cluster.heartbeat_ms;
         (rc.election_timeout_ms_min, rc.election_timeout_ms_max) = cluster.election_timeout_ms;
         let raft = Raft::new(rc, &store, cluster.seed, now)?;
         let db = Db::open(&store)?;
         let applied = raft.status().applied;
+        let announced = config
+            .cluster
+            .members
+            .iter()
+            .filter(|m| m.id != config.cluster.id)
+            .map(|m| (m.id, cluster_addr(&m.client_addr, m.cluster_port)))
+            .collect();
         let mut node = Self {
             config,
             store,
@@ -472,12 +497,14 @@ impl<S: Store> Node<S> {
             next_forward: 0,
             to_apply: Vec::new(),
             to_resume: Vec::new(),
+            announced,
             outputs: VecDeque::new(),
             stats: Stats::default(),
             started: now,
             now,
             failed: None,
         };
+        node.announce_members();
         if node.sole_voter() {
             node.raft.campaign(&mut node.store, now)?;
             for _ in 0..STARTUP_ROUNDS {
@@ -536,6 +563,8 @@ impl<S: Store> Node<S> {
             self.fail(e);
             return;
         }
+        self.promote_caught_up_learners();
+        self.announce_members();
         while let Some((&index, w)) = self.waiters.first_key_value() {
             if w.deadline > self.now {
                 break;
@@ -1003,7 +1032,7 @@ impl<S: Store> Node<S> {
         };
         for (entry, replies) in entries.iter().zip(applied) {
             self.applied = entry.index;
-            let Some(replies) = replies else { continue };
+            let Some(mut replies) = replies else { continue };
             self.stats.writes_applied += 1;
             let Some(waiter) = self.waiters.remove(&entry.index.0) else {
                 continue;
@@ -1012,7 +1041,10 @@ impl<S: Store> Node<S> {
                 write_lost()
             } else {
                 match waiter.shape {
-                    ReplyShape::Single => replies.into_iter().next().unwrap_or(Frame::Null),
+                    ReplyShape::Single => match replies.iter().position(Frame::is_error) {
+                        Some(i) => replies.swap_remove(i),
+                        None => replies.into_iter().next().unwrap_or(Frame::Null),
+                    },
                     ReplyShape::Count => {
                         let ok = replies.iter().filter(|f| !f.is_error()).count();
                         Frame::Integer(i64::try_from(ok).unwrap_or(i64::MAX))
@@ -1021,6 +1053,7 @@ impl<S: Store> Node<S> {
             };
             self.answer(waiter.conn, Kind::Write, frame);
         }
+        self.announce_members();
         // Waiters at indexes that applied as no-ops or config changes lost their entry.
         while let Some((&index, _)) = self.waiters.first_key_value() {
             if index > self.applied.0 {
@@ -1030,6 +1063,42 @@ impl<S: Store> Node<S> {
                 self.answer(w.conn, Kind::Write, write_lost());
             }
         }
+    }
+
+    /// Tells the driver which members to keep a link to and where they are: every other
+    /// member of the Raft membership whose address is known (replicated, or from the config).
+    fn announce_members(&mut self) {
+        let me = self.raft.id();
+        let now: BTreeMap<NodeId, String> = self
+            .raft
+            .membership()
+            .members()
+            .into_iter()
+            .filter(|id| *id != me)
+            .filter_map(|id| {
+                let (host, _, cport) = self.member_addr(id);
+                (cport != 0).then(|| (id, format!("{host}:{cport}")))
+            })
+            .collect();
+        if now == self.announced {
+            return;
+        }
+        for (id, addr) in &now {
+            if self.announced.get(id) != Some(addr) {
+                let (id, addr) = (*id, Some(addr.clone()));
+                self.outputs.push_back(Output::Member { id, addr });
+            }
+        }
+        let gone: Vec<NodeId> = self
+            .announced
+            .keys()
+            .filter(|id| !now.contains_key(id))
+            .copied()
+            .collect();
+        for id in gone {
+            self.outputs.push_back(Output::Member { id, addr: None });
+        }
+        self.announced = now;
     }
 
     fn snapshot_installed(&mut self, index: LogIndex) {
@@ -1043,6 +1112,7 @@ impl<S: Store> Node<S> {
             }
         }
         self.applied = index;
+        self.announce_members();
         let lost: Vec<u64> = self.waiters.range(..=index.0).map(|(&i, _)| i).collect();
         for i in lost {
             if let Some(w) = self.waiters.remove(&i) {
@@ -1103,7 +1173,11 @@ impl<S: Store> Node<S> {
                 Deferred::Request { args, unix } => self.request(conn, args, unix),
                 Deferred::ProtocolError(e) => return self.protocol_error(conn, e),
                 Deferred::Write { entry, count } => self.forwarded_write(conn, entry, count),
-                Deferred::Failover { to } => self.failover_to(conn, to),
+                Deferred::Cluster { cmd, from } =>
+                // Membership records do not read the entry's clock.
+                {
+                    self.cluster_admin(conn, cmd, Some(from), UnixMillis(0))
+                }
             }
         }
     }
@@ -1227,9 +1301,10 @@ impl<S: Store> Node<S> {
                 text: Bytes::from(self.info(&sections)),
             },
             ConnCmd::ConfigGet(patterns) => self.config_get(&patterns),
-            ConnCmd::ConfigSet => Frame::error(
-                "ERR CONFIG SET is not supported: change tickdb's settings in its config file or flags and restart",
-            ),
+            ConnCmd::ConfigSet(pairs) => match self.config_set(conn, pairs, unix) {
+                Some(frame) => frame,
+                None => return,
+            },
             ConnCmd::ConfigResetStat => {
                 self.stats = Stats::default();
                 Frame::ok()
@@ -1282,7 +1357,7 @@ impl<S: Store> Node<S> {
                 format: *b"txt",
                 text: Bytes::from(self.cluster_info_text()),
             },
-            ConnCmd::Cluster(cc) => match self.cluster_command(conn, cc) {
+            ConnCmd::Cluster(cc) => match self.cluster_command(conn, cc, unix) {
                 Some(frame) => frame,
                 None => return,
             },
@@ -1378,14 +1453,51 @@ impl<S: Store> Node<S> {
         }
     }
 
+    /// `CONFIG SET`: cluster-wide settings (CONFIG_UPDATE) go through the log like a write,
+    /// so every node applies them; node-local settings come from the config file and flags.
+    fn config_set(
+        &mut self,
+        conn: ConnId,
+        pairs: Vec<(String, Bytes)>,
+        unix: UnixMillis,
+    ) -> Option<Frame> {
+        let mut cmds = Vec::with_capacity(pairs.len());
+        for (name, value) in pairs {
+            if !crate::db::meta::is_setting(&name) {
+                let cluster: Vec<&str> =
+                    crate::db::meta::SETTINGS.iter().map(|(n, _)| *n).collect();
+                return Some(Frame::error(format!(
+                    "ERR CONFIG SET {name}: not a cluster-wide setting; change node settings in the config file or flags and restart (cluster-wide: {})",
+                    cluster.join(", ")
+                )));
+            }
+            match crate::db::meta::validate(&name, &value) {
+                Ok(value) => cmds.push(WriteCmd::Meta(crate::db::meta::MetaWrite::Config {
+                    name,
+                    value,
+                })),
+                Err(e) => return Some(Frame::error(e)),
+            }
+        }
+        self.write(conn, cmds, ReplyShape::Single, unix);
+        None
+    }
+
     fn config_get(&self, patterns: &[Bytes]) -> Frame {
         let mut pairs = Vec::new();
-        for (name, value) in &self.config.settings {
+        let meta = self.db.meta();
+        let cluster = crate::db::meta::SETTINGS.iter().map(|(n, _)| {
+            (
+                (*n).to_string(),
+                meta.setting(n).unwrap_or_default().to_string(),
+            )
+        });
+        for (name, value) in self.config.settings.iter().cloned().chain(cluster) {
             if patterns
                 .iter()
                 .any(|p| crate::db::glob::matches(&p.to_ascii_lowercase(), name.as_bytes()))
             {
-                pairs.push((Frame::text(name.clone()), Frame::text(value.clone())));
+                pairs.push((Frame::text(name), Frame::text(value)));
             }
         }
         Frame::Map(pairs)
@@ -1462,6 +1574,12 @@ fn kind(args: &[Bytes]) -> Kind {
         Some(s) if s.flags.contains(&"readonly") && s.name != "dbsize" => Kind::Read,
         _ => Kind::Other,
     }
+}
+
+/// `host:cluster_port` for a member whose clients use `client_addr` (`host:port`).
+fn cluster_addr(client_addr: &str, cluster_port: u16) -> String {
+    let host = client_addr.rsplit_once(':').map_or(client_addr, |(h, _)| h);
+    format!("{host}:{cluster_port}")
 }
 
 fn cluster_down() -> Frame {

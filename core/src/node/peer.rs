@@ -10,6 +10,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::UnixMillis;
+use crate::cmd::ClusterCmd;
 use crate::raft::{self, NodeId};
 
 /// The envelope format this build writes and the only one it reads.
@@ -56,8 +57,9 @@ pub enum ForwardItem {
     Write { entry: Vec<u8>, count: bool },
     /// A linearizable read: the request's arguments, name first.
     Read { args: Vec<Bytes>, unix: UnixMillis },
-    /// `CLUSTER FAILOVER` on the sending follower: hand it the leadership.
-    Failover,
+    /// A cluster administration command sent to a follower (`CLUSTER FAILOVER`: hand the
+    /// sender the leadership; `ADDNODE`, `FORGET`: membership changes).
+    Cluster(ClusterCmd),
 }
 
 impl ForwardItem {
@@ -66,7 +68,7 @@ impl ForwardItem {
         match self {
             Self::Write { entry, .. } => entry.len() + 8,
             Self::Read { args, .. } => args.iter().map(|a| a.len() + 4).sum::<usize>() + 16,
-            Self::Failover => 1,
+            Self::Cluster(_) => 64,
         }
     }
 }
@@ -163,7 +165,7 @@ mod tests {
                     args: vec![Bytes::from_static(b"GET"), Bytes::from_static(b"k")],
                     unix: UnixMillis(5),
                 },
-                ForwardItem::Failover,
+                ForwardItem::Cluster(ClusterCmd::Forget { id: 3 }),
             ],
         }
     }

@@ -353,6 +353,12 @@ impl Raft {
         change: ConfChange,
     ) -> Result<LogIndex, ProposeError> {
         self.now = now;
+        self.check_conf_change(&change)?;
+        self.append_as_leader(store, EntryKind::Config(change))
+    }
+
+    /// Whether [`Raft::propose_conf_change`] would accept `change` now (it changes nothing).
+    pub fn check_conf_change(&self, change: &ConfChange) -> Result<(), ProposeError> {
         if self.role != Role::Leader {
             return Err(ProposeError::NotLeader {
                 leader: self.leader,
@@ -361,8 +367,8 @@ impl Raft {
         if self.configs.range(self.commit.next()..).next().is_some() {
             return Err(ProposeError::ConfChangeInProgress);
         }
-        self.membership().apply(&change)?;
-        if let ConfChange::Promote(id) = change {
+        self.membership().apply(change)?;
+        if let ConfChange::Promote(id) = *change {
             let caught_up = self
                 .progress
                 .get(&id)
@@ -371,7 +377,7 @@ impl Raft {
                 return Err(ProposeError::BadConfChange("learner has not caught up"));
             }
         }
-        self.append_as_leader(store, EntryKind::Config(change))
+        Ok(())
     }
 
     /// Hands leadership to `to` once its log is up to date (TimeoutNow). Aborted after an
