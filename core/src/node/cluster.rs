@@ -34,13 +34,13 @@ const SLOTS: i64 = 16384;
 impl<S: Store> Node<S> {
     pub(super) fn send_peer(&mut self, to: NodeId, body: PeerBody) {
         let c = &self.config.cluster;
-        let bytes = peer::encode(c.cluster_id, c.id, to, body);
+        let bytes = peer::encode(c.cluster_id, c.secret.as_deref(), c.id, to, body);
         self.outputs.push_back(Output::Send { to, bytes });
     }
 
     pub(super) fn peer_input(&mut self, from: NodeId, bytes: &[u8]) {
         let c = &self.config.cluster;
-        let body = match peer::decode(bytes, c.cluster_id, c.id, from) {
+        let body = match peer::decode(bytes, c.cluster_id, c.secret.as_deref(), c.id, from) {
             Ok(body) => body,
             Err(e) => {
                 self.stats.peer_messages_dropped += 1;

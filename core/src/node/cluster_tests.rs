@@ -37,6 +37,7 @@ fn cluster_config(n: usize, i: usize) -> ClusterConfig {
         election_timeout_ms: (300, 600),
         request_timeout_ms: 2_000,
         joining: false,
+        secret: Some(b"test-secret".to_vec()),
     }
 }
 
@@ -433,6 +434,7 @@ fn bytes_that_are_not_a_peer_message_are_dropped_and_counted() {
     // A well-formed message claiming another sender than the link it came on.
     let spoofed = peer::encode(
         7,
+        Some(b"test-secret"),
         NodeId(3),
         NodeId(leader as u64 + 1),
         PeerBody::ForwardReply {

@@ -125,6 +125,9 @@ pub struct ClusterConfig {
     /// This node joins an existing cluster (`members` lists the current ones and itself): it
     /// starts as a non-voter and waits for the leader to add it (`CLUSTER ADDNODE`).
     pub joining: bool,
+    /// Shared secret that authenticates cluster messages (HMAC-SHA256); `None`: unauthenticated
+    /// (the cluster port must then be reachable only by the members).
+    pub secret: Option<Vec<u8>>,
 }
 
 impl ClusterConfig {
@@ -143,6 +146,7 @@ impl ClusterConfig {
             election_timeout_ms: (1000, 2000),
             request_timeout_ms: 10_000,
             joining: false,
+            secret: None,
         }
     }
 }
