@@ -212,6 +212,10 @@ pub struct RaftConfig {
     /// Compact the log once this many entries sit behind the durable applied index. Default
     /// 10 000. Zero disables compaction.
     pub log_compaction_threshold: u64,
+    /// Also compact once this many bytes of entries were appended since the last compaction
+    /// (a few large entries, e.g. 4 MiB BATCH_FLUSHes, must not pin gigabytes of log).
+    /// Default 64 MiB. Zero disables this trigger.
+    pub log_compaction_bytes: u64,
     /// Run a PreVote round before incrementing the term. Default true: a node returning from a
     /// partition cannot force an election.
     pub pre_vote: bool,
@@ -236,6 +240,7 @@ impl RaftConfig {
             max_bytes_per_append: 1 << 20,
             snapshot_chunk_bytes: 1 << 20,
             log_compaction_threshold: 10_000,
+            log_compaction_bytes: 64 << 20,
             pre_vote: true,
             check_quorum: true,
             #[cfg(feature = "planted-bugs")]

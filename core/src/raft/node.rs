@@ -179,6 +179,8 @@ pub struct Raft {
     durable_applied: LogIndex,
     /// Store syncs so far (INFO `total_syncs`).
     syncs: u64,
+    /// Approximate bytes of entries appended since the last compaction.
+    bytes_since_compaction: u64,
 }
 
 type R<T = ()> = Result<T, StoreError>;
@@ -251,6 +253,7 @@ impl Raft {
             receiving: None,
             durable_applied: applied,
             syncs: 0,
+            bytes_since_compaction: 0,
             cfg: config,
         };
         assert!(raft.applied <= raft.last_index, "applied beyond the log");
@@ -538,9 +541,14 @@ impl Raft {
     fn maybe_compact(&mut self, store: &mut impl Store) -> R {
         let threshold = self.cfg.log_compaction_threshold;
         let target = self.durable_applied.min(self.applied);
-        if threshold == 0 || target.0 < self.base.index.0.saturating_add(threshold) {
+        let by_count = threshold > 0 && target.0 >= self.base.index.0.saturating_add(threshold);
+        let by_bytes = self.cfg.log_compaction_bytes > 0
+            && self.bytes_since_compaction >= self.cfg.log_compaction_bytes
+            && target > self.base.index;
+        if !by_count && !by_bytes {
             return Ok(());
         }
+        self.bytes_since_compaction = 0;
         let term = self
             .term_at(store, target)?
             .ok_or_else(|| StoreError::Corrupt {
@@ -780,6 +788,7 @@ impl Raft {
             self.configs.split_off(&first.index);
         }
         for e in entries {
+            self.bytes_since_compaction += e.size_hint();
             storage::put_entry(&mut batch, e);
             if let EntryKind::Config(change) = &e.kind {
                 // A leader only appends changes that apply; a follower trusts its leader's log.

@@ -31,9 +31,11 @@ fn config(id: u64, voters: &BTreeSet<NodeId>, compact: bool) -> RaftConfig {
     if compact {
         // Small enough that tests compact and stream multi-chunk snapshots.
         c.log_compaction_threshold = 50;
+        c.log_compaction_bytes = 0;
         c.snapshot_chunk_bytes = 64;
     } else {
         c.log_compaction_threshold = 0;
+        c.log_compaction_bytes = 0;
     }
     c
 }
@@ -756,4 +758,26 @@ fn failure_detector_tracks_members_through_its_states() {
         view.iter().find(|p| p.id == victim).unwrap().state,
         PeerState::Error
     );
+}
+
+#[test]
+fn a_few_large_entries_trigger_compaction_by_bytes() {
+    let mut c = Cluster::new(3);
+    for (id, node) in &mut c.nodes {
+        // The count trigger stays off: only the bytes appended can compact.
+        let mut cfg = config(id.0, &c.voters, false);
+        cfg.log_compaction_bytes = 64 << 10;
+        node.raft = Raft::new(cfg, &node.store, id.0, Instant::ZERO).unwrap();
+    }
+    let leader = c.elect();
+    for i in 0..20u8 {
+        c.propose(leader, &[i; 16 << 10]);
+    }
+    c.run_ms(300);
+    let status = c.nodes[&leader].raft.status();
+    assert!(
+        status.snapshot_index.0 >= 4,
+        "320 KiB appended, compaction every 64 KiB: {status:?}"
+    );
+    assert!(status.snapshot_index <= status.applied);
 }
