@@ -24,16 +24,20 @@ pub enum Space {
     Chunks,
     /// The label inverted index: (label, value, series id).
     Labels,
+    /// Cluster-wide state outside the keyspace: member addresses and settings changed with
+    /// `CONFIG SET` (CONFIG_UPDATE), replicated through the log like any write.
+    Meta,
 }
 
 impl Space {
     /// Every space, in a fixed order.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::Log,
         Self::Raft,
         Self::Keys,
         Self::Chunks,
         Self::Labels,
+        Self::Meta,
     ];
 
     /// The column family name on disk. Never change one: it is part of the on-disk format.
@@ -44,11 +48,15 @@ impl Space {
             Self::Keys => "keys",
             Self::Chunks => "chunks",
             Self::Labels => "labels",
+            Self::Meta => "meta",
         }
     }
 
     /// Spaces that make up the state machine (what a snapshot carries).
-    pub const STATE: [Self; 3] = [Self::Keys, Self::Chunks, Self::Labels];
+    pub const STATE: [Self; 4] = [Self::Keys, Self::Chunks, Self::Labels, Self::Meta];
+
+    /// Spaces that hold user data (what `FLUSHALL` empties).
+    pub const KEYSPACE: [Self; 3] = [Self::Keys, Self::Chunks, Self::Labels];
 }
 
 /// One change in a [`WriteBatch`].

@@ -257,14 +257,14 @@ async fn run<S: Store>(
         drain(
             &mut node,
             &mut conns,
-            mesh.as_ref().map(|m| &m.mesh),
+            mesh.as_mut().map(|m| &mut m.mesh),
             &dropped,
         );
     }
     drain(
         &mut node,
         &mut conns,
-        mesh.as_ref().map(|m| &m.mesh),
+        mesh.as_mut().map(|m| &mut m.mesh),
         &dropped,
     );
     if let Err(e) = node.sync() {
@@ -354,7 +354,7 @@ fn feed<S: Store>(
 fn drain<S: Store>(
     node: &mut Node<S>,
     conns: &mut HashMap<ConnId, mpsc::Sender<ConnOut>>,
-    mesh: Option<&Mesh>,
+    mut mesh: Option<&mut Mesh>,
     dropped: &AtomicU64,
 ) {
     while let Some(out) = node.poll_output() {
@@ -366,7 +366,11 @@ fn drain<S: Store>(
             } => (conn, ConnOut::Reply(frame, protocol)),
             Output::Close { conn } => (conn, ConnOut::Close),
             Output::Send { to, bytes } => {
-                send_peer(mesh, to, bytes, dropped);
+                send_peer(mesh.as_deref(), to, bytes, dropped);
+                continue;
+            }
+            Output::Member { id, addr } => {
+                set_member(mesh.as_deref_mut(), id, addr.as_deref());
                 continue;
             }
         };
@@ -388,6 +392,29 @@ fn drain<S: Store>(
             Err(mpsc::error::TrySendError::Closed(_)) => {
                 conns.remove(&conn);
             }
+        }
+    }
+}
+
+/// Points the mesh at a member's new cluster address (`addr` is `host:cluster_port`), or
+/// stops talking to a member that left (`None`). A standalone node has no mesh to update.
+fn set_member(mesh: Option<&mut Mesh>, id: NodeId, addr: Option<&str>) {
+    let Some(mesh) = mesh else { return };
+    if id.0 == mesh.node_id() {
+        return;
+    }
+    let Some(addr) = addr else {
+        mesh.remove_peer(id.0);
+        return;
+    };
+    match addr.parse::<std::net::SocketAddr>() {
+        Ok(addr) => {
+            if let Err(e) = mesh.set_peer(id.0, addr) {
+                tracing::warn!(peer = id.0, %addr, error = %e, "cannot link to a cluster member");
+            }
+        }
+        Err(e) => {
+            tracing::warn!(peer = id.0, addr, error = %e, "a cluster member's address is not IP:PORT");
         }
     }
 }

@@ -197,8 +197,21 @@ type Monitor = futures::channel::mpsc::Receiver<SocketEvent>;
 pub type MeshReceiver = mpsc::Receiver<(u64, Vec<u8>)>;
 
 struct PeerLink {
+    addr: SocketAddr,
     queue: mpsc::Sender<Bytes>,
     counters: Arc<LinkCounters>,
+    task: JoinHandle<()>,
+}
+
+/// The peers the ROUTER accepts messages from, shared with the inbound tasks so members can
+/// join and leave while the mesh runs.
+type PeerSet = Arc<std::sync::RwLock<BTreeMap<u64, Arc<LinkCounters>>>>;
+
+fn peers_read(set: &PeerSet) -> std::sync::RwLockReadGuard<'_, BTreeMap<u64, Arc<LinkCounters>>> {
+    // A panic while holding the lock cannot leave the map half-updated (single inserts and
+    // removes), so a poisoned lock is still usable.
+    set.read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A running mesh. Dropping it closes every socket and stops every task.
@@ -207,6 +220,9 @@ pub struct Mesh {
     local_addr: SocketAddr,
     max_message_bytes: u32,
     links: BTreeMap<u64, PeerLink>,
+    peers: PeerSet,
+    incarnation: u64,
+    send_queue_per_peer: u32,
     rejected_in: Arc<AtomicU64>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -227,6 +243,9 @@ impl Drop for Mesh {
         // connection closes, so a new mesh can bind the same port at once.
         for task in &self.tasks {
             task.abort();
+        }
+        for link in self.links.values() {
+            link.task.abort();
         }
     }
 }
@@ -307,46 +326,89 @@ impl Mesh {
         local_addr: SocketAddr,
     ) -> (Self, MeshReceiver) {
         let (inbound_tx, inbound_rx) = mpsc::channel(config.recv_queue as usize);
-        let incarnation = incarnation();
-        let mut links = BTreeMap::new();
-        let mut tasks = Vec::new();
-        for &(peer, addr) in &config.peers {
-            let (queue, rx) = mpsc::channel(config.send_queue_per_peer as usize);
-            let counters = Arc::new(LinkCounters::default());
-            let link = Link {
-                node_id: config.node_id,
-                incarnation,
-                peer,
-                endpoint: Endpoint::from_tcp_addr(addr).to_string(),
-                queue: rx,
-                counters: counters.clone(),
-            };
-            tasks.push(tokio::spawn(link.run()));
-            links.insert(peer, PeerLink { queue, counters });
-        }
         let rejected_in = Arc::new(AtomicU64::new(0));
+        let peers = PeerSet::default();
         let inbound = Inbound {
             node_id: config.node_id,
             max_message_bytes: config.max_message_bytes,
-            counters: links
-                .iter()
-                .map(|(&id, l)| (id, l.counters.clone()))
-                .collect(),
+            counters: peers.clone(),
             rejected: rejected_in.clone(),
             out: inbound_tx,
         };
-        tasks.push(tokio::spawn(inbound.clone().run_monitor(monitor)));
-        tasks.push(tokio::spawn(inbound.run(router)));
-        tracing::info!(node = config.node_id, %local_addr, peers = links.len(), "mesh started");
-        let mesh = Self {
+        let tasks = vec![
+            tokio::spawn(inbound.clone().run_monitor(monitor)),
+            tokio::spawn(inbound.run(router)),
+        ];
+        let mut mesh = Self {
             node_id: config.node_id,
             local_addr,
             max_message_bytes: config.max_message_bytes,
-            links,
+            links: BTreeMap::new(),
+            peers,
+            incarnation: incarnation(),
+            send_queue_per_peer: config.send_queue_per_peer,
             rejected_in,
             tasks,
         };
+        for &(peer, addr) in &config.peers {
+            mesh.add_link(peer, addr);
+        }
+        tracing::info!(node = config.node_id, %local_addr, peers = mesh.links.len(), "mesh started");
         (mesh, inbound_rx)
+    }
+
+    fn add_link(&mut self, peer: u64, addr: SocketAddr) {
+        let (queue, rx) = mpsc::channel(self.send_queue_per_peer as usize);
+        let counters = Arc::new(LinkCounters::default());
+        let link = Link {
+            node_id: self.node_id,
+            incarnation: self.incarnation,
+            peer,
+            endpoint: Endpoint::from_tcp_addr(addr).to_string(),
+            queue: rx,
+            counters: counters.clone(),
+        };
+        let task = tokio::spawn(link.run());
+        self.peers
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(peer, counters.clone());
+        self.links.insert(
+            peer,
+            PeerLink {
+                addr,
+                queue,
+                counters,
+                task,
+            },
+        );
+    }
+
+    /// Starts (or moves) the link to member `peer` at `addr` while the mesh runs: a node
+    /// joined the cluster or changed address. A no-op when nothing changed.
+    pub fn set_peer(&mut self, peer: u64, addr: SocketAddr) -> Result<(), MeshError> {
+        if peer == self.node_id {
+            return Err(MeshError::Config(format!("peer {peer} is this node")));
+        }
+        if self.links.get(&peer).is_some_and(|l| l.addr == addr) {
+            return Ok(());
+        }
+        self.remove_peer(peer);
+        self.add_link(peer, addr);
+        tracing::info!(peer, %addr, "mesh link added");
+        Ok(())
+    }
+
+    /// Stops the link to `peer` and refuses its messages from now on (it left the cluster).
+    pub fn remove_peer(&mut self, peer: u64) {
+        if let Some(link) = self.links.remove(&peer) {
+            link.task.abort();
+            tracing::info!(peer, "mesh link removed");
+        }
+        self.peers
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&peer);
     }
 
     pub fn node_id(&self) -> u64 {
@@ -526,7 +588,7 @@ impl Link {
 struct Inbound {
     node_id: u64,
     max_message_bytes: u32,
-    counters: BTreeMap<u64, Arc<LinkCounters>>,
+    counters: PeerSet,
     rejected: Arc<AtomicU64>,
     out: mpsc::Sender<(u64, Vec<u8>)>,
 }
@@ -559,7 +621,7 @@ impl Inbound {
         let frames = message.into_vec();
         let [identity, header, payload] = <[Bytes; 3]>::try_from(frames).ok()?;
         let from = identity_node(&identity)?;
-        let counters = self.counters.get(&from)?;
+        let counters = peers_read(&self.counters).get(&from)?.clone();
         let (header_from, to) = parse_header(&header)?;
         if header_from != from || to != self.node_id {
             tracing::warn!(
@@ -589,7 +651,9 @@ impl Inbound {
                 SocketEvent::Disconnected(id) => (id, -1),
                 _ => continue,
             };
-            let Some(counters) = identity_node(identity).and_then(|n| self.counters.get(&n)) else {
+            let counters =
+                identity_node(identity).and_then(|n| peers_read(&self.counters).get(&n).cloned());
+            let Some(counters) = counters else {
                 continue;
             };
             let c = &counters.inbound_connections;

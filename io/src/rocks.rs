@@ -117,9 +117,9 @@ fn space_options(space: Space, cache: &Cache) -> Options {
             // (repeated headers, zero runs in slowly moving values).
             opts.set_bottommost_compression_type(DBCompressionType::Zstd);
         }
-        // Log: append-only and deleted by range after compaction, read by scans. Raft: a few
-        // keys. Labels: read by prefix scans. None of them is served by a bloom filter.
-        Space::Log | Space::Raft | Space::Labels => {}
+        // Log: append-only and deleted by range after compaction, read by scans. Raft and Meta:
+        // a few keys. Labels: read by prefix scans. None of them is served by a bloom filter.
+        Space::Log | Space::Raft | Space::Labels | Space::Meta => {}
     }
     opts.set_block_based_table_factory(&table);
     opts

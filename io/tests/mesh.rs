@@ -215,3 +215,50 @@ async fn a_full_queue_drops_instead_of_blocking() {
     assert_eq!(link.dropped_queue_full, 6);
     assert!(!link.outbound_connected);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_join_and_leave_while_the_mesh_runs() {
+    let (addrs, mut meshes) = cluster(&[1, 2]).await;
+    // Node 3 starts knowing 1 and 2; they learn of it later (CLUSTER ADDNODE).
+    let l3 = listener();
+    let a3 = l3.local_addr().unwrap();
+    let mut all = addrs.clone();
+    all.insert(3, a3);
+    let (m3, mut rx3) = Mesh::start_on(config(3, &all), l3).await.expect("start");
+    // Before node 1 knows node 3, it neither sends to nor accepts from it.
+    assert!(matches!(
+        meshes[0].0.send(3, b"x".to_vec()),
+        Err(MeshError::UnknownPeer(3))
+    ));
+    m3.send(1, b"early".to_vec()).expect("queued");
+    eventually(&meshes[0].0, "message from a stranger rejected", |s| {
+        s.rejected_in >= 1
+    })
+    .await;
+    meshes[0].0.set_peer(3, a3).expect("add");
+    let (mesh1, rx1) = &mut meshes[0];
+    until_delivered(mesh1, 3, &mut rx3).await;
+    until_delivered(&m3, 1, rx1).await;
+    // Let the pings still in flight arrive before node 3 leaves.
+    while timeout(Duration::from_millis(300), rx1.recv())
+        .await
+        .is_ok()
+    {}
+    // Node 3 leaves: node 1 drops the link and refuses its messages again.
+    mesh1.remove_peer(3);
+    assert!(matches!(
+        mesh1.send(3, b"x".to_vec()),
+        Err(MeshError::UnknownPeer(3))
+    ));
+    let before = mesh1.stats().rejected_in;
+    m3.send(1, b"late".to_vec()).expect("queued");
+    eventually(mesh1, "message from a removed peer rejected", |s| {
+        s.rejected_in > before
+    })
+    .await;
+    let after = timeout(Duration::from_millis(300), rx1.recv()).await;
+    assert!(
+        after.is_err(),
+        "nothing from node 3 once it left: {after:?}"
+    );
+}

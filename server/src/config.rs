@@ -87,6 +87,10 @@ pub(crate) struct Flags {
     /// before the client gets a TIMEOUT/TRYAGAIN error (its outcome unknown) [default: 10000].
     #[arg(long, value_name = "MS")]
     pub(crate) request_timeout_ms: Option<u64>,
+    /// Shared secret that authenticates messages between the nodes (HMAC-SHA256); the same on
+    /// every node. Without it the cluster port must be reachable only by the members.
+    #[arg(long, env = "TICKDB_CLUSTER_SECRET", hide_env_values = true)]
+    pub(crate) cluster_secret: Option<String>,
 }
 
 /// The settings in a TOML config file; every key is optional.
@@ -109,6 +113,7 @@ pub(crate) struct FileConfig {
     pub(crate) heartbeat_ms: Option<u64>,
     pub(crate) election_timeout_ms: Option<String>,
     pub(crate) request_timeout_ms: Option<u64>,
+    pub(crate) cluster_secret: Option<String>,
 }
 
 /// Default ZeroMQ client port.
@@ -281,6 +286,7 @@ pub(crate) struct Config {
     pub(crate) heartbeat_ms: u64,
     pub(crate) election_timeout_ms: (u64, u64),
     pub(crate) request_timeout_ms: u64,
+    pub(crate) cluster_secret: Option<String>,
 }
 
 impl Config {
@@ -373,6 +379,10 @@ impl Config {
             heartbeat_ms,
             election_timeout_ms,
             request_timeout_ms,
+            cluster_secret: flags
+                .cluster_secret
+                .or(file.cluster_secret)
+                .filter(|s| !s.is_empty()),
         };
         anyhow::ensure!(
             config.max_connections > 0,
@@ -436,6 +446,15 @@ impl Config {
             (
                 "request-timeout-ms".into(),
                 self.request_timeout_ms.to_string(),
+            ),
+            (
+                "cluster-secret".into(),
+                if self.cluster_secret.is_some() {
+                    "(set)"
+                } else {
+                    ""
+                }
+                .into(),
             ),
         ]
     }
@@ -736,6 +755,14 @@ mod tests {
         let settings: BTreeMap<_, _> = c.settings().into_iter().collect();
         assert_eq!(settings["election-timeout-ms"], "300-600");
         assert_eq!(settings["heartbeat-ms"], "50");
+        assert_eq!(settings["cluster-secret"], "");
+        let c = load(&["--cluster-secret", "s3cret"]).unwrap();
+        assert_eq!(c.cluster_secret.as_deref(), Some("s3cret"));
+        let settings: BTreeMap<_, _> = c.settings().into_iter().collect();
+        assert_eq!(
+            settings["cluster-secret"], "(set)",
+            "never the secret itself"
+        );
     }
 
     #[test]

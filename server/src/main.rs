@@ -223,6 +223,8 @@ fn cluster_config(config: &Config) -> ClusterConfig {
         heartbeat_ms: config.heartbeat_ms,
         election_timeout_ms: config.election_timeout_ms,
         request_timeout_ms: config.request_timeout_ms,
+        joining: false,
+        secret: config.cluster_secret.clone().map(String::into_bytes),
     }
 }
 

@@ -58,7 +58,8 @@ pub enum ConnCmd {
     ClientInfo,
     Info(Vec<Bytes>),
     ConfigGet(Vec<Bytes>),
-    ConfigSet,
+    /// `CONFIG SET name value [name value ...]`, names lower-cased.
+    ConfigSet(Vec<(String, Bytes)>),
     ConfigResetStat,
     CommandAll,
     CommandCount,
@@ -68,8 +69,35 @@ pub enum ConnCmd {
     CommandList,
     DbSize,
     ClusterInfo,
+    Cluster(ClusterCmd),
     ReadOnly,
     ReadWrite,
+}
+
+/// `CLUSTER` subcommands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClusterCmd {
+    Info,
+    MyId,
+    Nodes,
+    Slots,
+    Shards,
+    /// Sent to a follower: make it the leader. `force` (FORCE / TAKEOVER): start an election
+    /// at once instead of asking the leader to hand over.
+    Failover {
+        force: bool,
+    },
+    /// NODE_JOIN: record where node `id` is reached and add it as a learner; the leader promotes
+    /// it to voter once it has caught up.
+    AddNode {
+        id: u64,
+        client_addr: String,
+        cluster_port: u16,
+    },
+    /// NODE_LEAVE: remove node `id` (the leader too: it steps down once the change commits).
+    Forget {
+        id: u64,
+    },
 }
 
 /// Reads of the state machine.
@@ -146,6 +174,8 @@ pub enum WriteCmd {
     },
     /// `TS.*` writes and `TSDB_SET`.
     Ts(ts::TsWrite),
+    /// Cluster-wide state: member addresses, `CONFIG SET` of a cluster-wide setting.
+    Meta(crate::db::meta::MetaWrite),
 }
 
 /// The most keys `SCAN` returns per call whatever `COUNT` asks, so one call stays bounded.
@@ -192,6 +222,7 @@ pub fn parse(args: &[Bytes]) -> Result<Command, CommandError> {
         "command" => parse_command(a)?,
         "dbsize" => Command::Conn(ConnCmd::DbSize),
         "cluster_info" => Command::Conn(ConnCmd::ClusterInfo),
+        "cluster" => parse_cluster(a)?,
         "readonly" => Command::Conn(ConnCmd::ReadOnly),
         "readwrite" => Command::Conn(ConnCmd::ReadWrite),
         "flushdb" | "flushall" => {
@@ -372,7 +403,15 @@ fn parse_config(a: &[Bytes]) -> Result<Command, CommandError> {
         ConnCmd::ConfigGet(a[2..].to_vec())
     } else if is(sub, "SET") {
         sub_arity("config", "set", a.len() >= 4 && a.len().is_multiple_of(2))?;
-        ConnCmd::ConfigSet
+        ConnCmd::ConfigSet(
+            a[2..]
+                .chunks_exact(2)
+                .map(|p| {
+                    let name = String::from_utf8_lossy(&p[0]).to_ascii_lowercase();
+                    (name, p[1].clone())
+                })
+                .collect(),
+        )
     } else if is(sub, "RESETSTAT") {
         sub_arity("config", "resetstat", a.len() == 2)?;
         ConnCmd::ConfigResetStat
@@ -380,6 +419,64 @@ fn parse_config(a: &[Bytes]) -> Result<Command, CommandError> {
         return Err(unknown_sub("config", sub));
     };
     Ok(Command::Conn(cmd))
+}
+
+fn parse_cluster(a: &[Bytes]) -> Result<Command, CommandError> {
+    let sub = &a[1];
+    let simple = [
+        ("INFO", ClusterCmd::Info),
+        ("MYID", ClusterCmd::MyId),
+        ("NODES", ClusterCmd::Nodes),
+        ("SLOTS", ClusterCmd::Slots),
+        ("SHARDS", ClusterCmd::Shards),
+    ];
+    if let Some((name, cmd)) = simple.into_iter().find(|(n, _)| is(sub, n)) {
+        sub_arity("cluster", &name.to_ascii_lowercase(), a.len() == 2)?;
+        return Ok(Command::Conn(ConnCmd::Cluster(cmd)));
+    }
+    if is(sub, "ADDNODE") {
+        sub_arity("cluster", "addnode", a.len() == 4)?;
+        let id = node_id_arg(&a[2])?;
+        let addr = String::from_utf8_lossy(&a[3]).into_owned();
+        let bad = || CommandError::other("ERR address must be host:port@cport");
+        let (client_addr, cport) = addr.split_once('@').ok_or_else(bad)?;
+        let (_, port) = client_addr.rsplit_once(':').ok_or_else(bad)?;
+        port.parse::<u16>().map_err(|_| bad())?;
+        let cluster_port = cport.parse::<u16>().map_err(|_| bad())?;
+        return Ok(Command::Conn(ConnCmd::Cluster(ClusterCmd::AddNode {
+            id,
+            client_addr: client_addr.to_string(),
+            cluster_port,
+        })));
+    }
+    if is(sub, "FORGET") {
+        sub_arity("cluster", "forget", a.len() == 3)?;
+        let id = node_id_arg(&a[2])?;
+        return Ok(Command::Conn(ConnCmd::Cluster(ClusterCmd::Forget { id })));
+    }
+    if is(sub, "FAILOVER") {
+        let force = match a.get(2) {
+            None => false,
+            Some(m) if a.len() == 3 && (is(m, "FORCE") || is(m, "TAKEOVER")) => true,
+            Some(_) => return Err(CommandError::Syntax),
+        };
+        return Ok(Command::Conn(ConnCmd::Cluster(ClusterCmd::Failover {
+            force,
+        })));
+    }
+    Err(unknown_sub("cluster", sub))
+}
+
+/// A node id as a decimal number or as the 40 hex digits `CLUSTER NODES` shows.
+fn node_id_arg(arg: &[u8]) -> Result<u64, CommandError> {
+    let text = std::str::from_utf8(arg).unwrap_or_default();
+    let id = if text.len() == 40 {
+        u64::from_str_radix(text.trim_start_matches('0'), 16).ok()
+    } else {
+        text.parse::<u64>().ok()
+    };
+    id.filter(|&id| id > 0)
+        .ok_or_else(|| CommandError::other(format!("ERR Unknown node {text}")))
 }
 
 fn parse_command(a: &[Bytes]) -> Result<Command, CommandError> {

@@ -108,6 +108,15 @@ pub static COMMANDS: &[CommandSpec] = &[
         "A container for client connection commands.",
     ),
     spec(
+        "cluster",
+        -2,
+        &["loading", "stale"],
+        NO_KEYS,
+        "cluster",
+        "3.0.0",
+        "CLUSTER INFO | MYID | NODES | SLOTS | SHARDS | FAILOVER [FORCE|TAKEOVER] | ADDNODE id host:port@cport | FORGET id: the Raft cluster seen as one Redis Cluster shard owning every slot.",
+    ),
+    spec(
         "cluster_info",
         1,
         CONN,

@@ -8,6 +8,7 @@
 //! `[RECORD_VERSION, kind, payload...]`. Strings keep their value as the payload.
 
 pub mod glob;
+pub mod meta;
 mod tx;
 
 use std::collections::BTreeMap;
@@ -107,6 +108,8 @@ pub struct Db {
     /// replicated), bounded by [`SCAN_CURSORS_MAX`].
     scan_cursors: BTreeMap<u64, Vec<u8>>,
     next_cursor: u64,
+    /// Cluster-wide state (member addresses, replicated settings).
+    meta: meta::Meta,
 }
 
 impl Db {
@@ -119,8 +122,14 @@ impl Db {
         }
         Ok(Self {
             keys,
+            meta: meta::Meta::open(store)?,
             ..Self::default()
         })
+    }
+
+    /// Cluster-wide state: member addresses and replicated settings.
+    pub fn meta(&self) -> &meta::Meta {
+        &self.meta
     }
 
     pub fn key_count(&self) -> u64 {
@@ -233,11 +242,14 @@ impl Db {
                     ts: *ts,
                     value: *value,
                 };
-                crate::ts::engine::apply(tx, &mut self.keys, &add, unix)?
+                crate::ts::engine::apply(tx, &mut self.keys, &self.meta.defaults, &add, unix)?
             }
-            WriteCmd::Ts(t) => crate::ts::engine::apply(tx, &mut self.keys, t, unix)?,
+            WriteCmd::Ts(t) => {
+                crate::ts::engine::apply(tx, &mut self.keys, &self.meta.defaults, t, unix)?
+            }
+            WriteCmd::Meta(w) => self.meta.apply(tx, w),
             WriteCmd::Flush => {
-                for space in Space::STATE {
+                for space in Space::KEYSPACE {
                     tx.clear(space)?;
                 }
                 self.keys = 0;

@@ -53,7 +53,12 @@ impl<S: Store> Node<S> {
             "server" => {
                 line("redis_version", &REDIS_COMPAT_VERSION);
                 line("tickdb_version", &VERSION);
-                line("redis_mode", &"standalone");
+                let mode = if self.sole_voter() {
+                    "standalone"
+                } else {
+                    "cluster"
+                };
+                line("redis_mode", &mode);
                 line("node_id", &self.config.node_id);
                 let uptime = self.now.saturating_since(self.started).as_secs();
                 line("uptime_in_seconds", &uptime);
@@ -63,9 +68,9 @@ impl<S: Store> Node<S> {
                 }
             }
             "clients" => {
-                line("connected_clients", &self.conns.len());
+                line("connected_clients", &self.client_count());
                 line("maxclients", &self.config.max_clients);
-                let blocked = self.conns.values().filter(|c| c.outstanding > 0).count();
+                let blocked = self.conns.values().filter(|c| c.writes > 0).count();
                 line("clients_waiting_on_writes", &blocked);
                 let batch: usize = self.conns.values().map(|c| c.batch.len()).sum();
                 line("batch_buffered_samples", &batch);
@@ -78,7 +83,10 @@ impl<S: Store> Node<S> {
                 line("rejected_connections", &s.rejected_connections);
                 line("total_error_replies", &s.error_replies);
                 line("total_writes_applied", &s.writes_applied);
-                line("total_syncs", &s.syncs);
+                line("total_syncs", &self.raft.sync_count());
+                line("total_forwards_sent", &s.forwards_sent);
+                line("total_forwards_served", &s.forwards_served);
+                line("total_peer_messages_dropped", &s.peer_messages_dropped);
             }
             "persistence" => {
                 line("loading", &0);
@@ -95,16 +103,12 @@ impl<S: Store> Node<S> {
                         "ok"
                     },
                 );
-                line("log_last_index", &self.log.last_index());
-                line("log_applied_index", &self.log.applied());
+                line("log_last_index", &self.raft.last_index().0);
+                line("log_applied_index", &self.applied.0);
             }
-            "replication" => {
-                line("role", &"master");
-                line("connected_slaves", &0);
-                line("master_repl_offset", &self.log.applied());
-            }
+            "replication" => self.replication_info(&mut line),
             "cluster" => {
-                line("cluster_enabled", &0);
+                line("cluster_enabled", &u8::from(!self.sole_voter()));
             }
             "keyspace" => {
                 let keys = self.db.key_count();
@@ -114,17 +118,5 @@ impl<S: Store> Node<S> {
             }
             _ => {}
         }
-    }
-
-    /// The seed dialect's CLUSTER_INFO: the node's view of its cluster.
-    pub(super) fn cluster_info(&self) -> String {
-        let mut out = String::new();
-        let _ = write!(out, "cluster_state:ok\r\n");
-        let _ = write!(out, "cluster_known_nodes:1\r\n");
-        let _ = write!(out, "cluster_size:1\r\n");
-        let _ = write!(out, "node_id:{}\r\n", self.config.node_id);
-        let _ = write!(out, "role:leader\r\n");
-        let _ = write!(out, "commit_index:{}\r\n", self.log.applied());
-        out
     }
 }

@@ -14,21 +14,28 @@
 //! into the log at once (the log orders them); any other request behind a pending write waits
 //! until that write has applied, so a pipelined `SET k v` / `GET k` reads its own write.
 
+mod cluster;
 mod info;
 pub mod log;
+pub mod peer;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::cmd::{self, Command, CommandError, ConnCmd, WriteCmd};
+use crate::cmd::{self, ClusterCmd, Command, CommandError, ConnCmd, ReadCmd, WriteCmd};
 use crate::db::{Db, Tx};
-use crate::raft::NodeId;
-use crate::resp::{Frame, Protocol};
+use crate::raft::{
+    self, Entry, EntryKind, LogIndex, NodeId, ProposeError, Raft, RaftConfig, RaftOutput, Role,
+    Term,
+};
+use crate::resp::{Frame, Protocol, encode};
 use crate::store::{Store, StoreError};
 use crate::{Instant, UnixMillis};
 
-use log::{LogEntry, SoloLog};
+use log::LogEntry;
+use peer::{ForwardItem, PeerBody};
 
 /// A client connection, named by the driver; unique for the node's lifetime.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -82,6 +89,9 @@ pub enum Output {
     Close { conn: ConnId },
     /// Deliver `bytes` to cluster node `to` (best effort: the node retries what matters).
     Send { to: NodeId, bytes: Vec<u8> },
+    /// Cluster member `id` is reached at `addr` (`host:cluster_port`) from now on, or (`None`)
+    /// is no longer a member: the driver connects or disconnects its transport.
+    Member { id: NodeId, addr: Option<String> },
 }
 
 /// A member of the cluster and where to reach it.
@@ -112,6 +122,12 @@ pub struct ClusterConfig {
     /// How long a forwarded request or a write whose leader stepped down may wait before the
     /// client is told its outcome is unknown.
     pub request_timeout_ms: u64,
+    /// This node joins an existing cluster (`members` lists the current ones and itself): it
+    /// starts as a non-voter and waits for the leader to add it (`CLUSTER ADDNODE`).
+    pub joining: bool,
+    /// Shared secret that authenticates cluster messages (HMAC-SHA256); `None`: unauthenticated
+    /// (the cluster port must then be reachable only by the members).
+    pub secret: Option<Vec<u8>>,
 }
 
 impl ClusterConfig {
@@ -129,6 +145,8 @@ impl ClusterConfig {
             heartbeat_ms: 100,
             election_timeout_ms: (1000, 2000),
             request_timeout_ms: 10_000,
+            joining: false,
+            secret: None,
         }
     }
 }
@@ -161,7 +179,9 @@ pub struct NodeConfig {
 pub const DEFERRED_MAX_PER_CONN: usize = 100_000;
 
 /// Most samples a connection may buffer with `BATCH_SET` before `BATCH_FLUSH`.
-pub const BATCH_MAX_SAMPLES: usize = 1_000_000;
+/// Bounded so that a full buffer fits one replicated log entry ([`peer::MAX_ENTRY_BYTES`]) with
+/// keys of up to about 20 bytes.
+pub const BATCH_MAX_SAMPLES: usize = 100_000;
 
 /// The version of Redis whose protocol and command semantics tickdb follows.
 pub const REDIS_COMPAT_VERSION: &str = "7.4.0";
@@ -182,20 +202,138 @@ struct Conn {
     created: Instant,
     last_active: Instant,
     last_cmd: &'static str,
-    /// Writes in the log not yet applied.
-    outstanding: u64,
-    /// Requests waiting for the outstanding writes to apply, in order.
+    /// Writes proposed or forwarded and not yet answered.
+    writes: u64,
+    /// Reads waiting for a ReadIndex round or a forward, not yet answered.
+    reads: u64,
+    /// Where those reads wait; another read may join them only on the same path, so replies
+    /// keep their order.
+    reads_via: ReadVia,
+    /// Requests waiting for earlier ones, in order.
     deferred: VecDeque<Deferred>,
     /// Samples buffered by BATCH_SET: (key, timestamp, value).
     batch: Vec<(Bytes, u64, f64)>,
     /// QUIT or a protocol error: nothing more is read or answered after the pending replies.
     closing: bool,
+    /// Follower: requests for the leader not sent yet (sent by the next `poll_output`), and
+    /// their approximate size.
+    fwd: Vec<ForwardItem>,
+    fwd_bytes: usize,
+    /// Follower: the forward in flight. One at a time per connection keeps its order even if
+    /// the network reorders or the leader changes.
+    fwd_inflight: Option<u64>,
+    /// Leader: set on the internal connection that runs one forwarded message.
+    remote: Option<Remote>,
+}
+
+impl Conn {
+    fn new(kind: ConnKind, addr: String, authenticated: bool, now: Instant) -> Self {
+        Self {
+            kind,
+            addr,
+            name: None,
+            lib_name: None,
+            lib_ver: None,
+            protocol: Protocol::Resp2,
+            authenticated,
+            readonly: false,
+            created: now,
+            last_active: now,
+            last_cmd: "NULL",
+            writes: 0,
+            reads: 0,
+            reads_via: ReadVia::ReadIndex,
+            deferred: VecDeque::new(),
+            batch: Vec::new(),
+            closing: false,
+            fwd: Vec::new(),
+            fwd_bytes: 0,
+            fwd_inflight: None,
+            remote: None,
+        }
+    }
+
+    /// Whether a request of `kind` may run now given what is pending ahead of it (the caller
+    /// checks `deferred` first). Writes queue behind writes (the log orders them) and reads
+    /// behind reads on the same path; anything else waits for everything before it.
+    fn ready(&self, kind: Kind, path: Option<ReadVia>) -> bool {
+        if self.fwd_inflight.is_some() || self.fwd_bytes >= peer::FORWARD_BUFFER_BYTES {
+            return false;
+        }
+        match kind {
+            Kind::Write => self.reads == 0,
+            Kind::Read => self.writes == 0 && (self.reads == 0 || path == Some(self.reads_via)),
+            Kind::Other => self.writes == 0 && self.reads == 0,
+        }
+    }
+}
+
+/// The leader's side of one forwarded message: the replies gathered so far.
+#[derive(Debug)]
+struct Remote {
+    from: NodeId,
+    id: u64,
+    expected: usize,
+    replies: Vec<Vec<u8>>,
 }
 
 #[derive(Debug)]
 enum Deferred {
-    Request { args: Vec<Bytes>, unix: UnixMillis },
+    Request {
+        args: Vec<Bytes>,
+        unix: UnixMillis,
+    },
     ProtocolError(String),
+    /// A forwarded write on a leader's remote connection: an encoded, unvalidated entry.
+    Write {
+        entry: Vec<u8>,
+        count: bool,
+    },
+    /// A cluster administration command a follower forwarded.
+    Cluster {
+        cmd: ClusterCmd,
+        from: NodeId,
+    },
+}
+
+impl Deferred {
+    fn kind(&self) -> Kind {
+        match self {
+            Self::Request { args, .. } => kind(args),
+            Self::Write { .. } => Kind::Write,
+            Self::ProtocolError(_) | Self::Cluster { .. } => Kind::Other,
+        }
+    }
+}
+
+/// How a request orders against the ones pending before it on its connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// Goes into the log.
+    Write,
+    /// Reads the state machine.
+    Read,
+    /// Connection and server commands, errors, BATCH_SET.
+    Other,
+}
+
+/// Where a connection's pending reads wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ReadVia {
+    /// This node leads and confirms its leadership with a heartbeat round (ReadIndex).
+    ReadIndex,
+    /// Forwarded to the leader.
+    Forward,
+}
+
+/// How this node can serve a read for a connection right now.
+enum ReadPath {
+    /// From the local state at once: the only voter, or a follower read on a `READONLY`
+    /// connection (possibly stale).
+    Local,
+    Via(ReadVia),
+    /// Not at all: the error to answer.
+    Refuse(Frame),
 }
 
 /// Whom to answer when a log entry applies.
@@ -203,14 +341,36 @@ enum Deferred {
 struct Waiter {
     conn: ConnId,
     shape: ReplyShape,
+    /// The term the entry was proposed in: if another entry lands at its index, it was lost.
+    term: Term,
+    /// After this the client is told the outcome is unknown.
+    deadline: Instant,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug)]
 enum ReplyShape {
     /// The reply of the entry's one command.
     Single,
     /// BATCH_FLUSH: the number of commands that did not fail.
     Count,
+}
+
+/// A write waiting for the next drive round to be proposed with the others (group commit).
+#[derive(Debug)]
+struct Proposal {
+    conn: ConnId,
+    entry: Vec<u8>,
+    shape: ReplyShape,
+}
+
+/// A follower's forward in flight.
+#[derive(Debug)]
+struct Forward {
+    conn: ConnId,
+    to: NodeId,
+    /// Per item: whether it counts as a write (else a read).
+    writes: Vec<bool>,
+    deadline: Instant,
 }
 
 /// Counters for INFO stats.
@@ -223,17 +383,49 @@ struct Stats {
     net_input_bytes: u64,
     net_output_bytes: u64,
     writes_applied: u64,
-    syncs: u64,
+    forwards_sent: u64,
+    forwards_served: u64,
+    peer_messages_dropped: u64,
 }
+
+/// Most forwarded messages a leader runs at once; more are answered `-TRYAGAIN`.
+pub const REMOTE_MAX: usize = 10_000;
+
+/// Connection ids at and above this are the leader's internal connections for forwarded
+/// requests; drivers number client connections from 1 up.
+const REMOTE_CONN_BASE: u64 = 1 << 62;
+
+/// Rounds of internal work `Node::new` runs to elect a single node and replay its log.
+const STARTUP_ROUNDS: u32 = 64;
 
 /// A tickdb node.
 pub struct Node<S: Store> {
     config: NodeConfig,
     store: S,
     db: Db,
-    log: SoloLog,
+    raft: Raft,
+    /// The index the state machine has applied (the raft entries and snapshots).
+    applied: LogIndex,
     conns: BTreeMap<ConnId, Conn>,
+    remotes: usize,
+    next_remote: u64,
+    proposals: Vec<Proposal>,
+    /// Log index -> the client waiting for it.
     waiters: BTreeMap<u64, Waiter>,
+    /// Reads registered with ReadIndex (by context) and the ones confirmed, waiting to apply.
+    reads: BTreeMap<u64, (ConnId, ReadCmd)>,
+    reads_ready: VecDeque<(LogIndex, u64)>,
+    next_read: u64,
+    /// Connections with forwards to send.
+    fwd_dirty: BTreeSet<ConnId>,
+    forwards: BTreeMap<u64, Forward>,
+    next_forward: u64,
+    /// Committed entries collected from Raft, applied together.
+    to_apply: Vec<Entry>,
+    /// Connections whose deferred requests may be able to run.
+    to_resume: Vec<ConnId>,
+    /// The member addresses the driver was told (`Output::Member`), starting from the config.
+    announced: BTreeMap<NodeId, String>,
     outputs: VecDeque<Output>,
     stats: Stats,
     started: Instant,
@@ -248,36 +440,94 @@ pub struct Node<S: Store> {
 pub enum NodeError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Raft(#[from] raft::RaftError),
+    #[error("invalid cluster configuration: {0}")]
+    Config(String),
 }
 
 impl<S: Store> Node<S> {
-    /// Opens the node on `store`, applying any committed entries the last run did not apply.
-    pub fn new(config: NodeConfig, mut store: S, now: Instant) -> Result<Self, NodeError> {
-        let mut db = Db::open(&store)?;
-        let mut log = SoloLog::open(&store)?;
-        let entries: Vec<(u64, LogEntry)> = std::iter::from_fn(|| log.next_committed()).collect();
-        if !entries.is_empty() {
-            apply_entries(&mut db, &mut store, &entries)?;
-            store.sync()?;
-            tracing::info!(
-                replayed = entries.len(),
-                applied = log.applied(),
-                "applied log entries left by the last run"
-            );
+    /// Opens the node on `store`. A node that is its cluster's only voter elects itself and
+    /// applies the committed entries the last run did not apply before this returns.
+    pub fn new(config: NodeConfig, store: S, now: Instant) -> Result<Self, NodeError> {
+        let cluster = &config.cluster;
+        let mut voters: BTreeSet<NodeId> = cluster.members.iter().map(|m| m.id).collect();
+        if !voters.contains(&cluster.id) {
+            return Err(NodeError::Config(format!(
+                "node {} is not among the cluster members",
+                cluster.id.0
+            )));
         }
-        Ok(Self {
+        if voters.len() != cluster.members.len() {
+            return Err(NodeError::Config("duplicate member ids".into()));
+        }
+        if cluster.joining {
+            voters.remove(&cluster.id);
+            if voters.is_empty() {
+                return Err(NodeError::Config(
+                    "a joining node needs the existing members".into(),
+                ));
+            }
+        }
+        let mut rc = RaftConfig::new(cluster.id, voters);
+        rc.heartbeat_interval_ms = cluster.heartbeat_ms;
+        (rc.election_timeout_ms_min, rc.election_timeout_ms_max) = cluster.election_timeout_ms;
+        let raft = Raft::new(rc, &store, cluster.seed, now)?;
+        let db = Db::open(&store)?;
+        let applied = raft.status().applied;
+        let announced = config
+            .cluster
+            .members
+            .iter()
+            .filter(|m| m.id != config.cluster.id)
+            .map(|m| (m.id, cluster_addr(&m.client_addr, m.cluster_port)))
+            .collect();
+        let mut node = Self {
             config,
             store,
             db,
-            log,
+            raft,
+            applied,
             conns: BTreeMap::new(),
+            remotes: 0,
+            next_remote: 0,
+            proposals: Vec::new(),
             waiters: BTreeMap::new(),
+            reads: BTreeMap::new(),
+            reads_ready: VecDeque::new(),
+            next_read: 0,
+            fwd_dirty: BTreeSet::new(),
+            forwards: BTreeMap::new(),
+            next_forward: 0,
+            to_apply: Vec::new(),
+            to_resume: Vec::new(),
+            announced,
             outputs: VecDeque::new(),
             stats: Stats::default(),
             started: now,
             now,
             failed: None,
-        })
+        };
+        node.announce_members();
+        if node.sole_voter() {
+            node.raft.campaign(&mut node.store, now)?;
+            for _ in 0..STARTUP_ROUNDS {
+                if !node.step() {
+                    break;
+                }
+            }
+            if let Some(why) = &node.failed {
+                return Err(NodeError::Store(StoreError::Engine(why.clone())));
+            }
+            if node.applied > applied {
+                tracing::info!(
+                    from = applied.0,
+                    to = node.applied.0,
+                    "applied log entries left by the last run"
+                );
+            }
+        }
+        Ok(node)
     }
 
     pub fn store(&self) -> &S {
@@ -289,15 +539,56 @@ impl<S: Store> Node<S> {
         self.stats.net_output_bytes += n;
     }
 
-    /// The next deadline the driver must call [`Node::handle_timeout`] at. The single node has
-    /// no timers yet; the cluster's heartbeats and elections will.
+    /// The next deadline the driver must call [`Node::handle_timeout`] at: Raft's heartbeats
+    /// and elections, and the timeouts of requests in flight.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        None
+        if self.failed.is_some() {
+            return None;
+        }
+        let mut t = self.raft.poll_timeout();
+        let mut earlier = |d: Instant| t = Some(t.map_or(d, |t| t.min(d)));
+        // Deadlines grow with the index and the forward id, so the first is the earliest.
+        if let Some((_, w)) = self.waiters.first_key_value() {
+            earlier(w.deadline);
+        }
+        if let Some((_, f)) = self.forwards.first_key_value() {
+            earlier(f.deadline);
+        }
+        t
     }
 
-    /// Spurious calls are no-ops.
+    /// Fires due timers. Spurious calls are no-ops.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = self.now.max(now);
+        if self.failed.is_some() {
+            return;
+        }
+        if let Err(e) = self.raft.handle_timeout(&mut self.store, self.now) {
+            self.fail(e);
+            return;
+        }
+        self.promote_caught_up_learners();
+        self.announce_members();
+        while let Some((&index, w)) = self.waiters.first_key_value() {
+            if w.deadline > self.now {
+                break;
+            }
+            let conn = w.conn;
+            self.waiters.remove(&index);
+            self.answer(
+                conn,
+                Kind::Write,
+                unknown_outcome("was not committed in time"),
+            );
+        }
+        while let Some((&id, f)) = self.forwards.first_key_value() {
+            if f.deadline > self.now {
+                break;
+            }
+            let leader = f.to;
+            tracing::warn!(leader = leader.0, "a forwarded request timed out");
+            self.forward_done(id, Vec::new());
+        }
     }
 
     /// Makes everything written so far durable (for a clean shutdown).
@@ -316,6 +607,8 @@ impl<S: Store> Node<S> {
                 unix,
             } => {
                 self.stats.net_input_bytes += wire_bytes;
+                let k = kind(&args);
+                let path = (k == Kind::Read).then(|| self.read_via(conn));
                 let Some(c) = self.conns.get_mut(&conn) else {
                     return;
                 };
@@ -323,7 +616,7 @@ impl<S: Store> Node<S> {
                     return;
                 }
                 c.last_active = self.now;
-                if !c.deferred.is_empty() || (c.outstanding > 0 && !is_log_write(&args)) {
+                if !c.deferred.is_empty() || !c.ready(k, path.flatten()) {
                     if c.deferred.len() >= DEFERRED_MAX_PER_CONN {
                         tracing::warn!(
                             conn = conn.0,
@@ -343,37 +636,84 @@ impl<S: Store> Node<S> {
                 let Some(c) = self.conns.get_mut(&conn) else {
                     return;
                 };
-                if c.outstanding > 0 || !c.deferred.is_empty() {
+                if !c.deferred.is_empty() || !c.ready(Kind::Other, None) {
                     c.deferred.push_back(Deferred::ProtocolError(error));
                 } else {
                     self.protocol_error(conn, error);
                 }
             }
             Input::Disconnect { conn } => {
-                self.conns.remove(&conn);
+                if self.conns.get(&conn).is_some_and(|c| c.remote.is_none()) {
+                    self.conns.remove(&conn);
+                }
             }
-            Input::Peer { .. } => {}
+            Input::Peer { from, bytes } => self.peer_input(from, &bytes),
         }
     }
 
-    /// The next output. Syncs the store first when writes wait for it (group commit).
+    /// The next output. Runs the node's internal work first when there is some: proposing
+    /// the writes of this round, syncing (group commit), applying what committed, answering.
     #[must_use]
     pub fn poll_output(&mut self) -> Option<Output> {
         loop {
             if let Some(out) = self.outputs.pop_front() {
                 return Some(out);
             }
-            if !self.log.sync_owed() && !self.log.has_committed() {
+            if !self.step() {
                 return None;
             }
-            self.commit();
         }
+    }
+
+    /// One round of internal work; false when there was none.
+    fn step(&mut self) -> bool {
+        if self.failed.is_some() {
+            return false;
+        }
+        let mut did = false;
+        if !self.proposals.is_empty() {
+            did = true;
+            self.propose_round();
+        }
+        if !self.fwd_dirty.is_empty() {
+            did = true;
+            self.send_forwards();
+        }
+        if self.raft.needs_flush() {
+            did = true;
+            if let Err(e) = self.raft.flush(&mut self.store, self.now) {
+                self.fail(e);
+                return true;
+            }
+        }
+        while let Some(out) = self.raft.poll_output() {
+            did = true;
+            self.raft_output(out);
+        }
+        self.apply_collected();
+        self.serve_ready_reads();
+        if !self.to_resume.is_empty() {
+            did = true;
+            for conn in std::mem::take(&mut self.to_resume) {
+                self.resume(conn);
+            }
+        }
+        did
+    }
+
+    fn sole_voter(&self) -> bool {
+        let voters = &self.raft.membership().voters;
+        voters.len() == 1 && voters.contains(&self.raft.id())
+    }
+
+    fn is_leader(&self) -> bool {
+        self.raft.role() == Role::Leader
     }
 
     fn connect(&mut self, conn: ConnId, kind: ConnKind, addr: String) {
         self.stats.connections_received += 1;
         let max = self.config.max_clients;
-        if max > 0 && self.conns.len() as u64 >= max {
+        if max > 0 && self.client_count() as u64 >= max {
             self.stats.rejected_connections += 1;
             let frame = Frame::error("ERR max number of clients reached");
             self.outputs.push_back(Output::Reply {
@@ -385,32 +725,42 @@ impl<S: Store> Node<S> {
             return;
         }
         let authenticated = self.config.requirepass.is_none();
-        let c = Conn {
-            kind,
-            addr,
-            name: None,
-            lib_name: None,
-            lib_ver: None,
-            protocol: Protocol::Resp2,
-            authenticated,
-            readonly: false,
-            created: self.now,
-            last_active: self.now,
-            last_cmd: "NULL",
-            outstanding: 0,
-            deferred: VecDeque::new(),
-            batch: Vec::new(),
-            closing: false,
-        };
-        self.conns.insert(conn, c);
+        self.conns
+            .insert(conn, Conn::new(kind, addr, authenticated, self.now));
+    }
+
+    /// Client connections (not the leader's internal ones for forwarded requests).
+    fn client_count(&self) -> usize {
+        self.conns.len() - self.remotes
     }
 
     fn reply(&mut self, conn: ConnId, frame: Frame) {
-        let Some(c) = self.conns.get(&conn) else {
+        let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
         if frame.is_error() {
             self.stats.error_replies += 1;
+        }
+        if let Some(r) = &mut c.remote {
+            let mut bytes = Vec::new();
+            encode(&frame, Protocol::Resp3, &mut bytes);
+            if bytes.len() > peer::MAX_FORWARD_REPLY_BYTES {
+                bytes.clear();
+                let msg = format!(
+                    "ERR reply of {} bytes is too large to forward from the leader: send the read to the leader, or use READONLY on this node",
+                    bytes.capacity()
+                );
+                encode(&Frame::error(msg), Protocol::Resp3, &mut bytes);
+            }
+            r.replies.push(bytes);
+            if r.replies.len() >= r.expected {
+                let (from, id) = (r.from, r.id);
+                let replies = std::mem::take(&mut r.replies);
+                self.conns.remove(&conn);
+                self.remotes -= 1;
+                self.send_peer(from, PeerBody::ForwardReply { id, replies });
+            }
+            return;
         }
         self.outputs.push_back(Output::Reply {
             conn,
@@ -427,7 +777,7 @@ impl<S: Store> Node<S> {
         self.outputs.push_back(Output::Close { conn });
     }
 
-    /// Executes one request now (the connection has nothing pending ahead of it).
+    /// Executes one request now (nothing pending on the connection stands in its way).
     fn request(&mut self, conn: ConnId, args: Vec<Bytes>, unix: UnixMillis) {
         self.stats.commands += 1;
         if args.is_empty() {
@@ -458,18 +808,8 @@ impl<S: Store> Node<S> {
         }
         match cmd {
             Command::Conn(cc) => self.conn_command(conn, cc, unix),
-            Command::Read(r) => {
-                let protocol = self
-                    .conns
-                    .get(&conn)
-                    .map_or(Protocol::Resp2, |c| c.protocol);
-                let reply = match self.db.read(&self.store, &r, protocol) {
-                    Ok(frame) => frame,
-                    Err(e) => self.storage_failed(e),
-                };
-                self.reply(conn, reply);
-            }
-            Command::Write(w) => self.propose(conn, vec![w], ReplyShape::Single, unix),
+            Command::Read(r) => self.read(conn, r, args, unix),
+            Command::Write(w) => self.write(conn, vec![w], ReplyShape::Single, unix),
             Command::BatchSet { key, value, ts } => {
                 let Some(c) = self.conns.get_mut(&conn) else {
                     return;
@@ -494,88 +834,340 @@ impl<S: Store> Node<S> {
                 let cmds = samples
                     .into_iter()
                     .map(|(key, ts, value)| WriteCmd::BatchAdd { key, ts, value });
-                self.propose(conn, cmds.collect(), ReplyShape::Count, unix);
+                self.write(conn, cmds.collect(), ReplyShape::Count, unix);
             }
         }
     }
 
-    fn propose(&mut self, conn: ConnId, cmds: Vec<WriteCmd>, shape: ReplyShape, unix: UnixMillis) {
-        let index = self.log.propose(LogEntry::new(unix, cmds));
-        self.waiters.insert(index, Waiter { conn, shape });
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.outstanding += 1;
+    /// How a read on `conn` would be served now (`None`: refused).
+    fn read_via(&self, conn: ConnId) -> Option<ReadVia> {
+        match self.read_path(conn) {
+            ReadPath::Via(v) => Some(v),
+            ReadPath::Local | ReadPath::Refuse(_) => None,
         }
     }
 
-    /// Syncs, applies every committed entry, answers the waiting clients, then runs requests
-    /// that were waiting behind those writes.
-    fn commit(&mut self) {
-        if let Err(e) = self.log.flush(&mut self.store) {
-            self.log.abandon_unsynced();
-            let frame = self.storage_failed(e);
-            let mut resumed = Vec::new();
-            for (_, w) in std::mem::take(&mut self.waiters) {
-                self.answer_write(w.conn, frame.clone(), &mut resumed);
+    fn read_path(&self, conn: ConnId) -> ReadPath {
+        let Some(c) = self.conns.get(&conn) else {
+            return ReadPath::Refuse(Frame::Null);
+        };
+        if self.is_leader() {
+            // The only voter cannot be deposed without its knowledge: its state is current.
+            return if self.sole_voter() && c.reads == 0 {
+                ReadPath::Local
+            } else {
+                ReadPath::Via(ReadVia::ReadIndex)
+            };
+        }
+        if c.remote.is_some() {
+            return ReadPath::Refuse(not_leader());
+        }
+        if c.readonly {
+            return ReadPath::Local;
+        }
+        match self.raft.leader() {
+            Some(_) => ReadPath::Via(ReadVia::Forward),
+            None => ReadPath::Refuse(cluster_down()),
+        }
+    }
+
+    fn read(&mut self, conn: ConnId, r: ReadCmd, args: Vec<Bytes>, unix: UnixMillis) {
+        match self.read_path(conn) {
+            ReadPath::Local => self.serve_read(conn, &r, false),
+            ReadPath::Refuse(frame) => self.reply(conn, frame),
+            ReadPath::Via(via) => {
+                let Some(c) = self.conns.get_mut(&conn) else {
+                    return;
+                };
+                c.reads += 1;
+                c.reads_via = via;
+                match via {
+                    ReadVia::ReadIndex => {
+                        let ctx = self.next_read;
+                        self.next_read += 1;
+                        self.reads.insert(ctx, (conn, r));
+                        self.raft.read_index(self.now, ctx);
+                    }
+                    ReadVia::Forward => self.buffer_forward(conn, ForwardItem::Read { args, unix }),
+                }
             }
-            for conn in resumed {
-                self.resume(conn);
+        }
+    }
+
+    /// Answers a read from the local state; `pending`: it was counted as a pending read.
+    fn serve_read(&mut self, conn: ConnId, r: &ReadCmd, pending: bool) {
+        let protocol = self
+            .conns
+            .get(&conn)
+            .map_or(Protocol::Resp2, |c| c.protocol);
+        let reply = match self.db.read(&self.store, r, protocol) {
+            Ok(frame) => frame,
+            Err(e) => self.storage_failed(e),
+        };
+        if pending {
+            self.answer(conn, Kind::Read, reply);
+        } else {
+            self.reply(conn, reply);
+        }
+    }
+
+    /// A write from a client: encoded once, checked against the entry limit, then proposed
+    /// (leader) or forwarded (follower).
+    fn write(&mut self, conn: ConnId, cmds: Vec<WriteCmd>, shape: ReplyShape, unix: UnixMillis) {
+        let entry = LogEntry::new(unix, cmds).encode();
+        self.submit_write(conn, entry, shape);
+    }
+
+    fn submit_write(&mut self, conn: ConnId, entry: Vec<u8>, shape: ReplyShape) {
+        if entry.len() > peer::MAX_ENTRY_BYTES {
+            let msg = format!(
+                "ERR write of {} bytes exceeds the limit of one replicated log entry ({} bytes)",
+                entry.len(),
+                peer::MAX_ENTRY_BYTES
+            );
+            return self.reply(conn, Frame::error(msg));
+        }
+        let leader = self.is_leader();
+        let known = self.raft.leader();
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if leader {
+            c.writes += 1;
+            self.proposals.push(Proposal { conn, entry, shape });
+        } else if c.remote.is_some() {
+            self.reply(conn, not_leader());
+        } else if known.is_some() {
+            c.writes += 1;
+            let count = matches!(shape, ReplyShape::Count);
+            self.buffer_forward(conn, ForwardItem::Write { entry, count });
+        } else {
+            self.reply(conn, cluster_down());
+        }
+    }
+
+    /// Proposes every write of this round in one store write (group commit).
+    fn propose_round(&mut self) {
+        let proposals = std::mem::take(&mut self.proposals);
+        let (entries, who): (Vec<Vec<u8>>, Vec<(ConnId, ReplyShape)>) = proposals
+            .into_iter()
+            .map(|p| (p.entry, (p.conn, p.shape)))
+            .unzip();
+        match self.raft.propose_many(&mut self.store, self.now, entries) {
+            Ok((first, term)) => {
+                let deadline = self.now.saturating_add(self.request_timeout());
+                for (i, (conn, shape)) in who.into_iter().enumerate() {
+                    let waiter = Waiter {
+                        conn,
+                        shape,
+                        term,
+                        deadline,
+                    };
+                    if let Some(old) = self.waiters.insert(first.0 + i as u64, waiter) {
+                        // Its entry was overwritten by a later leader's log: never applied.
+                        self.answer(old.conn, Kind::Write, write_lost());
+                    }
+                }
             }
+            Err(ProposeError::NotLeader { .. }) => {
+                for (conn, _) in who {
+                    self.answer(conn, Kind::Write, not_leader());
+                }
+            }
+            Err(e) => {
+                let frame = self.storage_failed(StoreError::Engine(e.to_string()));
+                for (conn, _) in who {
+                    self.answer(conn, Kind::Write, frame.clone());
+                }
+                self.fail_all(&frame);
+            }
+        }
+    }
+
+    fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.config.cluster.request_timeout_ms)
+    }
+
+    fn raft_output(&mut self, out: RaftOutput) {
+        if let RaftOutput::Apply(entry) = out {
+            self.to_apply.push(entry);
             return;
         }
-        self.stats.syncs += 1;
-        let entries: Vec<(u64, LogEntry)> =
-            std::iter::from_fn(|| self.log.next_committed()).collect();
+        // Everything else is ordered after the entries before it.
+        self.apply_collected();
+        match out {
+            RaftOutput::Apply(_) => unreachable!("handled above"),
+            RaftOutput::Send { to, msg } => self.send_peer(to, PeerBody::Raft(msg)),
+            RaftOutput::LeaderChanged { leader, term } => {
+                tracing::info!(
+                    leader = leader.map_or(0, |l| l.0),
+                    term = term.0,
+                    me = self.raft.id().0,
+                    "leader changed"
+                );
+            }
+            RaftOutput::ReadReady { ctx, index } => self.reads_ready.push_back((index, ctx)),
+            RaftOutput::ReadFailed { ctx } => {
+                if let Some((conn, _)) = self.reads.remove(&ctx) {
+                    let frame = Frame::error(
+                        "TRYAGAIN leadership changed before the read was confirmed; retry",
+                    );
+                    self.answer(conn, Kind::Read, frame);
+                }
+            }
+            RaftOutput::SnapshotInstalled { index } => self.snapshot_installed(index),
+        }
+    }
+
+    /// Applies the committed entries collected from Raft in one transaction written as one
+    /// batch with the applied index, then answers their clients.
+    fn apply_collected(&mut self) {
+        if self.to_apply.is_empty() || self.failed.is_some() {
+            return;
+        }
+        let entries = std::mem::take(&mut self.to_apply);
         let applied = match apply_entries(&mut self.db, &mut self.store, &entries) {
             Ok(replies) => replies,
             Err(e) => {
                 let frame = self.storage_failed(e);
-                entries.iter().map(|_| vec![frame.clone()]).collect()
+                self.fail_all(&frame);
+                return;
             }
         };
-        let mut resumed = Vec::new();
-        for ((index, _), replies) in entries.iter().zip(applied) {
+        for (entry, replies) in entries.iter().zip(applied) {
+            self.applied = entry.index;
+            let Some(mut replies) = replies else { continue };
             self.stats.writes_applied += 1;
-            let Some(waiter) = self.waiters.remove(index) else {
+            let Some(waiter) = self.waiters.remove(&entry.index.0) else {
                 continue;
             };
-            let frame = match waiter.shape {
-                ReplyShape::Single => replies.into_iter().next().unwrap_or(Frame::Null),
-                ReplyShape::Count => {
-                    let ok = replies.iter().filter(|f| !f.is_error()).count();
-                    Frame::Integer(i64::try_from(ok).unwrap_or(i64::MAX))
+            let frame = if waiter.term != entry.term {
+                write_lost()
+            } else {
+                match waiter.shape {
+                    ReplyShape::Single => match replies.iter().position(Frame::is_error) {
+                        Some(i) => replies.swap_remove(i),
+                        None => replies.into_iter().next().unwrap_or(Frame::Null),
+                    },
+                    ReplyShape::Count => {
+                        let ok = replies.iter().filter(|f| !f.is_error()).count();
+                        Frame::Integer(i64::try_from(ok).unwrap_or(i64::MAX))
+                    }
                 }
             };
-            self.answer_write(waiter.conn, frame, &mut resumed);
+            self.answer(waiter.conn, Kind::Write, frame);
         }
-        for conn in resumed {
-            self.resume(conn);
-        }
-    }
-
-    /// Answers one of a connection's pending writes; notes the connection in `resumed` when it
-    /// has no write pending any more and requests wait behind them.
-    fn answer_write(&mut self, conn: ConnId, frame: Frame, resumed: &mut Vec<ConnId>) {
-        self.reply(conn, frame);
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.outstanding -= 1;
-            if c.outstanding == 0 && !c.deferred.is_empty() {
-                resumed.push(conn);
+        self.announce_members();
+        // Waiters at indexes that applied as no-ops or config changes lost their entry.
+        while let Some((&index, _)) = self.waiters.first_key_value() {
+            if index > self.applied.0 {
+                break;
+            }
+            if let Some(w) = self.waiters.remove(&index) {
+                self.answer(w.conn, Kind::Write, write_lost());
             }
         }
     }
 
-    /// Runs a connection's deferred requests until one of them waits on a write again.
+    /// Tells the driver which members to keep a link to and where they are: every other
+    /// member of the Raft membership whose address is known (replicated, or from the config).
+    fn announce_members(&mut self) {
+        let me = self.raft.id();
+        let now: BTreeMap<NodeId, String> = self
+            .raft
+            .membership()
+            .members()
+            .into_iter()
+            .filter(|id| *id != me)
+            .filter_map(|id| {
+                let (host, _, cport) = self.member_addr(id);
+                (cport != 0).then(|| (id, format!("{host}:{cport}")))
+            })
+            .collect();
+        if now == self.announced {
+            return;
+        }
+        for (id, addr) in &now {
+            if self.announced.get(id) != Some(addr) {
+                let (id, addr) = (*id, Some(addr.clone()));
+                self.outputs.push_back(Output::Member { id, addr });
+            }
+        }
+        let gone: Vec<NodeId> = self
+            .announced
+            .keys()
+            .filter(|id| !now.contains_key(id))
+            .copied()
+            .collect();
+        for id in gone {
+            self.outputs.push_back(Output::Member { id, addr: None });
+        }
+        self.announced = now;
+    }
+
+    fn snapshot_installed(&mut self, index: LogIndex) {
+        tracing::info!(index = index.0, "installed a snapshot from the leader");
+        match Db::open(&self.store) {
+            Ok(db) => self.db = db,
+            Err(e) => {
+                let frame = self.storage_failed(e);
+                self.fail_all(&frame);
+                return;
+            }
+        }
+        self.applied = index;
+        self.announce_members();
+        let lost: Vec<u64> = self.waiters.range(..=index.0).map(|(&i, _)| i).collect();
+        for i in lost {
+            if let Some(w) = self.waiters.remove(&i) {
+                let frame = unknown_outcome("was overtaken by a snapshot from the leader");
+                self.answer(w.conn, Kind::Write, frame);
+            }
+        }
+    }
+
+    fn serve_ready_reads(&mut self) {
+        while let Some(&(index, ctx)) = self.reads_ready.front() {
+            if index > self.applied {
+                break;
+            }
+            self.reads_ready.pop_front();
+            if let Some((conn, r)) = self.reads.remove(&ctx) {
+                self.serve_read(conn, &r, true);
+            }
+        }
+    }
+
+    /// Answers a pending write or read of a connection and lets the requests behind it run.
+    fn answer(&mut self, conn: ConnId, kind: Kind, frame: Frame) {
+        self.reply(conn, frame);
+        if let Some(c) = self.conns.get_mut(&conn) {
+            match kind {
+                Kind::Write => c.writes = c.writes.saturating_sub(1),
+                Kind::Read => c.reads = c.reads.saturating_sub(1),
+                Kind::Other => {}
+            }
+            if !c.deferred.is_empty() {
+                self.to_resume.push(conn);
+            }
+        }
+    }
+
+    /// Runs a connection's deferred requests until one of them must wait again.
     fn resume(&mut self, conn: ConnId) {
         loop {
+            let Some(c) = self.conns.get(&conn) else {
+                return;
+            };
+            let Some(front) = c.deferred.front() else {
+                return;
+            };
+            let k = front.kind();
+            let path = (k == Kind::Read).then(|| self.read_via(conn)).flatten();
             let Some(c) = self.conns.get_mut(&conn) else {
                 return;
             };
-            let next_is_write = match c.deferred.front() {
-                None => return,
-                Some(Deferred::Request { args, .. }) => is_log_write(args),
-                Some(Deferred::ProtocolError(_)) => false,
-            };
-            if c.outstanding > 0 && !next_is_write {
+            if !c.ready(k, path) {
                 return;
             }
             let Some(next) = c.deferred.pop_front() else {
@@ -584,6 +1176,12 @@ impl<S: Store> Node<S> {
             match next {
                 Deferred::Request { args, unix } => self.request(conn, args, unix),
                 Deferred::ProtocolError(e) => return self.protocol_error(conn, e),
+                Deferred::Write { entry, count } => self.forwarded_write(conn, entry, count),
+                Deferred::Cluster { cmd, from } =>
+                // Membership records do not read the entry's clock.
+                {
+                    self.cluster_admin(conn, cmd, Some(from), UnixMillis(0))
+                }
             }
         }
     }
@@ -596,6 +1194,41 @@ impl<S: Store> Node<S> {
         Frame::error(format!(
             "ERR tickdb storage failure, restart the node: {msg}"
         ))
+    }
+
+    /// Raft could not write or sync: nothing it promised can be trusted any more.
+    fn fail(&mut self, e: StoreError) {
+        let frame = self.storage_failed(e);
+        self.fail_all(&frame);
+    }
+
+    /// Answers everything in flight with `frame` (after a storage failure), then runs what
+    /// waited behind it, which the failed node refuses in turn.
+    fn fail_all(&mut self, frame: &Frame) {
+        for p in std::mem::take(&mut self.proposals) {
+            self.answer(p.conn, Kind::Write, frame.clone());
+        }
+        for (_, w) in std::mem::take(&mut self.waiters) {
+            self.answer(w.conn, Kind::Write, frame.clone());
+        }
+        self.reads_ready.clear();
+        for (_, (conn, _)) in std::mem::take(&mut self.reads) {
+            self.answer(conn, Kind::Read, frame.clone());
+        }
+        let ids: Vec<u64> = self.forwards.keys().copied().collect();
+        for id in ids {
+            self.forward_done(id, Vec::new());
+        }
+        self.to_apply.clear();
+        for _ in 0..STARTUP_ROUNDS {
+            let conns = std::mem::take(&mut self.to_resume);
+            if conns.is_empty() {
+                break;
+            }
+            for conn in conns {
+                self.resume(conn);
+            }
+        }
     }
 
     fn conn_command(&mut self, conn: ConnId, cmd: ConnCmd, unix: UnixMillis) {
@@ -654,8 +1287,9 @@ impl<S: Store> Node<S> {
             ConnCmd::ClientList => {
                 let lines: String = self
                     .conns
-                    .keys()
-                    .map(|&id| self.client_line(id) + "\n")
+                    .iter()
+                    .filter(|(_, c)| c.remote.is_none())
+                    .map(|(&id, _)| self.client_line(id) + "\n")
                     .collect();
                 Frame::Verbatim {
                     format: *b"txt",
@@ -671,9 +1305,10 @@ impl<S: Store> Node<S> {
                 text: Bytes::from(self.info(&sections)),
             },
             ConnCmd::ConfigGet(patterns) => self.config_get(&patterns),
-            ConnCmd::ConfigSet => Frame::error(
-                "ERR CONFIG SET is not supported: change tickdb's settings in its config file or flags and restart",
-            ),
+            ConnCmd::ConfigSet(pairs) => match self.config_set(conn, pairs, unix) {
+                Some(frame) => frame,
+                None => return,
+            },
             ConnCmd::ConfigResetStat => {
                 self.stats = Stats::default();
                 Frame::ok()
@@ -724,7 +1359,11 @@ impl<S: Store> Node<S> {
             }
             ConnCmd::ClusterInfo => Frame::Verbatim {
                 format: *b"txt",
-                text: Bytes::from(self.cluster_info()),
+                text: Bytes::from(self.cluster_info_text()),
+            },
+            ConnCmd::Cluster(cc) => match self.cluster_command(conn, cc, unix) {
+                Some(frame) => frame,
+                None => return,
             },
             ConnCmd::ReadOnly | ConnCmd::ReadWrite => {
                 if let Some(c) = self.conns.get_mut(&conn) {
@@ -770,6 +1409,16 @@ impl<S: Store> Node<S> {
             c.name = (!name.is_empty()).then_some(name);
         }
         let proto = if c.protocol == Protocol::Resp3 { 3 } else { 2 };
+        let mode = if self.sole_voter() {
+            "standalone"
+        } else {
+            "cluster"
+        };
+        let role = if self.is_leader() {
+            "master"
+        } else {
+            "replica"
+        };
         Frame::Map(vec![
             (Frame::text("server"), Frame::text("redis")),
             (Frame::text("version"), Frame::text(REDIS_COMPAT_VERSION)),
@@ -778,8 +1427,8 @@ impl<S: Store> Node<S> {
                 Frame::text("id"),
                 Frame::Integer(i64::try_from(conn.0).unwrap_or(i64::MAX)),
             ),
-            (Frame::text("mode"), Frame::text("standalone")),
-            (Frame::text("role"), Frame::text("master")),
+            (Frame::text("mode"), Frame::text(mode)),
+            (Frame::text("role"), Frame::text(role)),
             (Frame::text("modules"), Frame::Array(Vec::new())),
         ])
     }
@@ -808,14 +1457,51 @@ impl<S: Store> Node<S> {
         }
     }
 
+    /// `CONFIG SET`: cluster-wide settings (CONFIG_UPDATE) go through the log like a write,
+    /// so every node applies them; node-local settings come from the config file and flags.
+    fn config_set(
+        &mut self,
+        conn: ConnId,
+        pairs: Vec<(String, Bytes)>,
+        unix: UnixMillis,
+    ) -> Option<Frame> {
+        let mut cmds = Vec::with_capacity(pairs.len());
+        for (name, value) in pairs {
+            if !crate::db::meta::is_setting(&name) {
+                let cluster: Vec<&str> =
+                    crate::db::meta::SETTINGS.iter().map(|(n, _)| *n).collect();
+                return Some(Frame::error(format!(
+                    "ERR CONFIG SET {name}: not a cluster-wide setting; change node settings in the config file or flags and restart (cluster-wide: {})",
+                    cluster.join(", ")
+                )));
+            }
+            match crate::db::meta::validate(&name, &value) {
+                Ok(value) => cmds.push(WriteCmd::Meta(crate::db::meta::MetaWrite::Config {
+                    name,
+                    value,
+                })),
+                Err(e) => return Some(Frame::error(e)),
+            }
+        }
+        self.write(conn, cmds, ReplyShape::Single, unix);
+        None
+    }
+
     fn config_get(&self, patterns: &[Bytes]) -> Frame {
         let mut pairs = Vec::new();
-        for (name, value) in &self.config.settings {
+        let meta = self.db.meta();
+        let cluster = crate::db::meta::SETTINGS.iter().map(|(n, _)| {
+            (
+                (*n).to_string(),
+                meta.setting(n).unwrap_or_default().to_string(),
+            )
+        });
+        for (name, value) in self.config.settings.iter().cloned().chain(cluster) {
             if patterns
                 .iter()
                 .any(|p| crate::db::glob::matches(&p.to_ascii_lowercase(), name.as_bytes()))
             {
-                pairs.push((Frame::text(name.clone()), Frame::text(value.clone())));
+                pairs.push((Frame::text(name), Frame::text(value)));
             }
         }
         Frame::Map(pairs)
@@ -847,43 +1533,77 @@ impl<S: Store> Node<S> {
             c.last_cmd,
             text(&c.lib_name),
             text(&c.lib_ver),
-            c.outstanding,
+            c.writes + c.reads,
             c.batch.len(),
         )
     }
 }
 
 /// Applies committed entries, in order, in one transaction written as one atomic batch with
-/// the applied index (one RocksDB write per commit, not per entry); returns the replies of each
-/// entry's commands.
+/// the applied index (one store write per drive round, not per entry); returns the replies of
+/// each entry's commands (`None` for no-ops and membership changes).
 fn apply_entries<S: Store>(
     db: &mut Db,
     store: &mut S,
-    entries: &[(u64, LogEntry)],
-) -> Result<Vec<Vec<Frame>>, StoreError> {
-    let (Some((first, _)), Some((last, _))) = (entries.first(), entries.last()) else {
+    entries: &[Entry],
+) -> Result<Vec<Option<Vec<Frame>>>, StoreError> {
+    let Some(last) = entries.last() else {
         return Ok(Vec::new());
     };
     let mut tx = Tx::new(&*store);
     let mut all = Vec::with_capacity(entries.len());
-    for (_, entry) in entries {
+    for entry in entries {
+        let EntryKind::Normal(data) = &entry.kind else {
+            all.push(None);
+            continue;
+        };
+        let entry = LogEntry::decode(data)?;
         let mut replies = Vec::with_capacity(entry.cmds.len());
         for cmd in &entry.cmds {
             replies.push(db.apply(&mut tx, cmd, entry.unix)?);
         }
-        all.push(replies);
+        all.push(Some(replies));
     }
     let mut batch = tx.into_batch();
-    log::record_applied(&mut batch, *first, *last);
+    raft::record_applied(&mut batch, last.index);
     store.write(batch)?;
     Ok(all)
 }
 
-/// Whether a request goes into the log (decided from the name alone, before parsing).
-fn is_log_write(args: &[Bytes]) -> bool {
-    args.first()
-        .and_then(|n| cmd::lookup(n))
-        .is_some_and(|s| s.is_write() && s.name != "batch_set")
+/// How a request orders against the ones before it (decided from the name alone).
+fn kind(args: &[Bytes]) -> Kind {
+    match args.first().and_then(|n| cmd::lookup(n)) {
+        Some(s) if s.is_write() => Kind::Write,
+        // DBSIZE is answered from a local counter like a connection command.
+        Some(s) if s.flags.contains(&"readonly") && s.name != "dbsize" => Kind::Read,
+        _ => Kind::Other,
+    }
+}
+
+/// `host:cluster_port` for a member whose clients use `client_addr` (`host:port`).
+fn cluster_addr(client_addr: &str, cluster_port: u16) -> String {
+    let host = client_addr.rsplit_once(':').map_or(client_addr, |(h, _)| h);
+    format!("{host}:{cluster_port}")
+}
+
+fn cluster_down() -> Frame {
+    Frame::error(
+        "CLUSTERDOWN no leader is known (an election is in progress or a majority is unreachable); retry",
+    )
+}
+
+fn not_leader() -> Frame {
+    Frame::error("TRYAGAIN this node is no longer the leader; retry")
+}
+
+fn write_lost() -> Frame {
+    Frame::error("TRYAGAIN the write was lost in a leader change and not applied; retry")
+}
+
+fn unknown_outcome(why: &str) -> Frame {
+    Frame::error(format!(
+        "TIMEOUT the write {why}: it may or may not have been applied"
+    ))
 }
 
 fn allowed_before_auth(cmd: &Command) -> bool {
@@ -919,3 +1639,6 @@ fn getkeys(args: &[Bytes]) -> Frame {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod cluster_tests;

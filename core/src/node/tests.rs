@@ -142,7 +142,8 @@ fn entries_synced_but_not_applied_are_applied_on_restart() {
     h.send(1, "SET a 1");
     h.send(1, "INCR n");
     // Make the log durable without applying (as if the process died right after the sync).
-    h.node.log.flush(&mut h.node.store).unwrap();
+    h.node.propose_round();
+    h.node.raft.flush(&mut h.node.store, h.now).unwrap();
     let mut store = h.node.store().clone();
     store.crash();
     let mut h = Harness::on(NodeConfig::default(), store);

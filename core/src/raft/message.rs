@@ -95,6 +95,8 @@ pub enum StateSpace {
     Keys,
     Chunks,
     Labels,
+    /// Added after the first three: postcard tags by position, so it goes last.
+    Meta,
 }
 
 impl StateSpace {
@@ -103,6 +105,7 @@ impl StateSpace {
             Self::Keys => Space::Keys,
             Self::Chunks => Space::Chunks,
             Self::Labels => Space::Labels,
+            Self::Meta => Space::Meta,
         }
     }
 }

@@ -177,6 +177,8 @@ pub struct Raft {
     receiving: Option<(SnapshotMeta, u32)>,
     /// The owner's applied index as of the last sync (what a crash cannot undo).
     durable_applied: LogIndex,
+    /// Store syncs so far (INFO `total_syncs`).
+    syncs: u64,
 }
 
 type R<T = ()> = Result<T, StoreError>;
@@ -248,6 +250,7 @@ impl Raft {
             transfer: None,
             receiving: None,
             durable_applied: applied,
+            syncs: 0,
             cfg: config,
         };
         assert!(raft.applied <= raft.last_index, "applied beyond the log");
@@ -269,6 +272,79 @@ impl Raft {
         self.append_as_leader(store, EntryKind::Normal(data))
     }
 
+    /// Appends several commands (leader only) in one store write and one round of appends to
+    /// the followers; returns the index of the first and the term they were appended in. The
+    /// owner proposes every request of a drive round at once this way (group commit).
+    pub fn propose_many(
+        &mut self,
+        store: &mut impl Store,
+        now: Instant,
+        data: Vec<Vec<u8>>,
+    ) -> Result<(LogIndex, Term), ProposeError> {
+        self.now = now;
+        if self.role != Role::Leader {
+            return Err(ProposeError::NotLeader {
+                leader: self.leader,
+            });
+        }
+        let first = self.last_index.next();
+        let term = self.term;
+        if data.is_empty() {
+            return Ok((first, term));
+        }
+        let entries: Vec<Entry> = data
+            .into_iter()
+            .enumerate()
+            .map(|(i, d)| Entry {
+                term,
+                index: LogIndex(first.0 + i as u64),
+                kind: EntryKind::Normal(d),
+            })
+            .collect();
+        let last = entries.last().map_or(first, |e| e.index);
+        self.write_entries(store, &entries)
+            .map_err(|e| ProposeError::Store(e.to_string()))?;
+        self.ack_self(last);
+        let peers: Vec<NodeId> = self.progress.keys().copied().collect();
+        for id in peers {
+            self.send_append(store, id)
+                .map_err(|e| ProposeError::Store(e.to_string()))?;
+        }
+        if self.is_bug_count_unsynced_self() {
+            self.maybe_commit(store)
+                .map_err(|e| ProposeError::Store(e.to_string()))?;
+        }
+        Ok((first, term))
+    }
+
+    /// Starts an election now instead of at the election timeout (a voter that is not the
+    /// leader). A node that is the only voter calls it at start, so a single node leads at
+    /// once rather than after a timeout.
+    pub fn campaign(&mut self, store: &mut impl Store, now: Instant) -> R {
+        self.now = now;
+        if self.role == Role::Leader || !self.membership().voters.contains(&self.cfg.id) {
+            return Ok(());
+        }
+        self.reset_election_deadline();
+        if self.cfg.pre_vote {
+            self.start_pre_vote(store)?;
+        } else {
+            self.start_election(store, false)?;
+        }
+        self.emit_leader_change();
+        Ok(())
+    }
+
+    /// Store syncs this node has made.
+    pub fn sync_count(&self) -> u64 {
+        self.syncs
+    }
+
+    /// Whether [`Raft::flush`] has work: a sync owed, outputs held for one, or a read round.
+    pub fn needs_flush(&self) -> bool {
+        self.sync_owed || !self.held.is_empty() || self.read_broadcast_owed
+    }
+
     /// Proposes a single-server membership change; refused while another is uncommitted.
     pub fn propose_conf_change(
         &mut self,
@@ -277,6 +353,12 @@ impl Raft {
         change: ConfChange,
     ) -> Result<LogIndex, ProposeError> {
         self.now = now;
+        self.check_conf_change(&change)?;
+        self.append_as_leader(store, EntryKind::Config(change))
+    }
+
+    /// Whether [`Raft::propose_conf_change`] would accept `change` now (it changes nothing).
+    pub fn check_conf_change(&self, change: &ConfChange) -> Result<(), ProposeError> {
         if self.role != Role::Leader {
             return Err(ProposeError::NotLeader {
                 leader: self.leader,
@@ -285,8 +367,8 @@ impl Raft {
         if self.configs.range(self.commit.next()..).next().is_some() {
             return Err(ProposeError::ConfChangeInProgress);
         }
-        self.membership().apply(&change)?;
-        if let ConfChange::Promote(id) = change {
+        self.membership().apply(change)?;
+        if let ConfChange::Promote(id) = *change {
             let caught_up = self
                 .progress
                 .get(&id)
@@ -295,7 +377,7 @@ impl Raft {
                 return Err(ProposeError::BadConfChange("learner has not caught up"));
             }
         }
-        self.append_as_leader(store, EntryKind::Config(change))
+        Ok(())
     }
 
     /// Hands leadership to `to` once its log is up to date (TimeoutNow). Aborted after an
@@ -435,6 +517,7 @@ impl Raft {
             if self.sync_owed {
                 let stored_applied = storage::applied_index(store)?;
                 store.sync()?;
+                self.syncs += 1;
                 self.sync_owed = false;
                 self.durable_applied = self.durable_applied.max(stored_applied);
             }

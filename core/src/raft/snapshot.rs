@@ -18,7 +18,12 @@ const STAGING_PREFIX: &[u8] = b"snap/";
 /// The first key after every staging key (`'/' + 1 == '0'`).
 const STAGING_END: &[u8] = b"snap0";
 
-const SPACES: [StateSpace; 3] = [StateSpace::Keys, StateSpace::Chunks, StateSpace::Labels];
+const SPACES: [StateSpace; 4] = [
+    StateSpace::Keys,
+    StateSpace::Chunks,
+    StateSpace::Labels,
+    StateSpace::Meta,
+];
 
 /// Where a chunk starts: the space's position in [`SPACES`] and the last key already sent in it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -75,6 +80,7 @@ fn staging_key(space: StateSpace, key: &[u8]) -> Vec<u8> {
         StateSpace::Keys => 0u8,
         StateSpace::Chunks => 1,
         StateSpace::Labels => 2,
+        StateSpace::Meta => 3,
     };
     let mut k = STAGING_PREFIX.to_vec();
     k.push(tag);
@@ -126,6 +132,7 @@ pub(super) fn promote_staging(
             0 => Space::Keys,
             1 => Space::Chunks,
             2 => Space::Labels,
+            3 => Space::Meta,
             _ => {
                 return Err(StoreError::Corrupt {
                     space: Space::Raft,

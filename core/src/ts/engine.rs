@@ -9,6 +9,7 @@ use bytes::Bytes;
 use crate::UnixMillis;
 use crate::cmd::CommandError;
 use crate::cmd::ts::{SeriesOpts, TsWrite};
+use crate::db::meta::SeriesDefaults;
 use crate::db::{Kind, Record, Tx};
 use crate::resp::Frame;
 use crate::store::{Space, StoreError, StoreRead};
@@ -56,14 +57,16 @@ fn save<S: StoreRead>(tx: &mut Tx<'_, S>, key: &[u8], meta: &SeriesMeta) {
     );
 }
 
-/// Applies a `TS.*` write. `keys` is the Db's key count, kept in step.
+/// Applies a `TS.*` write. `keys` is the Db's key count, kept in step; `defaults` are the
+/// cluster-wide options of a series created here.
 pub fn apply<S: StoreRead>(
     tx: &mut Tx<'_, S>,
     keys: &mut u64,
+    defaults: &SeriesDefaults,
     cmd: &TsWrite,
     unix: UnixMillis,
 ) -> Result<Frame, StoreError> {
-    let mut e = Engine { tx, keys };
+    let mut e = Engine { tx, keys, defaults };
     let result = match cmd {
         TsWrite::Create { key, opts } => e.create(key, opts).map(|_| Frame::ok()),
         TsWrite::Alter { key, opts } => e.alter(key, opts).map(|()| Frame::ok()),
@@ -165,6 +168,8 @@ pub fn drop_series<S: StoreRead>(
 struct Engine<'t, 'a, S: StoreRead> {
     tx: &'t mut Tx<'a, S>,
     keys: &'t mut u64,
+    /// Cluster-wide defaults (CONFIG SET ts-*) for options a new series is created without.
+    defaults: &'t SeriesDefaults,
 }
 
 impl<S: StoreRead> Engine<'_, '_, S> {
@@ -181,6 +186,12 @@ impl<S: StoreRead> Engine<'_, '_, S> {
             return Err(tsdb("key already exists"));
         }
         let mut meta = SeriesMeta::new(index::next_id(self.tx)?);
+        let d = self.defaults;
+        meta.retention_ms = d.retention_ms;
+        meta.chunk_size = d.chunk_size;
+        meta.duplicate_policy = d.duplicate_policy;
+        meta.ignore_max_time_diff = d.ignore_max_time_diff;
+        meta.ignore_max_val_diff = d.ignore_max_val_diff;
         apply_opts(&mut meta, opts);
         if let Some(u) = opts.uncompressed {
             meta.uncompressed = u;

@@ -1,0 +1,574 @@
+//! Cluster tests: several real nodes over in-memory stores, their messages carried by a tiny
+//! deterministic network that can cut links, on a virtual clock.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use bytes::Bytes;
+
+use super::*;
+use crate::cmd::test_args as args;
+use crate::store::MemStore;
+
+const STEP_MS: u64 = 5;
+
+struct Net {
+    nodes: Vec<Option<Node<MemStore>>>,
+    stores: Vec<MemStore>,
+    now: Instant,
+    queue: VecDeque<(usize, usize, Vec<u8>)>,
+    /// Links cut (from, to), by node index.
+    cut: BTreeSet<(usize, usize)>,
+    replies: BTreeMap<(usize, u64), VecDeque<Frame>>,
+}
+
+fn cluster_config(n: usize, i: usize) -> ClusterConfig {
+    ClusterConfig {
+        id: NodeId(i as u64 + 1),
+        cluster_id: 7,
+        members: (0..n)
+            .map(|j| Member {
+                id: NodeId(j as u64 + 1),
+                client_addr: format!("127.0.0.1:{}", 7000 + j),
+                cluster_port: 8000 + j as u16,
+            })
+            .collect(),
+        seed: 100 + i as u64,
+        heartbeat_ms: 50,
+        election_timeout_ms: (300, 600),
+        request_timeout_ms: 2_000,
+        joining: false,
+        secret: Some(b"test-secret".to_vec()),
+    }
+}
+
+fn node_config(n: usize, i: usize) -> NodeConfig {
+    NodeConfig {
+        node_id: format!("n{}", i + 1),
+        cluster: cluster_config(n, i),
+        ..NodeConfig::default()
+    }
+}
+
+fn text(f: &Frame) -> String {
+    match f {
+        Frame::Bulk(b) | Frame::Simple(b) | Frame::Error(b) => String::from_utf8_lossy(b).into(),
+        Frame::Verbatim { text, .. } => String::from_utf8_lossy(text).into(),
+        Frame::Integer(i) => i.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+impl Net {
+    fn new(n: usize) -> Self {
+        let now = Instant::from_millis(1);
+        let nodes = (0..n)
+            .map(|i| Some(Node::new(node_config(n, i), MemStore::new(), now).unwrap()))
+            .collect();
+        Self {
+            nodes,
+            stores: vec![MemStore::new(); n],
+            now,
+            queue: VecDeque::new(),
+            cut: BTreeSet::new(),
+            replies: BTreeMap::new(),
+        }
+    }
+
+    fn node(&mut self, i: usize) -> &mut Node<MemStore> {
+        self.nodes[i].as_mut().expect("node is up")
+    }
+
+    /// Moves every output and message until the cluster is quiet at the current instant.
+    fn settle(&mut self) {
+        for _ in 0..10_000 {
+            for i in 0..self.nodes.len() {
+                let Some(node) = self.nodes[i].as_mut() else {
+                    continue;
+                };
+                while let Some(out) = node.poll_output() {
+                    match out {
+                        Output::Send { to, bytes } => {
+                            self.queue.push_back((i, to.0 as usize - 1, bytes));
+                        }
+                        Output::Reply { conn, frame, .. } => {
+                            self.replies
+                                .entry((i, conn.0))
+                                .or_default()
+                                .push_back(frame);
+                        }
+                        Output::Close { .. } | Output::Member { .. } => {}
+                    }
+                }
+            }
+            if self.queue.is_empty() {
+                return;
+            }
+            for (from, to, bytes) in std::mem::take(&mut self.queue) {
+                if self.cut.contains(&(from, to)) {
+                    continue;
+                }
+                let now = self.now;
+                if let Some(node) = self.nodes[to].as_mut() {
+                    let from = NodeId(from as u64 + 1);
+                    let bytes = Bytes::from(bytes);
+                    node.handle_input(now, Input::Peer { from, bytes });
+                }
+            }
+        }
+        panic!("the cluster never settled");
+    }
+
+    /// Advances the clock by `ms`, firing timers as they come due.
+    fn advance(&mut self, ms: u64) {
+        for _ in 0..ms.div_ceil(STEP_MS) {
+            self.now = self.now.saturating_add(Duration::from_millis(STEP_MS));
+            let now = self.now;
+            for node in self.nodes.iter_mut().flatten() {
+                if node.poll_timeout().is_some_and(|t| t <= now) {
+                    node.handle_timeout(now);
+                }
+            }
+            self.settle();
+        }
+    }
+
+    fn leader(&self) -> Option<usize> {
+        let leaders: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].as_ref().is_some_and(Node::is_leader))
+            .collect();
+        match leaders.as_slice() {
+            [] => None,
+            [one] => Some(*one),
+            // Two may think they lead for a moment (an old one cut off); the newest term wins.
+            many => many
+                .iter()
+                .copied()
+                .max_by_key(|&i| self.nodes[i].as_ref().map(|n| n.raft.term())),
+        }
+    }
+
+    fn wait_leader(&mut self) -> usize {
+        for _ in 0..400 {
+            if let Some(l) = self.leader() {
+                return l;
+            }
+            self.advance(10);
+        }
+        panic!("no leader elected within 4 s");
+    }
+
+    fn connect(&mut self, i: usize, conn: u64) {
+        let now = self.now;
+        self.node(i).handle_input(
+            now,
+            Input::Connect {
+                conn: ConnId(conn),
+                kind: ConnKind::Tcp,
+                addr: format!("client-{conn}"),
+            },
+        );
+    }
+
+    fn send(&mut self, i: usize, conn: u64, line: &str) {
+        let now = self.now;
+        let input = Input::Request {
+            conn: ConnId(conn),
+            args: args(line),
+            wire_bytes: 1,
+            unix: UnixMillis(1_700_000_000_000),
+        };
+        self.node(i).handle_input(now, input);
+    }
+
+    /// The next reply on (node, conn), advancing time up to `max_ms` for it.
+    fn reply(&mut self, i: usize, conn: u64, max_ms: u64) -> Frame {
+        self.settle();
+        for _ in 0..=max_ms / STEP_MS {
+            if let Some(f) = self
+                .replies
+                .get_mut(&(i, conn))
+                .and_then(VecDeque::pop_front)
+            {
+                return f;
+            }
+            self.advance(STEP_MS);
+        }
+        panic!("no reply on node {i} conn {conn} within {max_ms} ms");
+    }
+
+    fn call(&mut self, i: usize, conn: u64, line: &str) -> Frame {
+        self.send(i, conn, line);
+        self.reply(i, conn, 5_000)
+    }
+
+    /// Cuts node `i` off from every other node, both ways.
+    fn isolate(&mut self, i: usize) {
+        for j in 0..self.nodes.len() {
+            if j != i {
+                self.cut.insert((i, j));
+                self.cut.insert((j, i));
+            }
+        }
+    }
+
+    fn crash(&mut self, i: usize) {
+        let node = self.nodes[i].take().expect("node is up");
+        let mut store = node.store().clone();
+        store.crash();
+        self.stores[i] = store;
+    }
+
+    fn restart(&mut self, i: usize) {
+        let n = self.nodes.len();
+        let store = std::mem::take(&mut self.stores[i]);
+        self.nodes[i] = Some(Node::new(node_config(n, i), store, self.now).unwrap());
+    }
+}
+
+fn bulk(s: &str) -> Frame {
+    Frame::bulk(Bytes::copy_from_slice(s.as_bytes()))
+}
+
+#[test]
+fn a_write_through_a_follower_is_forwarded_acknowledged_and_replicated() {
+    let mut net = Net::new(3);
+    let leader = net.wait_leader();
+    let follower = (leader + 1) % 3;
+    net.connect(follower, 1);
+    assert_eq!(net.call(follower, 1, "SET a 1"), Frame::ok());
+    assert_eq!(
+        net.call(follower, 1, "GET a"),
+        bulk("1"),
+        "a linearizable read through the follower sees the write"
+    );
+    net.connect(leader, 2);
+    assert_eq!(net.call(leader, 2, "INCR a"), Frame::Integer(2));
+    // A READONLY read is served locally; the follower catches up within a heartbeat or two.
+    let other = (leader + 2) % 3;
+    net.connect(other, 3);
+    assert_eq!(net.call(other, 3, "READONLY"), Frame::ok());
+    net.advance(200);
+    assert_eq!(net.call(other, 3, "GET a"), bulk("2"));
+    let info = text(&net.call(follower, 1, "INFO replication"));
+    assert!(info.contains("role:slave"), "{info}");
+    assert!(
+        info.contains(&format!("raft_leader_id:{}", leader + 1)),
+        "{info}"
+    );
+    assert!(info.contains("master_link_status:up"), "{info}");
+    let info = text(&net.call(leader, 2, "INFO replication"));
+    assert!(info.contains("role:master"), "{info}");
+    assert!(info.contains("connected_slaves:2"), "{info}");
+}
+
+#[test]
+fn a_pipeline_on_a_follower_is_answered_in_order() {
+    let mut net = Net::new(3);
+    let leader = net.wait_leader();
+    let f = (leader + 1) % 3;
+    net.connect(f, 1);
+    for line in [
+        "SET k 1",
+        "GET k",
+        "INCR k",
+        "INCR k",
+        "GET k",
+        "PING",
+        "TS.ADD s 10 1.5",
+        "TS.ADD s 20 2.5",
+        "TS.RANGE s - +",
+    ] {
+        net.send(f, 1, line);
+    }
+    let got: Vec<Frame> = (0..9).map(|_| net.reply(f, 1, 5_000)).collect();
+    assert_eq!(
+        got[..6],
+        [
+            Frame::ok(),
+            bulk("1"),
+            Frame::Integer(2),
+            Frame::Integer(3),
+            bulk("3"),
+            Frame::simple("PONG")
+        ]
+    );
+    assert_eq!(got[6..8], [Frame::Integer(10), Frame::Integer(20)]);
+    let Frame::Array(samples) = &got[8] else {
+        panic!("{:?}", got[8])
+    };
+    assert_eq!(samples.len(), 2, "{samples:?}");
+}
+
+#[test]
+fn without_a_leader_requests_get_clusterdown_not_silence() {
+    let mut net = Net::new(3);
+    net.connect(0, 1);
+    let reply = net.call(0, 1, "SET a 1");
+    assert!(text(&reply).starts_with("CLUSTERDOWN"), "{reply:?}");
+    let reply = net.call(0, 1, "GET a");
+    assert!(text(&reply).starts_with("CLUSTERDOWN"), "{reply:?}");
+    assert_eq!(net.call(0, 1, "PING"), Frame::simple("PONG"));
+    let info = text(&net.call(0, 1, "CLUSTER INFO"));
+    assert!(info.contains("cluster_state:fail"), "{info}");
+}
+
+#[test]
+fn an_isolated_leader_never_acknowledges_and_the_majority_moves_on() {
+    let mut net = Net::new(3);
+    let old = net.wait_leader();
+    net.connect(old, 1);
+    assert_eq!(net.call(old, 1, "SET a before"), Frame::ok());
+    net.isolate(old);
+    net.send(old, 1, "SET a lost");
+    let reply = net.reply(old, 1, 5_000);
+    assert!(
+        text(&reply).starts_with("TIMEOUT") || text(&reply).starts_with("TRYAGAIN"),
+        "an isolated leader must not acknowledge: {reply:?}"
+    );
+    let new = (0..3)
+        .find(|&i| i != old && net.nodes[i].as_ref().is_some_and(Node::is_leader))
+        .or_else(|| {
+            net.advance(2_000);
+            (0..3).find(|&i| i != old && net.nodes[i].as_ref().is_some_and(Node::is_leader))
+        })
+        .expect("the majority elects a new leader");
+    let follower = 3 - old - new;
+    net.connect(follower, 2);
+    assert_eq!(net.call(follower, 2, "GET a"), bulk("before"));
+    assert_eq!(net.call(follower, 2, "SET a after"), Frame::ok());
+    net.cut.clear();
+    net.advance(1_000);
+    assert!(!net.node(old).is_leader(), "the old leader stepped down");
+    assert_eq!(net.call(old, 1, "GET a"), bulk("after"));
+}
+
+#[test]
+fn acknowledged_writes_survive_the_leader_crashing_and_it_catches_up_on_restart() {
+    let mut net = Net::new(3);
+    let old = net.wait_leader();
+    let f = (old + 1) % 3;
+    net.connect(f, 1);
+    for i in 0..20 {
+        assert_eq!(net.call(f, 1, &format!("SET k{i} {i}")), Frame::ok());
+    }
+    net.crash(old);
+    net.advance(1_500);
+    let new = net.wait_leader();
+    assert_ne!(new, old);
+    let f = 3 - old - new;
+    net.connect(f, 2);
+    for i in 0..20 {
+        assert_eq!(net.call(f, 2, &format!("GET k{i}")), bulk(&i.to_string()));
+    }
+    assert_eq!(net.call(f, 2, "SET k20 20"), Frame::ok());
+    net.restart(old);
+    net.advance(1_000);
+    net.connect(old, 3);
+    assert_eq!(net.call(old, 3, "READONLY"), Frame::ok());
+    assert_eq!(net.call(old, 3, "GET k20"), bulk("20"));
+    assert_eq!(net.call(old, 3, "DBSIZE"), Frame::Integer(21));
+}
+
+#[test]
+fn cluster_failover_hands_the_leadership_to_the_asking_follower() {
+    let mut net = Net::new(3);
+    let old = net.wait_leader();
+    let f = (old + 1) % 3;
+    net.connect(f, 1);
+    net.connect(old, 2);
+    let reply = net.call(old, 2, "CLUSTER FAILOVER");
+    assert!(text(&reply).contains("replica"), "{reply:?}");
+    assert_eq!(net.call(f, 1, "CLUSTER FAILOVER"), Frame::ok());
+    net.advance(500);
+    assert_eq!(net.leader(), Some(f));
+    assert_eq!(net.call(f, 1, "SET x 1"), Frame::ok());
+}
+
+#[test]
+fn cluster_commands_describe_one_shard() {
+    let mut net = Net::new(3);
+    let leader = net.wait_leader();
+    net.connect(leader, 1);
+    let nodes = text(&net.call(leader, 1, "CLUSTER NODES"));
+    assert_eq!(nodes.lines().count(), 3, "{nodes}");
+    let first = nodes.lines().next().unwrap_or_default();
+    assert!(
+        first.contains("myself,master") && first.ends_with("0-16383"),
+        "{nodes}"
+    );
+    assert_eq!(nodes.matches(" slave ").count(), 2, "{nodes}");
+    let myid = net.call(leader, 1, "CLUSTER MYID");
+    assert_eq!(text(&myid), format!("{:040x}", leader + 1));
+    let Frame::Array(slots) = net.call(leader, 1, "CLUSTER SLOTS") else {
+        panic!("slots")
+    };
+    let Frame::Array(range) = &slots[0] else {
+        panic!("{slots:?}")
+    };
+    assert_eq!(
+        range.len(),
+        2 + 3,
+        "range, then the leader and its two replicas"
+    );
+    assert_eq!(range[1], Frame::Integer(16383));
+    let info = text(&net.call(leader, 1, "CLUSTER INFO"));
+    assert!(info.contains("cluster_state:ok"), "{info}");
+    assert!(info.contains("cluster_known_nodes:3"), "{info}");
+    assert!(info.contains("voters:1,2,3"), "{info}");
+    let info = text(&net.call(leader, 1, "INFO cluster"));
+    assert!(info.contains("cluster_enabled:1"), "{info}");
+}
+
+#[test]
+fn bytes_that_are_not_a_peer_message_are_dropped_and_counted() {
+    let mut net = Net::new(3);
+    let leader = net.wait_leader();
+    let now = net.now;
+    for junk in [&b""[..], b"\x01garbage", b"\x09\x00\x00"] {
+        let input = Input::Peer {
+            from: NodeId(2),
+            bytes: Bytes::copy_from_slice(junk),
+        };
+        net.node(leader).handle_input(now, input);
+    }
+    // A well-formed message claiming another sender than the link it came on.
+    let spoofed = peer::encode(
+        7,
+        Some(b"test-secret"),
+        NodeId(3),
+        NodeId(leader as u64 + 1),
+        PeerBody::ForwardReply {
+            id: 0,
+            replies: Vec::new(),
+        },
+    );
+    let from = NodeId(if leader == 1 { 1 } else { 2 });
+    net.node(leader).handle_input(
+        now,
+        Input::Peer {
+            from,
+            bytes: Bytes::from(spoofed),
+        },
+    );
+    assert_eq!(net.node(leader).stats.peer_messages_dropped, 4);
+    net.connect(leader, 1);
+    assert_eq!(net.call(leader, 1, "SET ok 1"), Frame::ok());
+}
+
+#[test]
+fn an_oversized_write_is_refused_before_it_reaches_the_log() {
+    let mut net = Net::new(3);
+    let leader = net.wait_leader();
+    let f = (leader + 1) % 3;
+    net.connect(f, 1);
+    let big = Bytes::from(vec![b'x'; peer::MAX_ENTRY_BYTES + 1]);
+    let now = net.now;
+    net.node(f).handle_input(
+        now,
+        Input::Request {
+            conn: ConnId(1),
+            args: vec![Bytes::from_static(b"SET"), Bytes::from_static(b"k"), big],
+            wire_bytes: 1,
+            unix: UnixMillis(1),
+        },
+    );
+    let reply = net.reply(f, 1, 100);
+    assert!(text(&reply).contains("exceeds the limit"), "{reply:?}");
+    assert_eq!(net.call(f, 1, "EXISTS k"), Frame::Integer(0));
+}
+
+#[test]
+fn cluster_config_set_replicates_series_defaults() {
+    let mut net = Net::new(3);
+    let leader = net.wait_leader();
+    let f = (leader + 1) % 3;
+    net.connect(f, 1);
+    let reply = net.call(
+        f,
+        1,
+        "CONFIG SET ts-retention-policy 60000 ts-duplicate-policy LAST",
+    );
+    assert_eq!(reply, Frame::ok());
+    let bad = net.call(f, 1, "CONFIG SET ts-chunk-size-bytes 7");
+    assert!(text(&bad).contains("multiple of 8"), "{bad:?}");
+    let local = net.call(f, 1, "CONFIG SET maxclients 5");
+    assert!(
+        text(&local).contains("not a cluster-wide setting"),
+        "{local:?}"
+    );
+    assert_eq!(net.call(f, 1, "TS.ADD s 1000 1"), Frame::Integer(1000));
+    assert_eq!(
+        net.call(f, 1, "TS.ADD s 1000 2"),
+        Frame::Integer(1000),
+        "LAST policy"
+    );
+    net.advance(200);
+    for i in 0..3 {
+        net.connect(i, 9);
+        assert_eq!(net.call(i, 9, "READONLY"), Frame::ok());
+        let Frame::Map(pairs) = net.call(i, 9, "CONFIG GET ts-*") else {
+            panic!("map")
+        };
+        assert!(
+            pairs.contains(&(Frame::text("ts-retention-policy"), Frame::text("60000"))),
+            "node {i}: {pairs:?}"
+        );
+        let info = format!("{:?}", net.call(i, 9, "TS.INFO s"));
+        assert!(info.contains("60000"), "node {i}: {info}");
+    }
+}
+
+#[test]
+fn a_node_joins_as_learner_is_promoted_and_nodes_can_leave() {
+    let now = Instant::from_millis(1);
+    let mut net = Net::new(3);
+    // Node 4 knows the current members and itself, and waits to be added.
+    let mut cfg = node_config(4, 3);
+    cfg.cluster.joining = true;
+    net.nodes
+        .push(Some(Node::new(cfg, MemStore::new(), now).unwrap()));
+    net.stores.push(MemStore::new());
+    let leader = net.wait_leader();
+    net.connect(leader, 1);
+    for i in 0..30 {
+        assert_eq!(net.call(leader, 1, &format!("SET k{i} {i}")), Frame::ok());
+    }
+    let f = (leader + 1) % 3;
+    net.connect(f, 2);
+    assert_eq!(
+        net.call(f, 2, "CLUSTER ADDNODE 4 127.0.0.1:7003@8003"),
+        Frame::ok(),
+        "forwarded to the leader"
+    );
+    net.advance(1_000);
+    let info = text(&net.call(leader, 1, "CLUSTER INFO"));
+    assert!(
+        info.contains("voters:1,2,3,4"),
+        "promoted once caught up: {info}"
+    );
+    net.connect(3, 3);
+    assert_eq!(net.call(3, 3, "READONLY"), Frame::ok());
+    assert_eq!(net.call(3, 3, "GET k29"), bulk("29"));
+    assert_eq!(net.call(3, 3, "SET via4 x"), Frame::ok());
+    let again = net.call(leader, 1, "CLUSTER ADDNODE 4 127.0.0.1:7003@8003");
+    assert!(text(&again).contains("already a member"), "{again:?}");
+    // The leader removes itself: it steps down once the change commits.
+    let me = format!("CLUSTER FORGET {}", leader + 1);
+    assert_eq!(net.call(leader, 1, &me), Frame::ok());
+    net.advance(2_000);
+    let new = net.wait_leader();
+    assert_ne!(new, leader);
+    net.connect(new, 4);
+    let info = text(&net.call(new, 4, "CLUSTER INFO"));
+    assert!(info.contains("cluster_known_nodes:3"), "{info}");
+    let voters = info
+        .lines()
+        .find_map(|l| l.strip_prefix("voters:"))
+        .unwrap_or_default();
+    assert_eq!(voters.split(',').count(), 3, "{info}");
+    assert!(
+        !voters.split(',').any(|v| v == (leader + 1).to_string()),
+        "the old leader left: {info}"
+    );
+    assert_eq!(net.call(new, 4, "GET via4"), bulk("x"));
+}
