@@ -91,6 +91,10 @@ pub(crate) struct Flags {
     /// every node. Without it the cluster port must be reachable only by the members.
     #[arg(long, env = "TICKDB_CLUSTER_SECRET", hide_env_values = true)]
     pub(crate) cluster_secret: Option<String>,
+    /// Join an existing cluster: --cluster-nodes lists its current members and this node;
+    /// the node does not vote until the leader adds it (CLUSTER ADDNODE on the leader).
+    #[arg(long)]
+    pub(crate) cluster_join: bool,
 }
 
 /// The settings in a TOML config file; every key is optional.
@@ -114,6 +118,7 @@ pub(crate) struct FileConfig {
     pub(crate) election_timeout_ms: Option<String>,
     pub(crate) request_timeout_ms: Option<u64>,
     pub(crate) cluster_secret: Option<String>,
+    pub(crate) cluster_join: Option<bool>,
 }
 
 /// Default ZeroMQ client port.
@@ -171,6 +176,8 @@ pub(crate) enum ClusterConfigError {
     Heartbeat { heartbeat: u64, min: u64 },
     #[error("request_timeout_ms must be positive")]
     RequestTimeout,
+    #[error("cluster_join needs cluster_nodes: the current members and this node")]
+    JoinWithoutMembers,
 }
 
 /// Parses `cluster_nodes`: `ID=IP:PORT@CPORT` entries separated by commas (spaces allowed
@@ -287,6 +294,8 @@ pub(crate) struct Config {
     pub(crate) election_timeout_ms: (u64, u64),
     pub(crate) request_timeout_ms: u64,
     pub(crate) cluster_secret: Option<String>,
+    /// This node joins an existing cluster as a non-voter.
+    pub(crate) cluster_join: bool,
 }
 
 impl Config {
@@ -383,7 +392,11 @@ impl Config {
                 .cluster_secret
                 .or(file.cluster_secret)
                 .filter(|s| !s.is_empty()),
+            cluster_join: flags.cluster_join || file.cluster_join.unwrap_or(false),
         };
+        if config.cluster_join && config.cluster.is_none() {
+            return Err(ClusterConfigError::JoinWithoutMembers.into());
+        }
         anyhow::ensure!(
             config.max_connections > 0,
             "max_connections must be at least 1"
@@ -446,6 +459,10 @@ impl Config {
             (
                 "request-timeout-ms".into(),
                 self.request_timeout_ms.to_string(),
+            ),
+            (
+                "cluster-join".into(),
+                if self.cluster_join { "yes" } else { "no" }.into(),
             ),
             (
                 "cluster-secret".into(),
@@ -711,6 +728,12 @@ mod tests {
             cluster_error(&["--request-timeout-ms", "0"]),
             ClusterConfigError::RequestTimeout
         );
+        assert_eq!(
+            cluster_error(&["--cluster-join"]),
+            ClusterConfigError::JoinWithoutMembers
+        );
+        let c = load(&["--node-id", "3", "--cluster-nodes", THREE, "--cluster-join"]).unwrap();
+        assert!(c.cluster_join);
         let err = format!("{:#}", load(&["--node-id", "0"]).unwrap_err());
         assert!(err.contains("node_id 0"), "{err}");
         assert!(load(&["--node-id", "one"]).is_err(), "node ids are numbers");

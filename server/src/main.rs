@@ -223,7 +223,7 @@ fn cluster_config(config: &Config) -> ClusterConfig {
         heartbeat_ms: config.heartbeat_ms,
         election_timeout_ms: config.election_timeout_ms,
         request_timeout_ms: config.request_timeout_ms,
-        joining: false,
+        joining: config.cluster_join,
         secret: config.cluster_secret.clone().map(String::into_bytes),
     }
 }

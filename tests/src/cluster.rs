@@ -61,6 +61,12 @@ impl Cluster {
 
     /// [`Cluster::start`] with extra flags for every node.
     pub fn start_with(n: usize, extra: &[&str]) -> Self {
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        Self::start_each(n, |_| extra.clone())
+    }
+
+    /// [`Cluster::start`] with `extra(i)` as extra flags for node `i`.
+    pub fn start_each(n: usize, extra: impl Fn(usize) -> Vec<String>) -> Self {
         assert!(n > 0);
         let picked = free_ports(2 * n);
         let ports: Vec<Ports> = picked
@@ -99,7 +105,7 @@ impl Cluster {
                 .iter()
                 .map(|s| s.to_string())
                 .collect();
-                args.extend(extra.iter().map(|s| s.to_string()));
+                args.extend(extra(i));
                 Server::start_on(p.client, &args)
             })
             .collect();

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tickdb_core::resp::Frame;
-use tickdb_tests::cluster::{Cluster, is_error_with};
+use tickdb_tests::cluster::{Cluster, ELECTION_TIMEOUT_MS, is_error_with};
 use tickdb_tests::{Client, bulk};
 
 /// Bound on electing a leader: the election timeout is 300-600 ms, so this allows for many
@@ -439,4 +439,46 @@ fn a_paused_leader_is_replaced_and_rejoins_as_a_follower() {
     // Forwarded from the old leader: the newest value.
     assert_eq!(cluster.client(old).call(&["GET", "k"]), bulk("2"));
     wait_readable(&cluster, old, &[("k".into(), "2".into())], CATCH_UP);
+}
+
+#[test]
+fn a_cluster_with_a_secret_elects_and_replicates() {
+    let cluster = Cluster::start_with(3, &["--cluster-secret", "s3cret"]);
+    let leader = cluster.wait_leader(ELECTION);
+    let f = followers(&cluster, leader)[0];
+    let mut c = cluster.client(f);
+    assert_eq!(
+        c.call_within(&["SET", "k", "v"], WRITE_REPLY),
+        Ok(Frame::ok()),
+        "{}",
+        cluster.describe()
+    );
+    assert_eq!(cluster.client(leader).call(&["GET", "k"]), bulk("v"));
+}
+
+#[test]
+fn nodes_with_different_secrets_never_form_a_cluster() {
+    let cluster = Cluster::start_each(3, |i| {
+        vec!["--cluster-secret".into(), format!("secret-{i}")]
+    });
+    // Several election timeouts: with every peer message dropped nobody gets a majority.
+    std::thread::sleep(Duration::from_millis(ELECTION_TIMEOUT_MS.1 * 5));
+    for i in 0..cluster.len() {
+        let r = cluster.replication(i).unwrap();
+        assert_ne!(
+            r.role,
+            "master",
+            "node {} leads alone: {:?}",
+            cluster.id(i),
+            r.fields
+        );
+        let reply = cluster
+            .client(i)
+            .call_within(&["SET", "k", "v"], WRITE_REPLY);
+        assert!(
+            matches!(&reply, Ok(f) if is_error_with(f, UNAVAILABLE)),
+            "SET on node {}: {reply:?}",
+            cluster.id(i)
+        );
+    }
 }

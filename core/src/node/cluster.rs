@@ -35,10 +35,14 @@ impl<S: Store> Node<S> {
     pub(super) fn send_peer(&mut self, to: NodeId, body: PeerBody) {
         let c = &self.config.cluster;
         let bytes = peer::encode(c.cluster_id, c.secret.as_deref(), c.id, to, body);
+        self.stats.peer_messages_out += 1;
+        self.stats.peer_bytes_out += bytes.len() as u64;
         self.outputs.push_back(Output::Send { to, bytes });
     }
 
     pub(super) fn peer_input(&mut self, from: NodeId, bytes: &[u8]) {
+        self.stats.peer_messages_in += 1;
+        self.stats.peer_bytes_in += bytes.len() as u64;
         let c = &self.config.cluster;
         let body = match peer::decode(bytes, c.cluster_id, c.secret.as_deref(), c.id, from) {
             Ok(body) => body,

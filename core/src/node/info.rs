@@ -86,6 +86,10 @@ impl<S: Store> Node<S> {
                 line("total_syncs", &self.raft.sync_count());
                 line("total_forwards_sent", &s.forwards_sent);
                 line("total_forwards_served", &s.forwards_served);
+                line("total_cluster_messages_in", &s.peer_messages_in);
+                line("total_cluster_messages_out", &s.peer_messages_out);
+                line("total_cluster_bytes_in", &s.peer_bytes_in);
+                line("total_cluster_bytes_out", &s.peer_bytes_out);
                 line("total_peer_messages_dropped", &s.peer_messages_dropped);
             }
             "persistence" => {

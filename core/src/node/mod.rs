@@ -386,6 +386,10 @@ struct Stats {
     forwards_sent: u64,
     forwards_served: u64,
     peer_messages_dropped: u64,
+    peer_messages_in: u64,
+    peer_messages_out: u64,
+    peer_bytes_in: u64,
+    peer_bytes_out: u64,
 }
 
 /// Most forwarded messages a leader runs at once; more are answered `-TRYAGAIN`.
