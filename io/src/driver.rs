@@ -6,6 +6,14 @@
 //! queue; a client whose queue is full is too slow to keep up and is disconnected rather than
 //! letting its replies grow without bound.
 //!
+//! In a cluster ([`run_cluster_node`]) the task also owns the [`Mesh`]: each mesh message
+//! becomes an [`Input::Peer`] fed in the same batch as client input (so replication traffic
+//! and client writes share one drain and one sync), and each [`Output::Send`] is queued on
+//! the mesh without waiting. The mesh is best effort by contract (Raft retransmits), so a
+//! message it refuses (full queue, unknown peer, oversized) is logged at debug, counted in
+//! [`NodeHandle::mesh_sends_dropped`] and otherwise ignored. The driver never looks inside a
+//! mesh payload.
+//!
 //! Only `tokio` primitives are used (no threads, no `spawn_blocking`), so the same driver runs
 //! under turmoil's simulated runtime. The store's `sync` blocks the task while it runs.
 
@@ -14,11 +22,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use bytes::Bytes;
 use tickdb_core::node::{ConnId, ConnKind, Input, Node, Output};
+use tickdb_core::raft::NodeId;
 use tickdb_core::resp::{Frame, Protocol};
 use tickdb_core::store::Store;
 use tickdb_core::{Instant, UnixMillis};
 use tokio::sync::{mpsc, watch};
+
+use crate::mesh::{Mesh, MeshReceiver};
 
 /// Most messages fed into the node before its outputs are drained; bounds the latency one
 /// busy loop iteration adds to replies.
@@ -54,6 +66,7 @@ pub struct NodeHandle {
     tx: mpsc::Sender<DriverMsg>,
     next_conn: Arc<AtomicU64>,
     bytes_out: Arc<AtomicU64>,
+    mesh_dropped: Arc<AtomicU64>,
     clock: Clock,
 }
 
@@ -71,6 +84,11 @@ impl NodeHandle {
     /// Counts bytes written to clients for INFO.
     pub fn count_bytes_out(&self, n: u64) {
         self.bytes_out.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Messages to peers the mesh refused (full queue, unknown peer, oversized) since start.
+    pub fn mesh_sends_dropped(&self) -> u64 {
+        self.mesh_dropped.load(Ordering::Relaxed)
     }
 
     /// Wall-clock time for stamping requests.
@@ -131,53 +149,174 @@ pub fn channel() -> (NodeHandle, mpsc::Receiver<DriverMsg>) {
         tx,
         next_conn: Arc::new(AtomicU64::new(1)),
         bytes_out: Arc::new(AtomicU64::new(0)),
+        mesh_dropped: Arc::new(AtomicU64::new(0)),
         clock: Clock::new(),
     };
     (handle, rx)
 }
 
 /// Runs the node until `shutdown` turns true (or every handle is dropped), then finishes the
-/// work in flight, syncs the store and returns the node.
+/// work in flight, syncs the store and returns the node. A standalone node: nothing is sent to
+/// or received from peers (an [`Output::Send`] is dropped and counted).
 pub async fn run_node<S: Store>(
+    node: Node<S>,
+    handle: NodeHandle,
+    rx: mpsc::Receiver<DriverMsg>,
+    shutdown: watch::Receiver<bool>,
+) -> Node<S> {
+    run(node, handle, rx, shutdown, None).await
+}
+
+/// [`run_node`] for a member of a cluster: `mesh` carries the node's [`Output::Send`]s and
+/// `peers` (the receiver [`Mesh::start`] returned) its [`Input::Peer`]s. The mesh is dropped
+/// (its sockets closed) when the node stops.
+pub async fn run_cluster_node<S: Store>(
+    node: Node<S>,
+    handle: NodeHandle,
+    rx: mpsc::Receiver<DriverMsg>,
+    shutdown: watch::Receiver<bool>,
+    mesh: Mesh,
+    peers: MeshReceiver,
+) -> Node<S> {
+    run(
+        node,
+        handle,
+        rx,
+        shutdown,
+        Some(MeshLink {
+            mesh,
+            peers: Some(peers),
+        }),
+    )
+    .await
+}
+
+/// The driver's end of the mesh.
+struct MeshLink {
+    mesh: Mesh,
+    /// `None` once the mesh's inbound task stopped (its ROUTER failed); sending goes on.
+    peers: Option<MeshReceiver>,
+}
+
+/// One wake-up of the node task.
+enum Wake {
+    Msg(DriverMsg),
+    Peer(u64, Vec<u8>),
+    /// The mesh's inbound side stopped.
+    PeersClosed,
+    Timeout,
+}
+
+async fn run<S: Store>(
     mut node: Node<S>,
     handle: NodeHandle,
     mut rx: mpsc::Receiver<DriverMsg>,
     mut shutdown: watch::Receiver<bool>,
+    mut mesh: Option<MeshLink>,
 ) -> Node<S> {
     let clock = handle.clock;
     let bytes_out = Arc::clone(&handle.bytes_out);
+    let dropped = Arc::clone(&handle.mesh_dropped);
     drop(handle);
     let mut conns: HashMap<ConnId, mpsc::Sender<ConnOut>> = HashMap::new();
     loop {
         let deadline = node.poll_timeout();
-        let msg = tokio::select! {
+        let peers = mesh.as_mut().and_then(|m| m.peers.as_mut());
+        let wake = tokio::select! {
             biased;
             _ = shutdown.wait_for(|stop| *stop) => break,
             msg = rx.recv() => match msg {
-                Some(msg) => Some(msg),
+                Some(msg) => Wake::Msg(msg),
                 None => break,
             },
-            () = sleep_until(clock, deadline) => None,
+            peer = recv_peer(peers) => match peer {
+                Some((from, bytes)) => Wake::Peer(from, bytes),
+                None => Wake::PeersClosed,
+            },
+            () = sleep_until(clock, deadline) => Wake::Timeout,
         };
         let now = clock.now();
-        match msg {
-            None => node.handle_timeout(now),
-            Some(msg) => {
-                feed(&mut node, &mut conns, now, msg);
-                for _ in 1..INPUT_BATCH_MAX {
-                    let Ok(msg) = rx.try_recv() else { break };
-                    feed(&mut node, &mut conns, now, msg);
+        match wake {
+            Wake::Timeout => node.handle_timeout(now),
+            Wake::PeersClosed => {
+                tracing::error!("the cluster mesh stopped receiving; this node is cut off");
+                if let Some(m) = mesh.as_mut() {
+                    m.peers = None;
                 }
+            }
+            Wake::Msg(msg) => {
+                feed(&mut node, &mut conns, now, msg);
+                feed_queued(&mut node, &mut conns, now, &mut rx, mesh.as_mut(), 1);
+            }
+            Wake::Peer(from, bytes) => {
+                feed_peer(&mut node, now, from, bytes);
+                feed_queued(&mut node, &mut conns, now, &mut rx, mesh.as_mut(), 1);
             }
         }
         node.add_bytes_out(bytes_out.swap(0, Ordering::Relaxed));
-        drain(&mut node, &mut conns);
+        drain(
+            &mut node,
+            &mut conns,
+            mesh.as_mut().map(|m| &mut m.mesh),
+            &dropped,
+        );
     }
-    drain(&mut node, &mut conns);
+    drain(
+        &mut node,
+        &mut conns,
+        mesh.as_mut().map(|m| &mut m.mesh),
+        &dropped,
+    );
     if let Err(e) = node.sync() {
         tracing::error!(error = %e, "final sync failed");
     }
     node
+}
+
+/// The next peer message, or `None` when the mesh's inbound side has stopped; never ready
+/// without a mesh.
+async fn recv_peer(peers: Option<&mut MeshReceiver>) -> Option<(u64, Vec<u8>)> {
+    match peers {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Feeds every message already queued, client and peer alike, up to [`INPUT_BATCH_MAX`] in all
+/// (`fed` already counted), so they share the drain that follows.
+fn feed_queued<S: Store>(
+    node: &mut Node<S>,
+    conns: &mut HashMap<ConnId, mpsc::Sender<ConnOut>>,
+    now: Instant,
+    rx: &mut mpsc::Receiver<DriverMsg>,
+    mut mesh: Option<&mut MeshLink>,
+    mut fed: usize,
+) {
+    while fed < INPUT_BATCH_MAX {
+        let mut progress = false;
+        if let Ok(msg) = rx.try_recv() {
+            feed(node, conns, now, msg);
+            fed += 1;
+            progress = true;
+        }
+        let peers = mesh.as_mut().and_then(|m| m.peers.as_mut());
+        if let Some(Ok((from, bytes))) = peers.map(|p| p.try_recv()) {
+            feed_peer(node, now, from, bytes);
+            fed += 1;
+            progress = true;
+        }
+        if !progress {
+            break;
+        }
+    }
+}
+
+fn feed_peer<S: Store>(node: &mut Node<S>, now: Instant, from: u64, bytes: Vec<u8>) {
+    let input = Input::Peer {
+        from: NodeId(from),
+        bytes: Bytes::from(bytes),
+    };
+    node.handle_input(now, input);
 }
 
 async fn sleep_until(clock: Clock, deadline: Option<Instant>) {
@@ -212,7 +351,12 @@ fn feed<S: Store>(
     }
 }
 
-fn drain<S: Store>(node: &mut Node<S>, conns: &mut HashMap<ConnId, mpsc::Sender<ConnOut>>) {
+fn drain<S: Store>(
+    node: &mut Node<S>,
+    conns: &mut HashMap<ConnId, mpsc::Sender<ConnOut>>,
+    mut mesh: Option<&mut Mesh>,
+    dropped: &AtomicU64,
+) {
     while let Some(out) = node.poll_output() {
         let (conn, msg) = match out {
             Output::Reply {
@@ -221,8 +365,14 @@ fn drain<S: Store>(node: &mut Node<S>, conns: &mut HashMap<ConnId, mpsc::Sender<
                 protocol,
             } => (conn, ConnOut::Reply(frame, protocol)),
             Output::Close { conn } => (conn, ConnOut::Close),
-            // The cluster mesh is not wired into the driver yet.
-            Output::Send { .. } | Output::Member { .. } => continue,
+            Output::Send { to, bytes } => {
+                send_peer(mesh.as_deref(), to, bytes, dropped);
+                continue;
+            }
+            Output::Member { id, addr } => {
+                set_member(mesh.as_deref_mut(), id, addr.as_deref());
+                continue;
+            }
         };
         let closing = matches!(msg, ConnOut::Close);
         let Some(tx) = conns.get(&conn) else { continue };
@@ -243,5 +393,168 @@ fn drain<S: Store>(node: &mut Node<S>, conns: &mut HashMap<ConnId, mpsc::Sender<
                 conns.remove(&conn);
             }
         }
+    }
+}
+
+/// Points the mesh at a member's new cluster address (`addr` is `host:cluster_port`), or
+/// stops talking to a member that left (`None`). A standalone node has no mesh to update.
+fn set_member(mesh: Option<&mut Mesh>, id: NodeId, addr: Option<&str>) {
+    let Some(mesh) = mesh else { return };
+    if id.0 == mesh.node_id() {
+        return;
+    }
+    let Some(addr) = addr else {
+        mesh.remove_peer(id.0);
+        return;
+    };
+    match addr.parse::<std::net::SocketAddr>() {
+        Ok(addr) => {
+            if let Err(e) = mesh.set_peer(id.0, addr) {
+                tracing::warn!(peer = id.0, %addr, error = %e, "cannot link to a cluster member");
+            }
+        }
+        Err(e) => {
+            tracing::warn!(peer = id.0, addr, error = %e, "a cluster member's address is not IP:PORT");
+        }
+    }
+}
+
+/// Queues one message for a peer; never fails the node (see the module docs).
+fn send_peer(mesh: Option<&Mesh>, to: NodeId, bytes: Vec<u8>, dropped: &AtomicU64) {
+    let Some(mesh) = mesh else {
+        dropped.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(peer = to.0, "no cluster mesh: message to a peer dropped");
+        return;
+    };
+    if let Err(e) = mesh.send(to.0, bytes) {
+        dropped.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(peer = to.0, error = %e, "message to a peer dropped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use tickdb_core::node::NodeConfig;
+    use tickdb_core::store::MemStore;
+
+    use super::*;
+    use crate::mesh::MeshConfig;
+
+    fn loopback() -> std::net::TcpListener {
+        std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port")
+    }
+
+    #[tokio::test]
+    async fn send_peer_counts_refusals_and_never_fails() {
+        let dropped = AtomicU64::new(0);
+        send_peer(None, NodeId(2), vec![1], &dropped);
+        assert_eq!(dropped.load(Ordering::Relaxed), 1);
+
+        let listener = loopback();
+        let peer_addr: SocketAddr = loopback().local_addr().unwrap();
+        let config = MeshConfig::new(1, listener.local_addr().unwrap(), vec![(2, peer_addr)]);
+        let (mesh, _peers) = Mesh::start_on(config, listener).await.unwrap();
+        send_peer(Some(&mesh), NodeId(2), vec![1, 2, 3], &dropped);
+        assert_eq!(dropped.load(Ordering::Relaxed), 1, "a known peer takes it");
+        send_peer(Some(&mesh), NodeId(3), vec![1], &dropped);
+        assert_eq!(
+            dropped.load(Ordering::Relaxed),
+            2,
+            "an unknown peer is counted"
+        );
+        let huge = vec![0; crate::MAX_MESSAGE_BYTES_DEFAULT as usize + 1];
+        send_peer(Some(&mesh), NodeId(2), huge, &dropped);
+        assert_eq!(
+            dropped.load(Ordering::Relaxed),
+            3,
+            "an oversized message is counted"
+        );
+    }
+
+    /// Peer traffic (here bytes no node could decode) shares the loop with clients without
+    /// disturbing them, and the node still shuts down cleanly.
+    #[tokio::test]
+    async fn a_cluster_node_serves_clients_while_peers_send() {
+        let (l1, l2) = (loopback(), loopback());
+        let (a1, a2) = (l1.local_addr().unwrap(), l2.local_addr().unwrap());
+        let (mesh1, peers1) = Mesh::start_on(MeshConfig::new(1, a1, vec![(2, a2)]), l1)
+            .await
+            .unwrap();
+        let (mesh2, _peers2) = Mesh::start_on(MeshConfig::new(2, a2, vec![(1, a1)]), l2)
+            .await
+            .unwrap();
+
+        let (handle, rx) = channel();
+        let node = Node::new(NodeConfig::default(), MemStore::new(), handle.now()).unwrap();
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(run_cluster_node(
+            node,
+            handle.clone(),
+            rx,
+            stop_rx,
+            mesh1,
+            peers1,
+        ));
+        // Wait until the link is up so the garbage really reaches node 1.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !mesh2.stats().links[&1].outbound_connected {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "mesh link never came up"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        for i in 0..100u8 {
+            mesh2.send(1, vec![i; 64]).unwrap();
+        }
+
+        let conn = handle.conn_id();
+        let (reply_tx, mut replies) = mpsc::channel(16);
+        handle
+            .send(DriverMsg::Connect {
+                conn,
+                kind: ConnKind::Tcp,
+                addr: "test".into(),
+                replies: reply_tx,
+            })
+            .await
+            .unwrap();
+        let args = ["SET", "k", "v"]
+            .map(|a| Bytes::from_static(a.as_bytes()))
+            .to_vec();
+        handle
+            .send(DriverMsg::Input(Input::Request {
+                conn,
+                args,
+                wire_bytes: 27,
+                unix: handle.unix_now(),
+            }))
+            .await
+            .unwrap();
+        let reply = tokio::time::timeout(Duration::from_secs(10), replies.recv())
+            .await
+            .expect("a reply in time");
+        assert!(
+            matches!(reply, Some(ConnOut::Reply(ref f, _)) if *f == Frame::ok()),
+            "{reply:?}"
+        );
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while mesh2.stats().links[&1].messages_out < 100 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "peer messages not sent"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+
+        stop.send(true).unwrap();
+        let node = tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("the node stops in time")
+            .expect("the node task did not panic");
+        drop(node);
+        assert_eq!(handle.mesh_sends_dropped(), 0);
     }
 }

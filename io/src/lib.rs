@@ -2,7 +2,8 @@
 //!
 //! Everything that reads a clock or touches a socket or a file lives here, never in
 //! `tickdb-core`:
-//! - [`driver`]: the async node task, generic over the store, that follows the core's drive rule.
+//! - [`driver`]: the async node task, generic over the store, that follows the core's drive rule
+//!   and, in a cluster, carries the node's peer messages over the [`Mesh`].
 //! - [`tcp`]: RESP over TCP.
 //! - [`zmq`]: RESP over a ZeroMQ ROUTER socket for DEALER clients.
 //! - [`RocksStore`] (feature `rocksdb`): core's storage port on RocksDB.
@@ -15,7 +16,7 @@ mod rocks;
 pub mod tcp;
 pub mod zmq;
 
-pub use driver::{NodeHandle, channel, run_node};
+pub use driver::{NodeHandle, channel, run_cluster_node, run_node};
 pub use mesh::{
     LinkStats, MAX_MESSAGE_BYTES_DEFAULT, Mesh, MeshConfig, MeshError, MeshReceiver, MeshStats,
     RECV_QUEUE_DEFAULT, SEND_QUEUE_PER_PEER_DEFAULT,

@@ -1,6 +1,6 @@
-//! The `tickdb` binary: reads the configuration, opens the store, starts the node task and the
-//! client endpoints, and shuts down cleanly on SIGINT or SIGTERM (stop accepting, finish the
-//! writes in flight, sync, exit 0).
+//! The `tickdb` binary: reads the configuration, opens the store, starts the node task, the
+//! cluster mesh (when `cluster_nodes` is set) and the client endpoints, and shuts down cleanly
+//! on SIGINT or SIGTERM (stop accepting, finish the writes in flight, sync, exit 0).
 
 mod config;
 
@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser as _;
-use tickdb_core::node::{Node, NodeConfig};
+use tickdb_core::node::{ClusterConfig, Member, Node, NodeConfig};
+use tickdb_core::raft::NodeId;
 use tickdb_io::tcp::{self, TcpConfig};
 use tickdb_io::zmq::{self, ZmqConfig};
-use tickdb_io::{RocksOptions, RocksStore};
+use tickdb_io::{Mesh, MeshConfig, RocksOptions, RocksStore};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
@@ -63,10 +64,30 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("listening on {addr}"))?;
     let local = listener.local_addr()?;
 
+    // The mesh before TCP too, so a port clash fails the start rather than a later election.
+    let mesh = match &config.cluster {
+        Some(cluster) => {
+            let bind = SocketAddr::new(config.bind_addr, cluster.cluster_port);
+            let peers = cluster
+                .members
+                .iter()
+                .filter(|m| m.id != config.node_id)
+                .map(|m| (m.id, m.cluster_addr()))
+                .collect();
+            let mesh_config = MeshConfig::new(config.node_id, bind, peers);
+            Some(
+                Mesh::start(mesh_config)
+                    .await
+                    .context("starting the cluster mesh")?,
+            )
+        }
+        None => None,
+    };
+
     let (handle, rx) = tickdb_io::channel();
     let node_config = NodeConfig {
-        node_id: config.node_id.clone(),
-        cluster: tickdb_core::node::ClusterConfig::single(),
+        node_id: config.node_id.to_string(),
+        cluster: cluster_config(&config),
         requirepass: config.requirepass.clone().map(Into::into),
         max_clients: config.max_connections,
         settings: config.settings(),
@@ -92,18 +113,36 @@ async fn run(config: Config) -> anyhow::Result<()> {
                     .unwrap_or_default(),
             ),
             ("data_dir".into(), config.data_dir.display().to_string()),
+            (
+                "cluster_port".into(),
+                config
+                    .cluster
+                    .as_ref()
+                    .map_or(0, |c| c.cluster_port)
+                    .to_string(),
+            ),
         ],
     };
     let node = Node::new(node_config, store, handle.now()).context("starting the node")?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
-    let node_task = tokio::spawn(tickdb_io::run_node(
-        node,
-        handle.clone(),
-        rx,
-        stop_rx.clone(),
-    ));
+    let node_task = match mesh {
+        Some((mesh, peers)) => tokio::spawn(tickdb_io::run_cluster_node(
+            node,
+            handle.clone(),
+            rx,
+            stop_rx.clone(),
+            mesh,
+            peers,
+        )),
+        None => tokio::spawn(tickdb_io::run_node(
+            node,
+            handle.clone(),
+            rx,
+            stop_rx.clone(),
+        )),
+    };
     let tcp_config = TcpConfig {
         idle_timeout: config.idle_timeout,
         ..TcpConfig::default()
@@ -127,7 +166,11 @@ async fn run(config: Config) -> anyhow::Result<()> {
         %local,
         zmq = %zmq_local.map_or_else(|| "off".to_string(), |a| format!("tcp://{a}")),
         data_dir = %config.data_dir.display(),
-        node_id = %config.node_id,
+        node_id = config.node_id,
+        cluster = %config
+            .cluster
+            .as_ref()
+            .map_or_else(|| "off".to_string(), |c| format!("{} nodes, cluster port {}", c.members.len(), c.cluster_port)),
         version = env!("CARGO_PKG_VERSION"),
         "tickdb ready to accept connections"
     );
@@ -152,6 +195,52 @@ async fn run(config: Config) -> anyhow::Result<()> {
     drop(node);
     tracing::info!("tickdb stopped cleanly");
     Ok(())
+}
+
+/// The node's place in its cluster; a standalone node is a cluster of one.
+fn cluster_config(config: &Config) -> ClusterConfig {
+    let members = match &config.cluster {
+        Some(cluster) => cluster
+            .members
+            .iter()
+            .map(|m| Member {
+                id: NodeId(m.id),
+                client_addr: m.client.to_string(),
+                cluster_port: m.cluster_port,
+            })
+            .collect(),
+        None => vec![Member {
+            id: NodeId(config.node_id),
+            client_addr: SocketAddr::new(config.bind_addr, config.port).to_string(),
+            cluster_port: 0,
+        }],
+    };
+    ClusterConfig {
+        id: NodeId(config.node_id),
+        cluster_id: config.cluster_id,
+        members,
+        seed: seed(config.node_id),
+        heartbeat_ms: config.heartbeat_ms,
+        election_timeout_ms: config.election_timeout_ms,
+        request_timeout_ms: config.request_timeout_ms,
+        joining: config.cluster_join,
+        secret: config.cluster_secret.clone().map(String::into_bytes),
+    }
+}
+
+/// Seeds the node's election jitter: distinct per node and per start, so nodes restarted
+/// together do not time out in lockstep. std's `RandomState` is keyed from OS randomness;
+/// the node id and the time are mixed in as well.
+fn seed(node_id: u64) -> u64 {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let mut h = std::hash::RandomState::new().build_hasher();
+    h.write_u64(node_id);
+    h.write_u32(std::process::id());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO);
+    h.write_u128(now.as_nanos());
+    h.finish()
 }
 
 async fn shutdown_signal() -> anyhow::Result<&'static str> {

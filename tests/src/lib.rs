@@ -3,6 +3,7 @@
 //! The binary is found next to the test executable's `deps/` folder (the same target
 //! directory), or at `$TICKDB_BIN`. `make test` builds it first.
 
+pub mod cluster;
 pub mod zmq;
 
 use std::io::{Read as _, Write as _};
@@ -41,8 +42,18 @@ pub fn binary() -> PathBuf {
 
 /// A free TCP port on 127.0.0.1 (free when asked; the server binds it right after).
 pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    l.local_addr().expect("local addr").port()
+    free_ports(1)[0]
+}
+
+/// `n` distinct free TCP ports on 127.0.0.1 (all held until every one is picked).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("local addr").port())
+        .collect()
 }
 
 /// A running tickdb process with its own port and data directory; killed on drop.
@@ -57,17 +68,44 @@ pub struct Server {
 impl Server {
     /// Starts tickdb on a free port with a fresh temporary data directory.
     pub fn start(extra: &[&str]) -> Self {
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        Self::start_on(free_port(), &extra)
+    }
+
+    /// Starts tickdb on `port` with a fresh temporary data directory.
+    pub fn start_on(port: u16, extra: &[String]) -> Self {
         let tmp = tempfile::tempdir().expect("temp dir");
         let data_dir = tmp.path().join("data");
         let mut s = Self {
             child: None,
-            port: free_port(),
+            port,
             data_dir,
             _tmp: Some(tmp),
-            extra: extra.iter().map(|s| s.to_string()).collect(),
+            extra: extra.to_vec(),
         };
         s.spawn();
         s
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Whether the process was started and not killed since (a SIGSTOPped one counts).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Sends `signal` (a name `kill` understands, e.g. "STOP") to the running process.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.pid().expect("server running");
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} {pid} failed");
     }
 
     fn spawn(&mut self) {
@@ -186,14 +224,54 @@ pub struct Client {
 
 impl Client {
     pub fn connect(port: u16) -> Self {
-        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to tickdb");
-        stream
-            .set_read_timeout(Some(REPLY_TIMEOUT))
-            .expect("set timeout");
-        stream.set_nodelay(true).expect("nodelay");
-        Self {
+        Self::try_connect(port, REPLY_TIMEOUT).expect("connect to tickdb")
+    }
+
+    /// Connects with `timeout` for the connect and for each later read.
+    pub fn try_connect(port: u16, timeout: Duration) -> std::io::Result<Self> {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let stream = TcpStream::connect_timeout(&addr, timeout)?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
+        stream.set_nodelay(true)?;
+        Ok(Self {
             stream,
             buf: Vec::new(),
+        })
+    }
+
+    /// Sends a command and waits at most `timeout` for its reply: `Err` says why there is
+    /// none (timed out, connection closed). The connection is unusable after a timeout (a
+    /// late reply would be read as the next one's).
+    pub fn call_within(&mut self, args: &[&str], timeout: Duration) -> Result<Frame, String> {
+        self.stream
+            .set_read_timeout(Some(timeout))
+            .map_err(|e| e.to_string())?;
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        let mut out = Vec::new();
+        resp::encode_request(&args, &mut out);
+        self.stream.write_all(&out).map_err(|e| e.to_string())?;
+        loop {
+            if let Some((frame, used)) =
+                resp::decode(&self.buf, &Limits::default()).map_err(|e| e.to_string())?
+            {
+                self.buf.drain(..used);
+                return Ok(frame);
+            }
+            let mut chunk = [0u8; 64 * 1024];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return Err("connection closed".into()),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Err(format!("no reply within {timeout:?}"));
+                }
+                Err(e) => return Err(e.to_string()),
+            }
         }
     }
 

@@ -19,6 +19,12 @@ fn help_explains_every_option() {
         "--idle-timeout",
         "--requirepass",
         "--block-cache-mb",
+        "--cluster-nodes",
+        "--cluster-port",
+        "--cluster-id",
+        "--heartbeat-ms",
+        "--election-timeout-ms",
+        "--request-timeout-ms",
         "RUST_LOG",
     ] {
         assert!(help.contains(opt), "--help does not mention {opt}:\n{help}");
@@ -48,6 +54,44 @@ fn bad_config_fails_fast_with_a_clear_message() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value"));
+}
+
+#[test]
+fn a_bad_cluster_configuration_fails_fast_naming_the_mistake() {
+    let dir = tempfile::tempdir().unwrap();
+    let members = "1=127.0.0.1:6379@5555,2=127.0.0.1:6380@5556";
+    for (args, expected) in [
+        (
+            vec!["--node-id", "3", "--cluster-nodes", members],
+            "does not list this node's own id 3",
+        ),
+        (
+            vec![
+                "--cluster-nodes",
+                "1=127.0.0.1:6379@5555,1=127.0.0.1:6380@5556",
+            ],
+            "lists node id 1 twice",
+        ),
+        (
+            vec!["--cluster-nodes", "1=127.0.0.1:6379/5555"],
+            "expected ID=IP:PORT@CPORT",
+        ),
+        (
+            vec!["--cluster-nodes", members, "--cluster-port", "5556"],
+            "cluster_port is 5556",
+        ),
+        (vec!["--node-id", "one"], "invalid value"),
+    ] {
+        let out = Command::new(binary())
+            .args(&args)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} started");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
 }
 
 #[test]
