@@ -67,9 +67,17 @@ impl<S: Store> Node<S> {
             }
             PeerBody::Forward {
                 id,
+                session,
                 protocol,
                 items,
-            } => self.forwarded(from, id, protocol, items),
+            } => {
+                let window = self.forwards_seen.entry(from).or_default();
+                if window.first_time(session, id) {
+                    self.forwarded(from, id, protocol, items);
+                } else {
+                    tracing::debug!(from = from.0, id, "dropped a duplicated forward");
+                }
+            }
             PeerBody::ForwardReply { id, replies } => {
                 if self.forwards.get(&id).is_some_and(|f| f.to == from) {
                     self.forward_done(id, replies);
@@ -133,10 +141,12 @@ impl<S: Store> Node<S> {
                 },
             );
             self.stats.forwards_sent += 1;
+            let session = self.config.cluster.seed;
             self.send_peer(
                 to,
                 PeerBody::Forward {
                     id,
+                    session,
                     protocol,
                     items,
                 },
@@ -646,6 +656,41 @@ impl<S: Store> Node<S> {
     }
 }
 
+/// How many recent forward ids per peer the leader remembers to drop duplicates; an id older
+/// than the newest by more than this is dropped too (its follower gave up on it long ago).
+const FORWARD_WINDOW: u64 = 16_384;
+
+/// The forwards a leader has seen from one follower process.
+#[derive(Debug, Default)]
+pub(super) struct ForwardWindow {
+    session: u64,
+    newest: u64,
+    seen: std::collections::BTreeSet<u64>,
+}
+
+impl ForwardWindow {
+    /// Whether forward `id` of `session` arrives for the first time (and remembers it).
+    fn first_time(&mut self, session: u64, id: u64) -> bool {
+        if session != self.session || self.seen.is_empty() {
+            // A restarted follower numbers its forwards from zero again.
+            *self = Self {
+                session,
+                newest: id,
+                seen: std::collections::BTreeSet::new(),
+            };
+        }
+        if id.saturating_add(FORWARD_WINDOW) <= self.newest || !self.seen.insert(id) {
+            return false;
+        }
+        self.newest = self.newest.max(id);
+        let floor = self.newest.saturating_sub(FORWARD_WINDOW);
+        while self.seen.first().is_some_and(|&oldest| oldest < floor) {
+            self.seen.pop_first();
+        }
+        true
+    }
+}
+
 /// A node's name in Redis's cluster commands: its numeric id as 40 hex digits.
 fn node_name(id: NodeId) -> String {
     format!("{:040x}", id.0)
@@ -672,4 +717,23 @@ fn peer_state_name(state: PeerState) -> &'static str {
 
 fn join_ids<'a>(ids: impl Iterator<Item = &'a NodeId>) -> String {
     ids.map(|i| i.0.to_string()).collect::<Vec<_>>().join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forward_window_runs_each_forward_once_per_session() {
+        let mut w = ForwardWindow::default();
+        assert!(w.first_time(1, 0));
+        assert!(!w.first_time(1, 0), "duplicate");
+        assert!(w.first_time(1, 2));
+        assert!(w.first_time(1, 1), "reordered, not a duplicate");
+        assert!(!w.first_time(1, 1));
+        assert!(w.first_time(1, FORWARD_WINDOW + 10));
+        assert!(!w.first_time(1, 3), "too old to tell: dropped");
+        assert!(w.first_time(2, 0), "a restarted follower starts over");
+        assert!(w.seen.len() <= FORWARD_WINDOW as usize + 1);
+    }
 }

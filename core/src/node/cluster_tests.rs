@@ -19,6 +19,8 @@ struct Net {
     /// Links cut (from, to), by node index.
     cut: BTreeSet<(usize, usize)>,
     replies: BTreeMap<(usize, u64), VecDeque<Frame>>,
+    /// Deliver every message twice.
+    duplicate: bool,
 }
 
 fn cluster_config(n: usize, i: usize) -> ClusterConfig {
@@ -71,6 +73,7 @@ impl Net {
             queue: VecDeque::new(),
             cut: BTreeSet::new(),
             replies: BTreeMap::new(),
+            duplicate: false,
         }
     }
 
@@ -111,6 +114,10 @@ impl Net {
                 if let Some(node) = self.nodes[to].as_mut() {
                     let from = NodeId(from as u64 + 1);
                     let bytes = Bytes::from(bytes);
+                    if self.duplicate {
+                        let copy = bytes.clone();
+                        node.handle_input(now, Input::Peer { from, bytes: copy });
+                    }
                     node.handle_input(now, Input::Peer { from, bytes });
                 }
             }
@@ -571,4 +578,17 @@ fn a_node_joins_as_learner_is_promoted_and_nodes_can_leave() {
         "the old leader left: {info}"
     );
     assert_eq!(net.call(new, 4, "GET via4"), bulk("x"));
+}
+
+#[test]
+fn a_duplicated_forward_runs_once() {
+    let mut net = Net::new(3);
+    let leader = net.wait_leader();
+    net.duplicate = true;
+    let f = (leader + 1) % 3;
+    net.connect(f, 1);
+    for i in 1..=5 {
+        assert_eq!(net.call(f, 1, "INCR n"), Frame::Integer(i));
+    }
+    assert_eq!(net.call(f, 1, "GET n"), bulk("5"));
 }

@@ -424,6 +424,8 @@ pub struct Node<S: Store> {
     fwd_dirty: BTreeSet<ConnId>,
     forwards: BTreeMap<u64, Forward>,
     next_forward: u64,
+    /// Leader: the forwards seen per follower, so a duplicated message runs once.
+    forwards_seen: BTreeMap<NodeId, cluster::ForwardWindow>,
     /// Committed entries collected from Raft, applied together.
     to_apply: Vec<Entry>,
     /// Connections whose deferred requests may be able to run.
@@ -503,6 +505,7 @@ impl<S: Store> Node<S> {
             fwd_dirty: BTreeSet::new(),
             forwards: BTreeMap::new(),
             next_forward: 0,
+            forwards_seen: BTreeMap::new(),
             to_apply: Vec::new(),
             to_resume: Vec::new(),
             announced,

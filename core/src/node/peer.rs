@@ -58,6 +58,9 @@ pub enum PeerBody {
     /// one [`PeerBody::ForwardReply`].
     Forward {
         id: u64,
+        /// The sending process's incarnation: with `id`, names the forward uniquely so the
+        /// leader runs a duplicated message once.
+        session: u64,
         /// 2 or 3: the client's protocol, so reads are shaped as the client expects.
         protocol: u8,
         items: Vec<ForwardItem>,
@@ -203,6 +206,7 @@ mod tests {
     fn sample() -> PeerBody {
         PeerBody::Forward {
             id: 7,
+            session: 11,
             protocol: 3,
             items: vec![
                 ForwardItem::Write {
