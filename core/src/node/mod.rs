@@ -119,6 +119,9 @@ pub struct ClusterConfig {
     /// How long a forwarded request or a write whose leader stepped down may wait before the
     /// client is told its outcome is unknown.
     pub request_timeout_ms: u64,
+    /// Bugs to plant in this node's Raft, so the simulator can prove its checkers fail.
+    #[cfg(feature = "planted-bugs")]
+    pub bugs: crate::raft::PlantedBugs,
 }
 
 impl ClusterConfig {
@@ -136,6 +139,8 @@ impl ClusterConfig {
             heartbeat_ms: 100,
             election_timeout_ms: (1000, 2000),
             request_timeout_ms: 10_000,
+            #[cfg(feature = "planted-bugs")]
+            bugs: crate::raft::PlantedBugs::default(),
         }
     }
 }
@@ -450,6 +455,10 @@ impl<S: Store> Node<S> {
         let mut rc = RaftConfig::new(cluster.id, voters);
         rc.heartbeat_interval_ms = cluster.heartbeat_ms;
         (rc.election_timeout_ms_min, rc.election_timeout_ms_max) = cluster.election_timeout_ms;
+        #[cfg(feature = "planted-bugs")]
+        {
+            rc.bugs = cluster.bugs.clone();
+        }
         let raft = Raft::new(rc, &store, cluster.seed, now)?;
         let db = Db::open(&store)?;
         let applied = raft.status().applied;
@@ -501,6 +510,12 @@ impl<S: Store> Node<S> {
 
     pub fn store(&self) -> &S {
         &self.store
+    }
+
+    /// Gives the store back without syncing it: what a crash leaves is up to the store (the
+    /// simulator crashes it, then opens a new node on it).
+    pub fn into_store(self) -> S {
+        self.store
     }
 
     /// Counts bytes the driver wrote to clients (INFO `total_net_output_bytes`).
