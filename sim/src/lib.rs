@@ -13,7 +13,9 @@ mod checker;
 mod kv;
 mod sim;
 mod store;
+mod world;
 
 pub use checker::{HistOp, Outcome, Verdict, check as check_linearizable};
 pub use kv::{Command, OpKind};
-pub use sim::{Bug, Faults, LIVENESS_BOUND_MS, Report, Sim, SimConfig, run_seed};
+pub use sim::{Bug, LIVENESS_BOUND_MS, Report, Sim, SimConfig, run_seed};
+pub use world::Faults;

@@ -121,7 +121,7 @@ pub struct ClusterConfig {
     pub request_timeout_ms: u64,
     /// Bugs to plant in this node's Raft, so the simulator can prove its checkers fail.
     #[cfg(feature = "planted-bugs")]
-    pub bugs: crate::raft::PlantedBugs,
+    pub bugs: raft::PlantedBugs,
 }
 
 impl ClusterConfig {
@@ -140,7 +140,7 @@ impl ClusterConfig {
             election_timeout_ms: (1000, 2000),
             request_timeout_ms: 10_000,
             #[cfg(feature = "planted-bugs")]
-            bugs: crate::raft::PlantedBugs::default(),
+            bugs: raft::PlantedBugs::default(),
         }
     }
 }
