@@ -361,7 +361,7 @@ impl Sim {
     fn start_node(&mut self, id: NodeId) -> Check {
         let seed = self.w.next_u64();
         let cfg = self.raft_config(id);
-        let now = self.w.local(id, self.w.now);
+        let now = self.w.local_now(id);
         let node = self.nodes.get_mut(&id).expect("node exists");
         let raft = Raft::new(cfg, &node.store, seed, now).map_err(|e| format!("start: {e}"))?;
         node.applied = raft.status().applied;
@@ -376,7 +376,7 @@ impl Sim {
         match ev {
             Ev::Deliver { from, to, bytes } => self.deliver(from, to, &bytes),
             Ev::Timer { node, inc } => {
-                let now = self.w.local(node, self.w.now);
+                let now = self.w.local_now(node);
                 let n = self.nodes.get_mut(&node).expect("node exists");
                 if n.inc != inc {
                     return Ok(());
@@ -390,7 +390,7 @@ impl Sim {
                 self.after_step(node)
             }
             Ev::Flush { node, inc } => {
-                let now = self.w.local(node, self.w.now);
+                let now = self.w.local_now(node);
                 let n = self.nodes.get_mut(&node).expect("node exists");
                 if n.inc != inc {
                     return Ok(());
@@ -435,7 +435,7 @@ impl Sim {
         if env.to != to || env.from != from || env.cluster_id != CLUSTER_ID {
             return Err("misrouted message".into());
         }
-        let now = self.w.local(to, self.w.now);
+        let now = self.w.local_now(to);
         let n = self.nodes.get_mut(&to).expect("node exists");
         let Some(raft) = n.raft.as_mut() else {
             return Ok(());
@@ -634,7 +634,7 @@ impl Sim {
     }
 
     fn request(&mut self, id: NodeId, cmd: Command) -> Check {
-        let now = self.w.local(id, self.w.now);
+        let now = self.w.local_now(id);
         let n = self.nodes.get_mut(&id).expect("node exists");
         let Some(raft) = n.raft.as_mut() else {
             return Ok(()); // the node is down: the client times out
@@ -818,7 +818,7 @@ impl Sim {
         let Some(leader) = self.current_leader() else {
             return Ok(());
         };
-        let now = self.w.local(leader, self.w.now);
+        let now = self.w.local_now(leader);
         let n = self.nodes.get_mut(&leader).expect("node exists");
         let Some(raft) = n.raft.as_mut() else {
             return Ok(());
@@ -836,7 +836,7 @@ impl Sim {
         let Some(leader) = self.current_leader() else {
             return Ok(());
         };
-        let now = self.w.local(leader, self.w.now);
+        let now = self.w.local_now(leader);
         let pick = self.w.next_u64();
         let n = self.nodes.get_mut(&leader).expect("node exists");
         let Some(raft) = n.raft.as_mut() else {
