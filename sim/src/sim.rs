@@ -7,19 +7,20 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use tickdb_core::raft::{
-    ConfChange, Entry, EntryKind, LogIndex, Membership, Message, NodeId, ProposeError, Raft,
-    RaftConfig, RaftOutput, Role, Term,
+    ConfChange, Entry, EntryKind, LogIndex, Membership, Message, NodeId, PlantedBugs,
+    ProposeError, Raft, RaftConfig, RaftOutput, Role, Term,
 };
 use tickdb_core::store::{Space, StoreRead};
 
 use crate::checker::{self, HistOp, Outcome, Verdict};
 use crate::kv::{self, Command, OpKind};
+use crate::nodesim::NodeSim;
 use crate::store::SimStore;
 use crate::world::{FIRST_FAULT_MS, FaultKind, Faults, MS, World, fnv};
 
 const CLUSTER_ID: u64 = 0x7469_636b;
 /// Hard bound on processed events per run (every loop in a test driver has a bound).
-const MAX_EVENTS: u64 = 20_000_000;
+pub(crate) const MAX_EVENTS: u64 = 20_000_000;
 /// A client gives up on a request after this long and records its outcome as unknown.
 const CLIENT_TIMEOUT_MS: u64 = 2_000;
 /// Chance that a newly elected leader is crashed within 3 ms (before its first entries spread).
@@ -50,6 +51,18 @@ impl std::str::FromStr for Bug {
 }
 
 impl Bug {
+    /// The core's knobs for `bug` (all off for `None`).
+    pub(crate) fn planted(bug: Option<Self>) -> PlantedBugs {
+        let mut b = PlantedBugs::default();
+        match bug {
+            Some(Self::CountUnsyncedSelf) => b.count_unsynced_self = true,
+            Some(Self::VoteWithoutPersist) => b.vote_without_persist = true,
+            Some(Self::CommitOldTerm) => b.commit_old_term = true,
+            None => {}
+        }
+        b
+    }
+
     pub const fn name(self) -> &'static str {
         match self {
             Self::CountUnsyncedSelf => "count-unsynced-self",
@@ -59,9 +72,31 @@ impl Bug {
     }
 }
 
+/// What the simulator drives.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// Bare `Raft` nodes with a toy KV state machine, checked from the inside.
+    #[default]
+    Raft,
+    /// Real `tickdb_core::node::Node`s driven through their sans-IO interface by RESP clients.
+    Node,
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "raft" => Ok(Self::Raft),
+            "node" => Ok(Self::Node),
+            _ => Err(format!("unknown mode {s} (raft, node)")),
+        }
+    }
+}
+
 /// One simulation run's parameters.
 #[derive(Clone, Debug)]
 pub struct SimConfig {
+    pub mode: Mode,
     pub seed: u64,
     pub nodes: u64,
     pub clients: u32,
@@ -81,6 +116,7 @@ pub struct SimConfig {
 impl SimConfig {
     pub fn new(seed: u64, nodes: u64) -> Self {
         Self {
+            mode: Mode::Raft,
             seed,
             nodes,
             clients: 3,
@@ -93,12 +129,24 @@ impl SimConfig {
         }
     }
 
+    /// A node-mode run (four clients).
+    pub fn node(seed: u64, nodes: u64) -> Self {
+        Self {
+            mode: Mode::Node,
+            clients: 4,
+            ..Self::new(seed, nodes)
+        }
+    }
+
     /// The command that replays this run.
     pub fn replay_command(&self) -> String {
         let mut cmd = format!(
             "cargo run -p tickdb-sim --release -- --seed {} --nodes {}",
             self.seed, self.nodes
         );
+        if self.mode == Mode::Node {
+            cmd.push_str(" --mode node");
+        }
         if self.faults != Faults::ALL {
             cmd.push_str(&format!(" --faults {}", self.faults.arg()));
         }
@@ -298,12 +346,7 @@ impl Sim {
         c.max_inflight_appends = self.limits.1;
         c.log_compaction_threshold = self.limits.2;
         c.snapshot_chunk_bytes = 16;
-        match self.cfg.bug {
-            Some(Bug::CountUnsyncedSelf) => c.bugs.count_unsynced_self = true,
-            Some(Bug::VoteWithoutPersist) => c.bugs.vote_without_persist = true,
-            Some(Bug::CommitOldTerm) => c.bugs.commit_old_term = true,
-            None => {}
-        }
+        c.bugs = Bug::planted(self.cfg.bug);
         c
     }
 
@@ -1168,8 +1211,11 @@ fn hard_state(store: &SimStore) -> Result<(u64, Option<u64>), String> {
 
 /// Runs one seed, turning a panic inside the core (a failed assertion) into a violation.
 pub fn run_seed(cfg: &SimConfig) -> Report {
-    let sim = Sim::new(cfg.clone());
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.run())) {
+    let run = || match cfg.mode {
+        Mode::Raft => Sim::new(cfg.clone()).run(),
+        Mode::Node => NodeSim::new(cfg.clone()).run(),
+    };
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
         Ok(report) => report,
         Err(panic) => {
             let msg = panic
