@@ -26,10 +26,12 @@ struct Args {
     /// Voters in the initial cluster (raft mode adds one spare node for membership changes).
     #[arg(long, default_value_t = 3)]
     nodes: u64,
-    /// Comma-separated faults: all, none, network, partitions, crashes, drift, reconfig.
+    /// Comma-separated faults: all, none, network, duplicate, partitions, crashes, drift,
+    /// reconfig; `-name` removes one (`all,-duplicate`).
     #[arg(long, default_value = "all")]
     faults: String,
-    /// Plant a known bug: count-unsynced-self, vote-without-persist, commit-old-term.
+    /// Plant a known bug: count-unsynced-self, vote-without-persist, commit-old-term (Raft),
+    /// fsync-lies (the simulated disk).
     #[arg(long)]
     bug: Option<Bug>,
     /// Simulated milliseconds with faults (then faults stop and the run continues quietly).

@@ -25,7 +25,8 @@ use tickdb_core::UnixMillis;
 use tickdb_core::node::{
     ClusterConfig, ConnId, ConnKind, Input, Member, Node, NodeConfig, Output,
 };
-use tickdb_core::raft::NodeId;
+use tickdb_core::node::peer::{self, PeerBody};
+use tickdb_core::raft::{Message, NodeId};
 use tickdb_core::resp::Frame;
 
 use crate::checker::{self, HistOp, Outcome, Verdict};
@@ -44,6 +45,9 @@ const CLIENT_STOP_BEFORE_END_MS: u64 = CLIENT_TIMEOUT_MS + 1_000;
 const PROBE_EVERY_MS: u64 = 100;
 /// Time the final reads get to complete (the leader's need a heartbeat round).
 const FINAL_READS_MS: u64 = 2_000;
+/// Chance that a newly elected leader is crashed within 3 ms (before its first entries spread).
+const NEW_LEADER_CRASH_PCT: u64 = 10;
+const CLUSTER_ID: u64 = 0x7469_636b;
 /// Time series per run (keys come from [`SimConfig::keys`]).
 const SERIES: u8 = 2;
 /// Connection ids at and above this are the simulator's own (probes, faults, final reads).
@@ -148,6 +152,11 @@ enum Ev {
     Restart {
         node: NodeId,
     },
+    /// Crash a leader of `term` that was just elected.
+    Crash {
+        node: NodeId,
+        term: u64,
+    },
     Probe,
     Heal,
     End,
@@ -228,6 +237,8 @@ pub(crate) struct NodeSim {
     adds: Vec<TsAdd>,
     ranges: Vec<TsRange>,
     leaders_by_term: BTreeMap<u64, NodeId>,
+    /// Terms whose leader was seen sending AppendEntries.
+    new_terms: BTreeSet<u64>,
     healed: bool,
     leader_after_heal: Option<u64>,
     /// A leader crashed at this time in this term: the next leader's election is timed.
@@ -259,7 +270,7 @@ impl NodeSim {
                 id,
                 SimNode {
                     node: None,
-                    store: Some(SimStore::default()),
+                    store: Some(SimStore::with_bug(cfg.bug)),
                     inc: 0,
                     drain_scheduled: false,
                     timer_at: None,
@@ -293,6 +304,7 @@ impl NodeSim {
             adds: Vec::new(),
             ranges: Vec::new(),
             leaders_by_term: BTreeMap::new(),
+            new_terms: BTreeSet::new(),
             healed: false,
             leader_after_heal: None,
             leader_crash_at: None,
@@ -434,6 +446,13 @@ impl NodeSim {
                 }
                 Ok(())
             }
+            Ev::Crash { node, term } => {
+                if !self.healed && self.nodes[&node].node.is_some() {
+                    self.leader_crash_at = Some((self.w.now, term));
+                    self.crash(node);
+                }
+                Ok(())
+            }
             Ev::Probe => self.probe(),
             Ev::Heal => self.heal(),
             Ev::End => self.end(),
@@ -454,7 +473,7 @@ impl NodeSim {
             node_id: format!("node-{}", id.0),
             cluster: ClusterConfig {
                 id,
-                cluster_id: 0x7469_636b,
+                cluster_id: CLUSTER_ID,
                 members: self.members.clone(),
                 seed,
                 heartbeat_ms: 100,
@@ -535,6 +554,11 @@ impl NodeSim {
             Output::Send { to, bytes } => {
                 if !self.nodes.contains_key(&to) || to == id {
                     return Err(format!("node {} sent to unknown node {}", id.0, to.0));
+                }
+                let body = peer::decode(&bytes, CLUSTER_ID, to, id)
+                    .map_err(|e| format!("node {} sent an undecodable message: {e}", id.0))?;
+                if let PeerBody::Raft(Message::AppendEntries { term, .. }) = body {
+                    self.leads(id, term.0)?;
                 }
                 for at in self.w.transmit(id, to) {
                     let bytes = bytes.clone();
@@ -658,7 +682,33 @@ impl NodeSim {
             .map(|(id, r)| (*id, *r))
     }
 
-    /// Election safety (sampled), the first leader after the heal, election times.
+    /// `id` sent AppendEntries in `term`, so it leads that term: election safety on every
+    /// message, and a new leader may be crashed at once (before its first entries spread).
+    fn leads(&mut self, id: NodeId, term: u64) -> Check {
+        let prev = *self.leaders_by_term.entry(term).or_insert(id);
+        if prev != id {
+            return Err(format!(
+                "two leaders in term {term}: {} and {}",
+                prev.0, id.0
+            ));
+        }
+        if prev == id && self.new_terms.insert(term) {
+            if let Some((at, t)) = self.leader_crash_at
+                && term > t
+            {
+                self.report.election_ms.push((self.w.now - at) / MS);
+                self.leader_crash_at = None;
+            }
+            if self.cfg.faults.crashes && !self.healed && self.w.chance(NEW_LEADER_CRASH_PCT) {
+                let at = self.w.now + self.w.rand(3 * MS);
+                self.w.schedule(at, Ev::Crash { node: id, term });
+            }
+        }
+        Ok(())
+    }
+
+    /// Election safety (sampled, with the roles nodes report), the first leader after the
+    /// heal.
     fn probe(&mut self) -> Check {
         let repls = self.repls()?;
         for (id, r) in &repls {
@@ -673,16 +723,8 @@ impl NodeSim {
                 ));
             }
         }
-        if let Some((_, r)) = Self::leader_of(&repls) {
-            if self.healed && self.leader_after_heal.is_none() {
-                self.leader_after_heal = Some(self.w.now);
-            }
-            if let Some((at, t)) = self.leader_crash_at
-                && r.term > t
-            {
-                self.report.election_ms.push((self.w.now - at) / MS);
-                self.leader_crash_at = None;
-            }
+        if Self::leader_of(&repls).is_some() && self.healed && self.leader_after_heal.is_none() {
+            self.leader_after_heal = Some(self.w.now);
         }
         if self.final_leader.is_none() {
             self.w.schedule(self.w.now + PROBE_EVERY_MS * MS, Ev::Probe);

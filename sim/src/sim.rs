@@ -36,6 +36,8 @@ pub enum Bug {
     CountUnsyncedSelf,
     VoteWithoutPersist,
     CommitOldTerm,
+    /// Not in Raft: every node's disk acknowledges fsync without making anything durable.
+    FsyncLies,
 }
 
 impl std::str::FromStr for Bug {
@@ -45,6 +47,7 @@ impl std::str::FromStr for Bug {
             "count-unsynced-self" => Ok(Self::CountUnsyncedSelf),
             "vote-without-persist" => Ok(Self::VoteWithoutPersist),
             "commit-old-term" => Ok(Self::CommitOldTerm),
+            "fsync-lies" => Ok(Self::FsyncLies),
             _ => Err(format!("unknown bug {s}")),
         }
     }
@@ -58,7 +61,7 @@ impl Bug {
             Some(Self::CountUnsyncedSelf) => b.count_unsynced_self = true,
             Some(Self::VoteWithoutPersist) => b.vote_without_persist = true,
             Some(Self::CommitOldTerm) => b.commit_old_term = true,
-            None => {}
+            Some(Self::FsyncLies) | None => {}
         }
         b
     }
@@ -68,6 +71,7 @@ impl Bug {
             Self::CountUnsyncedSelf => "count-unsynced-self",
             Self::VoteWithoutPersist => "vote-without-persist",
             Self::CommitOldTerm => "commit-old-term",
+            Self::FsyncLies => "fsync-lies",
         }
     }
 }
@@ -299,7 +303,7 @@ impl Sim {
                 SimNode {
                     id,
                     raft: None,
-                    store: SimStore::default(),
+                    store: SimStore::with_bug(cfg.bug),
                     inc: 0,
                     flush_scheduled: false,
                     timer_at: None,

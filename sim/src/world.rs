@@ -21,8 +21,10 @@ pub(crate) const FIRST_FAULT_MS: u64 = 500;
 /// Which faults the run injects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Faults {
-    /// Message loss, duplication and long delays (reordering).
+    /// Message loss and long delays (reordering).
     pub network: bool,
+    /// Message duplication (on by default with `network`; `-duplicate` turns it off).
+    pub duplicate: bool,
     /// Symmetric, one-way and bridge partitions, isolating the leader.
     pub partitions: bool,
     /// Crashes losing unsynced writes (or keeping a torn prefix) and restarts.
@@ -36,6 +38,7 @@ pub struct Faults {
 impl Faults {
     pub const ALL: Self = Self {
         network: true,
+        duplicate: true,
         partitions: true,
         crashes: true,
         drift: true,
@@ -43,25 +46,35 @@ impl Faults {
     };
     pub const NONE: Self = Self {
         network: false,
+        duplicate: false,
         partitions: false,
         crashes: false,
         drift: false,
         reconfig: false,
     };
 
-    /// Parses a comma-separated list: `all`, `none`, `network`, `partitions`, `crashes`,
-    /// `drift`, `reconfig`.
+    /// Parses a comma-separated list, left to right: `all`, `none`, `network` (loss, delays
+    /// and duplication), `duplicate`, `partitions`, `crashes`, `drift`, `reconfig`; `-name`
+    /// turns one off again (`all,-duplicate`).
     pub fn parse(s: &str) -> Result<Self, String> {
         let mut f = Self::NONE;
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            match part {
-                "all" => f = Self::ALL,
-                "none" => f = Self::NONE,
-                "network" => f.network = true,
-                "partitions" => f.partitions = true,
-                "crashes" => f.crashes = true,
-                "drift" => f.drift = true,
-                "reconfig" => f.reconfig = true,
+            let (on, name) = match part.strip_prefix('-') {
+                Some(name) => (false, name),
+                None => (true, part),
+            };
+            match name {
+                "all" if on => f = Self::ALL,
+                "none" if on => f = Self::NONE,
+                "network" => {
+                    f.network = on;
+                    f.duplicate = on;
+                }
+                "duplicate" => f.duplicate = on,
+                "partitions" => f.partitions = on,
+                "crashes" => f.crashes = on,
+                "drift" => f.drift = on,
+                "reconfig" => f.reconfig = on,
                 other => return Err(format!("unknown fault {other}")),
             }
         }
@@ -73,6 +86,8 @@ impl Faults {
         let mut parts = Vec::new();
         for (on, name) in [
             (self.network, "network"),
+            (self.network && !self.duplicate, "-duplicate"),
+            (!self.network && self.duplicate, "duplicate"),
             (self.partitions, "partitions"),
             (self.crashes, "crashes"),
             (self.drift, "drift"),
@@ -91,7 +106,7 @@ impl Faults {
 
     /// Whether anything is injected besides drift (which needs no fault events).
     pub(crate) const fn any_events(self) -> bool {
-        self.network || self.partitions || self.crashes || self.reconfig
+        self.network || self.duplicate || self.partitions || self.crashes || self.reconfig
     }
 }
 
@@ -264,9 +279,12 @@ impl<E> World<E> {
                 self.blocked.clear();
                 FaultKind::ClearPartitions
             }
-            60..=74 if f.network => {
-                self.loss_pct = [0, 1, 5, 20][self.rand(4) as usize];
-                self.dup_pct = [0, 2, 10][self.rand(3) as usize];
+            60..=74 if f.network || f.duplicate => {
+                // Both are drawn either way: the draw order is part of every seed's replay.
+                let loss = [0, 1, 5, 20][self.rand(4) as usize];
+                let dup = [0, 2, 10][self.rand(3) as usize];
+                self.loss_pct = if f.network { loss } else { 0 };
+                self.dup_pct = if f.duplicate { dup } else { 0 };
                 FaultKind::Network
             }
             75..=84 if f.reconfig => FaultKind::Transfer,
@@ -406,10 +424,13 @@ mod tests {
 
     #[test]
     fn faults_parse_back_from_their_argument() {
-        for s in ["all", "none", "network,crashes", "drift"] {
+        for s in ["all", "none", "network,crashes", "drift", "all,-duplicate", "duplicate"] {
             let f = Faults::parse(s).unwrap();
             assert_eq!(Faults::parse(&f.arg()).unwrap(), f);
         }
         assert!(Faults::parse("bogus").is_err());
+        let f = Faults::parse("all,-duplicate").unwrap();
+        assert!(f.network && !f.duplicate && f.crashes);
+        assert_eq!(f.arg(), "network,-duplicate,partitions,crashes,drift,reconfig");
     }
 }
