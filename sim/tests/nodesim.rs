@@ -1,0 +1,135 @@
+//! Node mode: pinned seeds over real `Node`s, replay determinism, and proof that the checkers
+//! catch what they claim to.
+
+use tickdb_sim::{Bug, Faults, SimConfig, run_seed};
+
+/// Every fault but message duplication, which double-executes forwarded writes (a known bug,
+/// see `duplicated_forwards_are_executed_twice`).
+fn faults() -> Faults {
+    Faults::parse("all,-duplicate").unwrap()
+}
+
+fn node(seed: u64, nodes: u64) -> SimConfig {
+    SimConfig {
+        faults: faults(),
+        ..SimConfig::node(seed, nodes)
+    }
+}
+
+fn assert_clean(cfg: &SimConfig) {
+    let r = run_seed(cfg);
+    if let Some(v) = &r.violation {
+        panic!(
+            "seed {} violated: {v}\nreplay: {}",
+            cfg.seed,
+            cfg.replay_command()
+        );
+    }
+    assert!(r.ops_ok > 100, "seed {} completed {} ops", cfg.seed, r.ops_ok);
+    assert!(r.committed > 0);
+}
+
+#[test]
+fn pinned_node_seeds_three_nodes() {
+    for seed in 0..60 {
+        assert_clean(&node(seed, 3));
+    }
+}
+
+#[test]
+fn pinned_node_seeds_five_nodes() {
+    for seed in 2000..2015 {
+        assert_clean(&node(seed, 5));
+    }
+}
+
+#[test]
+fn fault_free_node_run_never_times_out() {
+    let cfg = SimConfig {
+        faults: Faults::NONE,
+        ..SimConfig::node(7, 3)
+    };
+    let r = run_seed(&cfg);
+    assert_eq!(r.violation, None);
+    assert_eq!(r.ops_unknown, 0, "no faults, so no timeouts");
+    assert_eq!(r.crashes, 0);
+    assert!(r.ops_ok > 1000, "only {} ops", r.ops_ok);
+}
+
+#[test]
+fn same_node_seed_replays_identically_and_seeds_differ() {
+    for seed in [3u64, 42] {
+        for nodes in [3, 5] {
+            let cfg = node(seed, nodes);
+            let a = run_seed(&cfg);
+            let b = run_seed(&cfg);
+            assert_eq!(a.trace_hash, b.trace_hash, "seed {seed} nodes {nodes}");
+            assert_eq!(a.events, b.events);
+            assert_eq!(a.ops_ok, b.ops_ok);
+            assert_eq!(a.election_ms, b.election_ms);
+        }
+    }
+    let a = run_seed(&node(1, 3));
+    let b = run_seed(&node(2, 3));
+    assert_ne!(a.trace_hash, b.trace_hash);
+}
+
+/// Runs node-mode seeds from 0 until one reports a violation; returns how many it took.
+fn seeds_to_catch(cfg: impl Fn(u64) -> SimConfig, max_seeds: u64) -> u64 {
+    for seed in 0..max_seeds {
+        if let Some(v) = run_seed(&cfg(seed)).violation {
+            println!("caught by seed {seed} ({} seeds): {v}", seed + 1);
+            return seed + 1;
+        }
+    }
+    panic!("no violation in {max_seeds} seeds");
+}
+
+#[test]
+fn lying_fsync_is_caught() {
+    // Writes acknowledged as durable vanish in crashes: lost acknowledged samples, replicas
+    // that cannot converge, or two leaders of one term (forgotten votes).
+    let cfg = |seed| SimConfig {
+        bug: Some(Bug::FsyncLies),
+        ..node(seed, 3)
+    };
+    assert!(seeds_to_catch(cfg, 5) <= 5);
+}
+
+/// The Raft bugs that release a message or count an entry before its sync cannot show through
+/// a `Node`: it syncs inside `poll_output` before it hands out anything, so a seed runs the
+/// same with the bug as without.
+#[test]
+fn node_drive_rule_masks_count_unsynced_self() {
+    for seed in 0..3 {
+        let clean = run_seed(&node(seed, 3));
+        let buggy = run_seed(&SimConfig {
+            bug: Some(Bug::CountUnsyncedSelf),
+            ..node(seed, 3)
+        });
+        assert_eq!(clean.trace_hash, buggy.trace_hash, "seed {seed}");
+    }
+}
+
+/// KNOWN BUG in `tickdb_core::node` (found by this simulator): a leader executes every copy
+/// of a duplicated `PeerBody::Forward`, so a follower's forwarded write is applied twice
+/// (INCR twice, a TS.ADD answered "update is not supported ... BLOCK"). Ignored until the
+/// leader deduplicates forwards; then un-ignore it and invert the assertion.
+#[test]
+#[ignore = "documents a known bug: duplicated forwards are executed twice"]
+fn duplicated_forwards_are_executed_twice() {
+    let cfg = |seed| SimConfig {
+        faults: Faults::parse("duplicate").unwrap(),
+        ..SimConfig::node(seed, 3)
+    };
+    assert!(seeds_to_catch(cfg, 5) <= 5);
+}
+
+#[test]
+fn node_replay_command_names_the_mode_and_faults() {
+    assert_eq!(
+        node(9, 5).replay_command(),
+        "cargo run -p tickdb-sim --release -- --seed 9 --nodes 5 --mode node --faults \
+         network,-duplicate,partitions,crashes,drift,reconfig"
+    );
+}
