@@ -22,10 +22,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 use tickdb_core::UnixMillis;
-use tickdb_core::node::{
-    ClusterConfig, ConnId, ConnKind, Input, Member, Node, NodeConfig, Output,
-};
 use tickdb_core::node::peer::{self, PeerBody};
+use tickdb_core::node::{ClusterConfig, ConnId, ConnKind, Input, Member, Node, NodeConfig, Output};
 use tickdb_core::raft::{Message, NodeId};
 use tickdb_core::resp::Frame;
 
@@ -92,7 +90,12 @@ impl Op {
                 value.to_string(),
             ],
             Self::TsRange { series } => {
-                vec!["TS.RANGE".into(), format!("s{series}"), "-".into(), "+".into()]
+                vec![
+                    "TS.RANGE".into(),
+                    format!("s{series}"),
+                    "-".into(),
+                    "+".into(),
+                ]
             }
         };
         words.into_iter().map(Bytes::from).collect()
@@ -220,6 +223,9 @@ struct Repl {
 }
 
 type Check = Result<(), String>;
+
+/// A node's final reads: every key's value, every series' samples (timestamp -> value).
+type FinalReads = (Vec<Option<i64>>, Vec<BTreeMap<u64, u64>>);
 
 /// One node-mode run.
 pub(crate) struct NodeSim {
@@ -511,7 +517,10 @@ impl NodeSim {
         }
         let inc = n.inc;
         let at = self.w.now + 100_000 + self.w.rand(2 * MS);
-        self.nodes.get_mut(&id).expect("node exists").drain_scheduled = true;
+        self.nodes
+            .get_mut(&id)
+            .expect("node exists")
+            .drain_scheduled = true;
         self.w.schedule(at, Ev::Drain { node: id, inc });
     }
 
@@ -562,7 +571,14 @@ impl NodeSim {
                 }
                 for at in self.w.transmit(id, to) {
                     let bytes = bytes.clone();
-                    self.w.schedule(at, Ev::Deliver { from: id, to, bytes });
+                    self.w.schedule(
+                        at,
+                        Ev::Deliver {
+                            from: id,
+                            to,
+                            bytes,
+                        },
+                    );
                 }
             }
             Output::Reply { conn, frame, .. } => {
@@ -765,7 +781,8 @@ impl NodeSim {
                 // Unique across clients (the low bits name the client), increasing per client.
                 let clients = u64::from(self.cfg.clients);
                 let client = &mut self.clients[ci];
-                let ts = (self.w.now / MS * clients + u64::from(client.id)).max(client.last_ts + clients);
+                let ts = (self.w.now / MS * clients + u64::from(client.id))
+                    .max(client.last_ts + clients);
                 client.last_ts = ts;
                 Op::TsAdd {
                     series,
@@ -884,7 +901,9 @@ impl NodeSim {
             return Ok(()); // for a connection the client already gave up on
         }
         let Some(p) = client.current.as_ref() else {
-            return Err(format!("client {c} got a reply it did not ask for: {frame:?}"));
+            return Err(format!(
+                "client {c} got a reply it did not ask for: {frame:?}"
+            ));
         };
         let op = p.op;
         if let Frame::Error(text) = frame {
@@ -906,14 +925,30 @@ impl NodeSim {
         }
         let bad = || format!("client {c} {op:?}: unexpected reply {frame:?}");
         let result = match (op, frame) {
-            (Op::Kv { op: OpKind::Set(v), .. }, Frame::Simple(s)) if s.as_ref() == b"OK" => {
-                Reply::Value(Some(v))
-            }
-            (Op::Kv { op: OpKind::Incr, .. }, Frame::Integer(n)) => Reply::Value(Some(*n)),
-            (Op::Kv { op: OpKind::Get, .. }, Frame::Null) => Reply::Value(None),
-            (Op::Kv { op: OpKind::Get, .. }, Frame::Bulk(b)) => {
-                Reply::Value(Some(parse_int(b).ok_or_else(bad)?))
-            }
+            (
+                Op::Kv {
+                    op: OpKind::Set(v), ..
+                },
+                Frame::Simple(s),
+            ) if s.as_ref() == b"OK" => Reply::Value(Some(v)),
+            (
+                Op::Kv {
+                    op: OpKind::Incr, ..
+                },
+                Frame::Integer(n),
+            ) => Reply::Value(Some(*n)),
+            (
+                Op::Kv {
+                    op: OpKind::Get, ..
+                },
+                Frame::Null,
+            ) => Reply::Value(None),
+            (
+                Op::Kv {
+                    op: OpKind::Get, ..
+                },
+                Frame::Bulk(b),
+            ) => Reply::Value(Some(parse_int(b).ok_or_else(bad)?)),
             (Op::TsAdd { ts, .. }, Frame::Integer(n)) if u64::try_from(*n) == Ok(ts) => {
                 Reply::Value(None)
             }
@@ -1045,11 +1080,7 @@ impl NodeSim {
     /// (unsynced writes lost, or a torn prefix kept), breaks its connections, and schedules
     /// its restart.
     fn crash(&mut self, victim: NodeId) {
-        let Some(node) = self
-            .nodes
-            .get_mut(&victim)
-            .and_then(|n| n.node.take())
-        else {
+        let Some(node) = self.nodes.get_mut(&victim).and_then(|n| n.node.take()) else {
             return;
         };
         let mut store = node.into_store();
@@ -1158,15 +1189,15 @@ impl NodeSim {
         }
         self.final_leader = Some((leader, lr.commit));
         self.final_sent_at = self.w.now;
-        self.w.schedule(self.w.now + FINAL_READS_MS * MS, Ev::FinalCheck);
+        self.w
+            .schedule(self.w.now + FINAL_READS_MS * MS, Ev::FinalCheck);
         Ok(())
     }
 
     fn final_check(&mut self) -> Check {
         let (leader, commit) = self.final_leader.expect("end ran");
         let keys = usize::from(self.cfg.keys);
-        let mut finals: BTreeMap<NodeId, (Vec<Option<i64>>, Vec<BTreeMap<u64, u64>>)> =
-            BTreeMap::new();
+        let mut finals: BTreeMap<NodeId, FinalReads> = BTreeMap::new();
         let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
         for id in &ids {
             let frames = self
@@ -1216,7 +1247,10 @@ impl NodeSim {
             if f.0 != lvalues || f.1 != lseries {
                 return Err(format!(
                     "convergence: node {} reads {:?} where leader {} reads {:?}",
-                    id.0, f, leader.0, (&lvalues, &lseries)
+                    id.0,
+                    f,
+                    leader.0,
+                    (&lvalues, &lseries)
                 ));
             }
         }
@@ -1326,7 +1360,11 @@ fn check_series(adds: &[TsAdd], ranges: &[TsRange]) -> Check {
             .map(|a| (a.complete, a.ts, "acknowledged add"))
             .collect();
         for r in ranges.iter().filter(|r| r.series == series) {
-            known.extend(r.samples.keys().map(|ts| (r.complete, *ts, "earlier range")));
+            known.extend(
+                r.samples
+                    .keys()
+                    .map(|ts| (r.complete, *ts, "earlier range")),
+            );
         }
         known.sort_unstable();
         let mut rs: Vec<&TsRange> = ranges.iter().filter(|r| r.series == series).collect();
@@ -1340,8 +1378,7 @@ fn check_series(adds: &[TsAdd], ranges: &[TsRange]) -> Check {
                 must.entry(ts).or_insert((at, why));
                 next += 1;
             }
-            if let Some((ts, (at, why))) = must.iter().find(|(ts, _)| !r.samples.contains_key(ts))
-            {
+            if let Some((ts, (at, why))) = must.iter().find(|(ts, _)| !r.samples.contains_key(ts)) {
                 return Err(format!(
                     "TS.RANGE s{series} [{} ms .. {} ms] lacks ts {ts}, seen by an {why} \
                      completed at {} ms",
@@ -1387,7 +1424,11 @@ mod tests {
             add(3, 5, 6, Outcome::Failed),
         ];
         // The unknown add shows up only in the later range; concurrent ranges may differ.
-        let ranges = [range(20, 30, &[1]), range(40, 60, &[1, 2]), range(70, 80, &[1, 2])];
+        let ranges = [
+            range(20, 30, &[1]),
+            range(40, 60, &[1, 2]),
+            range(70, 80, &[1, 2]),
+        ];
         assert_eq!(check_series(&adds, &ranges), Ok(()));
     }
 
@@ -1403,7 +1444,11 @@ mod tests {
         // A sample seen once must stay visible to every later range.
         let unknown = [add(1, 0, 10, Outcome::Unknown)];
         let ranges = [range(20, 30, &[1]), range(40, 50, &[])];
-        assert!(check_series(&unknown, &ranges).unwrap_err().contains("earlier range"));
+        assert!(
+            check_series(&unknown, &ranges)
+                .unwrap_err()
+                .contains("earlier range")
+        );
         // A read cannot see a write invoked after it completed.
         let late = [add(1, 100, 110, Outcome::Unknown)];
         assert!(check_series(&late, &[range(20, 30, &[1])]).is_err());

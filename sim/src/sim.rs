@@ -7,8 +7,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use tickdb_core::raft::{
-    ConfChange, Entry, EntryKind, LogIndex, Membership, Message, NodeId, PlantedBugs,
-    ProposeError, Raft, RaftConfig, RaftOutput, Role, Term,
+    ConfChange, Entry, EntryKind, LogIndex, Membership, Message, NodeId, PlantedBugs, ProposeError,
+    Raft, RaftConfig, RaftOutput, Role, Term,
 };
 use tickdb_core::store::{Space, StoreRead};
 
@@ -380,7 +380,8 @@ impl Sim {
             self.w.schedule(FIRST_FAULT_MS * MS, Ev::Fault);
         }
         self.w.schedule(self.cfg.fault_ms * MS, Ev::Heal);
-        self.w.schedule((self.cfg.fault_ms + self.cfg.quiet_ms) * MS, Ev::End);
+        self.w
+            .schedule((self.cfg.fault_ms + self.cfg.quiet_ms) * MS, Ev::End);
         for _ in 0..MAX_EVENTS {
             let Some(ev) = self.w.pop() else {
                 return Err("event queue ran dry".into());
@@ -774,7 +775,8 @@ impl Sim {
             outcome,
         });
         let think = self.w.rand(50 * MS);
-        self.w.schedule(self.w.now + think, Ev::ClientNext { client: c });
+        self.w
+            .schedule(self.w.now + think, Ev::ClientNext { client: c });
     }
 
     // ----- faults ---------------------------------------------------------------------------

@@ -299,11 +299,7 @@ impl<E> World<E> {
     }
 
     /// Whom a crash fault hits: the leader half the time, else any node that is up.
-    pub(crate) fn crash_victim(
-        &mut self,
-        up: &[NodeId],
-        leader: Option<NodeId>,
-    ) -> Option<NodeId> {
+    pub(crate) fn crash_victim(&mut self, up: &[NodeId], leader: Option<NodeId>) -> Option<NodeId> {
         if up.is_empty() {
             return None;
         }
@@ -424,13 +420,23 @@ mod tests {
 
     #[test]
     fn faults_parse_back_from_their_argument() {
-        for s in ["all", "none", "network,crashes", "drift", "all,-duplicate", "duplicate"] {
+        for s in [
+            "all",
+            "none",
+            "network,crashes",
+            "drift",
+            "all,-duplicate",
+            "duplicate",
+        ] {
             let f = Faults::parse(s).unwrap();
             assert_eq!(Faults::parse(&f.arg()).unwrap(), f);
         }
         assert!(Faults::parse("bogus").is_err());
         let f = Faults::parse("all,-duplicate").unwrap();
         assert!(f.network && !f.duplicate && f.crashes);
-        assert_eq!(f.arg(), "network,-duplicate,partitions,crashes,drift,reconfig");
+        assert_eq!(
+            f.arg(),
+            "network,-duplicate,partitions,crashes,drift,reconfig"
+        );
     }
 }

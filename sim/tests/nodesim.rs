@@ -25,7 +25,12 @@ fn assert_clean(cfg: &SimConfig) {
             cfg.replay_command()
         );
     }
-    assert!(r.ops_ok > 100, "seed {} completed {} ops", cfg.seed, r.ops_ok);
+    assert!(
+        r.ops_ok > 100,
+        "seed {} completed {} ops",
+        cfg.seed,
+        r.ops_ok
+    );
     assert!(r.committed > 0);
 }
 
