@@ -31,7 +31,7 @@ use crate::checker::{self, HistOp, Outcome, Verdict};
 use crate::kv::OpKind;
 use crate::sim::{Bug, LIVENESS_BOUND_MS, MAX_EVENTS, Report, SimConfig};
 use crate::store::SimStore;
-use crate::world::{FIRST_FAULT_MS, FaultKind, MS, World};
+use crate::world::{FaultKind, MS, World, impl_sim_event};
 
 /// A client gives up on a request after this long (the outcome is then unknown).
 const CLIENT_TIMEOUT_MS: u64 = 3_000;
@@ -165,6 +165,8 @@ enum Ev {
     End,
     FinalCheck,
 }
+
+impl_sim_event!(Ev);
 
 struct SimNode {
     node: Option<Node<SimStore>>,
@@ -336,39 +338,17 @@ impl NodeSim {
         for id in ids {
             self.start_node(id)?;
         }
-        for c in 0..self.cfg.clients {
-            let at = self.w.rand(100) * MS;
-            self.w.schedule(at, Ev::ClientNext { client: c });
-        }
-        if self.cfg.faults.any_events() {
-            self.w.schedule(FIRST_FAULT_MS * MS, Ev::Fault);
-        }
+        self.w.schedule_run(&self.cfg);
         self.w.schedule(PROBE_EVERY_MS * MS, Ev::Probe);
-        self.w.schedule(self.cfg.fault_ms * MS, Ev::Heal);
-        self.w
-            .schedule((self.cfg.fault_ms + self.cfg.quiet_ms) * MS, Ev::End);
         for _ in 0..MAX_EVENTS {
-            let Some(ev) = self.w.pop() else {
-                return Err("event queue ran dry".into());
-            };
+            let ev = self.w.next_event()?;
             self.report.events += 1;
-            self.trace(&ev);
             if matches!(ev, Ev::FinalCheck) {
                 return self.final_check();
             }
             self.handle(ev)?;
         }
         Err("event bound exceeded".into())
-    }
-
-    fn trace(&mut self, ev: &Ev) {
-        match ev {
-            Ev::Deliver { from, to, bytes } => {
-                self.w
-                    .trace(&[&[0], &from.0.to_le_bytes(), &to.0.to_le_bytes(), bytes]);
-            }
-            other => self.w.trace(&[format!("{other:?}").as_bytes()]),
-        }
     }
 
     fn handle(&mut self, ev: Ev) -> Check {
@@ -554,6 +534,18 @@ impl NodeSim {
         Ok(())
     }
 
+    /// The client learns (a client-link delay from now) that `conn` broke, or (`refused`)
+    /// was never established.
+    fn lose_conn(&mut self, client: u32, conn: ConnId, refused: bool) {
+        let at = self.client_delay();
+        let ev = Ev::ConnLost {
+            client,
+            conn,
+            refused,
+        };
+        self.w.schedule(at, ev);
+    }
+
     fn client_delay(&mut self) -> u64 {
         self.w.now + 100_000 + self.w.rand(MS)
     }
@@ -598,16 +590,7 @@ impl NodeSim {
             }
             Output::Close { conn } => {
                 if let Some((client, _)) = self.conns.remove(&conn) {
-                    let at = self.client_delay();
-                    let refused = false;
-                    self.w.schedule(
-                        at,
-                        Ev::ConnLost {
-                            client,
-                            conn,
-                            refused,
-                        },
-                    );
+                    self.lose_conn(client, conn, false);
                 }
             }
         }
@@ -844,16 +827,7 @@ impl NodeSim {
         let unix = self.unix_now();
         if self.nodes[&node].node.is_none() {
             if connect {
-                let at = self.client_delay();
-                let refused = true;
-                self.w.schedule(
-                    at,
-                    Ev::ConnLost {
-                        client,
-                        conn,
-                        refused,
-                    },
-                );
+                self.lose_conn(client, conn, true);
             }
             return Ok(()); // an old connection: its loss was reported at the crash
         }
@@ -1099,16 +1073,7 @@ impl NodeSim {
             .collect();
         for (conn, client) in lost {
             self.conns.remove(&conn);
-            let at = self.client_delay();
-            let refused = false;
-            self.w.schedule(
-                at,
-                Ev::ConnLost {
-                    client,
-                    conn,
-                    refused,
-                },
-            );
+            self.lose_conn(client, conn, false);
         }
         self.report.crashes += 1;
         let at = self.w.now + 200 * MS + self.w.rand(3000 * MS);

@@ -16,7 +16,7 @@ use crate::checker::{self, HistOp, Outcome, Verdict};
 use crate::kv::{self, Command, OpKind};
 use crate::nodesim::NodeSim;
 use crate::store::SimStore;
-use crate::world::{FIRST_FAULT_MS, FaultKind, Faults, MS, World, fnv};
+use crate::world::{FaultKind, Faults, MS, World, fnv, impl_sim_event};
 
 const CLUSTER_ID: u64 = 0x7469_636b;
 /// Hard bound on processed events per run (every loop in a test driver has a bound).
@@ -235,6 +235,8 @@ enum Ev {
     End,
 }
 
+impl_sim_event!(Ev);
+
 struct SimNode {
     id: NodeId,
     raft: Option<Raft>,
@@ -372,38 +374,16 @@ impl Sim {
         // The spare node starts too; it is not a member until added.
         let spare = NodeId(self.cfg.nodes + 1);
         self.start_node(spare)?;
-        for c in 0..self.cfg.clients {
-            let at = self.w.rand(100) * MS;
-            self.w.schedule(at, Ev::ClientNext { client: c });
-        }
-        if self.cfg.faults.any_events() {
-            self.w.schedule(FIRST_FAULT_MS * MS, Ev::Fault);
-        }
-        self.w.schedule(self.cfg.fault_ms * MS, Ev::Heal);
-        self.w
-            .schedule((self.cfg.fault_ms + self.cfg.quiet_ms) * MS, Ev::End);
+        self.w.schedule_run(&self.cfg);
         for _ in 0..MAX_EVENTS {
-            let Some(ev) = self.w.pop() else {
-                return Err("event queue ran dry".into());
-            };
+            let ev = self.w.next_event()?;
             self.report.events += 1;
-            self.trace(&ev);
             if matches!(ev, Ev::End) {
                 return self.finish();
             }
             self.handle(ev)?;
         }
         Err("event bound exceeded".into())
-    }
-
-    fn trace(&mut self, ev: &Ev) {
-        match ev {
-            Ev::Deliver { from, to, bytes } => {
-                self.w
-                    .trace(&[&[0], &from.0.to_le_bytes(), &to.0.to_le_bytes(), bytes]);
-            }
-            other => self.w.trace(&[format!("{other:?}").as_bytes()]),
-        }
     }
 
     fn start_node(&mut self, id: NodeId) -> Check {

@@ -12,11 +12,13 @@ use rand_core::{Rng, SeedableRng};
 use tickdb_core::Instant;
 use tickdb_core::raft::NodeId;
 
+use crate::sim::SimConfig;
+
 /// One simulated millisecond, in nanoseconds.
 pub(crate) const MS: u64 = 1_000_000;
 
 /// The first fault comes this long after the start (a leader usually exists by then).
-pub(crate) const FIRST_FAULT_MS: u64 = 500;
+const FIRST_FAULT_MS: u64 = 500;
 
 /// Which faults the run injects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -132,6 +134,40 @@ pub(crate) fn fnv(hash: &mut u64, bytes: &[u8]) {
         *hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
 }
+
+/// What the shared event loop needs of a simulation mode's event type.
+pub(crate) trait SimEvent: std::fmt::Debug + Sized {
+    const FAULT: Self;
+    const HEAL: Self;
+    const END: Self;
+    fn client_next(client: u32) -> Self;
+    /// A cluster message (traced by its bytes, not its debug form).
+    fn message(&self) -> Option<(NodeId, NodeId, &[u8])>;
+}
+
+/// Implements [`SimEvent`] for an event enum with the variants `Deliver { from, to, bytes }`,
+/// `ClientNext { client }`, `Fault`, `Heal` and `End`.
+macro_rules! impl_sim_event {
+    ($ev:ident) => {
+        impl $crate::world::SimEvent for $ev {
+            const FAULT: Self = Self::Fault;
+            const HEAL: Self = Self::Heal;
+            const END: Self = Self::End;
+
+            fn client_next(client: u32) -> Self {
+                Self::ClientNext { client }
+            }
+
+            fn message(&self) -> Option<(NodeId, NodeId, &[u8])> {
+                match self {
+                    Self::Deliver { from, to, bytes } => Some((*from, *to, bytes)),
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+pub(crate) use impl_sim_event;
 
 /// The PRNG, the clock, the event queue and the cluster network of one run.
 pub(crate) struct World<E> {
@@ -372,6 +408,34 @@ impl<E> World<E> {
     fn cut(&mut self, a: NodeId, b: NodeId) {
         self.blocked.insert((a, b));
         self.blocked.insert((b, a));
+    }
+}
+
+impl<E: SimEvent> World<E> {
+    /// Schedules the run's skeleton: each client's first operation within 100 ms, the first
+    /// fault, the heal when faults stop, and the end.
+    pub(crate) fn schedule_run(&mut self, cfg: &SimConfig) {
+        for c in 0..cfg.clients {
+            let at = self.rand(100) * MS;
+            self.schedule(at, E::client_next(c));
+        }
+        if cfg.faults.any_events() {
+            self.schedule(FIRST_FAULT_MS * MS, E::FAULT);
+        }
+        self.schedule(cfg.fault_ms * MS, E::HEAL);
+        self.schedule((cfg.fault_ms + cfg.quiet_ms) * MS, E::END);
+    }
+
+    /// The next event, folded into the trace hash.
+    pub(crate) fn next_event(&mut self) -> Result<E, String> {
+        let ev = self.pop().ok_or("event queue ran dry")?;
+        match ev.message() {
+            Some((from, to, bytes)) => {
+                self.trace(&[&[0], &from.0.to_le_bytes(), &to.0.to_le_bytes(), bytes]);
+            }
+            None => self.trace(&[format!("{ev:?}").as_bytes()]),
+        }
+        Ok(ev)
     }
 }
 

@@ -1,6 +1,9 @@
 //! Node mode: pinned seeds over real `Node`s, replay determinism, and proof that the checkers
 //! catch what they claim to.
 
+mod common;
+
+use common::{assert_clean, assert_fault_free, assert_replays, seeds_to_catch};
 use tickdb_sim::{Bug, Faults, SimConfig, run_seed};
 
 /// Every fault but message duplication, which double-executes forwarded writes (a known bug,
@@ -14,24 +17,6 @@ fn node(seed: u64, nodes: u64) -> SimConfig {
         faults: faults(),
         ..SimConfig::node(seed, nodes)
     }
-}
-
-fn assert_clean(cfg: &SimConfig) {
-    let r = run_seed(cfg);
-    if let Some(v) = &r.violation {
-        panic!(
-            "seed {} violated: {v}\nreplay: {}",
-            cfg.seed,
-            cfg.replay_command()
-        );
-    }
-    assert!(
-        r.ops_ok > 100,
-        "seed {} completed {} ops",
-        cfg.seed,
-        r.ops_ok
-    );
-    assert!(r.committed > 0);
 }
 
 #[test]
@@ -54,40 +39,12 @@ fn fault_free_node_run_never_times_out() {
         faults: Faults::NONE,
         ..SimConfig::node(7, 3)
     };
-    let r = run_seed(&cfg);
-    assert_eq!(r.violation, None);
-    assert_eq!(r.ops_unknown, 0, "no faults, so no timeouts");
-    assert_eq!(r.crashes, 0);
-    assert!(r.ops_ok > 1000, "only {} ops", r.ops_ok);
+    assert_fault_free(&cfg);
 }
 
 #[test]
 fn same_node_seed_replays_identically_and_seeds_differ() {
-    for seed in [3u64, 42] {
-        for nodes in [3, 5] {
-            let cfg = node(seed, nodes);
-            let a = run_seed(&cfg);
-            let b = run_seed(&cfg);
-            assert_eq!(a.trace_hash, b.trace_hash, "seed {seed} nodes {nodes}");
-            assert_eq!(a.events, b.events);
-            assert_eq!(a.ops_ok, b.ops_ok);
-            assert_eq!(a.election_ms, b.election_ms);
-        }
-    }
-    let a = run_seed(&node(1, 3));
-    let b = run_seed(&node(2, 3));
-    assert_ne!(a.trace_hash, b.trace_hash);
-}
-
-/// Runs node-mode seeds from 0 until one reports a violation; returns how many it took.
-fn seeds_to_catch(cfg: impl Fn(u64) -> SimConfig, max_seeds: u64) -> u64 {
-    for seed in 0..max_seeds {
-        if let Some(v) = run_seed(&cfg(seed)).violation {
-            println!("caught by seed {seed} ({} seeds): {v}", seed + 1);
-            return seed + 1;
-        }
-    }
-    panic!("no violation in {max_seeds} seeds");
+    assert_replays(node);
 }
 
 #[test]
@@ -98,7 +55,7 @@ fn lying_fsync_is_caught() {
         bug: Some(Bug::FsyncLies),
         ..node(seed, 3)
     };
-    assert!(seeds_to_catch(cfg, 5) <= 5);
+    assert!(seeds_to_catch("fsync-lies", cfg, 5) <= 5);
 }
 
 /// The Raft bugs that release a message or count an entry before its sync cannot show through
@@ -127,7 +84,7 @@ fn duplicated_forwards_are_executed_twice() {
         faults: Faults::parse("duplicate").unwrap(),
         ..SimConfig::node(seed, 3)
     };
-    assert!(seeds_to_catch(cfg, 5) <= 5);
+    assert!(seeds_to_catch("duplicated forwards", cfg, 5) <= 5);
 }
 
 #[test]
