@@ -691,7 +691,7 @@ impl NodeSim {
                 prev.0, id.0
             ));
         }
-        if prev == id && self.new_terms.insert(term) {
+        if self.new_terms.insert(term) {
             if let Some((at, t)) = self.leader_crash_at
                 && term > t
             {
