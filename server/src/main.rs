@@ -215,17 +215,18 @@ fn cluster_config(config: &Config) -> ClusterConfig {
             cluster_port: 0,
         }],
     };
-    ClusterConfig {
-        id: NodeId(config.node_id),
-        cluster_id: config.cluster_id,
-        members,
-        seed: seed(config.node_id),
-        heartbeat_ms: config.heartbeat_ms,
-        election_timeout_ms: config.election_timeout_ms,
-        request_timeout_ms: config.request_timeout_ms,
-        joining: config.cluster_join,
-        secret: config.cluster_secret.clone().map(String::into_bytes),
-    }
+    // Field by field on the defaults: builds that unify the planted-bugs feature add a field.
+    let mut c = ClusterConfig::single();
+    c.id = NodeId(config.node_id);
+    c.cluster_id = config.cluster_id;
+    c.members = members;
+    c.seed = seed(config.node_id);
+    c.heartbeat_ms = config.heartbeat_ms;
+    c.election_timeout_ms = config.election_timeout_ms;
+    c.request_timeout_ms = config.request_timeout_ms;
+    c.joining = config.cluster_join;
+    c.secret = config.cluster_secret.clone().map(String::into_bytes);
+    c
 }
 
 /// Seeds the node's election jitter: distinct per node and per start, so nodes restarted

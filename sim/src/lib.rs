@@ -8,12 +8,19 @@
 //! per term, log matching, committed entries never change, every node applies the same
 //! sequence, replicas converge, per-key linearizability of client histories (acknowledged writes
 //! included), and liveness once faults stop. No tokio, no threads, no clocks.
+//!
+//! Node mode ([`Mode::Node`]) drives real `tickdb_core::node::Node`s instead, through their
+//! sans-IO interface, with RESP clients running SET/INCR/GET and TS.ADD/TS.RANGE, on the same
+//! network, faults and PRNG (`world.rs`).
 
 mod checker;
 mod kv;
+mod nodesim;
 mod sim;
 mod store;
+mod world;
 
 pub use checker::{HistOp, Outcome, Verdict, check as check_linearizable};
 pub use kv::{Command, OpKind};
-pub use sim::{Bug, Faults, LIVENESS_BOUND_MS, Report, Sim, SimConfig, run_seed};
+pub use sim::{Bug, LIVENESS_BOUND_MS, Mode, Report, Sim, SimConfig, run_seed};
+pub use world::Faults;

@@ -1,15 +1,19 @@
-//! The sweep runner: `cargo run -p tickdb-sim --release -- --seeds 1000 [--nodes 5]`, or replay
-//! one seed with `--seed N`.
+//! The sweep runner: `cargo run -p tickdb-sim --release -- --seeds 1000 [--nodes 5]
+//! [--mode node]`, or replay one seed with `--seed N`.
 
 use std::time::Instant as WallClock;
 
 use anyhow::{Result, bail};
 use clap::Parser;
-use tickdb_sim::{Bug, Faults, SimConfig, run_seed};
+use tickdb_sim::{Bug, Faults, Mode, SimConfig, run_seed};
 
 #[derive(Parser, Debug)]
-#[command(about = "Deterministic simulation of tickdb's Raft: sweep seeds or replay one")]
+#[command(about = "Deterministic simulation of tickdb: sweep seeds or replay one")]
 struct Args {
+    /// raft: bare Raft nodes with a toy state machine; node: real server nodes and RESP
+    /// clients.
+    #[arg(long, default_value = "raft")]
+    mode: Mode,
     /// Replay exactly this seed (prints its trace hash).
     #[arg(long)]
     seed: Option<u64>,
@@ -19,13 +23,15 @@ struct Args {
     /// First seed of the sweep.
     #[arg(long, default_value_t = 0)]
     first: u64,
-    /// Voters in the initial cluster (one spare node is added for membership changes).
+    /// Voters in the initial cluster (raft mode adds one spare node for membership changes).
     #[arg(long, default_value_t = 3)]
     nodes: u64,
-    /// Comma-separated faults: all, none, network, partitions, crashes, drift, reconfig.
+    /// Comma-separated faults: all, none, network, duplicate, partitions, crashes, drift,
+    /// reconfig; `-name` removes one (`all,-duplicate`).
     #[arg(long, default_value = "all")]
     faults: String,
-    /// Plant a known bug: count-unsynced-self, vote-without-persist, commit-old-term.
+    /// Plant a known bug: count-unsynced-self, vote-without-persist, commit-old-term (Raft),
+    /// fsync-lies (the simulated disk).
     #[arg(long)]
     bug: Option<Bug>,
     /// Simulated milliseconds with faults (then faults stop and the run continues quietly).
@@ -51,7 +57,10 @@ fn main() -> Result<()> {
         fault_ms: args.fault_ms,
         quiet_ms: args.quiet_ms,
         direct_checks: !args.no_direct_checks,
-        ..SimConfig::new(seed, args.nodes)
+        ..match args.mode {
+            Mode::Raft => SimConfig::new(seed, args.nodes),
+            Mode::Node => SimConfig::node(seed, args.nodes),
+        }
     };
     let seeds: Vec<u64> = match args.seed {
         Some(s) => vec![s],
@@ -98,7 +107,8 @@ fn main() -> Result<()> {
             .unwrap_or(0)
     };
     println!(
-        "seeds {} nodes {} faults {} bug {}",
+        "mode {:?} seeds {} nodes {} faults {} bug {}",
+        args.mode,
         seeds.len(),
         args.nodes,
         args.faults,

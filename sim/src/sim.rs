@@ -6,23 +6,21 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use rand_chacha::ChaCha8Rng;
-use rand_core::{Rng, SeedableRng};
-use tickdb_core::Instant;
 use tickdb_core::raft::{
-    ConfChange, Entry, EntryKind, LogIndex, Membership, Message, NodeId, ProposeError, Raft,
-    RaftConfig, RaftOutput, Role, Term,
+    ConfChange, Entry, EntryKind, LogIndex, Membership, Message, NodeId, PlantedBugs, ProposeError,
+    Raft, RaftConfig, RaftOutput, Role, Term,
 };
 use tickdb_core::store::{Space, StoreRead};
 
 use crate::checker::{self, HistOp, Outcome, Verdict};
 use crate::kv::{self, Command, OpKind};
+use crate::nodesim::NodeSim;
 use crate::store::SimStore;
+use crate::world::{FaultKind, Faults, MS, World, fnv, impl_sim_event};
 
-const MS: u64 = 1_000_000;
 const CLUSTER_ID: u64 = 0x7469_636b;
 /// Hard bound on processed events per run (every loop in a test driver has a bound).
-const MAX_EVENTS: u64 = 20_000_000;
+pub(crate) const MAX_EVENTS: u64 = 20_000_000;
 /// A client gives up on a request after this long and records its outcome as unknown.
 const CLIENT_TIMEOUT_MS: u64 = 2_000;
 /// Chance that a newly elected leader is crashed within 3 ms (before its first entries spread).
@@ -38,6 +36,8 @@ pub enum Bug {
     CountUnsyncedSelf,
     VoteWithoutPersist,
     CommitOldTerm,
+    /// Not in Raft: every node's disk acknowledges fsync without making anything durable.
+    FsyncLies,
 }
 
 impl std::str::FromStr for Bug {
@@ -47,75 +47,60 @@ impl std::str::FromStr for Bug {
             "count-unsynced-self" => Ok(Self::CountUnsyncedSelf),
             "vote-without-persist" => Ok(Self::VoteWithoutPersist),
             "commit-old-term" => Ok(Self::CommitOldTerm),
+            "fsync-lies" => Ok(Self::FsyncLies),
             _ => Err(format!("unknown bug {s}")),
         }
     }
 }
 
 impl Bug {
+    /// The core's knobs for `bug` (all off for `None`).
+    pub(crate) fn planted(bug: Option<Self>) -> PlantedBugs {
+        let mut b = PlantedBugs::default();
+        match bug {
+            Some(Self::CountUnsyncedSelf) => b.count_unsynced_self = true,
+            Some(Self::VoteWithoutPersist) => b.vote_without_persist = true,
+            Some(Self::CommitOldTerm) => b.commit_old_term = true,
+            Some(Self::FsyncLies) | None => {}
+        }
+        b
+    }
+
     pub const fn name(self) -> &'static str {
         match self {
             Self::CountUnsyncedSelf => "count-unsynced-self",
             Self::VoteWithoutPersist => "vote-without-persist",
             Self::CommitOldTerm => "commit-old-term",
+            Self::FsyncLies => "fsync-lies",
         }
     }
 }
 
-/// Which faults the run injects.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Faults {
-    /// Message loss, duplication and long delays (reordering).
-    pub network: bool,
-    /// Symmetric, one-way and bridge partitions, isolating the leader.
-    pub partitions: bool,
-    /// Crashes losing unsynced writes (or keeping a torn prefix) and restarts.
-    pub crashes: bool,
-    /// Per-node clock drift.
-    pub drift: bool,
-    /// Leadership transfers and membership changes.
-    pub reconfig: bool,
+/// What the simulator drives.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// Bare `Raft` nodes with a toy KV state machine, checked from the inside.
+    #[default]
+    Raft,
+    /// Real `tickdb_core::node::Node`s driven through their sans-IO interface by RESP clients.
+    Node,
 }
 
-impl Faults {
-    pub const ALL: Self = Self {
-        network: true,
-        partitions: true,
-        crashes: true,
-        drift: true,
-        reconfig: true,
-    };
-    pub const NONE: Self = Self {
-        network: false,
-        partitions: false,
-        crashes: false,
-        drift: false,
-        reconfig: false,
-    };
-
-    /// Parses a comma-separated list: `all`, `none`, `network`, `partitions`, `crashes`,
-    /// `drift`, `reconfig`.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let mut f = Self::NONE;
-        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            match part {
-                "all" => f = Self::ALL,
-                "none" => f = Self::NONE,
-                "network" => f.network = true,
-                "partitions" => f.partitions = true,
-                "crashes" => f.crashes = true,
-                "drift" => f.drift = true,
-                "reconfig" => f.reconfig = true,
-                other => return Err(format!("unknown fault {other}")),
-            }
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "raft" => Ok(Self::Raft),
+            "node" => Ok(Self::Node),
+            _ => Err(format!("unknown mode {s} (raft, node)")),
         }
-        Ok(f)
     }
 }
 
 /// One simulation run's parameters.
 #[derive(Clone, Debug)]
 pub struct SimConfig {
+    pub mode: Mode,
     pub seed: u64,
     pub nodes: u64,
     pub clients: u32,
@@ -135,6 +120,7 @@ pub struct SimConfig {
 impl SimConfig {
     pub fn new(seed: u64, nodes: u64) -> Self {
         Self {
+            mode: Mode::Raft,
             seed,
             nodes,
             clients: 3,
@@ -147,14 +133,26 @@ impl SimConfig {
         }
     }
 
+    /// A node-mode run (four clients).
+    pub fn node(seed: u64, nodes: u64) -> Self {
+        Self {
+            mode: Mode::Node,
+            clients: 4,
+            ..Self::new(seed, nodes)
+        }
+    }
+
     /// The command that replays this run.
     pub fn replay_command(&self) -> String {
         let mut cmd = format!(
             "cargo run -p tickdb-sim --release -- --seed {} --nodes {}",
             self.seed, self.nodes
         );
+        if self.mode == Mode::Node {
+            cmd.push_str(" --mode node");
+        }
         if self.faults != Faults::ALL {
-            cmd.push_str(&format!(" --faults {}", faults_arg(self.faults)));
+            cmd.push_str(&format!(" --faults {}", self.faults.arg()));
         }
         if let Some(bug) = self.bug {
             cmd.push_str(&format!(" --bug {}", bug.name()));
@@ -170,26 +168,6 @@ impl SimConfig {
             cmd.push_str(&format!(" --quiet-ms {}", self.quiet_ms));
         }
         cmd
-    }
-}
-
-fn faults_arg(f: Faults) -> String {
-    let mut parts = Vec::new();
-    for (on, name) in [
-        (f.network, "network"),
-        (f.partitions, "partitions"),
-        (f.crashes, "crashes"),
-        (f.drift, "drift"),
-        (f.reconfig, "reconfig"),
-    ] {
-        if on {
-            parts.push(name);
-        }
-    }
-    if parts.is_empty() {
-        "none".into()
-    } else {
-        parts.join(",")
     }
 }
 
@@ -257,11 +235,12 @@ enum Ev {
     End,
 }
 
+impl_sim_event!(Ev);
+
 struct SimNode {
     id: NodeId,
     raft: Option<Raft>,
     store: SimStore,
-    drift_ppm: i64,
     inc: u64,
     flush_scheduled: bool,
     timer_at: Option<u64>,
@@ -287,21 +266,13 @@ type Check = Result<(), String>;
 /// One simulation.
 pub struct Sim {
     cfg: SimConfig,
-    rng: ChaCha8Rng,
-    now: u64,
-    seq: u64,
-    queue: BTreeMap<(u64, u64), Ev>,
+    w: World<Ev>,
     nodes: BTreeMap<NodeId, SimNode>,
     clients: Vec<Client>,
-    /// Directed links that drop everything.
-    blocked: BTreeSet<(NodeId, NodeId)>,
-    loss_pct: u64,
-    dup_pct: u64,
     /// The committed log as first applied by any node; every apply must agree with it.
     committed: Vec<Entry>,
     leaders_by_term: BTreeMap<Term, NodeId>,
     history: Vec<HistOp>,
-    hash: u64,
     report: Report,
     healed: bool,
     /// When a leader first existed after faults stopped.
@@ -315,38 +286,26 @@ pub struct Sim {
     limits: (u32, u32, u64),
 }
 
-fn fnv(hash: &mut u64, bytes: &[u8]) {
-    for b in bytes {
-        *hash ^= u64::from(*b);
-        *hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-}
-
 impl Sim {
     pub fn new(cfg: SimConfig) -> Self {
-        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+        let mut w = World::new(cfg.seed, cfg.faults);
         let limits = (
-            [1, 2, 4, 256][(rng.next_u64() % 4) as usize],
-            [1, 2, 16][(rng.next_u64() % 3) as usize],
-            [0, 20, 100, 400][(rng.next_u64() % 4) as usize],
+            [1, 2, 4, 256][(w.next_u64() % 4) as usize],
+            [1, 2, 16][(w.next_u64() % 3) as usize],
+            [0, 20, 100, 400][(w.next_u64() % 4) as usize],
         );
         // One spare node beyond the initial voters, for membership changes.
         let initial_voters: BTreeSet<NodeId> = (1..=cfg.nodes).map(NodeId).collect();
         let mut nodes = BTreeMap::new();
         for i in 1..=cfg.nodes + 1 {
-            let drift_ppm = if cfg.faults.drift {
-                (rng.next_u64() % 20_001) as i64 - 10_000
-            } else {
-                0
-            };
             let id = NodeId(i);
+            w.add_node(id);
             nodes.insert(
                 id,
                 SimNode {
                     id,
                     raft: None,
-                    store: SimStore::default(),
-                    drift_ppm,
+                    store: SimStore::with_bug(cfg.bug),
                     inc: 0,
                     flush_scheduled: false,
                     timer_at: None,
@@ -371,19 +330,12 @@ impl Sim {
         };
         Self {
             cfg,
-            rng,
-            now: 0,
-            seq: 0,
-            queue: BTreeMap::new(),
+            w,
             nodes,
             clients,
-            blocked: BTreeSet::new(),
-            loss_pct: 0,
-            dup_pct: 0,
             committed: Vec::new(),
             leaders_by_term: BTreeMap::new(),
             history: Vec::new(),
-            hash: 0xcbf2_9ce4_8422_2325,
             report,
             healed: false,
             leader_after_heal: None,
@@ -394,48 +346,14 @@ impl Sim {
         }
     }
 
-    fn rand(&mut self, n: u64) -> u64 {
-        assert!(n > 0);
-        self.rng.next_u64() % n
-    }
-
-    fn chance(&mut self, pct: u64) -> bool {
-        self.rand(100) < pct
-    }
-
-    fn schedule(&mut self, at: u64, ev: Ev) {
-        self.seq += 1;
-        self.queue.insert((at, self.seq), ev);
-    }
-
     fn raft_config(&self, id: NodeId) -> RaftConfig {
         let mut c = RaftConfig::new(id, self.initial_voters.clone());
         c.max_entries_per_append = self.limits.0;
         c.max_inflight_appends = self.limits.1;
         c.log_compaction_threshold = self.limits.2;
         c.snapshot_chunk_bytes = 16;
-        match self.cfg.bug {
-            Some(Bug::CountUnsyncedSelf) => c.bugs.count_unsynced_self = true,
-            Some(Bug::VoteWithoutPersist) => c.bugs.vote_without_persist = true,
-            Some(Bug::CommitOldTerm) => c.bugs.commit_old_term = true,
-            None => {}
-        }
+        c.bugs = Bug::planted(self.cfg.bug);
         c
-    }
-
-    /// The node's drifting local clock at global time `t`.
-    fn local(&self, id: NodeId, t: u64) -> Instant {
-        let ppm = self.nodes[&id].drift_ppm;
-        let scaled = i128::from(t) * i128::from(1_000_000 + ppm) / 1_000_000;
-        Instant::from_nanos(u64::try_from(scaled).unwrap_or(u64::MAX))
-    }
-
-    fn global(&self, id: NodeId, local: Instant) -> u64 {
-        let ppm = self.nodes[&id].drift_ppm;
-        let num = i128::from(local.as_nanos()) * 1_000_000;
-        let den = i128::from(1_000_000 + ppm);
-        let t = (num + den - 1) / den;
-        u64::try_from(t).unwrap_or(u64::MAX)
     }
 
     /// Runs to the end and returns the report (with a violation, if any).
@@ -444,8 +362,8 @@ impl Sim {
             Ok(()) => {}
             Err(v) => self.report.violation = Some(v),
         }
-        self.report.trace_hash = self.hash;
-        self.report.sim_ms = self.now / MS;
+        self.report.trace_hash = self.w.hash;
+        self.report.sim_ms = self.w.now / MS;
         self.report
     }
 
@@ -456,22 +374,10 @@ impl Sim {
         // The spare node starts too; it is not a member until added.
         let spare = NodeId(self.cfg.nodes + 1);
         self.start_node(spare)?;
-        for c in 0..self.cfg.clients {
-            let at = self.rand(100) * MS;
-            self.schedule(at, Ev::ClientNext { client: c });
-        }
-        if self.has_faults() {
-            self.schedule(500 * MS, Ev::Fault);
-        }
-        self.schedule(self.cfg.fault_ms * MS, Ev::Heal);
-        self.schedule((self.cfg.fault_ms + self.cfg.quiet_ms) * MS, Ev::End);
+        self.w.schedule_run(&self.cfg);
         for _ in 0..MAX_EVENTS {
-            let Some(((at, _), ev)) = self.queue.pop_first() else {
-                return Err("event queue ran dry".into());
-            };
-            self.now = at;
+            let ev = self.w.next_event()?;
             self.report.events += 1;
-            self.trace(&ev);
             if matches!(ev, Ev::End) {
                 return self.finish();
             }
@@ -480,30 +386,10 @@ impl Sim {
         Err("event bound exceeded".into())
     }
 
-    fn has_faults(&self) -> bool {
-        let f = self.cfg.faults;
-        f.network || f.partitions || f.crashes || f.reconfig
-    }
-
-    fn trace(&mut self, ev: &Ev) {
-        let mut h = self.hash;
-        fnv(&mut h, &self.now.to_le_bytes());
-        match ev {
-            Ev::Deliver { from, to, bytes } => {
-                fnv(&mut h, &[0]);
-                fnv(&mut h, &from.0.to_le_bytes());
-                fnv(&mut h, &to.0.to_le_bytes());
-                fnv(&mut h, bytes);
-            }
-            other => fnv(&mut h, format!("{other:?}").as_bytes()),
-        }
-        self.hash = h;
-    }
-
     fn start_node(&mut self, id: NodeId) -> Check {
-        let seed = self.rng.next_u64();
+        let seed = self.w.next_u64();
         let cfg = self.raft_config(id);
-        let now = self.local(id, self.now);
+        let now = self.w.local_now(id);
         let node = self.nodes.get_mut(&id).expect("node exists");
         let raft = Raft::new(cfg, &node.store, seed, now).map_err(|e| format!("start: {e}"))?;
         node.applied = raft.status().applied;
@@ -518,7 +404,7 @@ impl Sim {
         match ev {
             Ev::Deliver { from, to, bytes } => self.deliver(from, to, &bytes),
             Ev::Timer { node, inc } => {
-                let now = self.local(node, self.now);
+                let now = self.w.local_now(node);
                 let n = self.nodes.get_mut(&node).expect("node exists");
                 if n.inc != inc {
                     return Ok(());
@@ -532,7 +418,7 @@ impl Sim {
                 self.after_step(node)
             }
             Ev::Flush { node, inc } => {
-                let now = self.local(node, self.now);
+                let now = self.w.local_now(node);
                 let n = self.nodes.get_mut(&node).expect("node exists");
                 if n.inc != inc {
                     return Ok(());
@@ -577,7 +463,7 @@ impl Sim {
         if env.to != to || env.from != from || env.cluster_id != CLUSTER_ID {
             return Err("misrouted message".into());
         }
-        let now = self.local(to, self.now);
+        let now = self.w.local_now(to);
         let n = self.nodes.get_mut(&to).expect("node exists");
         let Some(raft) = n.raft.as_mut() else {
             return Ok(());
@@ -608,16 +494,16 @@ impl Sim {
         };
         if role == Role::Leader {
             if self.healed && self.leader_after_heal.is_none() {
-                self.leader_after_heal = Some(self.now);
+                self.leader_after_heal = Some(self.w.now);
             }
             if !self.leaders_by_term.contains_key(&term) {
                 if self.cfg.direct_checks {
                     self.check_new_leader(id, term)?;
                 }
                 // A nasty moment: the new leader dies before its first entries spread.
-                if self.cfg.faults.crashes && !self.healed && self.chance(NEW_LEADER_CRASH_PCT) {
-                    let at = self.now + self.rand(3 * MS);
-                    self.schedule(at, Ev::Crash { node: id });
+                if self.cfg.faults.crashes && !self.healed && self.w.chance(NEW_LEADER_CRASH_PCT) {
+                    let at = self.w.now + self.w.rand(3 * MS);
+                    self.w.schedule(at, Ev::Crash { node: id });
                 }
             }
             let prev = *self.leaders_by_term.entry(term).or_insert(id);
@@ -631,7 +517,7 @@ impl Sim {
                 && term > t
             {
                 let (at, _) = self.leader_crash_at.take().expect("checked");
-                self.report.election_ms.push((self.now - at) / MS);
+                self.report.election_ms.push((self.w.now - at) / MS);
             }
         }
         for o in outputs {
@@ -643,19 +529,19 @@ impl Sim {
         // Held outputs need a flush even when nothing is unsynced, so one is always scheduled.
         let _ = unsynced;
         if !self.nodes[&id].flush_scheduled {
-            let at = self.now + 100_000 + self.rand(2 * MS);
+            let at = self.w.now + 100_000 + self.w.rand(2 * MS);
             self.nodes
                 .get_mut(&id)
                 .expect("node exists")
                 .flush_scheduled = true;
-            self.schedule(at, Ev::Flush { node: id, inc });
+            self.w.schedule(at, Ev::Flush { node: id, inc });
         }
         if let Some(d) = deadline {
-            let at = self.global(id, d).max(self.now);
+            let at = self.w.global(id, d).max(self.w.now);
             let n = self.nodes.get_mut(&id).expect("node exists");
             if n.timer_at.is_none_or(|t| at < t) {
                 n.timer_at = Some(at);
-                self.schedule(at, Ev::Timer { node: id, inc });
+                self.w.schedule(at, Ev::Timer { node: id, inc });
             }
         }
         Ok(())
@@ -695,29 +581,13 @@ impl Sim {
     }
 
     fn send(&mut self, from: NodeId, to: NodeId, bytes: Vec<u8>) {
-        if self.blocked.contains(&(from, to)) {
-            return;
-        }
-        if self.loss_pct > 0 && self.chance(self.loss_pct) {
-            return;
-        }
-        let copies = if self.dup_pct > 0 && self.chance(self.dup_pct) {
-            2
-        } else {
-            1
-        };
-        for _ in 0..copies {
-            let delay = if self.cfg.faults.network && self.chance(5) {
-                5 * MS + self.rand(150 * MS)
-            } else {
-                200_000 + self.rand(3 * MS)
-            };
+        for at in self.w.transmit(from, to) {
             let ev = Ev::Deliver {
                 from,
                 to,
                 bytes: bytes.clone(),
             };
-            self.schedule(self.now + delay, ev);
+            self.w.schedule(at, ev);
         }
     }
 
@@ -781,18 +651,18 @@ impl Sim {
     }
 
     fn reply(&mut self, cmd: Command, outcome: Outcome, hint: Option<NodeId>) {
-        let at = self.now + 100_000 + self.rand(MS);
+        let at = self.w.now + 100_000 + self.w.rand(MS);
         let ev = Ev::Response {
             client: cmd.client,
             req: cmd.req,
             outcome,
             hint,
         };
-        self.schedule(at, ev);
+        self.w.schedule(at, ev);
     }
 
     fn request(&mut self, id: NodeId, cmd: Command) -> Check {
-        let now = self.local(id, self.now);
+        let now = self.w.local_now(id);
         let n = self.nodes.get_mut(&id).expect("node exists");
         let Some(raft) = n.raft.as_mut() else {
             return Ok(()); // the node is down: the client times out
@@ -822,20 +692,20 @@ impl Sim {
         // Clients stop a little before the end so the final convergence check is exact.
         let stop =
             (self.cfg.fault_ms + self.cfg.quiet_ms).saturating_sub(CLIENT_STOP_BEFORE_END_MS);
-        if self.clients[ci].current.is_some() || self.now >= stop * MS {
+        if self.clients[ci].current.is_some() || self.w.now >= stop * MS {
             return;
         }
-        let key = self.rand(u64::from(self.cfg.keys)) as u8;
-        let op = match self.rand(10) {
+        let key = self.w.rand(u64::from(self.cfg.keys)) as u8;
+        let op = match self.w.rand(10) {
             0..=3 => OpKind::Get,
             4..=6 => OpKind::Incr,
-            _ => OpKind::Set(self.rand(1_000_000) as i64),
+            _ => OpKind::Set(self.w.rand(1_000_000) as i64),
         };
         let member_count = self.cfg.nodes + 1;
-        let explore = self.chance(10);
+        let explore = self.w.chance(10);
         let node = match self.clients[ci].hint {
             Some(h) if !explore => h,
-            _ => NodeId(1 + self.rand(member_count)),
+            _ => NodeId(1 + self.w.rand(member_count)),
         };
         let client = &mut self.clients[ci];
         client.req += 1;
@@ -845,11 +715,11 @@ impl Sim {
             key,
             op,
         };
-        client.current = Some((cmd, self.now));
-        let at = self.now + 100_000 + self.rand(MS);
-        self.schedule(at, Ev::Request { node, cmd });
-        self.schedule(
-            self.now + CLIENT_TIMEOUT_MS * MS,
+        client.current = Some((cmd, self.w.now));
+        let at = self.w.now + 100_000 + self.w.rand(MS);
+        self.w.schedule(at, Ev::Request { node, cmd });
+        self.w.schedule(
+            self.w.now + CLIENT_TIMEOUT_MS * MS,
             Ev::ClientTimeout {
                 client: c,
                 req: cmd.req,
@@ -881,11 +751,12 @@ impl Sim {
             key: cmd.key,
             op: cmd.op,
             invoke,
-            complete: self.now,
+            complete: self.w.now,
             outcome,
         });
-        let think = self.rand(50 * MS);
-        self.schedule(self.now + think, Ev::ClientNext { client: c });
+        let think = self.w.rand(50 * MS);
+        self.w
+            .schedule(self.w.now + think, Ev::ClientNext { client: c });
     }
 
     // ----- faults ---------------------------------------------------------------------------
@@ -908,43 +779,31 @@ impl Sim {
             return Ok(());
         }
         self.report.faults += 1;
-        let f = self.cfg.faults;
-        let roll = self.rand(100);
-        match roll {
-            0..=24 if f.crashes => self.crash_one()?,
-            25..=44 if f.partitions => self.partition(),
-            45..=59 => {
-                self.blocked.clear();
+        match self.w.roll_fault() {
+            FaultKind::Crash => {
+                let up: Vec<NodeId> = self
+                    .nodes
+                    .values()
+                    .filter(|n| n.raft.is_some())
+                    .map(|n| n.id)
+                    .collect();
+                if let Some(victim) = self.w.crash_victim(&up, self.current_leader()) {
+                    self.crash(victim)?;
+                }
             }
-            60..=74 if f.network => {
-                self.loss_pct = [0, 1, 5, 20][self.rand(4) as usize];
-                self.dup_pct = [0, 2, 10][self.rand(3) as usize];
+            FaultKind::Partition => {
+                let ids = self.all_ids();
+                let leader = self.current_leader();
+                self.w.partition(&ids, leader);
             }
-            75..=84 if f.reconfig => self.transfer()?,
-            85..=94 if f.reconfig => self.membership_change()?,
-            _ => self.report.faults -= 1,
+            FaultKind::ClearPartitions | FaultKind::Network => {}
+            FaultKind::Transfer => self.transfer()?,
+            FaultKind::Membership => self.membership_change()?,
+            FaultKind::Nothing => self.report.faults -= 1,
         }
-        let next = 100 * MS + self.rand(1500 * MS);
-        self.schedule(self.now + next, Ev::Fault);
+        let next = self.w.fault_gap();
+        self.w.schedule(self.w.now + next, Ev::Fault);
         Ok(())
-    }
-
-    fn crash_one(&mut self) -> Check {
-        let leader = self.current_leader();
-        let up: Vec<NodeId> = self
-            .nodes
-            .values()
-            .filter(|n| n.raft.is_some())
-            .map(|n| n.id)
-            .collect();
-        if up.is_empty() {
-            return Ok(());
-        }
-        let victim = match leader {
-            Some(l) if self.chance(50) => l,
-            _ => up[self.rand(up.len() as u64) as usize],
-        };
-        self.crash(victim)
     }
 
     /// Crashes `victim` (losing its unsynced writes, or keeping a torn prefix of them) and
@@ -954,20 +813,15 @@ impl Sim {
             return Ok(());
         }
         let leader = self.current_leader();
-        let keep = {
-            let unsynced = self.nodes[&victim].store.unsynced_batches() as u64;
-            if self.chance(50) {
-                0
-            } else {
-                self.rand(unsynced + 1) as usize
-            }
-        };
+        let keep = self
+            .w
+            .crash_keep(self.nodes[&victim].store.unsynced_batches());
         if Some(victim) == leader {
             let term = self.nodes[&victim]
                 .raft
                 .as_ref()
                 .map_or(Term(0), Raft::term);
-            self.leader_crash_at = Some((self.now, term));
+            self.leader_crash_at = Some((self.w.now, term));
         }
         let n = self.nodes.get_mut(&victim).expect("node exists");
         n.raft = None;
@@ -977,8 +831,8 @@ impl Sim {
         n.ready.clear();
         n.inc += 1;
         self.report.crashes += 1;
-        let at = self.now + 200 * MS + self.rand(3000 * MS);
-        self.schedule(at, Ev::Restart { node: victim });
+        let at = self.w.now + 200 * MS + self.w.rand(3000 * MS);
+        self.w.schedule(at, Ev::Restart { node: victim });
         Ok(())
     }
 
@@ -989,74 +843,17 @@ impl Sim {
         self.start_node(id)
     }
 
-    fn partition(&mut self) {
-        let ids = self.all_ids();
-        self.blocked.clear();
-        let cut = |s: &mut Self, a: NodeId, b: NodeId| {
-            s.blocked.insert((a, b));
-            s.blocked.insert((b, a));
-        };
-        match self.rand(4) {
-            0 => {
-                // Symmetric random split.
-                let side: Vec<bool> = ids
-                    .iter()
-                    .map(|_| self.rng.next_u64().is_multiple_of(2))
-                    .collect();
-                for (i, a) in ids.iter().enumerate() {
-                    for (j, b) in ids.iter().enumerate() {
-                        if side[i] != side[j] {
-                            self.blocked.insert((*a, *b));
-                        }
-                    }
-                }
-            }
-            1 => {
-                // Isolate the leader (or a random node).
-                let victim = self
-                    .current_leader()
-                    .unwrap_or(ids[self.rand(ids.len() as u64) as usize]);
-                for b in &ids {
-                    if *b != victim {
-                        cut(self, victim, *b);
-                    }
-                }
-            }
-            2 => {
-                // One-way: some directed links drop.
-                for _ in 0..1 + self.rand(4) {
-                    let a = ids[self.rand(ids.len() as u64) as usize];
-                    let b = ids[self.rand(ids.len() as u64) as usize];
-                    if a != b {
-                        self.blocked.insert((a, b));
-                    }
-                }
-            }
-            _ => {
-                // Bridge: two halves that only one node connects.
-                let bridge = ids[self.rand(ids.len() as u64) as usize];
-                let rest: Vec<NodeId> = ids.iter().copied().filter(|i| *i != bridge).collect();
-                let half = rest.len() / 2;
-                for a in &rest[..half] {
-                    for b in &rest[half..] {
-                        cut(self, *a, *b);
-                    }
-                }
-            }
-        }
-    }
-
     fn transfer(&mut self) -> Check {
         let Some(leader) = self.current_leader() else {
             return Ok(());
         };
-        let now = self.local(leader, self.now);
+        let now = self.w.local_now(leader);
         let n = self.nodes.get_mut(&leader).expect("node exists");
         let Some(raft) = n.raft.as_mut() else {
             return Ok(());
         };
         let voters: Vec<NodeId> = raft.membership().voters.iter().copied().collect();
-        let target = voters[(self.rng.next_u64() % voters.len() as u64) as usize];
+        let target = voters[(self.w.next_u64() % voters.len() as u64) as usize];
         // Refusals (target is self) are fine: the fault just did nothing.
         let _ = raft.transfer_leadership(&mut n.store, now, target);
         self.after_step(leader)
@@ -1068,8 +865,8 @@ impl Sim {
         let Some(leader) = self.current_leader() else {
             return Ok(());
         };
-        let now = self.local(leader, self.now);
-        let pick = self.rng.next_u64();
+        let now = self.w.local_now(leader);
+        let pick = self.w.next_u64();
         let n = self.nodes.get_mut(&leader).expect("node exists");
         let Some(raft) = n.raft.as_mut() else {
             return Ok(());
@@ -1099,9 +896,7 @@ impl Sim {
 
     fn heal(&mut self) -> Check {
         self.healed = true;
-        self.blocked.clear();
-        self.loss_pct = 0;
-        self.dup_pct = 0;
+        self.w.heal_network();
         let down: Vec<NodeId> = self
             .nodes
             .values()
@@ -1370,8 +1165,8 @@ impl Sim {
                 client: u32::MAX,
                 key,
                 op: OpKind::Get,
-                invoke: self.now,
-                complete: self.now + 1,
+                invoke: self.w.now,
+                complete: self.w.now + 1,
                 outcome: Outcome::Ok(v),
             });
         }
@@ -1402,8 +1197,11 @@ fn hard_state(store: &SimStore) -> Result<(u64, Option<u64>), String> {
 
 /// Runs one seed, turning a panic inside the core (a failed assertion) into a violation.
 pub fn run_seed(cfg: &SimConfig) -> Report {
-    let sim = Sim::new(cfg.clone());
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sim.run())) {
+    let run = || match cfg.mode {
+        Mode::Raft => Sim::new(cfg.clone()).run(),
+        Mode::Node => NodeSim::new(cfg.clone()).run(),
+    };
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
         Ok(report) => report,
         Err(panic) => {
             let msg = panic

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::sim::Bug;
 use tickdb_core::store::{
     MemSnapshot, MemStore, Op, ScanIter, Space, Store, StoreError, StoreRead, WriteBatch,
 };
@@ -14,9 +15,20 @@ pub(crate) struct SimStore {
     /// For each key touched by a batch not yet synced: its value before the first such batch,
     /// which is its durable value (an untouched key's live value is its durable value).
     durable_before: BTreeMap<(Space, Vec<u8>), Option<Vec<u8>>>,
+    /// A planted environment bug: `sync` reports success and makes nothing durable (a disk
+    /// that lies about fsync), so a crash loses writes the node was promised were durable.
+    pub(crate) lying_sync: bool,
 }
 
 impl SimStore {
+    /// A fresh store, lying about fsync under [`Bug::FsyncLies`].
+    pub(crate) fn with_bug(bug: Option<Bug>) -> Self {
+        Self {
+            lying_sync: bug == Some(Bug::FsyncLies),
+            ..Self::default()
+        }
+    }
+
     /// Crashes, keeping the first `keep` unsynced batches (a torn WAL).
     pub(crate) fn crash_keeping(&mut self, keep: usize) {
         self.inner.crash_keeping(keep);
@@ -83,6 +95,9 @@ impl Store for SimStore {
     }
 
     fn sync(&mut self) -> Result<(), StoreError> {
+        if self.lying_sync {
+            return Ok(());
+        }
         self.inner.sync()?;
         self.durable_before.clear();
         Ok(())

@@ -1,19 +1,9 @@
 //! Pinned seeds, replay determinism, and proof that the checkers catch planted bugs.
 
-use tickdb_sim::{Bug, Faults, SimConfig, run_seed};
+mod common;
 
-fn assert_clean(cfg: &SimConfig) {
-    let r = run_seed(cfg);
-    if let Some(v) = &r.violation {
-        panic!(
-            "seed {} violated: {v}\nreplay: {}",
-            cfg.seed,
-            cfg.replay_command()
-        );
-    }
-    assert!(r.ops_ok > 0, "seed {} completed no operations", cfg.seed);
-    assert!(r.committed > 0);
-}
+use common::{assert_clean, assert_fault_free, assert_replays};
+use tickdb_sim::{Bug, Faults, SimConfig};
 
 #[test]
 fn pinned_seeds_three_nodes_all_faults() {
@@ -35,51 +25,22 @@ fn fault_free_run_loses_nothing_and_never_times_out() {
         faults: Faults::NONE,
         ..SimConfig::new(7, 3)
     };
-    let r = run_seed(&cfg);
-    assert_eq!(r.violation, None);
-    assert_eq!(r.ops_unknown, 0, "no faults, so no timeouts");
-    assert_eq!(r.crashes, 0);
-    assert!(r.ops_ok > 1000, "only {} ops", r.ops_ok);
+    assert_fault_free(&cfg);
 }
 
 #[test]
 fn same_seed_replays_identically_and_seeds_differ() {
-    for seed in [3u64, 42] {
-        for nodes in [3, 5] {
-            let cfg = SimConfig::new(seed, nodes);
-            let a = run_seed(&cfg);
-            let b = run_seed(&cfg);
-            assert_eq!(a.trace_hash, b.trace_hash, "seed {seed} nodes {nodes}");
-            assert_eq!(a.events, b.events);
-            assert_eq!(a.ops_ok, b.ops_ok);
-            assert_eq!(a.election_ms, b.election_ms);
-        }
-    }
-    let a = run_seed(&SimConfig::new(1, 3));
-    let b = run_seed(&SimConfig::new(2, 3));
-    assert_ne!(a.trace_hash, b.trace_hash);
+    assert_replays(SimConfig::new);
 }
 
 /// Runs seeds from 0 until one reports a violation; returns how many it took.
 fn seeds_to_catch(bug: Bug, nodes: u64, max_seeds: u64) -> u64 {
-    for seed in 0..max_seeds {
-        let cfg = SimConfig {
-            bug: Some(bug),
-            ..SimConfig::new(seed, nodes)
-        };
-        if let Some(v) = run_seed(&cfg).violation {
-            println!(
-                "{}: caught by seed {seed} ({} seeds): {v}",
-                bug.name(),
-                seed + 1
-            );
-            return seed + 1;
-        }
-    }
-    panic!(
-        "planted bug {} survived {max_seeds} seeds on {nodes} nodes",
-        bug.name()
-    );
+    let cfg = |seed| SimConfig {
+        bug: Some(bug),
+        ..SimConfig::new(seed, nodes)
+    };
+    let what = format!("planted bug {} on {nodes} nodes", bug.name());
+    common::seeds_to_catch(&what, cfg, max_seeds)
 }
 
 #[test]

@@ -24,23 +24,22 @@ struct Net {
 }
 
 fn cluster_config(n: usize, i: usize) -> ClusterConfig {
-    ClusterConfig {
-        id: NodeId(i as u64 + 1),
-        cluster_id: 7,
-        members: (0..n)
-            .map(|j| Member {
-                id: NodeId(j as u64 + 1),
-                client_addr: format!("127.0.0.1:{}", 7000 + j),
-                cluster_port: 8000 + j as u16,
-            })
-            .collect(),
-        seed: 100 + i as u64,
-        heartbeat_ms: 50,
-        election_timeout_ms: (300, 600),
-        request_timeout_ms: 2_000,
-        joining: false,
-        secret: Some(b"test-secret".to_vec()),
-    }
+    let mut c = ClusterConfig::single();
+    c.id = NodeId(i as u64 + 1);
+    c.cluster_id = 7;
+    c.members = (0..n)
+        .map(|j| Member {
+            id: NodeId(j as u64 + 1),
+            client_addr: format!("127.0.0.1:{}", 7000 + j),
+            cluster_port: 8000 + j as u16,
+        })
+        .collect();
+    c.seed = 100 + i as u64;
+    c.heartbeat_ms = 50;
+    c.election_timeout_ms = (300, 600);
+    c.request_timeout_ms = 2_000;
+    c.secret = Some(b"test-secret".to_vec());
+    c
 }
 
 fn node_config(n: usize, i: usize) -> NodeConfig {

@@ -128,6 +128,9 @@ pub struct ClusterConfig {
     /// Shared secret that authenticates cluster messages (HMAC-SHA256); `None`: unauthenticated
     /// (the cluster port must then be reachable only by the members).
     pub secret: Option<Vec<u8>>,
+    /// Bugs to plant in this node's Raft, so the simulator can prove its checkers fail.
+    #[cfg(feature = "planted-bugs")]
+    pub bugs: raft::PlantedBugs,
 }
 
 impl ClusterConfig {
@@ -147,6 +150,8 @@ impl ClusterConfig {
             request_timeout_ms: 10_000,
             joining: false,
             secret: None,
+            #[cfg(feature = "planted-bugs")]
+            bugs: raft::PlantedBugs::default(),
         }
     }
 }
@@ -478,6 +483,10 @@ impl<S: Store> Node<S> {
         let mut rc = RaftConfig::new(cluster.id, voters);
         rc.heartbeat_interval_ms = cluster.heartbeat_ms;
         (rc.election_timeout_ms_min, rc.election_timeout_ms_max) = cluster.election_timeout_ms;
+        #[cfg(feature = "planted-bugs")]
+        {
+            rc.bugs = cluster.bugs.clone();
+        }
         let raft = Raft::new(rc, &store, cluster.seed, now)?;
         let db = Db::open(&store)?;
         let applied = raft.status().applied;
@@ -539,6 +548,12 @@ impl<S: Store> Node<S> {
 
     pub fn store(&self) -> &S {
         &self.store
+    }
+
+    /// Gives the store back without syncing it: what a crash leaves is up to the store (the
+    /// simulator crashes it, then opens a new node on it).
+    pub fn into_store(self) -> S {
+        self.store
     }
 
     /// Counts bytes the driver wrote to clients (INFO `total_net_output_bytes`).

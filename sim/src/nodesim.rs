@@ -1,0 +1,1440 @@
+//! Node mode: the simulator drives real [`Node`]s (the sans-IO server: RESP commands,
+//! forwarding, group commit, ReadIndex, the database and the time series engine), each over a
+//! crash-semantics [`SimStore`], on the same faulty network, clock drift and fault schedule as
+//! raft mode ([`World`]).
+//!
+//! Clients hold one connection each to a random node and send one command at a time: `SET`,
+//! `INCR` and `GET` on a few keys, `TS.ADD` (unique timestamps) and `TS.RANGE s - +` on a few
+//! series. A reply maps to an outcome: a result, failed (`TRYAGAIN`, `CLUSTERDOWN`: not
+//! executed) or unknown (`TIMEOUT`, the client's own timeout, a lost connection); after a
+//! failure the client reconnects to another node. A crash drops the node without draining it
+//! (outputs not yet polled are lost, and so are unsynced writes, or a torn prefix of them is
+//! kept) and a restart opens a new `Node` on the same store.
+//!
+//! Checks: election safety from `INFO replication` probes; per-key linearizability of the
+//! KV history; for the time series, no sample that was never sent or whose add failed, every
+//! acknowledged add visible to every later `TS.RANGE`, and ranges never lose a sample an
+//! earlier-completed range saw; at the end (after faults stop) a leader within
+//! [`LIVENESS_BOUND_MS`], every node applied the leader's commit index, every node's
+//! `READONLY` reads equal the leader's linearizable ones, and every acknowledged write is there.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bytes::Bytes;
+use tickdb_core::UnixMillis;
+use tickdb_core::node::peer::{self, PeerBody};
+use tickdb_core::node::{ClusterConfig, ConnId, ConnKind, Input, Member, Node, NodeConfig, Output};
+use tickdb_core::raft::{Message, NodeId};
+use tickdb_core::resp::Frame;
+
+use crate::checker::{self, HistOp, Outcome, Verdict};
+use crate::kv::OpKind;
+use crate::sim::{Bug, LIVENESS_BOUND_MS, MAX_EVENTS, Report, SimConfig};
+use crate::store::SimStore;
+use crate::world::{FaultKind, MS, World, impl_sim_event};
+
+/// A client gives up on a request after this long (the outcome is then unknown).
+/// The cluster secret every simulated node shares: exercises message authentication.
+const SECRET: &[u8] = b"tickdb-sim";
+const CLIENT_TIMEOUT_MS: u64 = 3_000;
+/// The nodes' own bound on forwarded requests and uncommitted writes (answered `TIMEOUT`).
+const REQUEST_TIMEOUT_MS: u64 = 2_000;
+/// Clients issue nothing in the last this-many ms before the end, so the end state is quiet.
+const CLIENT_STOP_BEFORE_END_MS: u64 = CLIENT_TIMEOUT_MS + 1_000;
+/// How often the simulator asks every node `INFO replication` (election safety, liveness).
+const PROBE_EVERY_MS: u64 = 100;
+/// Time the final reads get to complete (the leader's need a heartbeat round).
+const FINAL_READS_MS: u64 = 2_000;
+/// Chance that a newly elected leader is crashed within 3 ms (before its first entries spread).
+const NEW_LEADER_CRASH_PCT: u64 = 10;
+const CLUSTER_ID: u64 = 0x7469_636b;
+/// Time series per run (keys come from [`SimConfig::keys`]).
+const SERIES: u8 = 2;
+/// Connection ids at and above this are the simulator's own (probes, faults, final reads).
+const ADMIN_CONN_BASE: u64 = 1 << 40;
+/// The wall clock the nodes see, at simulated time zero.
+const UNIX_BASE_MS: u64 = 1_700_000_000_000;
+/// Most outputs one drain may produce before the run counts as a livelock.
+const MAX_OUTPUTS_PER_DRAIN: usize = 1_000_000;
+
+/// The simulator's own connections on each node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Admin {
+    Probe = 0,
+    Fault = 1,
+    Final = 2,
+}
+
+fn admin_conn(node: NodeId, which: Admin) -> ConnId {
+    ConnId(ADMIN_CONN_BASE + node.0 * 4 + which as u64)
+}
+
+/// One client operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Op {
+    Kv { key: u8, op: OpKind },
+    TsAdd { series: u8, ts: u64, value: u64 },
+    TsRange { series: u8 },
+}
+
+impl Op {
+    fn args(self) -> Vec<Bytes> {
+        let words: Vec<String> = match self {
+            Self::Kv { key, op } => match op {
+                OpKind::Set(v) => vec!["SET".into(), format!("k{key}"), v.to_string()],
+                OpKind::Incr => vec!["INCR".into(), format!("k{key}")],
+                OpKind::Get => vec!["GET".into(), format!("k{key}")],
+            },
+            Self::TsAdd { series, ts, value } => vec![
+                "TS.ADD".into(),
+                format!("s{series}"),
+                ts.to_string(),
+                value.to_string(),
+            ],
+            Self::TsRange { series } => {
+                vec![
+                    "TS.RANGE".into(),
+                    format!("s{series}"),
+                    "-".into(),
+                    "+".into(),
+                ]
+            }
+        };
+        words.into_iter().map(Bytes::from).collect()
+    }
+}
+
+fn args(words: &[&str]) -> Vec<Bytes> {
+    words
+        .iter()
+        .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+        .collect()
+}
+
+#[derive(Debug)]
+enum Ev {
+    Deliver {
+        from: NodeId,
+        to: NodeId,
+        bytes: Vec<u8>,
+    },
+    Timer {
+        node: NodeId,
+        inc: u64,
+    },
+    /// The driver drains the node (group commit: inputs since the last drain share a sync).
+    Drain {
+        node: NodeId,
+        inc: u64,
+    },
+    /// A client's request reaches a node (`connect`: on a new connection).
+    Request {
+        client: u32,
+        node: NodeId,
+        conn: ConnId,
+        connect: bool,
+        args: Vec<Bytes>,
+    },
+    Reply {
+        client: u32,
+        conn: ConnId,
+        frame: Frame,
+    },
+    /// The connection broke (`refused`: it was never established).
+    ConnLost {
+        client: u32,
+        conn: ConnId,
+        refused: bool,
+    },
+    ClientTimeout {
+        client: u32,
+        req: u64,
+    },
+    ClientNext {
+        client: u32,
+    },
+    Fault,
+    Restart {
+        node: NodeId,
+    },
+    /// Crash a leader of `term` that was just elected.
+    Crash {
+        node: NodeId,
+        term: u64,
+    },
+    Probe,
+    Heal,
+    End,
+    FinalCheck,
+}
+
+impl_sim_event!(Ev);
+
+struct SimNode {
+    node: Option<Node<SimStore>>,
+    /// The store while the node is down.
+    store: Option<SimStore>,
+    /// Incarnation: bumped at every crash and start, so stale timers and drains are ignored.
+    inc: u64,
+    drain_scheduled: bool,
+    timer_at: Option<u64>,
+}
+
+struct Pending {
+    req: u64,
+    op: Op,
+    invoke: u64,
+}
+
+struct Client {
+    id: u32,
+    conn: Option<(NodeId, ConnId)>,
+    current: Option<Pending>,
+    req: u64,
+    /// Makes SET values unique per run.
+    sets: i64,
+    /// The last TS.ADD timestamp this client used (each is unique and increasing).
+    last_ts: u64,
+}
+
+/// A TS.ADD and what its client learned.
+#[derive(Clone, Copy, Debug)]
+struct TsAdd {
+    series: u8,
+    ts: u64,
+    value: u64,
+    invoke: u64,
+    complete: u64,
+    outcome: Outcome,
+}
+
+/// A completed TS.RANGE: the samples it returned.
+#[derive(Clone, Debug)]
+struct TsRange {
+    series: u8,
+    invoke: u64,
+    complete: u64,
+    samples: BTreeMap<u64, u64>,
+}
+
+/// The fields of an `INFO replication` reply this simulator reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Repl {
+    leader: bool,
+    term: u64,
+    commit: u64,
+    applied: u64,
+}
+
+type Check = Result<(), String>;
+
+/// A node's final reads: every key's value, every series' samples (timestamp -> value).
+type FinalReads = (Vec<Option<i64>>, Vec<BTreeMap<u64, u64>>);
+
+/// One node-mode run.
+pub(crate) struct NodeSim {
+    cfg: SimConfig,
+    w: World<Ev>,
+    nodes: BTreeMap<NodeId, SimNode>,
+    members: Vec<Member>,
+    clients: Vec<Client>,
+    /// Client connections: conn -> (client, node).
+    conns: BTreeMap<ConnId, (u32, NodeId)>,
+    next_conn: u64,
+    /// Replies on the simulator's own connections.
+    admin: BTreeMap<ConnId, Vec<Frame>>,
+    history: Vec<HistOp>,
+    adds: Vec<TsAdd>,
+    ranges: Vec<TsRange>,
+    leaders_by_term: BTreeMap<u64, NodeId>,
+    /// Terms whose leader was seen sending AppendEntries.
+    new_terms: BTreeSet<u64>,
+    healed: bool,
+    leader_after_heal: Option<u64>,
+    /// A leader crashed at this time in this term: the next leader's election is timed.
+    leader_crash_at: Option<(u64, u64)>,
+    /// The leader and its commit index when the final reads were sent.
+    final_leader: Option<(NodeId, u64)>,
+    final_sent_at: u64,
+    /// Clients that completed an operation invoked after faults stopped.
+    ok_after_heal: BTreeSet<u32>,
+    /// The first operation invoked after the liveness bound whose outcome is unknown.
+    late_unknown: Option<(u32, Op, u64)>,
+    report: Report,
+}
+
+impl NodeSim {
+    pub(crate) fn new(cfg: SimConfig) -> Self {
+        let mut w = World::new(cfg.seed, cfg.faults);
+        let mut nodes = BTreeMap::new();
+        let mut members = Vec::new();
+        for i in 1..=cfg.nodes {
+            let id = NodeId(i);
+            w.add_node(id);
+            members.push(Member {
+                id,
+                client_addr: format!("10.0.0.{i}:6379"),
+                cluster_port: 16379,
+            });
+            nodes.insert(
+                id,
+                SimNode {
+                    node: None,
+                    store: Some(SimStore::with_bug(cfg.bug)),
+                    inc: 0,
+                    drain_scheduled: false,
+                    timer_at: None,
+                },
+            );
+        }
+        let clients = (0..cfg.clients)
+            .map(|id| Client {
+                id,
+                conn: None,
+                current: None,
+                req: 0,
+                sets: 0,
+                last_ts: 0,
+            })
+            .collect();
+        let report = Report {
+            seed: cfg.seed,
+            ..Report::default()
+        };
+        Self {
+            cfg,
+            w,
+            nodes,
+            members,
+            clients,
+            conns: BTreeMap::new(),
+            next_conn: 1,
+            admin: BTreeMap::new(),
+            history: Vec::new(),
+            adds: Vec::new(),
+            ranges: Vec::new(),
+            leaders_by_term: BTreeMap::new(),
+            new_terms: BTreeSet::new(),
+            healed: false,
+            leader_after_heal: None,
+            leader_crash_at: None,
+            final_leader: None,
+            final_sent_at: 0,
+            ok_after_heal: BTreeSet::new(),
+            late_unknown: None,
+            report,
+        }
+    }
+
+    pub(crate) fn run(mut self) -> Report {
+        if let Err(v) = self.run_inner() {
+            self.report.violation = Some(v);
+        }
+        self.report.trace_hash = self.w.hash;
+        self.report.sim_ms = self.w.now / MS;
+        self.report
+    }
+
+    fn run_inner(&mut self) -> Check {
+        let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+        for id in ids {
+            self.start_node(id)?;
+        }
+        self.w.schedule_run(&self.cfg);
+        self.w.schedule(PROBE_EVERY_MS * MS, Ev::Probe);
+        for _ in 0..MAX_EVENTS {
+            let ev = self.w.next_event()?;
+            self.report.events += 1;
+            if matches!(ev, Ev::FinalCheck) {
+                return self.final_check();
+            }
+            self.handle(ev)?;
+        }
+        Err("event bound exceeded".into())
+    }
+
+    fn handle(&mut self, ev: Ev) -> Check {
+        match ev {
+            Ev::Deliver { from, to, bytes } => {
+                let now = self.w.local_now(to);
+                let Some(node) = self.node_mut(to) else {
+                    return Ok(());
+                };
+                let bytes = Bytes::from(bytes);
+                node.handle_input(now, Input::Peer { from, bytes });
+                self.touch(to);
+                Ok(())
+            }
+            Ev::Timer { node, inc } => {
+                let now = self.w.local_now(node);
+                let n = self.nodes.get_mut(&node).expect("node exists");
+                if n.inc != inc {
+                    return Ok(());
+                }
+                n.timer_at = None;
+                let Some(node_ref) = n.node.as_mut() else {
+                    return Ok(());
+                };
+                node_ref.handle_timeout(now);
+                self.touch(node);
+                Ok(())
+            }
+            Ev::Drain { node, inc } => {
+                let n = self.nodes.get_mut(&node).expect("node exists");
+                if n.inc != inc {
+                    return Ok(());
+                }
+                n.drain_scheduled = false;
+                self.drain(node)
+            }
+            Ev::Request {
+                client,
+                node,
+                conn,
+                connect,
+                args,
+            } => self.request(client, node, conn, connect, args),
+            Ev::Reply {
+                client,
+                conn,
+                frame,
+            } => self.reply(client, conn, &frame),
+            Ev::ConnLost {
+                client,
+                conn,
+                refused,
+            } => {
+                let c = &mut self.clients[client as usize];
+                if c.conn.is_some_and(|(_, cc)| cc == conn) {
+                    c.conn = None;
+                    let outcome = if refused {
+                        Outcome::Failed
+                    } else {
+                        Outcome::Unknown
+                    };
+                    self.complete(client, outcome, None);
+                }
+                Ok(())
+            }
+            Ev::ClientTimeout { client, req } => {
+                let c = &self.clients[client as usize];
+                if c.current.as_ref().is_some_and(|p| p.req == req) {
+                    self.complete(client, Outcome::Unknown, None);
+                }
+                Ok(())
+            }
+            Ev::ClientNext { client } => {
+                self.client_next(client);
+                Ok(())
+            }
+            Ev::Fault => self.fault(),
+            Ev::Restart { node } => {
+                if self.nodes[&node].node.is_none() {
+                    self.start_node(node)?;
+                }
+                Ok(())
+            }
+            Ev::Crash { node, term } => {
+                if !self.healed && self.nodes[&node].node.is_some() {
+                    self.leader_crash_at = Some((self.w.now, term));
+                    self.crash(node);
+                }
+                Ok(())
+            }
+            Ev::Probe => self.probe(),
+            Ev::Heal => self.heal(),
+            Ev::End => self.end(),
+            Ev::FinalCheck => unreachable!("handled by the loop"),
+        }
+    }
+
+    // ----- nodes ----------------------------------------------------------------------------
+
+    fn node_mut(&mut self, id: NodeId) -> Option<&mut Node<SimStore>> {
+        self.nodes.get_mut(&id).and_then(|n| n.node.as_mut())
+    }
+
+    fn start_node(&mut self, id: NodeId) -> Check {
+        let seed = self.w.next_u64();
+        let now = self.w.local_now(id);
+        let config = NodeConfig {
+            node_id: format!("node-{}", id.0),
+            cluster: ClusterConfig {
+                id,
+                cluster_id: CLUSTER_ID,
+                members: self.members.clone(),
+                seed,
+                heartbeat_ms: 100,
+                election_timeout_ms: (1000, 2000),
+                request_timeout_ms: REQUEST_TIMEOUT_MS,
+                joining: false,
+                // Exercises message authentication on every message.
+                secret: Some(SECRET.to_vec()),
+                bugs: Bug::planted(self.cfg.bug),
+            },
+            ..NodeConfig::default()
+        };
+        let n = self.nodes.get_mut(&id).expect("node exists");
+        let store = n.store.take().expect("a down node keeps its store");
+        let mut node =
+            Node::new(config, store, now).map_err(|e| format!("node {} start: {e}", id.0))?;
+        for which in [Admin::Probe, Admin::Fault, Admin::Final] {
+            let conn = admin_conn(id, which);
+            let addr = format!("sim:{}", conn.0);
+            let kind = ConnKind::Tcp;
+            node.handle_input(now, Input::Connect { conn, kind, addr });
+            self.admin.remove(&conn);
+        }
+        n.node = Some(node);
+        n.inc += 1;
+        n.drain_scheduled = false;
+        n.timer_at = None;
+        self.touch(id);
+        Ok(())
+    }
+
+    /// The node took an input: the driver drains it a little later, so inputs arriving
+    /// meanwhile share one sync and a crash may land before it.
+    fn touch(&mut self, id: NodeId) {
+        let n = &self.nodes[&id];
+        if n.drain_scheduled || n.node.is_none() {
+            return;
+        }
+        let inc = n.inc;
+        let at = self.w.now + 100_000 + self.w.rand(2 * MS);
+        self.nodes
+            .get_mut(&id)
+            .expect("node exists")
+            .drain_scheduled = true;
+        self.w.schedule(at, Ev::Drain { node: id, inc });
+    }
+
+    /// Drains the node's outputs (it syncs in there), routes them, and arms its timer.
+    fn drain(&mut self, id: NodeId) -> Check {
+        let mut outputs = Vec::new();
+        let deadline = {
+            let Some(node) = self.node_mut(id) else {
+                return Ok(());
+            };
+            while let Some(o) = node.poll_output() {
+                outputs.push(o);
+                if outputs.len() > MAX_OUTPUTS_PER_DRAIN {
+                    return Err(format!("node {} never stops producing outputs", id.0));
+                }
+            }
+            node.poll_timeout()
+        };
+        for o in outputs {
+            self.route(id, o)?;
+        }
+        if let Some(d) = deadline {
+            let at = self.w.global(id, d);
+            let n = self.nodes.get_mut(&id).expect("node exists");
+            if n.timer_at.is_none_or(|t| at < t) {
+                n.timer_at = Some(at);
+                let inc = n.inc;
+                self.w.schedule(at, Ev::Timer { node: id, inc });
+            }
+        }
+        Ok(())
+    }
+
+    /// The client learns (a client-link delay from now) that `conn` broke, or (`refused`)
+    /// was never established.
+    fn lose_conn(&mut self, client: u32, conn: ConnId, refused: bool) {
+        let at = self.client_delay();
+        let ev = Ev::ConnLost {
+            client,
+            conn,
+            refused,
+        };
+        self.w.schedule(at, ev);
+    }
+
+    fn client_delay(&mut self) -> u64 {
+        self.w.now + 100_000 + self.w.rand(MS)
+    }
+
+    fn route(&mut self, id: NodeId, o: Output) -> Check {
+        match o {
+            Output::Send { to, bytes } => {
+                if !self.nodes.contains_key(&to) || to == id {
+                    return Err(format!("node {} sent to unknown node {}", id.0, to.0));
+                }
+                let body = peer::decode(&bytes, CLUSTER_ID, Some(SECRET), to, id)
+                    .map_err(|e| format!("node {} sent an undecodable message: {e}", id.0))?;
+                if let PeerBody::Raft(Message::AppendEntries { term, .. }) = body {
+                    self.leads(id, term.0)?;
+                }
+                for at in self.w.transmit(id, to) {
+                    let bytes = bytes.clone();
+                    self.w.schedule(
+                        at,
+                        Ev::Deliver {
+                            from: id,
+                            to,
+                            bytes,
+                        },
+                    );
+                }
+            }
+            Output::Reply { conn, frame, .. } => {
+                if conn.0 >= ADMIN_CONN_BASE {
+                    self.admin.entry(conn).or_default().push(frame);
+                } else if let Some(&(client, _)) = self.conns.get(&conn) {
+                    let at = self.client_delay();
+                    self.w.schedule(
+                        at,
+                        Ev::Reply {
+                            client,
+                            conn,
+                            frame,
+                        },
+                    );
+                }
+            }
+            Output::Close { conn } => {
+                if let Some((client, _)) = self.conns.remove(&conn) {
+                    self.lose_conn(client, conn, false);
+                }
+            }
+            // Every simulated node reaches every other: addresses do not matter here.
+            Output::Member { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// Sends `words` on one of the simulator's connections now and drains the node: for
+    /// commands the node answers locally (INFO), the reply is then in `self.admin`.
+    fn admin_call(&mut self, id: NodeId, which: Admin, words: &[&str]) -> Result<Frame, String> {
+        let conn = admin_conn(id, which);
+        self.admin.remove(&conn);
+        self.admin_send(id, which, words);
+        self.drain(id)?;
+        self.admin
+            .remove(&conn)
+            .and_then(|mut v| v.pop())
+            .ok_or_else(|| format!("node {} did not answer {words:?} at once", id.0))
+    }
+
+    fn admin_send(&mut self, id: NodeId, which: Admin, words: &[&str]) {
+        let now = self.w.local_now(id);
+        let unix = self.unix_now();
+        let Some(node) = self.node_mut(id) else {
+            return;
+        };
+        let input = Input::Request {
+            conn: admin_conn(id, which),
+            args: args(words),
+            wire_bytes: 16,
+            unix,
+        };
+        node.handle_input(now, input);
+        self.touch(id);
+    }
+
+    fn unix_now(&self) -> UnixMillis {
+        UnixMillis(UNIX_BASE_MS + self.w.now / MS)
+    }
+
+    /// `INFO replication` of an up node.
+    fn repl(&mut self, id: NodeId) -> Result<Option<Repl>, String> {
+        if self.nodes[&id].node.is_none() {
+            return Ok(None);
+        }
+        let frame = self.admin_call(id, Admin::Probe, &["INFO", "replication"])?;
+        let text = match &frame {
+            Frame::Verbatim { text, .. } | Frame::Bulk(text) => text.clone(),
+            other => return Err(format!("node {} INFO answered {other:?}", id.0)),
+        };
+        let text = String::from_utf8_lossy(&text);
+        let field = |name: &str| -> Result<&str, String> {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                .map(str::trim)
+                .ok_or_else(|| format!("node {} INFO lacks {name}", id.0))
+        };
+        let num = |name: &str| -> Result<u64, String> {
+            field(name)?
+                .parse()
+                .map_err(|_| format!("node {} INFO {name} is not a number", id.0))
+        };
+        Ok(Some(Repl {
+            leader: field("raft_role")? == "leader",
+            term: num("raft_term")?,
+            commit: num("raft_commit_index")?,
+            applied: num("raft_applied_index")?,
+        }))
+    }
+
+    /// Every up node's replication state.
+    fn repls(&mut self) -> Result<BTreeMap<NodeId, Repl>, String> {
+        let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+        let mut out = BTreeMap::new();
+        for id in ids {
+            if let Some(r) = self.repl(id)? {
+                out.insert(id, r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The leader of the highest term among the nodes that believe they lead.
+    fn leader_of(repls: &BTreeMap<NodeId, Repl>) -> Option<(NodeId, Repl)> {
+        repls
+            .iter()
+            .filter(|(_, r)| r.leader)
+            .max_by_key(|(_, r)| r.term)
+            .map(|(id, r)| (*id, *r))
+    }
+
+    /// `id` sent AppendEntries in `term`, so it leads that term: election safety on every
+    /// message, and a new leader may be crashed at once (before its first entries spread).
+    fn leads(&mut self, id: NodeId, term: u64) -> Check {
+        let prev = *self.leaders_by_term.entry(term).or_insert(id);
+        if prev != id {
+            return Err(format!(
+                "two leaders in term {term}: {} and {}",
+                prev.0, id.0
+            ));
+        }
+        if self.new_terms.insert(term) {
+            if let Some((at, t)) = self.leader_crash_at
+                && term > t
+            {
+                self.report.election_ms.push((self.w.now - at) / MS);
+                self.leader_crash_at = None;
+            }
+            if self.cfg.faults.crashes && !self.healed && self.w.chance(NEW_LEADER_CRASH_PCT) {
+                let at = self.w.now + self.w.rand(3 * MS);
+                self.w.schedule(at, Ev::Crash { node: id, term });
+            }
+        }
+        Ok(())
+    }
+
+    /// Election safety (sampled, with the roles nodes report), the first leader after the
+    /// heal.
+    fn probe(&mut self) -> Check {
+        let repls = self.repls()?;
+        for (id, r) in &repls {
+            if !r.leader {
+                continue;
+            }
+            let prev = *self.leaders_by_term.entry(r.term).or_insert(*id);
+            if prev != *id {
+                return Err(format!(
+                    "two leaders in term {}: {} and {}",
+                    r.term, prev.0, id.0
+                ));
+            }
+        }
+        if Self::leader_of(&repls).is_some() && self.healed && self.leader_after_heal.is_none() {
+            self.leader_after_heal = Some(self.w.now);
+        }
+        if self.final_leader.is_none() {
+            self.w.schedule(self.w.now + PROBE_EVERY_MS * MS, Ev::Probe);
+        }
+        Ok(())
+    }
+
+    // ----- clients --------------------------------------------------------------------------
+
+    fn client_next(&mut self, c: u32) {
+        let ci = c as usize;
+        let stop =
+            (self.cfg.fault_ms + self.cfg.quiet_ms).saturating_sub(CLIENT_STOP_BEFORE_END_MS);
+        if self.clients[ci].current.is_some() || self.w.now >= stop * MS {
+            return;
+        }
+        let key = self.w.rand(u64::from(self.cfg.keys)) as u8;
+        let series = self.w.rand(u64::from(SERIES)) as u8;
+        let op = match self.w.rand(100) {
+            0..=24 => Op::Kv {
+                key,
+                op: OpKind::Get,
+            },
+            25..=39 => Op::Kv {
+                key,
+                op: OpKind::Incr,
+            },
+            40..=54 => {
+                let client = &mut self.clients[ci];
+                client.sets += 1;
+                let v = i64::from(client.id + 1) * 1_000_000_000 + client.sets;
+                Op::Kv {
+                    key,
+                    op: OpKind::Set(v),
+                }
+            }
+            55..=84 => {
+                // Unique across clients (the low bits name the client), increasing per client.
+                let clients = u64::from(self.cfg.clients);
+                let client = &mut self.clients[ci];
+                let ts = (self.w.now / MS * clients + u64::from(client.id))
+                    .max(client.last_ts + clients);
+                client.last_ts = ts;
+                Op::TsAdd {
+                    series,
+                    ts,
+                    value: ts * 3 + 1,
+                }
+            }
+            _ => Op::TsRange { series },
+        };
+        // Now and then a client moves to another node on its own.
+        if self.clients[ci].conn.is_some() && self.w.chance(5) {
+            self.drop_conn(c);
+        }
+        let (node, conn, connect) = match self.clients[ci].conn {
+            Some((node, conn)) => (node, conn, false),
+            None => {
+                let node = NodeId(1 + self.w.rand(self.cfg.nodes));
+                let conn = ConnId(self.next_conn);
+                self.next_conn += 1;
+                self.clients[ci].conn = Some((node, conn));
+                (node, conn, true)
+            }
+        };
+        let client = &mut self.clients[ci];
+        client.req += 1;
+        let req = client.req;
+        client.current = Some(Pending {
+            req,
+            op,
+            invoke: self.w.now,
+        });
+        let at = self.client_delay();
+        let args = op.args();
+        self.w.schedule(
+            at,
+            Ev::Request {
+                client: c,
+                node,
+                conn,
+                connect,
+                args,
+            },
+        );
+        self.w.schedule(
+            self.w.now + CLIENT_TIMEOUT_MS * MS,
+            Ev::ClientTimeout { client: c, req },
+        );
+    }
+
+    fn request(
+        &mut self,
+        client: u32,
+        node: NodeId,
+        conn: ConnId,
+        connect: bool,
+        args: Vec<Bytes>,
+    ) -> Check {
+        let now = self.w.local_now(node);
+        let unix = self.unix_now();
+        if self.nodes[&node].node.is_none() {
+            if connect {
+                self.lose_conn(client, conn, true);
+            }
+            return Ok(()); // an old connection: its loss was reported at the crash
+        }
+        if connect {
+            self.conns.insert(conn, (client, node));
+            let addr = format!("client-{client}");
+            let kind = ConnKind::Tcp;
+            let n = self.node_mut(node).expect("checked up");
+            n.handle_input(now, Input::Connect { conn, kind, addr });
+        } else if !self.conns.contains_key(&conn) {
+            return Ok(());
+        }
+        let wire_bytes = args.iter().map(|a| a.len() as u64 + 8).sum();
+        let n = self.node_mut(node).expect("checked up");
+        n.handle_input(
+            now,
+            Input::Request {
+                conn,
+                args,
+                wire_bytes,
+                unix,
+            },
+        );
+        self.touch(node);
+        Ok(())
+    }
+
+    /// The client closes its connection (to reconnect elsewhere).
+    fn drop_conn(&mut self, c: u32) {
+        let Some((node, conn)) = self.clients[c as usize].conn.take() else {
+            return;
+        };
+        if self.conns.remove(&conn).is_some() {
+            let now = self.w.local_now(node);
+            if let Some(n) = self.node_mut(node) {
+                n.handle_input(now, Input::Disconnect { conn });
+                self.touch(node);
+            }
+        }
+    }
+
+    fn reply(&mut self, c: u32, conn: ConnId, frame: &Frame) -> Check {
+        let client = &self.clients[c as usize];
+        if client.conn.is_none_or(|(_, cc)| cc != conn) {
+            return Ok(()); // for a connection the client already gave up on
+        }
+        let Some(p) = client.current.as_ref() else {
+            return Err(format!(
+                "client {c} got a reply it did not ask for: {frame:?}"
+            ));
+        };
+        let op = p.op;
+        if let Frame::Error(text) = frame {
+            let text = String::from_utf8_lossy(text);
+            if matches!(op, Op::TsRange { .. }) && text == "ERR TSDB: the key does not exist" {
+                // No add has created the series yet: an empty range.
+                self.complete(c, Outcome::Ok(None), Some(Reply::Samples(BTreeMap::new())));
+                return Ok(());
+            }
+            let outcome = if text.starts_with("TRYAGAIN") || text.starts_with("CLUSTERDOWN") {
+                Outcome::Failed
+            } else if text.starts_with("TIMEOUT") {
+                Outcome::Unknown
+            } else {
+                return Err(format!("client {c} {op:?}: unexpected error reply: {text}"));
+            };
+            self.complete(c, outcome, None);
+            return Ok(());
+        }
+        let bad = || format!("client {c} {op:?}: unexpected reply {frame:?}");
+        let result = match (op, frame) {
+            (
+                Op::Kv {
+                    op: OpKind::Set(v), ..
+                },
+                Frame::Simple(s),
+            ) if s.as_ref() == b"OK" => Reply::Value(Some(v)),
+            (
+                Op::Kv {
+                    op: OpKind::Incr, ..
+                },
+                Frame::Integer(n),
+            ) => Reply::Value(Some(*n)),
+            (
+                Op::Kv {
+                    op: OpKind::Get, ..
+                },
+                Frame::Null,
+            ) => Reply::Value(None),
+            (
+                Op::Kv {
+                    op: OpKind::Get, ..
+                },
+                Frame::Bulk(b),
+            ) => Reply::Value(Some(parse_int(b).ok_or_else(bad)?)),
+            (Op::TsAdd { ts, .. }, Frame::Integer(n)) if u64::try_from(*n) == Ok(ts) => {
+                Reply::Value(None)
+            }
+            (Op::TsRange { .. }, f) => Reply::Samples(parse_samples(f).ok_or_else(bad)?),
+            _ => return Err(bad()),
+        };
+        self.complete(c, Outcome::Ok(None), Some(result));
+        Ok(())
+    }
+
+    /// Records the client's current operation with its outcome and schedules its next one.
+    fn complete(&mut self, c: u32, outcome: Outcome, result: Option<Reply>) {
+        let ci = c as usize;
+        let Some(p) = self.clients[ci].current.take() else {
+            return;
+        };
+        match outcome {
+            Outcome::Ok(_) => self.report.ops_ok += 1,
+            Outcome::Failed => self.report.ops_failed += 1,
+            Outcome::Unknown => self.report.ops_unknown += 1,
+        }
+        if !matches!(outcome, Outcome::Ok(_)) {
+            self.drop_conn(c);
+        }
+        let now = self.w.now;
+        let heal_at = self.cfg.fault_ms * MS;
+        if matches!(outcome, Outcome::Ok(_)) && p.invoke >= heal_at {
+            self.ok_after_heal.insert(c);
+        }
+        let settled = heal_at + LIVENESS_BOUND_MS * MS;
+        if outcome == Outcome::Unknown && p.invoke >= settled && self.late_unknown.is_none() {
+            self.late_unknown = Some((c, p.op, p.invoke));
+        }
+        match (p.op, result) {
+            (Op::Kv { key, op }, result) => {
+                let outcome = match result {
+                    Some(Reply::Value(v)) => Outcome::Ok(v),
+                    _ => outcome,
+                };
+                self.history.push(HistOp {
+                    client: c,
+                    key,
+                    op,
+                    invoke: p.invoke,
+                    complete: now,
+                    outcome,
+                });
+            }
+            (Op::TsAdd { series, ts, value }, _) => self.adds.push(TsAdd {
+                series,
+                ts,
+                value,
+                invoke: p.invoke,
+                complete: now,
+                outcome,
+            }),
+            (Op::TsRange { series }, Some(Reply::Samples(samples))) => {
+                self.ranges.push(TsRange {
+                    series,
+                    invoke: p.invoke,
+                    complete: now,
+                    samples,
+                });
+            }
+            (Op::TsRange { .. }, _) => {}
+        }
+        let think = self.w.rand(50 * MS);
+        self.w
+            .schedule(self.w.now + think, Ev::ClientNext { client: c });
+    }
+
+    // ----- faults ---------------------------------------------------------------------------
+
+    fn fault(&mut self) -> Check {
+        if self.healed {
+            return Ok(());
+        }
+        self.report.faults += 1;
+        match self.w.roll_fault() {
+            FaultKind::Crash => {
+                let repls = self.repls()?;
+                let up: Vec<NodeId> = repls.keys().copied().collect();
+                let leader = Self::leader_of(&repls);
+                if let Some(victim) = self.w.crash_victim(&up, leader.map(|(id, _)| id)) {
+                    if let Some((l, r)) = leader
+                        && l == victim
+                    {
+                        self.leader_crash_at = Some((self.w.now, r.term));
+                    }
+                    self.crash(victim);
+                }
+            }
+            FaultKind::Partition => {
+                let repls = self.repls()?;
+                let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+                let leader = Self::leader_of(&repls).map(|(id, _)| id);
+                self.w.partition(&ids, leader);
+            }
+            FaultKind::ClearPartitions | FaultKind::Network => {}
+            FaultKind::Transfer => {
+                // CLUSTER FAILOVER on a random follower (FORCE half the time).
+                let repls = self.repls()?;
+                let followers: Vec<NodeId> = repls
+                    .iter()
+                    .filter(|(_, r)| !r.leader)
+                    .map(|(id, _)| *id)
+                    .collect();
+                if followers.is_empty() {
+                    self.report.faults -= 1;
+                } else {
+                    let to = self.w.pick(&followers);
+                    let words: &[&str] = if self.w.chance(50) {
+                        &["CLUSTER", "FAILOVER", "FORCE"]
+                    } else {
+                        &["CLUSTER", "FAILOVER"]
+                    };
+                    self.admin_send(to, Admin::Fault, words);
+                }
+            }
+            // Node membership is fixed by its configuration.
+            FaultKind::Membership | FaultKind::Nothing => self.report.faults -= 1,
+        }
+        let next = self.w.fault_gap();
+        self.w.schedule(self.w.now + next, Ev::Fault);
+        Ok(())
+    }
+
+    /// Drops the node without draining it (its unpolled outputs are lost), crashes its store
+    /// (unsynced writes lost, or a torn prefix kept), breaks its connections, and schedules
+    /// its restart.
+    fn crash(&mut self, victim: NodeId) {
+        let Some(node) = self.nodes.get_mut(&victim).and_then(|n| n.node.take()) else {
+            return;
+        };
+        let mut store = node.into_store();
+        let keep = self.w.crash_keep(store.unsynced_batches());
+        store.crash_keeping(keep);
+        let n = self.nodes.get_mut(&victim).expect("node exists");
+        n.store = Some(store);
+        n.inc += 1;
+        n.drain_scheduled = false;
+        n.timer_at = None;
+        let lost: Vec<(ConnId, u32)> = self
+            .conns
+            .iter()
+            .filter(|(_, (_, node))| *node == victim)
+            .map(|(conn, (client, _))| (*conn, *client))
+            .collect();
+        for (conn, client) in lost {
+            self.conns.remove(&conn);
+            self.lose_conn(client, conn, false);
+        }
+        self.report.crashes += 1;
+        let at = self.w.now + 200 * MS + self.w.rand(3000 * MS);
+        self.w.schedule(at, Ev::Restart { node: victim });
+    }
+
+    fn heal(&mut self) -> Check {
+        self.healed = true;
+        self.w.heal_network();
+        let down: Vec<NodeId> = self
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.node.is_none())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in down {
+            self.start_node(id)?;
+        }
+        Ok(())
+    }
+
+    // ----- the end --------------------------------------------------------------------------
+
+    /// Liveness and convergence once the cluster has been quiet, then the final reads.
+    fn end(&mut self) -> Check {
+        let repls = self.repls()?;
+        let Some((leader, lr)) = Self::leader_of(&repls) else {
+            return Err(format!(
+                "liveness: no leader {} ms after faults stopped: {repls:?}",
+                self.cfg.quiet_ms
+            ));
+        };
+        let heal_at = self.cfg.fault_ms * MS;
+        let elected = self.leader_after_heal.unwrap_or(u64::MAX);
+        if elected.saturating_sub(heal_at) > LIVENESS_BOUND_MS * MS {
+            return Err(format!(
+                "liveness: no leader within {LIVENESS_BOUND_MS} ms after faults stopped"
+            ));
+        }
+        for id in self.nodes.keys() {
+            let Some(r) = repls.get(id) else {
+                return Err(format!("node {} down at the end", id.0));
+            };
+            if r.applied != lr.commit || r.commit != lr.commit {
+                return Err(format!(
+                    "convergence: node {} at commit {} applied {}, leader {} at commit {}",
+                    id.0, r.commit, r.applied, leader.0, lr.commit
+                ));
+            }
+        }
+        // Once a leader has had the bound to settle, no request may go unanswered.
+        if let Some((client, op, invoke)) = self.late_unknown {
+            return Err(format!(
+                "liveness: client {client} {op:?} at {} ms timed out after faults stopped",
+                invoke / MS
+            ));
+        }
+        for c in &self.clients {
+            if !self.ok_after_heal.contains(&c.id) {
+                return Err(format!(
+                    "liveness: client {} completed nothing after faults stopped",
+                    c.id
+                ));
+            }
+        }
+        self.report.committed = lr.commit;
+        // Final reads on every node: READONLY ones on followers, linearizable on the leader.
+        let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+        for id in ids {
+            self.admin.remove(&admin_conn(id, Admin::Final));
+            self.admin_send(id, Admin::Final, &["READONLY"]);
+            for key in 0..self.cfg.keys {
+                self.admin_send(id, Admin::Final, &["GET", &format!("k{key}")]);
+            }
+            for s in 0..SERIES {
+                self.admin_send(id, Admin::Final, &["TS.RANGE", &format!("s{s}"), "-", "+"]);
+            }
+        }
+        self.final_leader = Some((leader, lr.commit));
+        self.final_sent_at = self.w.now;
+        self.w
+            .schedule(self.w.now + FINAL_READS_MS * MS, Ev::FinalCheck);
+        Ok(())
+    }
+
+    fn final_check(&mut self) -> Check {
+        let (leader, commit) = self.final_leader.expect("end ran");
+        let keys = usize::from(self.cfg.keys);
+        let mut finals: BTreeMap<NodeId, FinalReads> = BTreeMap::new();
+        let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+        for id in &ids {
+            let frames = self
+                .admin
+                .remove(&admin_conn(*id, Admin::Final))
+                .unwrap_or_default();
+            if frames.len() != 1 + keys + usize::from(SERIES) {
+                return Err(format!(
+                    "liveness: node {} answered {} of {} final reads in {FINAL_READS_MS} ms: {frames:?}",
+                    id.0,
+                    frames.len(),
+                    1 + keys + usize::from(SERIES)
+                ));
+            }
+            let bad = |f: &Frame| format!("node {} final read answered {f:?}", id.0);
+            let mut values = Vec::new();
+            for f in &frames[1..=keys] {
+                values.push(match f {
+                    Frame::Null => None,
+                    Frame::Bulk(b) => Some(parse_int(b).ok_or_else(|| bad(f))?),
+                    other => return Err(bad(other)),
+                });
+            }
+            let mut series = Vec::new();
+            for f in &frames[1 + keys..] {
+                series.push(match f {
+                    Frame::Error(e) if e.as_ref() == b"ERR TSDB: the key does not exist" => {
+                        BTreeMap::new()
+                    }
+                    f => parse_samples(f).ok_or_else(|| bad(f))?,
+                });
+            }
+            finals.insert(*id, (values, series));
+        }
+        // Nothing may have committed since: the final reads all saw the same state.
+        for id in &ids {
+            let r = self.repl(*id)?.ok_or("node down during the final reads")?;
+            if r.applied != commit {
+                return Err(format!(
+                    "node {} applied {} during the final reads (commit was {commit})",
+                    id.0, r.applied
+                ));
+            }
+        }
+        let (lvalues, lseries) = finals[&leader].clone();
+        for (id, f) in &finals {
+            if f.0 != lvalues || f.1 != lseries {
+                return Err(format!(
+                    "convergence: node {} reads {:?} where leader {} reads {:?}",
+                    id.0,
+                    f,
+                    leader.0,
+                    (&lvalues, &lseries)
+                ));
+            }
+        }
+        // The leader's final reads are linearizable: part of the history, after everything.
+        for (key, v) in lvalues.iter().enumerate() {
+            self.history.push(HistOp {
+                client: u32::MAX,
+                key: key as u8,
+                op: OpKind::Get,
+                invoke: self.final_sent_at,
+                complete: self.w.now,
+                outcome: Outcome::Ok(*v),
+            });
+        }
+        for (s, samples) in lseries.into_iter().enumerate() {
+            self.ranges.push(TsRange {
+                series: s as u8,
+                invoke: self.final_sent_at,
+                complete: self.w.now,
+                samples,
+            });
+        }
+        check_series(&self.adds, &self.ranges)?;
+        match checker::check(&self.history) {
+            Verdict::Linearizable => Ok(()),
+            Verdict::Inconclusive => {
+                self.report.inconclusive = true;
+                Ok(())
+            }
+            Verdict::Violation { key, detail } => {
+                Err(format!("history not linearizable for key k{key}: {detail}"))
+            }
+        }
+    }
+}
+
+/// What a successful reply carried.
+enum Reply {
+    /// SET, INCR, GET: the value after the operation; TS.ADD: nothing.
+    Value(Option<i64>),
+    /// TS.RANGE: timestamp -> value.
+    Samples(BTreeMap<u64, u64>),
+}
+
+fn parse_int(b: &[u8]) -> Option<i64> {
+    std::str::from_utf8(b).ok()?.parse().ok()
+}
+
+/// A TS.RANGE reply: `[[ts, value], ...]` with integral values (RESP2 strings or doubles).
+fn parse_samples(f: &Frame) -> Option<BTreeMap<u64, u64>> {
+    let Frame::Array(items) = f else {
+        return None;
+    };
+    let mut out = BTreeMap::new();
+    for item in items {
+        let Frame::Array(pair) = item else {
+            return None;
+        };
+        let [Frame::Integer(ts), value] = pair.as_slice() else {
+            return None;
+        };
+        let v: f64 = match value {
+            Frame::Double(d) => *d,
+            Frame::Bulk(b) | Frame::Simple(b) => std::str::from_utf8(b).ok()?.parse().ok()?,
+            _ => return None,
+        };
+        if v.fract() != 0.0 || v < 0.0 {
+            return None;
+        }
+        out.insert(u64::try_from(*ts).ok()?, v as u64);
+    }
+    Some(out)
+}
+
+/// The time series checks over the whole history (the final ranges included):
+/// - every sample was sent by a TS.ADD that did not fail, with that value, and invoked before
+///   the range completed;
+/// - a range contains every sample of every range that completed before it was invoked, and
+///   every acknowledged add that completed before it was invoked (linearizable reads; the
+///   final ranges thus hold every acknowledged add).
+fn check_series(adds: &[TsAdd], ranges: &[TsRange]) -> Check {
+    let sent: BTreeMap<(u8, u64), &TsAdd> = adds.iter().map(|a| ((a.series, a.ts), a)).collect();
+    for r in ranges {
+        for (&ts, &v) in &r.samples {
+            let Some(a) = sent.get(&(r.series, ts)) else {
+                return Err(format!(
+                    "TS.RANGE s{} at {} ms returned ts {ts}, which no client sent",
+                    r.series,
+                    r.complete / MS
+                ));
+            };
+            if a.value != v || a.outcome == Outcome::Failed || a.invoke > r.complete {
+                return Err(format!(
+                    "TS.RANGE s{} [{} ms .. {} ms] returned ({ts}, {v}) from {a:?}",
+                    r.series,
+                    r.invoke / MS,
+                    r.complete / MS
+                ));
+            }
+        }
+    }
+    for series in 0..SERIES {
+        // (completion time, sample) of everything a later range must contain.
+        let mut known: Vec<(u64, u64, &str)> = adds
+            .iter()
+            .filter(|a| a.series == series && matches!(a.outcome, Outcome::Ok(_)))
+            .map(|a| (a.complete, a.ts, "acknowledged add"))
+            .collect();
+        for r in ranges.iter().filter(|r| r.series == series) {
+            known.extend(
+                r.samples
+                    .keys()
+                    .map(|ts| (r.complete, *ts, "earlier range")),
+            );
+        }
+        known.sort_unstable();
+        let mut rs: Vec<&TsRange> = ranges.iter().filter(|r| r.series == series).collect();
+        rs.sort_by_key(|r| r.invoke);
+        let mut must: BTreeMap<u64, (u64, &str)> = BTreeMap::new();
+        let mut next = 0;
+        for r in rs {
+            while let Some(&(at, ts, why)) = known.get(next)
+                && at < r.invoke
+            {
+                must.entry(ts).or_insert((at, why));
+                next += 1;
+            }
+            if let Some((ts, (at, why))) = must.iter().find(|(ts, _)| !r.samples.contains_key(ts)) {
+                return Err(format!(
+                    "TS.RANGE s{series} [{} ms .. {} ms] lacks ts {ts}, seen by an {why} \
+                     completed at {} ms",
+                    r.invoke / MS,
+                    r.complete / MS,
+                    at / MS
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn add(ts: u64, invoke: u64, complete: u64, outcome: Outcome) -> TsAdd {
+        TsAdd {
+            series: 0,
+            ts,
+            value: ts * 3 + 1,
+            invoke,
+            complete,
+            outcome,
+        }
+    }
+
+    fn range(invoke: u64, complete: u64, ts: &[u64]) -> TsRange {
+        TsRange {
+            series: 0,
+            invoke,
+            complete,
+            samples: ts.iter().map(|t| (*t, t * 3 + 1)).collect(),
+        }
+    }
+
+    #[test]
+    fn series_checks_accept_a_consistent_history() {
+        let adds = [
+            add(1, 0, 10, Outcome::Ok(None)),
+            add(2, 5, 50, Outcome::Unknown),
+            add(3, 5, 6, Outcome::Failed),
+        ];
+        // The unknown add shows up only in the later range; concurrent ranges may differ.
+        let ranges = [
+            range(20, 30, &[1]),
+            range(40, 60, &[1, 2]),
+            range(70, 80, &[1, 2]),
+        ];
+        assert_eq!(check_series(&adds, &ranges), Ok(()));
+    }
+
+    #[test]
+    fn series_checks_catch_lost_phantom_and_failed_samples() {
+        let acked = [add(1, 0, 10, Outcome::Ok(None))];
+        let lost = check_series(&acked, &[range(20, 30, &[])]);
+        assert!(lost.unwrap_err().contains("lacks ts 1"));
+        let phantom = check_series(&acked, &[range(20, 30, &[1, 9])]);
+        assert!(phantom.unwrap_err().contains("no client sent"));
+        let failed = [add(1, 0, 10, Outcome::Failed)];
+        assert!(check_series(&failed, &[range(20, 30, &[1])]).is_err());
+        // A sample seen once must stay visible to every later range.
+        let unknown = [add(1, 0, 10, Outcome::Unknown)];
+        let ranges = [range(20, 30, &[1]), range(40, 50, &[])];
+        assert!(
+            check_series(&unknown, &ranges)
+                .unwrap_err()
+                .contains("earlier range")
+        );
+        // A read cannot see a write invoked after it completed.
+        let late = [add(1, 100, 110, Outcome::Unknown)];
+        assert!(check_series(&late, &[range(20, 30, &[1])]).is_err());
+    }
+
+    #[test]
+    fn samples_parse_from_resp2_and_resp3_shapes() {
+        let pair = |ts: i64, v: Frame| Frame::Array(vec![Frame::Integer(ts), v]);
+        let f = Frame::Array(vec![
+            pair(5, Frame::bulk(Bytes::from_static(b"16"))),
+            pair(7, Frame::Double(22.0)),
+        ]);
+        let got = parse_samples(&f).unwrap();
+        assert_eq!(got, BTreeMap::from([(5, 16), (7, 22)]));
+        assert_eq!(parse_samples(&Frame::Null), None);
+    }
+}
