@@ -181,7 +181,14 @@ pub struct Raft {
     syncs: u64,
     /// Approximate bytes of entries appended since the last compaction.
     bytes_since_compaction: u64,
+    /// The newest entries, in memory: applying and replicating them needs no store read and
+    /// decode. A contiguous run ending at `last_index`, bounded by [`ENTRY_CACHE_BYTES`].
+    cache: VecDeque<Entry>,
+    cache_bytes: u64,
 }
+
+/// Bytes of recent entries kept in memory ([`Raft`]'s `cache`).
+const ENTRY_CACHE_BYTES: u64 = 32 << 20;
 
 type R<T = ()> = Result<T, StoreError>;
 
@@ -254,6 +261,8 @@ impl Raft {
             durable_applied: applied,
             syncs: 0,
             bytes_since_compaction: 0,
+            cache: VecDeque::new(),
+            cache_bytes: 0,
             cfg: config,
         };
         assert!(raft.applied <= raft.last_index, "applied beyond the log");
@@ -570,6 +579,7 @@ impl Raft {
         // No sync needed: losing this batch leaves the old base and the entries, still valid.
         store.write(batch)?;
         self.configs = self.configs.split_off(&target.next());
+        self.cache_compacted(target);
         self.base = base;
         Ok(())
     }
@@ -676,6 +686,21 @@ impl Raft {
             "log base beyond the log"
         );
         assert!(self.last_term <= self.term || self.last_index == self.base.index);
+        if let (Some(first), Some(last)) = (self.cache.front(), self.cache.back()) {
+            assert_eq!(
+                last.index, self.last_index,
+                "the entry cache ends at the log's end"
+            );
+            assert!(
+                first.index > self.base.index,
+                "no compacted entry in the cache"
+            );
+            assert_eq!(
+                last.index.0 - first.index.0 + 1,
+                self.cache.len() as u64,
+                "the entry cache is contiguous"
+            );
+        }
         match self.role {
             Role::Leader => {
                 assert_eq!(self.leader, Some(self.cfg.id), "leader must know itself");
@@ -740,6 +765,9 @@ impl Raft {
         if index == self.last_index {
             return Ok(Some(self.last_term));
         }
+        if let Some(e) = self.cached(index) {
+            return Ok(Some(e.term));
+        }
         let entry = storage::read_entry(store, index)?.ok_or_else(|| StoreError::Corrupt {
             space: Space::Log,
             detail: format!("missing entry {}", index.0),
@@ -748,10 +776,64 @@ impl Raft {
     }
 
     fn entry(&self, store: &impl StoreRead, index: LogIndex) -> R<Entry> {
+        if let Some(e) = self.cached(index) {
+            return Ok(e.clone());
+        }
         storage::read_entry(store, index)?.ok_or_else(|| StoreError::Corrupt {
             space: Space::Log,
             detail: format!("missing entry {}", index.0),
         })
+    }
+
+    fn cached(&self, index: LogIndex) -> Option<&Entry> {
+        let first = self.cache.front()?.index;
+        let e = self
+            .cache
+            .get(usize::try_from(index.0.checked_sub(first.0)?).ok()?)?;
+        debug_assert_eq!(e.index, index, "the cache is contiguous");
+        Some(e)
+    }
+
+    /// Keeps `entries` (just written after any truncation) at the end of the cache.
+    fn cache_appended(&mut self, entries: &[Entry]) {
+        let Some(first) = entries.first() else {
+            return;
+        };
+        // Drop what the new entries overwrite, or everything if they do not follow on.
+        while self.cache.back().is_some_and(|e| e.index >= first.index) {
+            let e = self.cache.pop_back().expect("checked");
+            self.cache_bytes -= e.size_hint();
+        }
+        if self
+            .cache
+            .back()
+            .is_some_and(|e| e.index.next() != first.index)
+        {
+            self.clear_cache();
+        }
+        for e in entries {
+            self.cache_bytes += e.size_hint();
+            self.cache.push_back(e.clone());
+        }
+        while self.cache_bytes > ENTRY_CACHE_BYTES {
+            let Some(e) = self.cache.pop_front() else {
+                break;
+            };
+            self.cache_bytes -= e.size_hint();
+        }
+    }
+
+    /// Forgets cached entries at or before `index` (compacted away).
+    fn cache_compacted(&mut self, index: LogIndex) {
+        while self.cache.front().is_some_and(|e| e.index <= index) {
+            let e = self.cache.pop_front().expect("checked");
+            self.cache_bytes -= e.size_hint();
+        }
+    }
+
+    fn clear_cache(&mut self) {
+        self.cache.clear();
+        self.cache_bytes = 0;
     }
 
     fn log_up_to_date(&self, last_index: LogIndex, last_term: Term) -> bool {
@@ -799,6 +881,7 @@ impl Raft {
         }
         store.write(batch)?;
         self.sync_owed = true;
+        self.cache_appended(entries);
         let last = entries.last().map_or(first, |e| e);
         self.last_index = last.index;
         self.last_term = last.term;
@@ -1248,7 +1331,9 @@ impl Raft {
         self.base = meta.clone();
         if keep_suffix {
             self.configs = self.configs.split_off(&meta.index.next());
+            self.cache_compacted(meta.index);
         } else {
+            self.clear_cache();
             self.last_index = meta.index;
             self.last_term = meta.term;
             self.configs.clear();
