@@ -13,6 +13,7 @@ mod checker;
 mod kv;
 mod sim;
 mod store;
+pub mod turmoil_harness;
 
 pub use checker::{HistOp, Outcome, Verdict, check as check_linearizable};
 pub use kv::{Command, OpKind};
