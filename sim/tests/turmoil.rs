@@ -166,13 +166,28 @@ fn others(leader: u64) -> Vec<u64> {
     NODES.iter().copied().filter(|&n| n != leader).collect()
 }
 
+/// The test's pinned seed, or `TICKDB_TURMOIL_SEED` to replay or explore another.
+fn seed_or(pinned: u64) -> u64 {
+    std::env::var("TICKDB_TURMOIL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(pinned)
+}
+
+fn replay(seed: u64) -> String {
+    format!("TICKDB_TURMOIL_SEED={seed} cargo test -p tickdb-sim --release --test turmoil")
+}
+
 /// Runs the harness until its clients finish, failing with the seed on error or overtime.
 fn finish(h: &mut Harness, within: Duration) {
     let seed = h.config().seed;
     match h.run_until_clients_done(within) {
         Ok(true) => {}
-        Ok(false) => panic!("seed {seed}: clients did not finish within {within:?} simulated"),
-        Err(e) => panic!("seed {seed}: {e}"),
+        Ok(false) => panic!(
+            "seed {seed}: clients did not finish within {within:?} simulated\nreplay: {}",
+            replay(seed)
+        ),
+        Err(e) => panic!("seed {seed}: {e}\nreplay: {}", replay(seed)),
     }
 }
 
@@ -180,7 +195,7 @@ fn finish(h: &mut Harness, within: Duration) {
 /// holding all of them.
 #[test]
 fn writes_through_every_node_converge() {
-    let seed = 1;
+    let seed = seed_or(1);
     let mut h = Harness::new(HarnessConfig::new(seed));
     let history = History::default();
     let hist = Rc::clone(&history);
@@ -201,22 +216,29 @@ fn writes_through_every_node_converge() {
     assert_eq!(acked(&history), 30);
 }
 
-/// (b) The leader is cut off from both followers: the majority elects another leader and
-/// takes writes, the isolated node acknowledges none, and after the repair every node holds
-/// exactly the acknowledged writes (the isolated node's unacknowledged ones are gone).
-#[test]
-fn partitioned_leader_never_acknowledges_and_the_majority_goes_on() {
-    let seed = 2;
+/// Sim-time-stamped events of a run, to compare two runs of one seed.
+type Trace = Rc<RefCell<Vec<String>>>;
+
+fn note(trace: &Trace, event: String) {
+    let at = turmoil::sim_elapsed().unwrap_or_default();
+    trace.borrow_mut().push(format!("{at:?} {event}"));
+}
+
+/// The partition scenario of (b) as one client; returns its history and trace.
+fn run_partition(seed: u64) -> (History, Trace) {
     let mut h = Harness::new(HarnessConfig::new(seed));
     let history = History::default();
-    let hist = Rc::clone(&history);
+    let trace = Trace::default();
+    let (hist, tr) = (Rc::clone(&history), Rc::clone(&trace));
     h.sim.client("client", async move {
         let old = wait_leader(&NODES).await.ok_or("no leader elected")?;
+        note(&tr, format!("leader {old}"));
         let mut conns: BTreeMap<u64, Conn> = NODES.iter().map(|&id| (id, Conn::new(id))).collect();
         for i in 0..5 {
             let (k, v) = (format!("before{i}"), format!("v{i}"));
             let outcome = conns.get_mut(&old).ok_or("conn")?.set(&k, &v).await;
             assert_eq!(outcome, Outcome::Acked, "healthy cluster refused {k}");
+            note(&tr, format!("{k} {outcome:?}"));
             hist.borrow_mut().insert(k, (v, outcome));
         }
 
@@ -242,6 +264,7 @@ fn partitioned_leader_never_acknowledges_and_the_majority_goes_on() {
                     "unexpected refusal: {text}"
                 );
             }
+            note(&tr, format!("{k} {outcome:?}"));
             hist.borrow_mut().insert(k.clone(), (v, outcome));
             isolated.push(k);
         }
@@ -249,11 +272,13 @@ fn partitioned_leader_never_acknowledges_and_the_majority_goes_on() {
             .await
             .ok_or("the majority elected no leader")?;
         assert_ne!(new, old);
+        note(&tr, format!("leader {new}"));
         for i in 0..10 {
             let via = majority[i % majority.len()];
             let (k, v) = (format!("during{i}"), format!("v{i}-via{via}"));
             let outcome = conns.get_mut(&via).ok_or("conn")?.set(&k, &v).await;
             assert_eq!(outcome, Outcome::Acked, "majority refused {k}");
+            note(&tr, format!("{k} {outcome:?}"));
             hist.borrow_mut().insert(k, (v, outcome));
         }
 
@@ -261,18 +286,37 @@ fn partitioned_leader_never_acknowledges_and_the_majority_goes_on() {
             turmoil::repair(node_name(old), node_name(*n));
         }
         converge(&hist, &isolated).await?;
+        note(&tr, "converged".into());
         Ok(())
     });
     finish(&mut h, Duration::from_secs(90));
+    (history, trace)
+}
+
+/// (b) The leader is cut off from both followers: the majority elects another leader and
+/// takes writes, the isolated node acknowledges none, and after the repair every node holds
+/// exactly the acknowledged writes (the isolated node's unacknowledged ones are gone).
+#[test]
+fn partitioned_leader_never_acknowledges_and_the_majority_goes_on() {
+    let (history, _) = run_partition(seed_or(2));
     assert_eq!(acked(&history), 15);
 }
 
+/// The same seed yields the same run: every outcome at the same simulated instant.
+#[test]
+fn a_seed_replays_identically() {
+    let seed = seed_or(5);
+    let (first, second) = (run_partition(seed).1, run_partition(seed).1);
+    assert!(first.borrow().len() > 20, "{:?}", first.borrow());
+    assert_eq!(*first.borrow(), *second.borrow(), "seed {seed} diverged");
+}
+
 /// (c) A writer keeps writing through every node while the leader crashes and comes back,
-/// then a follower is bounced (killed and restarted at once): every acknowledged write is
-/// readable on every node afterwards.
+/// a follower is bounced (killed and restarted at once), and then all three nodes crash
+/// together and restart: every acknowledged write is readable on every node afterwards.
 #[test]
 fn crash_and_bounce_under_load_keep_acknowledged_writes() {
-    let seed = 3;
+    let seed = seed_or(3);
     let mut h = Harness::new(HarnessConfig::new(seed));
     let history = History::default();
     let leader = Rc::new(Cell::new(0u64));
@@ -286,7 +330,7 @@ fn crash_and_bounce_under_load_keep_acknowledged_writes() {
         h.sim.client("writer", async move {
             leader.set(wait_leader(&NODES).await.ok_or("no leader elected")?);
             let mut conns: Vec<Conn> = NODES.iter().map(|&id| Conn::new(id)).collect();
-            for i in 0..150 {
+            for i in 0..300 {
                 let c = &mut conns[i % NODES.len()];
                 let (k, v) = (format!("k{i}"), format!("v{i}"));
                 let outcome = c.set(&k, &v).await;
@@ -297,7 +341,7 @@ fn crash_and_bounce_under_load_keep_acknowledged_writes() {
             Ok(())
         });
     }
-    let seed_msg = format!("seed {seed}");
+    let seed_msg = format!("seed {seed} (replay: {})", replay(seed));
     h.run_for(Duration::from_secs(1)).expect(&seed_msg);
     while leader.get() == 0 {
         h.run_for(Duration::from_millis(100)).expect(&seed_msg);
@@ -311,6 +355,16 @@ fn crash_and_bounce_under_load_keep_acknowledged_writes() {
     h.run_for(Duration::from_secs(2)).expect(&seed_msg);
     let follower = others(first)[0];
     h.bounce(follower);
+    h.run_for(Duration::from_secs(2)).expect(&seed_msg);
+    // The whole cluster loses power at once: only what each node synced survives, so an
+    // acknowledged write that was not durable on a majority would be gone.
+    for id in NODES {
+        h.crash(id);
+    }
+    h.run_for(Duration::from_millis(500)).expect(&seed_msg);
+    for id in NODES {
+        h.bounce(id);
+    }
     while !load_done.get() {
         h.run_for(Duration::from_millis(100)).expect(&seed_msg);
         assert!(
@@ -340,7 +394,7 @@ fn crash_and_bounce_under_load_keep_acknowledged_writes() {
 /// lost.
 #[test]
 fn held_links_delay_but_lose_no_acknowledged_write() {
-    let seed = 4;
+    let seed = seed_or(4);
     let mut h = Harness::new(HarnessConfig::new(seed));
     let history = History::default();
     let hist = Rc::clone(&history);
