@@ -387,6 +387,19 @@ fn crash_and_bounce_under_load_keep_acknowledged_writes() {
     for id in NODES {
         assert!(h.store(id).sync_count() > 0, "node {id} never synced");
     }
+    let (mut refused, mut unknown) = (0, 0);
+    for (_, o) in history.borrow().values() {
+        match o {
+            Outcome::Acked => {}
+            Outcome::Refused(_) => refused += 1,
+            Outcome::Unknown(_) => unknown += 1,
+        }
+    }
+    eprintln!(
+        "seed {seed}: {} acked, {refused} refused, {unknown} unknown, {:?} simulated",
+        acked(&history),
+        h.sim.elapsed()
+    );
 }
 
 /// (d) Links held and released (messages delayed, then delivered at once): first one
