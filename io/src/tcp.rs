@@ -54,7 +54,9 @@ const WRITE_CHUNK: usize = 64 * 1024;
 const READ_CHUNK: usize = 16 * 1024;
 
 /// A source of client connections: each accepted one as its read half, its write half and
-/// the peer's address (for CLIENT LIST and logs).
+/// the peer's address (for CLIENT LIST and logs). `accept` need not return a `Send` future:
+/// [`serve_on`] is `Send` exactly when the listener's is (tokio's is; turmoil's hosts run
+/// single-threaded and need not be).
 pub trait Listener {
     type Read: AsyncRead + Unpin + Send + 'static;
     type Write: AsyncWrite + Unpin + Send + 'static;

@@ -146,10 +146,13 @@ impl Listener for SimListener {
 /// Why [`TurmoilPeers`] refused a message (only logged and counted by the driver).
 #[derive(Debug, thiserror::Error)]
 pub enum PeerError {
+    /// The node is not a member this transport links to (or left).
     #[error("no link to node {0}")]
     UnknownPeer(u64),
+    /// [`PEER_QUEUE`] messages already wait for the link (it is slow, down or redialling).
     #[error("the queue to node {0} is full")]
     QueueFull(u64),
+    /// The message exceeds [`MAX_FRAME_BYTES`]; the node produced something no link carries.
     #[error("a {0}-byte message exceeds the frame limit")]
     Oversized(usize),
 }
@@ -465,8 +468,10 @@ impl Harness {
         &self.config
     }
 
-    /// Node `id`'s store (1-based ids).
+    /// Node `id`'s store. Panics unless `1 <= id <= nodes`: a test naming a node that does
+    /// not exist is a broken test.
     pub fn store(&self, id: u64) -> &SharedStore {
+        assert!((1..=self.config.nodes).contains(&id), "no node {id}");
         &self.stores[usize::try_from(id - 1).unwrap_or(usize::MAX)]
     }
 
@@ -538,12 +543,16 @@ async fn run_host(id: u64, config: NodeConfig, store: SharedStore) -> turmoil::R
 /// Why a [`RespClient`] call failed; after any of these the connection's state is unknown.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    /// Connecting, writing or reading failed (refused, reset, ...).
     #[error("i/o: {0}")]
     Io(#[from] io::Error),
+    /// No connection or no complete reply within the bound.
     #[error("no reply within {0:?}")]
     Timeout(Duration),
+    /// The server closed the connection before a complete reply.
     #[error("the server closed the connection")]
     Closed,
+    /// The server's bytes did not decode as RESP (a server bug).
     #[error("undecodable reply: {0}")]
     Protocol(String),
 }
