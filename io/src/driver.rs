@@ -6,13 +6,15 @@
 //! queue; a client whose queue is full is too slow to keep up and is disconnected rather than
 //! letting its replies grow without bound.
 //!
-//! In a cluster ([`run_cluster_node`]) the task also owns the [`Mesh`]: each mesh message
-//! becomes an [`Input::Peer`] fed in the same batch as client input (so replication traffic
-//! and client writes share one drain and one sync), and each [`Output::Send`] is queued on
-//! the mesh without waiting. The mesh is best effort by contract (Raft retransmits), so a
-//! message it refuses (full queue, unknown peer, oversized) is logged at debug, counted in
+//! In a cluster ([`run_cluster_node`]) the task also owns the peer transport (the ZeroMQ
+//! [`Mesh`] in production; any [`PeerTransport`] through [`run_cluster_node_with`], e.g. the
+//! simulator's turmoil TCP links): each inbound peer message becomes an [`Input::Peer`] fed in
+//! the same batch as client input (so replication traffic and client writes share one drain
+//! and one sync), and each [`Output::Send`] is queued on the transport without waiting. The
+//! transport is best effort by contract (Raft retransmits), so a message it refuses (full
+//! queue, unknown peer, oversized) is logged at debug, counted in
 //! [`NodeHandle::mesh_sends_dropped`] and otherwise ignored. The driver never looks inside a
-//! mesh payload.
+//! peer payload.
 //!
 //! Only `tokio` primitives are used (no threads, no `spawn_blocking`), so the same driver runs
 //! under turmoil's simulated runtime. The store's `sync` blocks the task while it runs.
@@ -31,6 +33,51 @@ use tickdb_core::{Instant, UnixMillis};
 use tokio::sync::{mpsc, watch};
 
 use crate::mesh::{Mesh, MeshReceiver};
+
+/// The outbound half of a cluster transport, owned by the node task. The inbound half is a
+/// `mpsc::Receiver<(u64, Vec<u8>)>` of (sender id, message) that the transport's own tasks
+/// fill; it closes when the transport can no longer receive.
+///
+/// Neither method may wait: they run inside the node task, between the node's outputs.
+pub trait PeerTransport {
+    /// Why a message was not queued; only logged.
+    type Error: std::fmt::Display;
+
+    /// Queues `bytes` for member `to` (best effort: no delivery guarantee, may drop).
+    fn send(&self, to: NodeId, bytes: Vec<u8>) -> Result<(), Self::Error>;
+
+    /// Member `id` is reached at `addr` (`host:cluster_port`) from now on, or (`None`) is no
+    /// longer a member. Called for this node's own id too; implementations ignore that.
+    fn set_member(&mut self, id: NodeId, addr: Option<&str>);
+}
+
+impl PeerTransport for Mesh {
+    type Error = crate::mesh::MeshError;
+
+    fn send(&self, to: NodeId, bytes: Vec<u8>) -> Result<(), Self::Error> {
+        Self::send(self, to.0, bytes)
+    }
+
+    fn set_member(&mut self, id: NodeId, addr: Option<&str>) {
+        if id.0 == self.node_id() {
+            return;
+        }
+        let Some(addr) = addr else {
+            self.remove_peer(id.0);
+            return;
+        };
+        match addr.parse::<std::net::SocketAddr>() {
+            Ok(addr) => {
+                if let Err(e) = self.set_peer(id.0, addr) {
+                    tracing::warn!(peer = id.0, %addr, error = %e, "cannot link to a cluster member");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(peer = id.0, addr, error = %e, "a cluster member's address is not IP:PORT");
+            }
+        }
+    }
+}
 
 /// Most messages fed into the node before its outputs are drained; bounds the latency one
 /// busy loop iteration adds to replies.
@@ -164,7 +211,7 @@ pub async fn run_node<S: Store>(
     rx: mpsc::Receiver<DriverMsg>,
     shutdown: watch::Receiver<bool>,
 ) -> Node<S> {
-    run(node, handle, rx, shutdown, None).await
+    run::<S, Mesh>(node, handle, rx, shutdown, None).await
 }
 
 /// [`run_node`] for a member of a cluster: `mesh` carries the node's [`Output::Send`]s and
@@ -178,24 +225,32 @@ pub async fn run_cluster_node<S: Store>(
     mesh: Mesh,
     peers: MeshReceiver,
 ) -> Node<S> {
-    run(
-        node,
-        handle,
-        rx,
-        shutdown,
-        Some(MeshLink {
-            mesh,
-            peers: Some(peers),
-        }),
-    )
-    .await
+    run_cluster_node_with(node, handle, rx, shutdown, mesh, peers).await
 }
 
-/// The driver's end of the mesh.
-struct MeshLink {
-    mesh: Mesh,
-    /// `None` once the mesh's inbound task stopped (its ROUTER failed); sending goes on.
-    peers: Option<MeshReceiver>,
+/// [`run_cluster_node`] over any [`PeerTransport`]: `transport` carries the node's
+/// [`Output::Send`]s and [`Output::Member`]s, `peers` delivers (sender id, message) as
+/// [`Input::Peer`]s. The transport is dropped when the node stops.
+pub async fn run_cluster_node_with<S: Store, T: PeerTransport>(
+    node: Node<S>,
+    handle: NodeHandle,
+    rx: mpsc::Receiver<DriverMsg>,
+    shutdown: watch::Receiver<bool>,
+    transport: T,
+    peers: mpsc::Receiver<(u64, Vec<u8>)>,
+) -> Node<S> {
+    let link = PeerLink {
+        transport,
+        peers: Some(peers),
+    };
+    run(node, handle, rx, shutdown, Some(link)).await
+}
+
+/// The driver's end of the peer transport.
+struct PeerLink<T> {
+    transport: T,
+    /// `None` once the transport's inbound side stopped; sending goes on.
+    peers: Option<mpsc::Receiver<(u64, Vec<u8>)>>,
 }
 
 /// One wake-up of the node task.
@@ -207,12 +262,12 @@ enum Wake {
     Timeout,
 }
 
-async fn run<S: Store>(
+async fn run<S: Store, T: PeerTransport>(
     mut node: Node<S>,
     handle: NodeHandle,
     mut rx: mpsc::Receiver<DriverMsg>,
     mut shutdown: watch::Receiver<bool>,
-    mut mesh: Option<MeshLink>,
+    mut mesh: Option<PeerLink<T>>,
 ) -> Node<S> {
     let clock = handle.clock;
     let bytes_out = Arc::clone(&handle.bytes_out);
@@ -239,7 +294,7 @@ async fn run<S: Store>(
         match wake {
             Wake::Timeout => node.handle_timeout(now),
             Wake::PeersClosed => {
-                tracing::error!("the cluster mesh stopped receiving; this node is cut off");
+                tracing::error!("the cluster transport stopped receiving; this node is cut off");
                 if let Some(m) = mesh.as_mut() {
                     m.peers = None;
                 }
@@ -257,14 +312,14 @@ async fn run<S: Store>(
         drain(
             &mut node,
             &mut conns,
-            mesh.as_mut().map(|m| &mut m.mesh),
+            mesh.as_mut().map(|m| &mut m.transport),
             &dropped,
         );
     }
     drain(
         &mut node,
         &mut conns,
-        mesh.as_mut().map(|m| &mut m.mesh),
+        mesh.as_mut().map(|m| &mut m.transport),
         &dropped,
     );
     if let Err(e) = node.sync() {
@@ -275,7 +330,7 @@ async fn run<S: Store>(
 
 /// The next peer message, or `None` when the mesh's inbound side has stopped; never ready
 /// without a mesh.
-async fn recv_peer(peers: Option<&mut MeshReceiver>) -> Option<(u64, Vec<u8>)> {
+async fn recv_peer(peers: Option<&mut mpsc::Receiver<(u64, Vec<u8>)>>) -> Option<(u64, Vec<u8>)> {
     match peers {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
@@ -284,12 +339,12 @@ async fn recv_peer(peers: Option<&mut MeshReceiver>) -> Option<(u64, Vec<u8>)> {
 
 /// Feeds every message already queued, client and peer alike, up to [`INPUT_BATCH_MAX`] in all
 /// (`fed` already counted), so they share the drain that follows.
-fn feed_queued<S: Store>(
+fn feed_queued<S: Store, T>(
     node: &mut Node<S>,
     conns: &mut HashMap<ConnId, mpsc::Sender<ConnOut>>,
     now: Instant,
     rx: &mut mpsc::Receiver<DriverMsg>,
-    mut mesh: Option<&mut MeshLink>,
+    mut mesh: Option<&mut PeerLink<T>>,
     mut fed: usize,
 ) {
     while fed < INPUT_BATCH_MAX {
@@ -351,10 +406,10 @@ fn feed<S: Store>(
     }
 }
 
-fn drain<S: Store>(
+fn drain<S: Store, T: PeerTransport>(
     node: &mut Node<S>,
     conns: &mut HashMap<ConnId, mpsc::Sender<ConnOut>>,
-    mut mesh: Option<&mut Mesh>,
+    mut mesh: Option<&mut T>,
     dropped: &AtomicU64,
 ) {
     while let Some(out) = node.poll_output() {
@@ -396,37 +451,25 @@ fn drain<S: Store>(
     }
 }
 
-/// Points the mesh at a member's new cluster address (`addr` is `host:cluster_port`), or
-/// stops talking to a member that left (`None`). A standalone node has no mesh to update.
-fn set_member(mesh: Option<&mut Mesh>, id: NodeId, addr: Option<&str>) {
-    let Some(mesh) = mesh else { return };
-    if id.0 == mesh.node_id() {
-        return;
-    }
-    let Some(addr) = addr else {
-        mesh.remove_peer(id.0);
-        return;
-    };
-    match addr.parse::<std::net::SocketAddr>() {
-        Ok(addr) => {
-            if let Err(e) = mesh.set_peer(id.0, addr) {
-                tracing::warn!(peer = id.0, %addr, error = %e, "cannot link to a cluster member");
-            }
-        }
-        Err(e) => {
-            tracing::warn!(peer = id.0, addr, error = %e, "a cluster member's address is not IP:PORT");
-        }
+/// Points the transport at a member's new cluster address (`addr` is `host:cluster_port`), or
+/// stops talking to a member that left (`None`). A standalone node has no transport to update.
+fn set_member<T: PeerTransport>(mesh: Option<&mut T>, id: NodeId, addr: Option<&str>) {
+    if let Some(mesh) = mesh {
+        mesh.set_member(id, addr);
     }
 }
 
 /// Queues one message for a peer; never fails the node (see the module docs).
-fn send_peer(mesh: Option<&Mesh>, to: NodeId, bytes: Vec<u8>, dropped: &AtomicU64) {
+fn send_peer<T: PeerTransport>(mesh: Option<&T>, to: NodeId, bytes: Vec<u8>, dropped: &AtomicU64) {
     let Some(mesh) = mesh else {
         dropped.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(peer = to.0, "no cluster mesh: message to a peer dropped");
+        tracing::debug!(
+            peer = to.0,
+            "no cluster transport: message to a peer dropped"
+        );
         return;
     };
-    if let Err(e) = mesh.send(to.0, bytes) {
+    if let Err(e) = mesh.send(to, bytes) {
         dropped.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(peer = to.0, error = %e, "message to a peer dropped");
     }
@@ -449,7 +492,7 @@ mod tests {
     #[tokio::test]
     async fn send_peer_counts_refusals_and_never_fails() {
         let dropped = AtomicU64::new(0);
-        send_peer(None, NodeId(2), vec![1], &dropped);
+        send_peer::<Mesh>(None, NodeId(2), vec![1], &dropped);
         assert_eq!(dropped.load(Ordering::Relaxed), 1);
 
         let listener = loopback();

@@ -1,18 +1,23 @@
 //! RESP over TCP: the listener and one task pair (reader, writer) per connection.
 //!
+//! The connection code is generic over the stream's halves ([`AsyncRead`], [`AsyncWrite`]) and
+//! the accept loop over a [`Listener`], so the simulator serves turmoil's simulated TCP with
+//! exactly the code production runs; [`serve`] is that loop on a tokio [`TcpListener`].
+//!
 //! The reader decodes requests incrementally and forwards each to the node task; the writer
 //! encodes every reply that is ready into one buffer and writes it with one call, so pipelined
 //! requests are answered with few syscalls.
 
-use std::net::SocketAddr;
+use std::future::Future;
+use std::io;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use tickdb_core::node::{ConnId, ConnKind, Input};
 use tickdb_core::resp::{self, Limits};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::driver::{ConnOut, DriverMsg, NodeHandle};
@@ -48,10 +53,44 @@ const WRITE_CHUNK: usize = 64 * 1024;
 /// Read at least this much at a time.
 const READ_CHUNK: usize = 16 * 1024;
 
+/// A source of client connections: each accepted one as its read half, its write half and
+/// the peer's address (for CLIENT LIST and logs). `accept` need not return a `Send` future:
+/// [`serve_on`] is `Send` exactly when the listener's is (tokio's is; turmoil's hosts run
+/// single-threaded and need not be).
+pub trait Listener {
+    type Read: AsyncRead + Unpin + Send + 'static;
+    type Write: AsyncWrite + Unpin + Send + 'static;
+
+    fn accept(&self) -> impl Future<Output = io::Result<(Self::Read, Self::Write, String)>>;
+}
+
+impl Listener for TcpListener {
+    type Read = OwnedReadHalf;
+    type Write = OwnedWriteHalf;
+
+    async fn accept(&self) -> io::Result<(OwnedReadHalf, OwnedWriteHalf, String)> {
+        let (stream, peer) = Self::accept(self).await?;
+        let _ = stream.set_nodelay(true);
+        let (rd, wr) = stream.into_split();
+        Ok((rd, wr, peer.to_string()))
+    }
+}
+
 /// Accepts clients until `shutdown` turns true. Every connection task holds a clone of `done`,
 /// so the caller learns that all of them have finished when its receiver yields `None`.
 pub async fn serve(
     listener: TcpListener,
+    node: NodeHandle,
+    config: TcpConfig,
+    shutdown: watch::Receiver<bool>,
+    done: mpsc::Sender<()>,
+) {
+    serve_on(listener, node, config, shutdown, done).await;
+}
+
+/// [`serve`] on any [`Listener`].
+pub async fn serve_on<L: Listener>(
+    listener: L,
     node: NodeHandle,
     config: TcpConfig,
     shutdown: watch::Receiver<bool>,
@@ -65,14 +104,14 @@ pub async fn serve(
             accepted = listener.accept() => accepted,
         };
         match accepted {
-            Ok((stream, peer)) => {
-                let task = Connection {
-                    node: node.clone(),
-                    config: config.clone(),
-                    shutdown: shutdown.clone(),
-                    _done: done.clone(),
-                };
-                tokio::spawn(task.run(stream, peer));
+            Ok((rd, wr, peer)) => {
+                let node = node.clone();
+                let (config, shutdown, done) = (config.clone(), shutdown.clone(), done.clone());
+                tokio::spawn(async move {
+                    connection(rd, wr, peer, node, config, shutdown).await;
+                    // Dropped only now: see the doc comment.
+                    drop(done);
+                });
             }
             Err(e) => {
                 // Usually EMFILE: back off instead of spinning.
@@ -83,41 +122,24 @@ pub async fn serve(
     }
 }
 
-struct Connection {
+/// Serves one client over `rd`/`wr` until it leaves, the node closes it or `shutdown`.
+async fn connection<R, W>(
+    rd: R,
+    wr: W,
+    peer: String,
     node: NodeHandle,
     config: TcpConfig,
     shutdown: watch::Receiver<bool>,
-    /// Dropped when the connection ends; see [`serve`].
-    _done: mpsc::Sender<()>,
-}
-
-impl Connection {
-    async fn run(self, stream: TcpStream, peer: SocketAddr) {
-        let Self {
-            node,
-            config,
-            shutdown,
-            _done,
-        } = self;
-        connection(stream, peer, node, config, shutdown).await;
-    }
-}
-
-async fn connection(
-    stream: TcpStream,
-    peer: SocketAddr,
-    node: NodeHandle,
-    config: TcpConfig,
-    shutdown: watch::Receiver<bool>,
-) {
-    let _ = stream.set_nodelay(true);
+) where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let conn = node.conn_id();
-    let (rd, wr) = stream.into_split();
     let (tx, rx) = mpsc::channel(config.output_queue_max);
     let connect = DriverMsg::Connect {
         conn,
         kind: ConnKind::Tcp,
-        addr: peer.to_string(),
+        addr: peer.clone(),
         replies: tx,
     };
     if node.send(connect).await.is_err() {
@@ -134,8 +156,8 @@ async fn connection(
     tracing::debug!(conn = conn.0, "client disconnected");
 }
 
-async fn read_loop(
-    mut rd: OwnedReadHalf,
+async fn read_loop<R: AsyncRead + Unpin>(
+    mut rd: R,
     conn: ConnId,
     node: &NodeHandle,
     config: &TcpConfig,
@@ -213,8 +235,8 @@ async fn wait_closed(closed: oneshot::Receiver<()>) {
     let _ = tokio::time::timeout(Duration::from_secs(10), closed).await;
 }
 
-async fn write_loop(
-    mut wr: OwnedWriteHalf,
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut wr: W,
     mut rx: mpsc::Receiver<ConnOut>,
     node: NodeHandle,
     closed: oneshot::Sender<()>,
@@ -249,4 +271,60 @@ async fn write_loop(
     }
     let _ = wr.shutdown().await;
     let _ = closed.send(());
+}
+
+#[cfg(test)]
+mod tests {
+    use tickdb_core::node::{Node, NodeConfig};
+    use tickdb_core::resp::{Frame, encode_request};
+    use tickdb_core::store::MemStore;
+
+    use super::*;
+    use crate::driver::{channel, run_node};
+
+    /// `serve` (the generic accept loop on a tokio listener) still runs as a spawned, `Send`
+    /// task and answers a pipelined SET/GET in order.
+    #[tokio::test]
+    async fn serve_answers_pipelined_requests() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (handle, rx) = channel();
+        let node = Node::new(NodeConfig::default(), MemStore::new(), handle.now()).unwrap();
+        let (stop, stop_rx) = watch::channel(false);
+        let node_task = tokio::spawn(run_node(node, handle.clone(), rx, stop_rx.clone()));
+        let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+        let server = tokio::spawn(serve(
+            listener,
+            handle,
+            TcpConfig::default(),
+            stop_rx,
+            done_tx,
+        ));
+
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut out = Vec::new();
+        encode_request(&[b"SET", b"k", b"v"], &mut out);
+        encode_request(&[b"GET", b"k"], &mut out);
+        stream.write_all(&out).await.unwrap();
+        let mut buf = BytesMut::new();
+        let mut frames = Vec::new();
+        while frames.len() < 2 {
+            let n = tokio::time::timeout(Duration::from_secs(10), stream.read_buf(&mut buf))
+                .await
+                .expect("replies in time")
+                .unwrap();
+            assert!(n > 0, "server closed early");
+            while let Some((frame, used)) = resp::decode(&buf, &Limits::default()).unwrap() {
+                buf.advance(used);
+                frames.push(frame);
+            }
+        }
+        assert_eq!(frames, vec![Frame::ok(), Frame::bulk("v")]);
+
+        drop(stream);
+        stop.send(true).unwrap();
+        server.await.unwrap();
+        assert!(done_rx.recv().await.is_none(), "every connection finished");
+        node_task.await.unwrap();
+    }
 }

@@ -18,6 +18,7 @@ mod kv;
 mod nodesim;
 mod sim;
 mod store;
+pub mod turmoil_harness;
 mod world;
 
 pub use checker::{HistOp, Outcome, Verdict, check as check_linearizable};
