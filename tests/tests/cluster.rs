@@ -482,3 +482,25 @@ fn nodes_with_different_secrets_never_form_a_cluster() {
         );
     }
 }
+
+/// A cluster-aware client (redis-py's `RedisCluster`) discovers the one-shard layout from
+/// `CLUSTER SLOTS`, writes through the leader, reads from replicas, and uses `r.ts()`.
+#[test]
+fn redis_py_cluster_client_works() {
+    let cluster = Cluster::start(3);
+    cluster.wait_leader(ELECTION);
+    let ports: Vec<String> = (0..cluster.len())
+        .map(|i| cluster.ports(i).client.to_string())
+        .collect();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/redis_py_cluster.py");
+    let out = tickdb_tests::run(
+        std::process::Command::new("python3")
+            .arg(script)
+            .env("TICKDB_PORTS", ports.join(",")),
+    );
+    assert!(
+        out.contains("redis-py cluster checks passed"),
+        "{out}\n{}",
+        cluster.describe()
+    );
+}
