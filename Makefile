@@ -5,7 +5,7 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/tickdb-target
 CARGO ?= cargo
 
-.PHONY: deps build run test lint fmt clippy check-core fuzz-smoke bench sim
+.PHONY: deps build run test lint fmt clippy check-core fuzz-smoke bench bench-cluster sim
 
 deps:
 	@bash scripts/install-deps.sh
@@ -37,3 +37,6 @@ fuzz-smoke:
 
 bench: build
 	@bash bench/run.sh
+
+bench-cluster: build
+	@bash bench/cluster.sh
