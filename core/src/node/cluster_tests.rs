@@ -591,3 +591,55 @@ fn a_duplicated_forward_runs_once() {
     }
     assert_eq!(net.call(f, 1, "GET n"), bulk("5"));
 }
+
+#[test]
+fn a_follower_behind_the_compacted_log_catches_up_from_a_snapshot() {
+    let now = Instant::from_millis(1);
+    let mut net = Net::new(3);
+    for i in 0..3 {
+        let mut cfg = node_config(3, i);
+        cfg.cluster.compaction_entries = Some(20);
+        net.nodes[i] = Some(Node::new(cfg, MemStore::new(), now).unwrap());
+    }
+    let leader = net.wait_leader();
+    let lagging = (leader + 1) % 3;
+    net.isolate(lagging);
+    let other = (leader + 2) % 3;
+    net.cut.remove(&(leader, other));
+    net.cut.remove(&(other, leader));
+    net.connect(leader, 1);
+    assert_eq!(
+        net.call(leader, 1, "CONFIG SET ts-duplicate-policy SUM"),
+        Frame::ok()
+    );
+    for i in 0..100 {
+        assert_eq!(net.call(leader, 1, &format!("SET k{i} {i}")), Frame::ok());
+        let add = format!("TS.ADD s {} {i}", 1000 + i);
+        assert_eq!(net.call(leader, 1, &add), Frame::Integer(1000 + i));
+    }
+    assert!(
+        net.node(leader).raft.status().snapshot_index.0 >= 50,
+        "the leader compacted its log"
+    );
+    net.cut.clear();
+    net.advance(2_000);
+    net.connect(lagging, 2);
+    assert_eq!(net.call(lagging, 2, "READONLY"), Frame::ok());
+    assert_eq!(net.call(lagging, 2, "GET k99"), bulk("99"));
+    assert_eq!(net.call(lagging, 2, "DBSIZE"), Frame::Integer(101));
+    let Frame::Array(samples) = net.call(lagging, 2, "TS.RANGE s - +") else {
+        panic!("range")
+    };
+    assert_eq!(samples.len(), 100);
+    // The replicated setting came with the snapshot, and the reloaded state keeps working.
+    let Frame::Map(cfg) = net.call(lagging, 2, "CONFIG GET ts-duplicate-policy") else {
+        panic!("config")
+    };
+    assert_eq!(
+        cfg,
+        vec![(Frame::text("ts-duplicate-policy"), Frame::text("sum"))]
+    );
+    assert!(net.node(lagging).raft.status().snapshot_index.0 >= 50);
+    assert_eq!(net.call(lagging, 2, "READWRITE"), Frame::ok());
+    assert_eq!(net.call(lagging, 2, "INCR k99"), Frame::Integer(100));
+}
