@@ -15,13 +15,7 @@ TARGET=${CARGO_TARGET_DIR:-$HOME/.cache/tickdb-target}
 BIN=${TICKDB_BIN:-$TARGET/release/tickdb}
 [ -x "$BIN" ] || { echo "build first: cargo build --release -p tickdb-server" >&2; exit 1; }
 
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 1 300); do redis-cli -p "$1" PING >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "port $1 did not come up" >&2; exit 1; }
+. bench/lib.sh
 
 ports=(); cports=(); members=""
 for i in 1 2 3; do
@@ -48,24 +42,5 @@ done
 [ -n "$leader" ] || { echo "no leader elected" >&2; exit 1; }
 for p in "${ports[@]}"; do [ "$p" != "$leader" ] && { follower=$p; break; }; done
 
-bench() {
-  redis-benchmark -p "$1" -t "$TESTS" -c "$CLIENTS" -n "$REQUESTS" -P "$2" -q --csv 2>/dev/null \
-    | tail -n +2 | tr -d '"' | cut -d, -f1,2
-}
-
-echo "| test | -P | standalone req/s | cluster via leader req/s | cluster via follower req/s | leader / standalone | follower / standalone |"
-echo "| --- | --- | --- | --- | --- | --- | --- |"
-for p in $PIPELINES; do
-  bench "$single" "$p" > "$work/s.csv"
-  bench "$leader" "$p" > "$work/l.csv"
-  bench "$follower" "$p" > "$work/f.csv"
-  while IFS=, read -r test rps; do
-    l=$(grep "^$test," "$work/l.csv" | cut -d, -f2)
-    f=$(grep "^$test," "$work/f.csv" | cut -d, -f2)
-    rl=$(python3 -c "print(f'{$l/$rps:.2f}')")
-    rf=$(python3 -c "print(f'{$f/$rps:.2f}')")
-    echo "| $test | $p | $rps | $l | $f | $rl | $rf |"
-  done < "$work/s.csv"
-done
-echo
+compare "standalone,cluster via leader,cluster via follower" "$single" "$leader" "$follower" rest
 echo "redis-benchmark -c $CLIENTS -n $REQUESTS, $(nproc) cores, 3 nodes + 1 standalone on one machine, tickdb $("$BIN" --version | awk '{print $2}')"

@@ -16,13 +16,7 @@ BIN=${TICKDB_BIN:-$TARGET/release/tickdb}
 [ -x "$BIN" ] || { echo "build first: cargo build --release -p tickdb-server" >&2; exit 1; }
 command -v redis-server >/dev/null || { echo "needs redis-server (make deps)" >&2; exit 1; }
 
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 1 300); do redis-cli -p "$1" PING >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "port $1 did not come up" >&2; exit 1; }
+. bench/lib.sh
 
 # Each starter sets $port (no command substitution: its subshell would run the EXIT trap).
 start_tickdb() {
@@ -37,30 +31,9 @@ start_redis() {
   pids+=($!); wait_port "$port"
 }
 
-# bench PORT P -> lines "test,rps"
-bench() {
-  redis-cli -p "$1" FLUSHALL >/dev/null
-  redis-benchmark -p "$1" -t "$TESTS" -c "$CLIENTS" -n "$REQUESTS" -P "$2" -q --csv 2>/dev/null \
-    | tail -n +2 | tr -d '"' | cut -d, -f1,2
-}
-
 start_tickdb; tickdb=$port
 start_redis always; always=$port
 start_redis everysec; everysec=$port
 
-echo "| test | -P | tickdb req/s | redis always req/s | redis everysec req/s | tickdb / always | tickdb / everysec |"
-echo "| --- | --- | --- | --- | --- | --- | --- |"
-for p in $PIPELINES; do
-  bench "$tickdb" "$p" > "$work/t.csv"
-  bench "$always" "$p" > "$work/a.csv"
-  bench "$everysec" "$p" > "$work/e.csv"
-  while IFS=, read -r test rps; do
-    a=$(grep "^$test," "$work/a.csv" | cut -d, -f2)
-    e=$(grep "^$test," "$work/e.csv" | cut -d, -f2)
-    ra=$(python3 -c "print(f'{$rps/$a:.2f}')")
-    re=$(python3 -c "print(f'{$rps/$e:.2f}')")
-    echo "| $test | $p | $rps | $a | $e | $ra | $re |"
-  done < "$work/t.csv"
-done
-echo
+compare "tickdb,redis always,redis everysec" "$tickdb" "$always" "$everysec"
 echo "redis-benchmark -c $CLIENTS -n $REQUESTS, $(nproc) cores, $(redis-server --version | cut -d' ' -f3), tickdb $("$BIN" --version | cut -d' ' -f2)"

@@ -294,39 +294,7 @@ impl Raft {
         data: Vec<Vec<u8>>,
     ) -> Result<(LogIndex, Term), ProposeError> {
         self.now = now;
-        if self.role != Role::Leader {
-            return Err(ProposeError::NotLeader {
-                leader: self.leader,
-            });
-        }
-        let first = self.last_index.next();
-        let term = self.term;
-        if data.is_empty() {
-            return Ok((first, term));
-        }
-        let entries: Vec<Entry> = data
-            .into_iter()
-            .enumerate()
-            .map(|(i, d)| Entry {
-                term,
-                index: LogIndex(first.0 + i as u64),
-                kind: EntryKind::Normal(d),
-            })
-            .collect();
-        let last = entries.last().map_or(first, |e| e.index);
-        self.write_entries(store, &entries)
-            .map_err(|e| ProposeError::Store(e.to_string()))?;
-        self.ack_self(last);
-        let peers: Vec<NodeId> = self.progress.keys().copied().collect();
-        for id in peers {
-            self.send_append(store, id)
-                .map_err(|e| ProposeError::Store(e.to_string()))?;
-        }
-        if self.is_bug_count_unsynced_self() {
-            self.maybe_commit(store)
-                .map_err(|e| ProposeError::Store(e.to_string()))?;
-        }
-        Ok((first, term))
+        self.append_all(store, data.into_iter().map(EntryKind::Normal).collect())
     }
 
     /// Starts an election now instead of at the election timeout (a voter that is not the
@@ -897,20 +865,39 @@ impl Raft {
         store: &mut impl Store,
         kind: EntryKind,
     ) -> Result<LogIndex, ProposeError> {
+        self.append_all(store, vec![kind]).map(|(index, _)| index)
+    }
+
+    /// Appends entries of `kinds` (leader only) in one store write and one round of appends
+    /// to the followers; returns the first index and the term.
+    fn append_all(
+        &mut self,
+        store: &mut impl Store,
+        kinds: Vec<EntryKind>,
+    ) -> Result<(LogIndex, Term), ProposeError> {
         if self.role != Role::Leader {
             return Err(ProposeError::NotLeader {
                 leader: self.leader,
             });
         }
-        let entry = Entry {
-            term: self.term,
-            index: self.last_index.next(),
-            kind,
-        };
-        let index = entry.index;
-        self.write_entries(store, &[entry])
+        let first = self.last_index.next();
+        let term = self.term;
+        if kinds.is_empty() {
+            return Ok((first, term));
+        }
+        let entries: Vec<Entry> = kinds
+            .into_iter()
+            .enumerate()
+            .map(|(i, kind)| Entry {
+                term,
+                index: LogIndex(first.0 + i as u64),
+                kind,
+            })
+            .collect();
+        let last = entries.last().map_or(first, |e| e.index);
+        self.write_entries(store, &entries)
             .map_err(|e| ProposeError::Store(e.to_string()))?;
-        self.ack_self(index);
+        self.ack_self(last);
         let peers: Vec<NodeId> = self.progress.keys().copied().collect();
         for id in peers {
             self.send_append(store, id)
@@ -920,7 +907,7 @@ impl Raft {
             self.maybe_commit(store)
                 .map_err(|e| ProposeError::Store(e.to_string()))?;
         }
-        Ok(index)
+        Ok((first, term))
     }
 
     fn ack_self(&mut self, index: LogIndex) {

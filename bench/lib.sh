@@ -1,0 +1,45 @@
+# Shared by the benchmark scripts: a scratch directory and process list cleaned up on exit,
+# free ports, waiting for a server, one redis-benchmark run, and the comparison table.
+# Expects REQUESTS, CLIENTS, TESTS and PIPELINES to be set by the caller.
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 1 300); do redis-cli -p "$1" PING >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "port $1 did not come up" >&2; exit 1; }
+
+# bench PORT P -> lines "test,rps"
+bench() {
+  redis-cli -p "$1" FLUSHALL >/dev/null
+  redis-benchmark -p "$1" -t "$TESTS" -c "$CLIENTS" -n "$REQUESTS" -P "$2" -q --csv 2>/dev/null \
+    | tail -n +2 | tr -d '"' | cut -d, -f1,2
+}
+
+# compare "NAME0,NAME1,NAME2" PORT0 PORT1 PORT2 [first|rest]: benchmarks the three servers at
+# each pipeline depth and prints a Markdown table with the ratios NAME0/NAME1 and NAME0/NAME2
+# ("first", the default) or NAME1/NAME0 and NAME2/NAME0 ("rest").
+compare() {
+  IFS=, read -r n0 n1 n2 <<< "$1"
+  local over=${5:-first}
+  if [ "$over" = first ]; then r1="$n0 / $n1"; r2="$n0 / $n2"; else r1="$n1 / $n0"; r2="$n2 / $n0"; fi
+  echo "| test | -P | $n0 req/s | $n1 req/s | $n2 req/s | $r1 | $r2 |"
+  echo "| --- | --- | --- | --- | --- | --- | --- |"
+  for p in $PIPELINES; do
+    bench "$2" "$p" > "$work/0.csv"
+    bench "$3" "$p" > "$work/1.csv"
+    bench "$4" "$p" > "$work/2.csv"
+    while IFS=, read -r test v0; do
+      v1=$(grep "^$test," "$work/1.csv" | cut -d, -f2)
+      v2=$(grep "^$test," "$work/2.csv" | cut -d, -f2)
+      if [ "$over" = first ]; then
+        a=$(python3 -c "print(f'{$v0/$v1:.2f}')"); b=$(python3 -c "print(f'{$v0/$v2:.2f}')")
+      else
+        a=$(python3 -c "print(f'{$v1/$v0:.2f}')"); b=$(python3 -c "print(f'{$v2/$v0:.2f}')")
+      fi
+      echo "| $test | $p | $v0 | $v1 | $v2 | $a | $b |"
+    done < "$work/0.csv"
+  done
+  echo
+}
