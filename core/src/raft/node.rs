@@ -306,13 +306,18 @@ impl Raft {
             return Ok(());
         }
         self.reset_election_deadline();
-        if self.cfg.pre_vote {
-            self.start_pre_vote(store)?;
-        } else {
-            self.start_election(store, false)?;
-        }
+        self.start_campaign(store)?;
         self.emit_leader_change();
         Ok(())
+    }
+
+    /// PreVote first when configured, else straight to an election.
+    fn start_campaign(&mut self, store: &mut impl Store) -> R {
+        if self.cfg.pre_vote {
+            self.start_pre_vote(store)
+        } else {
+            self.start_election(store, false)
+        }
     }
 
     /// Store syncs this node has made.
@@ -458,11 +463,7 @@ impl Raft {
         } else if now >= self.election_deadline {
             self.reset_election_deadline();
             if self.membership().voters.contains(&self.cfg.id) {
-                if self.cfg.pre_vote {
-                    self.start_pre_vote(store)?;
-                } else {
-                    self.start_election(store, false)?;
-                }
+                self.start_campaign(store)?;
             }
         }
         self.emit_leader_change();
