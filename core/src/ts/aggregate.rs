@@ -283,24 +283,21 @@ fn interpolate(a: Sample, b: Sample, t: i128) -> f64 {
     interpolate2(a, b, t, 1)
 }
 
-/// Running statistics of one bucket; every aggregator is a function of these.
+/// Running count, sum, extremes and Welford mean / squared deviations of a set of values: what
+/// every aggregator but first, last and twa is a function of. Shared by buckets ([`Stats`]) and
+/// cross-series reducers.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) struct Stats {
+pub(crate) struct Moments {
     pub(crate) count: u64,
     pub(crate) sum: f64,
     pub(crate) min: f64,
     pub(crate) max: f64,
-    /// Welford running mean and sum of squared deviations.
-    pub(crate) mean: f64,
-    pub(crate) m2: f64,
-    first: Sample,
-    last: Sample,
-    /// Trapezoid area between consecutive samples of the bucket, in value·ms.
-    area: f64,
+    mean: f64,
+    m2: f64,
 }
 
-impl Stats {
-    pub(crate) fn new(ts: u64, value: f64) -> Self {
+impl Moments {
+    pub(crate) fn new(value: f64) -> Self {
         Self {
             count: 1,
             sum: value,
@@ -308,14 +305,10 @@ impl Stats {
             max: value,
             mean: value,
             m2: 0.0,
-            first: (ts, value),
-            last: (ts, value),
-            area: 0.0,
         }
     }
 
-    pub(crate) fn push(&mut self, ts: u64, value: f64) {
-        debug_assert!(ts >= self.last.0, "samples arrive in time order");
+    pub(crate) fn push(&mut self, value: f64) {
         self.count += 1;
         self.sum += value;
         self.min = self.min.min(value);
@@ -323,8 +316,6 @@ impl Stats {
         let delta = value - self.mean;
         self.mean += delta / self.count as f64;
         self.m2 += delta * (value - self.mean);
-        self.area += (value + self.last.1) / 2.0 * (ts - self.last.0) as f64;
-        self.last = (ts, value);
     }
 
     pub(crate) fn var_p(&self) -> f64 {
@@ -339,6 +330,51 @@ impl Stats {
         }
     }
 
+    /// The value of a moment-based aggregator; `None` for first, last and twa.
+    pub(crate) fn value(&self, agg: Aggregator) -> Option<f64> {
+        Some(match agg {
+            Aggregator::Avg => self.sum / self.count as f64,
+            Aggregator::Sum => self.sum,
+            Aggregator::Min => self.min,
+            Aggregator::Max => self.max,
+            Aggregator::Range => self.max - self.min,
+            Aggregator::Count => self.count as f64,
+            Aggregator::StdP => self.var_p().sqrt(),
+            Aggregator::StdS => self.var_s().sqrt(),
+            Aggregator::VarP => self.var_p(),
+            Aggregator::VarS => self.var_s(),
+            Aggregator::First | Aggregator::Last | Aggregator::Twa => return None,
+        })
+    }
+}
+
+/// Running statistics of one bucket; every aggregator is a function of these.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Stats {
+    pub(crate) m: Moments,
+    first: Sample,
+    last: Sample,
+    /// Trapezoid area between consecutive samples of the bucket, in value·ms.
+    area: f64,
+}
+
+impl Stats {
+    pub(crate) fn new(ts: u64, value: f64) -> Self {
+        Self {
+            m: Moments::new(value),
+            first: (ts, value),
+            last: (ts, value),
+            area: 0.0,
+        }
+    }
+
+    pub(crate) fn push(&mut self, ts: u64, value: f64) {
+        debug_assert!(ts >= self.last.0, "samples arrive in time order");
+        self.m.push(value);
+        self.area += (value + self.last.1) / 2.0 * (ts - self.last.0) as f64;
+        self.last = (ts, value);
+    }
+
     /// The value of `agg` for the bucket `[start, end)`, with the neighbours outside it.
     fn value(
         &self,
@@ -349,19 +385,10 @@ impl Stats {
         next: Option<Sample>,
     ) -> f64 {
         match agg {
-            Aggregator::Avg => self.sum / self.count as f64,
-            Aggregator::Sum => self.sum,
-            Aggregator::Min => self.min,
-            Aggregator::Max => self.max,
-            Aggregator::Range => self.max - self.min,
-            Aggregator::Count => self.count as f64,
             Aggregator::First => self.first.1,
             Aggregator::Last => self.last.1,
-            Aggregator::StdP => self.var_p().sqrt(),
-            Aggregator::StdS => self.var_s().sqrt(),
-            Aggregator::VarP => self.var_p(),
-            Aggregator::VarS => self.var_s(),
             Aggregator::Twa => self.twa(start, end, prev, next),
+            _ => self.m.value(agg).unwrap_or(f64::NAN),
         }
     }
 
@@ -382,7 +409,7 @@ impl Stats {
         match hi.cmp(&lo) {
             Ordering::Greater => area / (hi - lo) as f64,
             // One instant: the curve is a point (several samples at one timestamp: their mean).
-            _ => self.sum / self.count as f64,
+            _ => self.m.sum / self.m.count as f64,
         }
     }
 }

@@ -21,7 +21,7 @@
 
 use std::collections::BTreeMap;
 
-use super::aggregate::{AggError, Aggregator};
+use super::aggregate::{AggError, Aggregator, Moments};
 
 /// The reducer names the docs allow after `REDUCE`.
 const REDUCERS: [Aggregator; 10] = [
@@ -60,7 +60,7 @@ impl Reducer {
 
     /// Reduces the values at one timestamp, ignoring NaN.
     pub fn reduce(self, values: impl IntoIterator<Item = f64>) -> f64 {
-        let mut acc = Moments::default();
+        let mut acc = NonNan::default();
         values.into_iter().for_each(|v| acc.push(v));
         acc.value(self.0)
     }
@@ -78,71 +78,28 @@ impl TryFrom<Aggregator> for Reducer {
     }
 }
 
-/// Running moments over non-NaN values (Welford for the variance).
+/// Moments over the non-NaN values at one timestamp (none yet: `None`).
 #[derive(Clone, Copy, Debug, Default)]
-struct Moments {
-    count: u64,
-    sum: f64,
-    min: f64,
-    max: f64,
-    mean: f64,
-    m2: f64,
-}
+struct NonNan(Option<Moments>);
 
-impl Moments {
+impl NonNan {
     fn push(&mut self, v: f64) {
         if v.is_nan() {
             return;
         }
-        if self.count == 0 {
-            *self = Self {
-                count: 1,
-                sum: v,
-                min: v,
-                max: v,
-                mean: v,
-                m2: 0.0,
-            };
-            return;
+        match &mut self.0 {
+            Some(m) => m.push(v),
+            None => self.0 = Some(Moments::new(v)),
         }
-        self.count += 1;
-        self.sum += v;
-        self.min = self.min.min(v);
-        self.max = self.max.max(v);
-        let delta = v - self.mean;
-        self.mean += delta / self.count as f64;
-        self.m2 += delta * (v - self.mean);
     }
 
     fn value(&self, agg: Aggregator) -> f64 {
-        if self.count == 0 {
-            return if agg == Aggregator::Count {
-                0.0
-            } else {
-                f64::NAN
-            };
-        }
-        let n = self.count as f64;
-        let var_s = if self.count < 2 {
-            0.0
-        } else {
-            (self.m2 / (n - 1.0)).max(0.0)
-        };
-        let var_p = (self.m2 / n).max(0.0);
-        match agg {
-            Aggregator::Avg => self.sum / n,
-            Aggregator::Sum => self.sum,
-            Aggregator::Min => self.min,
-            Aggregator::Max => self.max,
-            Aggregator::Range => self.max - self.min,
-            Aggregator::Count => n,
-            Aggregator::StdP => var_p.sqrt(),
-            Aggregator::StdS => var_s.sqrt(),
-            Aggregator::VarP => var_p,
-            Aggregator::VarS => var_s,
-            Aggregator::First | Aggregator::Last | Aggregator::Twa => {
-                unreachable!("Reducer::try_from admits only cross-series reducers")
-            }
+        match &self.0 {
+            None if agg == Aggregator::Count => 0.0,
+            None => f64::NAN,
+            Some(m) => m
+                .value(agg)
+                .expect("Reducer::try_from admits only moment-based reducers"),
         }
     }
 }
@@ -198,7 +155,7 @@ struct Group {
     sources: Vec<Vec<u8>>,
     /// Labels shared by every member so far; `None` before the first member.
     shared: Option<Vec<(Vec<u8>, Vec<u8>)>>,
-    rows: BTreeMap<u64, Moments>,
+    rows: BTreeMap<u64, NonNan>,
 }
 
 /// Groups `series` by `label` and reduces each group's samples per timestamp.
