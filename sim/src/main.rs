@@ -69,7 +69,7 @@ fn main() -> Result<()> {
     let start = WallClock::now();
     let (mut events, mut sim_ms, mut ok, mut failed, mut unknown) = (0u64, 0u64, 0u64, 0u64, 0u64);
     let (mut faults_n, mut crashes, mut inconclusive, mut snapshots) = (0u64, 0u64, 0u64, 0u64);
-    let (mut added, mut forgotten, mut refused) = (0u64, 0u64, 0u64);
+    let (mut added, mut forgotten, mut refused, mut retired) = (0u64, 0u64, 0u64, 0u64);
     let mut elections: Vec<u64> = Vec::new();
     let mut violations = Vec::new();
     for &seed in &seeds {
@@ -89,6 +89,7 @@ fn main() -> Result<()> {
         added += r.nodes_added;
         forgotten += r.nodes_forgotten;
         refused += r.reconfig_refused;
+        retired += r.nodes_retired;
         inconclusive += u64::from(r.inconclusive);
         elections.extend(&r.election_ms);
         if let Some(v) = r.violation {
@@ -131,7 +132,7 @@ fn main() -> Result<()> {
     if args.mode == Mode::Node {
         println!(
             "membership commands: {added} CLUSTER ADDNODE ok, {forgotten} CLUSTER FORGET ok, \
-             {refused} refused"
+             {refused} refused; {retired} removed nodes retired"
         );
     }
     println!(

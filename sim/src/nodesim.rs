@@ -1367,6 +1367,7 @@ impl NodeSim {
         n.store = None;
         n.retired = true;
         n.inc += 1;
+        self.report.nodes_retired += 1;
         n.drain_scheduled = false;
         n.timer_at = None;
         self.reconfig_sent.remove(&id);

@@ -193,6 +193,8 @@ pub struct Report {
     pub nodes_forgotten: u64,
     /// Node mode: membership commands refused (a documented refusal, not a violation).
     pub reconfig_refused: u64,
+    /// Node mode: nodes stopped for good once their removal committed.
+    pub nodes_retired: u64,
     pub inconclusive: bool,
     pub violation: Option<String>,
 }
