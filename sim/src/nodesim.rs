@@ -48,6 +48,8 @@ const FINAL_READS_MS: u64 = 2_000;
 /// Chance that a newly elected leader is crashed within 3 ms (before its first entries spread).
 const NEW_LEADER_CRASH_PCT: u64 = 10;
 const CLUSTER_ID: u64 = 0x7469_636b;
+/// Chance that a membership fault sends its command while the previous one is unanswered.
+const RECONFIG_OVERLAP_PCT: u64 = 25;
 /// Time series per run (keys come from [`SimConfig::keys`]).
 const SERIES: u8 = 2;
 /// Connection ids at and above this are the simulator's own (probes, faults, final reads).
@@ -1220,9 +1222,11 @@ impl NodeSim {
     /// with N members, a spare (a fresh id and store, started `joining`) is added (the leader
     /// promotes it once caught up); with more, a member (the leader a quarter of the time) is
     /// forgotten. The command goes to a random member that is up (followers forward it).
-    /// Whether a command was sent.
+    /// Returns whether a command was sent.
     fn membership_change(&mut self) -> Result<bool, String> {
-        if self.w.now < self.reconfig_busy_until {
+        // Mostly one command at a time; now and then one more on top, which the cluster
+        // refuses while the first is in progress (or applies, if it already committed).
+        if self.w.now < self.reconfig_busy_until && !self.w.chance(RECONFIG_OVERLAP_PCT) {
             return Ok(false);
         }
         let repls = self.repls()?;
@@ -1236,6 +1240,11 @@ impl NodeSim {
             .copied()
             .filter(|id| repls.contains_key(id))
             .collect();
+        // A leader that removed itself is out of its own latest membership, and the rest may
+        // all be down.
+        if up.is_empty() {
+            return Ok(false);
+        }
         let to = self.w.pick(&up);
         let cmd = if members.len() as u64 > self.cfg.nodes {
             let all: Vec<NodeId> = members.iter().copied().collect();
