@@ -9,14 +9,19 @@
 //! executed) or unknown (`TIMEOUT`, the client's own timeout, a lost connection); after a
 //! failure the client reconnects to another node. A crash drops the node without draining it
 //! (outputs not yet polled are lost, and so are unsynced writes, or a torn prefix of them is
-//! kept) and a restart opens a new `Node` on the same store.
+//! kept) and a restart opens a new `Node` on the same store. Membership changes go through
+//! the nodes as an operator's would: a spare (a fresh id and store, started `joining`) is
+//! added with `CLUSTER ADDNODE`, members (the leader too) leave with `CLUSTER FORGET`, and a
+//! node whose removal committed is retired for good; the replies must be `+OK` or a
+//! documented refusal.
 //!
 //! Checks: election safety from `INFO replication` probes; per-key linearizability of the
 //! KV history; for the time series, no sample that was never sent or whose add failed, every
 //! acknowledged add visible to every later `TS.RANGE`, and ranges never lose a sample an
 //! earlier-completed range saw; at the end (after faults stop) a leader within
-//! [`LIVENESS_BOUND_MS`], every node applied the leader's commit index, every node's
-//! `READONLY` reads equal the leader's linearizable ones, and every acknowledged write is there.
+//! [`LIVENESS_BOUND_MS`], every member of the final membership applied the leader's commit
+//! index, every member's `READONLY` reads equal the leader's linearizable ones, and every
+//! acknowledged write is there.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
