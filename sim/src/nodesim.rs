@@ -53,8 +53,9 @@ const FINAL_READS_MS: u64 = 2_000;
 /// Chance that a newly elected leader is crashed within 3 ms (before its first entries spread).
 const NEW_LEADER_CRASH_PCT: u64 = 10;
 const CLUSTER_ID: u64 = 0x7469_636b;
-/// Chance that a membership fault sends its command while the previous one is unanswered.
-const RECONFIG_OVERLAP_PCT: u64 = 25;
+/// Chance that a membership fault sends a second command at once, to another member: the
+/// cluster refuses it while the first is in progress (or applies it if the first committed).
+const RECONFIG_DOUBLE_PCT: u64 = 25;
 /// Time series per run (keys come from [`SimConfig::keys`]).
 const SERIES: u8 = 2;
 /// Connection ids at and above this are the simulator's own (probes, faults, final reads).
@@ -1226,12 +1227,10 @@ impl NodeSim {
     /// The reconfig fault, driven through `CLUSTER ADDNODE` / `FORGET` like an operator would:
     /// with N members, a spare (a fresh id and store, started `joining`) is added (the leader
     /// promotes it once caught up); with more, a member (the leader a quarter of the time) is
-    /// forgotten. The command goes to a random member that is up (followers forward it).
-    /// Returns whether a command was sent.
+    /// forgotten. The command goes to a random member that is up (followers forward it);
+    /// now and then a second one follows at once. Returns whether a command was sent.
     fn membership_change(&mut self) -> Result<bool, String> {
-        // Mostly one command at a time; now and then one more on top, which the cluster
-        // refuses while the first is in progress (or applies, if it already committed).
-        if self.w.now < self.reconfig_busy_until && !self.w.chance(RECONFIG_OVERLAP_PCT) {
+        if self.w.now < self.reconfig_busy_until {
             return Ok(false);
         }
         let repls = self.repls()?;
@@ -1250,22 +1249,34 @@ impl NodeSim {
         if up.is_empty() {
             return Ok(false);
         }
-        let to = self.w.pick(&up);
-        let cmd = if members.len() as u64 > self.cfg.nodes {
-            let all: Vec<NodeId> = members.iter().copied().collect();
-            let victim = if self.w.chance(25) {
-                leader
-            } else {
-                self.w.pick(&all)
-            };
-            ReconfigCmd::Forget(victim)
+        // With N members or fewer, add the spare (starting one if there is none); else forget.
+        let add = if members.len() as u64 > self.cfg.nodes {
+            None
         } else {
-            let spare = match self.spare {
+            Some(match self.spare {
                 Some(s) => s,
                 None => self.new_spare(&members)?,
-            };
-            ReconfigCmd::AddNode(spare)
+            })
         };
+        let all: Vec<NodeId> = members.iter().copied().collect();
+        let sends = if self.w.chance(RECONFIG_DOUBLE_PCT) {
+            2
+        } else {
+            1
+        };
+        for _ in 0..sends {
+            let to = self.w.pick(&up);
+            let cmd = match add {
+                Some(spare) => ReconfigCmd::AddNode(spare),
+                None if self.w.chance(25) => ReconfigCmd::Forget(leader),
+                None => ReconfigCmd::Forget(self.w.pick(&all)),
+            };
+            self.reconfig_send(to, cmd);
+        }
+        Ok(true)
+    }
+
+    fn reconfig_send(&mut self, to: NodeId, cmd: ReconfigCmd) {
         let words = match cmd {
             ReconfigCmd::AddNode(id) => vec![
                 "CLUSTER".to_string(),
@@ -1279,7 +1290,6 @@ impl NodeSim {
         self.reconfig_sent.entry(to).or_default().push_back(cmd);
         self.reconfig_busy_until = self.w.now + CLIENT_TIMEOUT_MS * MS;
         self.admin_send(to, Admin::Reconfig, &words);
-        Ok(true)
     }
 
     /// Starts a spare: a fresh id and store, `joining` with the current members and itself.
