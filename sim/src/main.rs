@@ -69,6 +69,7 @@ fn main() -> Result<()> {
     let start = WallClock::now();
     let (mut events, mut sim_ms, mut ok, mut failed, mut unknown) = (0u64, 0u64, 0u64, 0u64, 0u64);
     let (mut faults_n, mut crashes, mut inconclusive, mut snapshots) = (0u64, 0u64, 0u64, 0u64);
+    let (mut added, mut forgotten, mut refused, mut retired) = (0u64, 0u64, 0u64, 0u64);
     let mut elections: Vec<u64> = Vec::new();
     let mut violations = Vec::new();
     for &seed in &seeds {
@@ -85,6 +86,10 @@ fn main() -> Result<()> {
         faults_n += r.faults;
         crashes += r.crashes;
         snapshots += r.snapshots;
+        added += r.nodes_added;
+        forgotten += r.nodes_forgotten;
+        refused += r.reconfig_refused;
+        retired += r.nodes_retired;
         inconclusive += u64::from(r.inconclusive);
         elections.extend(&r.election_ms);
         if let Some(v) = r.violation {
@@ -124,6 +129,12 @@ fn main() -> Result<()> {
          {inconclusive} seeds with an inconclusive linearizability search"
     );
     println!("faults injected: {faults_n} ({crashes} crashes); {snapshots} snapshots installed");
+    if args.mode == Mode::Node {
+        println!(
+            "membership commands: {added} CLUSTER ADDNODE ok, {forgotten} CLUSTER FORGET ok, \
+             {refused} refused; {retired} removed nodes retired"
+        );
+    }
     println!(
         "election after leader crash ({} samples), simulated ms: min {} p50 {} p90 {} p99 {} max {}",
         elections.len(),

@@ -9,16 +9,21 @@
 //! executed) or unknown (`TIMEOUT`, the client's own timeout, a lost connection); after a
 //! failure the client reconnects to another node. A crash drops the node without draining it
 //! (outputs not yet polled are lost, and so are unsynced writes, or a torn prefix of them is
-//! kept) and a restart opens a new `Node` on the same store.
+//! kept) and a restart opens a new `Node` on the same store. Membership changes go through
+//! the nodes as an operator's would: a spare (a fresh id and store, started `joining`) is
+//! added with `CLUSTER ADDNODE`, members (the leader too) leave with `CLUSTER FORGET`, and a
+//! node whose removal committed is retired for good; the replies must be `+OK` or a
+//! documented refusal.
 //!
 //! Checks: election safety from `INFO replication` probes; per-key linearizability of the
 //! KV history; for the time series, no sample that was never sent or whose add failed, every
 //! acknowledged add visible to every later `TS.RANGE`, and ranges never lose a sample an
 //! earlier-completed range saw; at the end (after faults stop) a leader within
-//! [`LIVENESS_BOUND_MS`], every node applied the leader's commit index, every node's
-//! `READONLY` reads equal the leader's linearizable ones, and every acknowledged write is there.
+//! [`LIVENESS_BOUND_MS`], every member of the final membership applied the leader's commit
+//! index, every member's `READONLY` reads equal the leader's linearizable ones, and every
+//! acknowledged write is there.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use bytes::Bytes;
 use tickdb_core::UnixMillis;
@@ -48,6 +53,9 @@ const FINAL_READS_MS: u64 = 2_000;
 /// Chance that a newly elected leader is crashed within 3 ms (before its first entries spread).
 const NEW_LEADER_CRASH_PCT: u64 = 10;
 const CLUSTER_ID: u64 = 0x7469_636b;
+/// Chance that a membership fault sends a second command at once, to another member: the
+/// cluster refuses it while the first is in progress (or applies it if the first committed).
+const RECONFIG_DOUBLE_PCT: u64 = 25;
 /// Time series per run (keys come from [`SimConfig::keys`]).
 const SERIES: u8 = 2;
 /// Connection ids at and above this are the simulator's own (probes, faults, final reads).
@@ -63,6 +71,25 @@ enum Admin {
     Probe = 0,
     Fault = 1,
     Final = 2,
+    /// `CLUSTER ADDNODE` / `FORGET`: their replies are checked (see [`ReconfigCmd`]).
+    Reconfig = 3,
+}
+
+/// A membership command the simulator sent, awaiting its reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ReconfigCmd {
+    AddNode(NodeId),
+    Forget(NodeId),
+}
+
+impl ReconfigCmd {
+    /// The prefix of the node's own refusals of this command.
+    fn refusal(self) -> &'static str {
+        match self {
+            Self::AddNode(_) => "ERR CLUSTER ADDNODE",
+            Self::Forget(_) => "ERR CLUSTER FORGET",
+        }
+    }
 }
 
 fn admin_conn(node: NodeId, which: Admin) -> ConnId {
@@ -178,6 +205,13 @@ struct SimNode {
     inc: u64,
     drain_scheduled: bool,
     timer_at: Option<u64>,
+    /// The members it is configured with (the store's membership wins once it has one).
+    config_members: Vec<Member>,
+    /// It was started to join a running cluster (`ClusterConfig::joining`).
+    joining: bool,
+    /// Removed from the cluster for good (its removal committed): stopped, its store gone,
+    /// never restarted; its id is never used again.
+    retired: bool,
 }
 
 struct Pending {
@@ -224,6 +258,20 @@ struct Repl {
     term: u64,
     commit: u64,
     applied: u64,
+    last: u64,
+}
+
+/// The members a node's latest configuration holds (`raft_voters`, `raft_learners`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Config {
+    voters: BTreeSet<NodeId>,
+    learners: BTreeSet<NodeId>,
+}
+
+impl Config {
+    fn members(&self) -> BTreeSet<NodeId> {
+        self.voters.union(&self.learners).copied().collect()
+    }
 }
 
 type Check = Result<(), String>;
@@ -236,7 +284,6 @@ pub(crate) struct NodeSim {
     cfg: SimConfig,
     w: World<Ev>,
     nodes: BTreeMap<NodeId, SimNode>,
-    members: Vec<Member>,
     clients: Vec<Client>,
     /// Client connections: conn -> (client, node).
     conns: BTreeMap<ConnId, (u32, NodeId)>,
@@ -256,6 +303,23 @@ pub(crate) struct NodeSim {
     /// The leader and its commit index when the final reads were sent.
     final_leader: Option<(NodeId, u64)>,
     final_sent_at: u64,
+    /// The next fresh node id: a node removed from the cluster never comes back under its
+    /// id, so every spare is a new id with a new store.
+    next_id: u64,
+    /// A started node waiting to be added (`joining`), not yet seen in a leader's membership.
+    spare: Option<NodeId>,
+    /// Nodes seen in some leader's membership: once one is out of a leader's committed
+    /// membership it is retired.
+    ever_member: BTreeSet<NodeId>,
+    /// Members out of a leader's latest membership: (that leader, its term, its last index
+    /// then). Once that leader's commit index reaches that index, the removal is committed.
+    leaving: BTreeMap<NodeId, (NodeId, u64, u64)>,
+    /// Membership commands sent on each node's reconfig connection, oldest first.
+    reconfig_sent: BTreeMap<NodeId, VecDeque<ReconfigCmd>>,
+    /// No new membership command before this time unless the last one was answered.
+    reconfig_busy_until: u64,
+    /// The members at the end (the final reads go to them).
+    final_members: Vec<NodeId>,
     /// Clients that completed an operation invoked after faults stopped.
     ok_after_heal: BTreeSet<u32>,
     /// The first operation invoked after the liveness bound whose outcome is unknown.
@@ -271,11 +335,7 @@ impl NodeSim {
         for i in 1..=cfg.nodes {
             let id = NodeId(i);
             w.add_node(id);
-            members.push(Member {
-                id,
-                client_addr: format!("10.0.0.{i}:6379"),
-                cluster_port: 16379,
-            });
+            members.push(member(id));
             nodes.insert(
                 id,
                 SimNode {
@@ -284,9 +344,16 @@ impl NodeSim {
                     inc: 0,
                     drain_scheduled: false,
                     timer_at: None,
+                    config_members: Vec::new(),
+                    joining: false,
+                    retired: false,
                 },
             );
         }
+        for n in nodes.values_mut() {
+            n.config_members.clone_from(&members);
+        }
+        let next_id = cfg.nodes + 1;
         let clients = (0..cfg.clients)
             .map(|id| Client {
                 id,
@@ -305,7 +372,6 @@ impl NodeSim {
             cfg,
             w,
             nodes,
-            members,
             clients,
             conns: BTreeMap::new(),
             next_conn: 1,
@@ -320,6 +386,13 @@ impl NodeSim {
             leader_crash_at: None,
             final_leader: None,
             final_sent_at: 0,
+            next_id,
+            spare: None,
+            ever_member: BTreeSet::new(),
+            leaving: BTreeMap::new(),
+            reconfig_sent: BTreeMap::new(),
+            reconfig_busy_until: 0,
+            final_members: Vec::new(),
             ok_after_heal: BTreeSet::new(),
             late_unknown: None,
             report,
@@ -429,7 +502,8 @@ impl NodeSim {
             }
             Ev::Fault => self.fault(),
             Ev::Restart { node } => {
-                if self.nodes[&node].node.is_none() {
+                let n = &self.nodes[&node];
+                if n.node.is_none() && !n.retired {
                     self.start_node(node)?;
                 }
                 Ok(())
@@ -457,17 +531,19 @@ impl NodeSim {
     fn start_node(&mut self, id: NodeId) -> Check {
         let seed = self.w.next_u64();
         let now = self.w.local_now(id);
+        let n = &self.nodes[&id];
+        assert!(!n.retired, "a retired node is never restarted");
         let config = NodeConfig {
             node_id: format!("node-{}", id.0),
             cluster: ClusterConfig {
                 id,
                 cluster_id: CLUSTER_ID,
-                members: self.members.clone(),
+                members: n.config_members.clone(),
                 seed,
                 heartbeat_ms: 100,
                 election_timeout_ms: (1000, 2000),
                 request_timeout_ms: REQUEST_TIMEOUT_MS,
-                joining: false,
+                joining: n.joining,
                 // Exercises message authentication on every message.
                 secret: Some(SECRET.to_vec()),
                 bugs: Bug::planted(self.cfg.bug),
@@ -478,7 +554,7 @@ impl NodeSim {
         let store = n.store.take().expect("a down node keeps its store");
         let mut node =
             Node::new(config, store, now).map_err(|e| format!("node {} start: {e}", id.0))?;
-        for which in [Admin::Probe, Admin::Fault, Admin::Final] {
+        for which in [Admin::Probe, Admin::Fault, Admin::Final, Admin::Reconfig] {
             let conn = admin_conn(id, which);
             let addr = format!("sim:{}", conn.0);
             let kind = ConnKind::Tcp;
@@ -487,6 +563,7 @@ impl NodeSim {
         }
         n.node = Some(node);
         n.inc += 1;
+        self.reconfig_sent.remove(&id);
         n.drain_scheduled = false;
         n.timer_at = None;
         self.touch(id);
@@ -579,7 +656,9 @@ impl NodeSim {
                 }
             }
             Output::Reply { conn, frame, .. } => {
-                if conn.0 >= ADMIN_CONN_BASE {
+                if conn == admin_conn(id, Admin::Reconfig) {
+                    self.reconfig_reply(id, &frame)?;
+                } else if conn.0 >= ADMIN_CONN_BASE {
                     self.admin.entry(conn).or_default().push(frame);
                 } else if let Some(&(client, _)) = self.conns.get(&conn) {
                     let at = self.client_delay();
@@ -664,6 +743,36 @@ impl NodeSim {
             term: num("raft_term")?,
             commit: num("raft_commit_index")?,
             applied: num("raft_applied_index")?,
+            last: num("raft_last_index")?,
+        }))
+    }
+
+    /// The latest membership `id` knows (`INFO replication`), or `None` when it is down.
+    fn config(&mut self, id: NodeId) -> Result<Option<Config>, String> {
+        if self.nodes[&id].node.is_none() {
+            return Ok(None);
+        }
+        let frame = self.admin_call(id, Admin::Probe, &["INFO", "replication"])?;
+        let text = match &frame {
+            Frame::Verbatim { text, .. } | Frame::Bulk(text) => text.clone(),
+            other => return Err(format!("node {} INFO answered {other:?}", id.0)),
+        };
+        let text = String::from_utf8_lossy(&text);
+        let ids = |name: &str| -> Result<BTreeSet<NodeId>, String> {
+            let list = text
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                .map(str::trim)
+                .ok_or_else(|| format!("node {} INFO lacks {name}", id.0))?;
+            list.split(',')
+                .filter(|s| !s.is_empty())
+                .map(|s| s.parse().map(NodeId))
+                .collect::<Result<_, _>>()
+                .map_err(|_| format!("node {} INFO {name} is not a list of ids: {list}", id.0))
+        };
+        Ok(Some(Config {
+            voters: ids("raft_voters")?,
+            learners: ids("raft_learners")?,
         }))
     }
 
@@ -732,6 +841,9 @@ impl NodeSim {
         if Self::leader_of(&repls).is_some() && self.healed && self.leader_after_heal.is_none() {
             self.leader_after_heal = Some(self.w.now);
         }
+        if let Some((leader, lr)) = Self::leader_of(&repls) {
+            self.track_membership(leader, lr)?;
+        }
         if self.final_leader.is_none() {
             self.w.schedule(self.w.now + PROBE_EVERY_MS * MS, Ev::Probe);
         }
@@ -789,7 +901,15 @@ impl NodeSim {
         let (node, conn, connect) = match self.clients[ci].conn {
             Some((node, conn)) => (node, conn, false),
             None => {
-                let node = NodeId(1 + self.w.rand(self.cfg.nodes));
+                // Any node not retired: a spare once it is a member, sometimes before (then
+                // it has no leader and refuses).
+                let targets: Vec<NodeId> = self
+                    .nodes
+                    .iter()
+                    .filter(|(_, n)| !n.retired)
+                    .map(|(id, _)| *id)
+                    .collect();
+                let node = self.w.pick(&targets);
                 let conn = ConnId(self.next_conn);
                 self.next_conn += 1;
                 self.clients[ci].conn = Some((node, conn));
@@ -1024,7 +1144,12 @@ impl NodeSim {
             }
             FaultKind::Partition => {
                 let repls = self.repls()?;
-                let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+                let ids: Vec<NodeId> = self
+                    .nodes
+                    .iter()
+                    .filter(|(_, n)| !n.retired)
+                    .map(|(id, _)| *id)
+                    .collect();
                 let leader = Self::leader_of(&repls).map(|(id, _)| id);
                 self.w.partition(&ids, leader);
             }
@@ -1049,8 +1174,12 @@ impl NodeSim {
                     self.admin_send(to, Admin::Fault, words);
                 }
             }
-            // Node membership is fixed by its configuration.
-            FaultKind::Membership | FaultKind::Nothing => self.report.faults -= 1,
+            FaultKind::Membership => {
+                if !self.membership_change()? {
+                    self.report.faults -= 1;
+                }
+            }
+            FaultKind::Nothing => self.report.faults -= 1,
         }
         let next = self.w.fault_gap();
         self.w.schedule(self.w.now + next, Ev::Fault);
@@ -1072,6 +1201,15 @@ impl NodeSim {
         n.inc += 1;
         n.drain_scheduled = false;
         n.timer_at = None;
+        self.reconfig_sent.remove(&victim);
+        self.break_conns(victim);
+        self.report.crashes += 1;
+        let at = self.w.now + 200 * MS + self.w.rand(3000 * MS);
+        self.w.schedule(at, Ev::Restart { node: victim });
+    }
+
+    /// The node's clients learn their connections broke.
+    fn break_conns(&mut self, victim: NodeId) {
         let lost: Vec<(ConnId, u32)> = self
             .conns
             .iter()
@@ -1082,9 +1220,182 @@ impl NodeSim {
             self.conns.remove(&conn);
             self.lose_conn(client, conn, false);
         }
-        self.report.crashes += 1;
-        let at = self.w.now + 200 * MS + self.w.rand(3000 * MS);
-        self.w.schedule(at, Ev::Restart { node: victim });
+    }
+
+    // ----- membership -----------------------------------------------------------------------
+
+    /// The reconfig fault, driven through `CLUSTER ADDNODE` / `FORGET` like an operator would:
+    /// with N members, a spare (a fresh id and store, started `joining`) is added (the leader
+    /// promotes it once caught up); with more, a member (the leader a quarter of the time) is
+    /// forgotten. The command goes to a random member that is up (followers forward it);
+    /// now and then a second one follows at once. Returns whether a command was sent.
+    fn membership_change(&mut self) -> Result<bool, String> {
+        if self.w.now < self.reconfig_busy_until {
+            return Ok(false);
+        }
+        let repls = self.repls()?;
+        let Some((leader, _)) = Self::leader_of(&repls) else {
+            return Ok(false);
+        };
+        let config = self.config(leader)?.ok_or("the leader is up")?;
+        let members = config.members();
+        let up: Vec<NodeId> = members
+            .iter()
+            .copied()
+            .filter(|id| repls.contains_key(id))
+            .collect();
+        // A leader that removed itself is out of its own latest membership, and the rest may
+        // all be down.
+        if up.is_empty() {
+            return Ok(false);
+        }
+        // With N members or fewer, add the spare (starting one if there is none); else forget.
+        let add = if members.len() as u64 > self.cfg.nodes {
+            None
+        } else {
+            Some(match self.spare {
+                Some(s) => s,
+                None => self.new_spare(&members)?,
+            })
+        };
+        let all: Vec<NodeId> = members.iter().copied().collect();
+        let sends = if self.w.chance(RECONFIG_DOUBLE_PCT) {
+            2
+        } else {
+            1
+        };
+        for _ in 0..sends {
+            let to = self.w.pick(&up);
+            let cmd = match add {
+                Some(spare) => ReconfigCmd::AddNode(spare),
+                None if self.w.chance(25) => ReconfigCmd::Forget(leader),
+                None => ReconfigCmd::Forget(self.w.pick(&all)),
+            };
+            self.reconfig_send(to, cmd);
+        }
+        Ok(true)
+    }
+
+    fn reconfig_send(&mut self, to: NodeId, cmd: ReconfigCmd) {
+        let words = match cmd {
+            ReconfigCmd::AddNode(id) => vec![
+                "CLUSTER".to_string(),
+                "ADDNODE".into(),
+                id.0.to_string(),
+                format!("{}@16379", client_addr(id)),
+            ],
+            ReconfigCmd::Forget(id) => vec!["CLUSTER".into(), "FORGET".into(), id.0.to_string()],
+        };
+        let words: Vec<&str> = words.iter().map(String::as_str).collect();
+        self.reconfig_sent.entry(to).or_default().push_back(cmd);
+        self.reconfig_busy_until = self.w.now + CLIENT_TIMEOUT_MS * MS;
+        self.admin_send(to, Admin::Reconfig, &words);
+    }
+
+    /// Starts a spare: a fresh id and store, `joining` with the current members and itself.
+    fn new_spare(&mut self, members: &BTreeSet<NodeId>) -> Result<NodeId, String> {
+        let id = NodeId(self.next_id);
+        self.next_id += 1;
+        self.w.add_node(id);
+        let mut config_members: Vec<Member> = members.iter().map(|m| member(*m)).collect();
+        config_members.push(member(id));
+        self.nodes.insert(
+            id,
+            SimNode {
+                node: None,
+                store: Some(SimStore::with_bug(self.cfg.bug)),
+                inc: 0,
+                drain_scheduled: false,
+                timer_at: None,
+                config_members,
+                joining: true,
+                retired: false,
+            },
+        );
+        self.spare = Some(id);
+        self.start_node(id)?;
+        Ok(id)
+    }
+
+    /// A reply on `id`'s reconfig connection: `+OK` or a documented refusal.
+    fn reconfig_reply(&mut self, id: NodeId, frame: &Frame) -> Check {
+        let Some(cmd) = self
+            .reconfig_sent
+            .get_mut(&id)
+            .and_then(VecDeque::pop_front)
+        else {
+            return Err(format!(
+                "node {} answered a membership command never sent: {frame:?}",
+                id.0
+            ));
+        };
+        self.reconfig_busy_until = 0;
+        match frame {
+            Frame::Simple(s) if s.as_ref() == b"OK" => match cmd {
+                ReconfigCmd::AddNode(_) => self.report.nodes_added += 1,
+                ReconfigCmd::Forget(_) => self.report.nodes_forgotten += 1,
+            },
+            Frame::Error(e)
+                if [cmd.refusal(), "TRYAGAIN", "CLUSTERDOWN", "TIMEOUT"]
+                    .iter()
+                    .any(|p| e.starts_with(p.as_bytes())) =>
+            {
+                self.report.reconfig_refused += 1;
+            }
+            other => {
+                return Err(format!("node {} answered {cmd:?} with {other:?}", id.0));
+            }
+        }
+        Ok(())
+    }
+
+    /// Follows the membership of `leader` (probed): a spare that shows up is no longer
+    /// spare; a node out of the leader's membership is retired once that membership commits.
+    fn track_membership(&mut self, leader: NodeId, lr: Repl) -> Check {
+        let config = self.config(leader)?.ok_or("the leader is up")?;
+        let members = config.members();
+        self.ever_member.extend(members.iter().copied());
+        if self.spare.is_some_and(|s| members.contains(&s)) {
+            self.spare = None;
+        }
+        let gone: Vec<NodeId> = self
+            .ever_member
+            .iter()
+            .copied()
+            .filter(|id| !members.contains(id) && !self.nodes[id].retired)
+            .collect();
+        self.leaving.retain(|id, _| gone.contains(id));
+        for id in gone {
+            match self.leaving.get(&id) {
+                // The leader's log does not change within its term: its membership then was
+                // at or before that index, so it is committed now.
+                Some(&(l, term, last)) if l == leader && term == lr.term => {
+                    if lr.commit >= last {
+                        self.retire(id);
+                    }
+                }
+                _ => {
+                    self.leaving.insert(id, (leader, lr.term, lr.last));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops a node whose removal committed, for good: its store is dropped, its clients'
+    /// connections break, and its id is never used again.
+    fn retire(&mut self, id: NodeId) {
+        self.leaving.remove(&id);
+        let n = self.nodes.get_mut(&id).expect("node exists");
+        n.node = None;
+        n.store = None;
+        n.retired = true;
+        n.inc += 1;
+        self.report.nodes_retired += 1;
+        n.drain_scheduled = false;
+        n.timer_at = None;
+        self.reconfig_sent.remove(&id);
+        self.break_conns(id);
     }
 
     fn heal(&mut self) -> Check {
@@ -1093,7 +1404,7 @@ impl NodeSim {
         let down: Vec<NodeId> = self
             .nodes
             .iter()
-            .filter(|(_, n)| n.node.is_none())
+            .filter(|(_, n)| n.node.is_none() && !n.retired)
             .map(|(id, _)| *id)
             .collect();
         for id in down {
@@ -1120,9 +1431,12 @@ impl NodeSim {
                 "liveness: no leader within {LIVENESS_BOUND_MS} ms after faults stopped"
             ));
         }
-        for id in self.nodes.keys() {
+        // Every member of the final membership (not the initial nodes) is up and converged.
+        let config = self.config(leader)?.ok_or("the leader is up")?;
+        let members: Vec<NodeId> = config.members().into_iter().collect();
+        for id in &members {
             let Some(r) = repls.get(id) else {
-                return Err(format!("node {} down at the end", id.0));
+                return Err(format!("member {} down at the end ({config:?})", id.0));
             };
             if r.applied != lr.commit || r.commit != lr.commit {
                 return Err(format!(
@@ -1147,9 +1461,9 @@ impl NodeSim {
             }
         }
         self.report.committed = lr.commit;
-        // Final reads on every node: READONLY ones on followers, linearizable on the leader.
-        let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
-        for id in ids {
+        // Final reads on every member: READONLY ones on followers, linearizable on the leader.
+        self.final_members.clone_from(&members);
+        for id in members {
             self.admin.remove(&admin_conn(id, Admin::Final));
             self.admin_send(id, Admin::Final, &["READONLY"]);
             for key in 0..self.cfg.keys {
@@ -1170,7 +1484,7 @@ impl NodeSim {
         let (leader, commit) = self.final_leader.expect("end ran");
         let keys = usize::from(self.cfg.keys);
         let mut finals: BTreeMap<NodeId, FinalReads> = BTreeMap::new();
-        let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+        let ids = self.final_members.clone();
         for id in &ids {
             let frames = self
                 .admin
@@ -1256,6 +1570,20 @@ impl NodeSim {
                 Err(format!("history not linearizable for key k{key}: {detail}"))
             }
         }
+    }
+}
+
+/// Where clients reach node `id` (the simulator ignores addresses: every node reaches every
+/// other).
+fn client_addr(id: NodeId) -> String {
+    format!("10.0.0.{}:6379", id.0)
+}
+
+fn member(id: NodeId) -> Member {
+    Member {
+        id,
+        client_addr: client_addr(id),
+        cluster_port: 16379,
     }
 }
 

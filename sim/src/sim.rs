@@ -188,6 +188,13 @@ pub struct Report {
     pub snapshots: u64,
     /// Simulated ms from a leader crash until some node became leader in a later term.
     pub election_ms: Vec<u64>,
+    /// Node mode: `CLUSTER ADDNODE` / `CLUSTER FORGET` commands answered `+OK`.
+    pub nodes_added: u64,
+    pub nodes_forgotten: u64,
+    /// Node mode: membership commands refused (a documented refusal, not a violation).
+    pub reconfig_refused: u64,
+    /// Node mode: nodes stopped for good once their removal committed.
+    pub nodes_retired: u64,
     pub inconclusive: bool,
     pub violation: Option<String>,
 }

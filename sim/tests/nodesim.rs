@@ -32,6 +32,29 @@ fn pinned_node_seeds_five_nodes() {
     }
 }
 
+/// The reconfig fault changes the membership through the nodes: `CLUSTER ADDNODE` and
+/// `CLUSTER FORGET` answered `+OK` (so it cannot silently do nothing), and none without it.
+#[test]
+fn reconfig_adds_and_forgets_nodes() {
+    let (mut added, mut forgotten) = (0, 0);
+    for seed in 100..108 {
+        let r = run_seed(&node(seed, 3));
+        assert_eq!(r.violation, None, "seed {seed}");
+        added += r.nodes_added;
+        forgotten += r.nodes_forgotten;
+    }
+    assert!(added > 0, "no CLUSTER ADDNODE succeeded");
+    assert!(forgotten > 0, "no CLUSTER FORGET succeeded");
+    let r = run_seed(&SimConfig {
+        faults: Faults::parse("all,-reconfig").unwrap(),
+        ..SimConfig::node(100, 3)
+    });
+    assert_eq!(
+        (r.nodes_added, r.nodes_forgotten, r.reconfig_refused),
+        (0, 0, 0)
+    );
+}
+
 #[test]
 fn fault_free_node_run_never_times_out() {
     let cfg = SimConfig {

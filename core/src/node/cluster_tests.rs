@@ -643,3 +643,53 @@ fn a_follower_behind_the_compacted_log_catches_up_from_a_snapshot() {
     assert_eq!(net.call(lagging, 2, "READWRITE"), Frame::ok());
     assert_eq!(net.call(lagging, 2, "INCR k99"), Frame::Integer(100));
 }
+
+/// A node that joined a cluster whose log already held membership changes restarts: it
+/// replays those changes over the members it was given, where the ones from before it joined
+/// do not apply, and skips them as it did when they arrived. (It used to refuse to start:
+/// "config entry 2 does not apply"; found by the simulator's node mode.)
+#[test]
+fn a_node_that_joined_after_other_changes_restarts() {
+    let joining = |n: usize, i: usize| {
+        let mut cfg = node_config(n, i);
+        cfg.cluster.joining = true;
+        cfg
+    };
+    let mut net = Net::new(3);
+    let now = net.now;
+    net.nodes.push(Some(
+        Node::new(joining(4, 3), MemStore::new(), now).unwrap(),
+    ));
+    net.stores.push(MemStore::new());
+    let leader = net.wait_leader();
+    net.connect(leader, 1);
+    let add4 = net.call(leader, 1, "CLUSTER ADDNODE 4 127.0.0.1:7003@8003");
+    assert_eq!(add4, Frame::ok());
+    net.advance(1_000);
+    // Node 5 is given the current members (1 to 4): the log's AddLearner(4) and Promote(4)
+    // do not apply over them.
+    let now = net.now;
+    net.nodes.push(Some(
+        Node::new(joining(5, 4), MemStore::new(), now).unwrap(),
+    ));
+    net.stores.push(MemStore::new());
+    let leader = net.wait_leader();
+    net.connect(leader, 2);
+    let add5 = net.call(leader, 2, "CLUSTER ADDNODE 5 127.0.0.1:7004@8004");
+    assert_eq!(add5, Frame::ok());
+    net.advance(1_000);
+    let info = text(&net.call(leader, 2, "CLUSTER INFO"));
+    assert!(info.contains("voters:1,2,3,4,5"), "{info}");
+    net.crash(4);
+    let store = std::mem::take(&mut net.stores[4]);
+    let now = net.now;
+    let restarted = Node::new(joining(5, 4), store, now).expect("the joined node restarts");
+    net.nodes[4] = Some(restarted);
+    assert_eq!(net.call(leader, 2, "SET after 1"), Frame::ok());
+    net.advance(500);
+    net.connect(4, 3);
+    let info = text(&net.call(4, 3, "CLUSTER INFO"));
+    assert!(info.contains("voters:1,2,3,4,5"), "{info}");
+    assert_eq!(net.call(4, 3, "READONLY"), Frame::ok());
+    assert_eq!(net.call(4, 3, "GET after"), bulk("1"));
+}

@@ -218,12 +218,14 @@ impl Raft {
             let (_, bytes) = kv?;
             let entry: Entry = storage::decode(Space::Log, &bytes)?;
             if let EntryKind::Config(change) = &entry.kind {
-                // A config entry that does not apply was never appended by a correct leader.
-                membership = membership.apply(change).map_err(|_| StoreError::Corrupt {
-                    space: Space::Log,
-                    detail: format!("config entry {} does not apply", entry.index.0),
-                })?;
-                configs.insert(entry.index, membership.clone());
+                // As in `write_entries`: a change that does not apply is skipped. A node that
+                // joined took the members it was given (the current ones) as its base, so the
+                // changes in the log from before it joined may not apply to it; it rebuilds
+                // exactly the memberships it tracked before the restart.
+                if let Ok(m) = membership.apply(change) {
+                    membership = m;
+                    configs.insert(entry.index, membership.clone());
+                }
             }
         }
         let applied = storage::applied_index(store)?.max(base.index);
