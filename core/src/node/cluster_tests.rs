@@ -553,6 +553,11 @@ fn a_node_joins_as_learner_is_promoted_and_nodes_can_leave() {
         "promoted once caught up: {info}"
     );
     net.connect(3, 3);
+    // The new node started from a snapshot: it holds the cluster's exact membership, not one
+    // rebuilt from the members it was started with.
+    assert!(net.node(3).raft.status().snapshot_index.0 > 0);
+    let joined = text(&net.call(3, 3, "CLUSTER INFO"));
+    assert!(joined.contains("voters:1,2,3,4"), "{joined}");
     assert_eq!(net.call(3, 3, "READONLY"), Frame::ok());
     assert_eq!(net.call(3, 3, "GET k29"), bulk("29"));
     assert_eq!(net.call(3, 3, "SET via4 x"), Frame::ok());

@@ -1115,6 +1115,14 @@ impl Raft {
             return Ok(());
         }
         let next = p.next;
+        if next == LogIndex(1) && p.matched == LogIndex(0) && self.applied.0 > 0 {
+            // A member with an empty log joined after the cluster started: it cannot know the
+            // membership at the start of the log, so replaying the log's membership changes
+            // would be guesswork. A snapshot carries the exact membership at its index.
+            if !self.membership().voters.contains(&to) {
+                return self.start_snapshot(store, to);
+            }
+        }
         let prev_index = next.prev();
         let Some(prev_term) = self.term_at(store, prev_index)? else {
             // The entries it needs were compacted away: send the state instead.
