@@ -716,30 +716,32 @@ impl NodeSim {
         UnixMillis(UNIX_BASE_MS + self.w.now / MS)
     }
 
-    /// `INFO replication` of an up node.
-    fn repl(&mut self, id: NodeId) -> Result<Option<Repl>, String> {
+    /// The text of `INFO replication` of an up node, or `None` when it is down.
+    fn replication_text(&mut self, id: NodeId) -> Result<Option<String>, String> {
         if self.nodes[&id].node.is_none() {
             return Ok(None);
         }
         let frame = self.admin_call(id, Admin::Probe, &["INFO", "replication"])?;
-        let text = match &frame {
-            Frame::Verbatim { text, .. } | Frame::Bulk(text) => text.clone(),
-            other => return Err(format!("node {} INFO answered {other:?}", id.0)),
-        };
-        let text = String::from_utf8_lossy(&text);
-        let field = |name: &str| -> Result<&str, String> {
-            text.lines()
-                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-                .map(str::trim)
-                .ok_or_else(|| format!("node {} INFO lacks {name}", id.0))
+        match &frame {
+            Frame::Verbatim { text, .. } | Frame::Bulk(text) => {
+                Ok(Some(String::from_utf8_lossy(text).into_owned()))
+            }
+            other => Err(format!("node {} INFO answered {other:?}", id.0)),
+        }
+    }
+
+    /// `INFO replication` of an up node.
+    fn repl(&mut self, id: NodeId) -> Result<Option<Repl>, String> {
+        let Some(text) = self.replication_text(id)? else {
+            return Ok(None);
         };
         let num = |name: &str| -> Result<u64, String> {
-            field(name)?
+            info_field(&text, id, name)?
                 .parse()
                 .map_err(|_| format!("node {} INFO {name} is not a number", id.0))
         };
         Ok(Some(Repl {
-            leader: field("raft_role")? == "leader",
+            leader: info_field(&text, id, "raft_role")? == "leader",
             term: num("raft_term")?,
             commit: num("raft_commit_index")?,
             applied: num("raft_applied_index")?,
@@ -749,21 +751,11 @@ impl NodeSim {
 
     /// The latest membership `id` knows (`INFO replication`), or `None` when it is down.
     fn config(&mut self, id: NodeId) -> Result<Option<Config>, String> {
-        if self.nodes[&id].node.is_none() {
+        let Some(text) = self.replication_text(id)? else {
             return Ok(None);
-        }
-        let frame = self.admin_call(id, Admin::Probe, &["INFO", "replication"])?;
-        let text = match &frame {
-            Frame::Verbatim { text, .. } | Frame::Bulk(text) => text.clone(),
-            other => return Err(format!("node {} INFO answered {other:?}", id.0)),
         };
-        let text = String::from_utf8_lossy(&text);
         let ids = |name: &str| -> Result<BTreeSet<NodeId>, String> {
-            let list = text
-                .lines()
-                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-                .map(str::trim)
-                .ok_or_else(|| format!("node {} INFO lacks {name}", id.0))?;
+            let list = info_field(&text, id, name)?;
             list.split(',')
                 .filter(|s| !s.is_empty())
                 .map(|s| s.parse().map(NodeId))
@@ -1690,6 +1682,14 @@ fn check_series(adds: &[TsAdd], ranges: &[TsRange]) -> Check {
         }
     }
     Ok(())
+}
+
+/// The value of `name` in an INFO text of node `id`.
+fn info_field<'t>(text: &'t str, id: NodeId, name: &str) -> Result<&'t str, String> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .map(str::trim)
+        .ok_or_else(|| format!("node {} INFO lacks {name}", id.0))
 }
 
 #[cfg(test)]
