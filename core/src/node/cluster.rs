@@ -177,11 +177,11 @@ impl<S: Store> Node<S> {
             let kind = if write { Kind::Write } else { Kind::Read };
             self.answer(f.conn, kind, frame);
         }
-        // The connection may have more buffered behind this forward.
+        // The connection may have more buffered behind this forward; `answer` queued the
+        // requests deferred behind it.
         if self.conns.get(&f.conn).is_some_and(|c| !c.fwd.is_empty()) {
             self.fwd_dirty.insert(f.conn);
         }
-        self.to_resume.push(f.conn);
     }
 
     /// Leader: runs a follower's forwarded items on an internal connection, in order.
@@ -313,16 +313,13 @@ impl<S: Store> Node<S> {
             if remote {
                 return self.reply(conn, not_leader());
             }
-            if matches!(cmd, ClusterCmd::Failover { .. }) || self.raft.leader().is_some() {
-                if self.raft.leader().is_none() {
-                    return self.reply(conn, cluster_down());
-                }
-                if let Some(c) = self.conns.get_mut(&conn) {
-                    c.writes += 1;
-                }
-                return self.buffer_forward(conn, ForwardItem::Cluster(cmd));
+            if self.raft.leader().is_none() {
+                return self.reply(conn, cluster_down());
             }
-            return self.reply(conn, cluster_down());
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.writes += 1;
+            }
+            return self.buffer_forward(conn, ForwardItem::Cluster(cmd));
         }
         match cmd {
             ClusterCmd::Failover { .. } => match from {

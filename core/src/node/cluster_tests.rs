@@ -698,3 +698,68 @@ fn a_node_that_joined_after_other_changes_restarts() {
     assert_eq!(net.call(4, 3, "READONLY"), Frame::ok());
     assert_eq!(net.call(4, 3, "GET after"), bulk("1"));
 }
+
+#[test]
+fn a_forward_the_leader_never_answers_times_out_as_unknown() {
+    let mut net = Net::new(3);
+    let leader = net.wait_leader();
+    let f = (leader + 1) % 3;
+    net.connect(f, 1);
+    assert_eq!(net.call(f, 1, "SET a 1"), Frame::ok());
+    // The follower still knows the leader but nothing reaches it any more.
+    net.cut.insert((f, leader));
+    net.send(f, 1, "SET a 2");
+    net.send(f, 1, "PING");
+    let reply = net.reply(f, 1, 3_000);
+    assert!(
+        text(&reply).starts_with("TIMEOUT") && text(&reply).contains("may or may not"),
+        "{reply:?}"
+    );
+    assert_eq!(
+        net.reply(f, 1, 100),
+        Frame::simple("PONG"),
+        "requests behind it run"
+    );
+}
+
+#[test]
+fn a_reply_too_large_to_forward_is_refused_with_advice() {
+    let mut net = Net::new(3);
+    let leader = net.wait_leader();
+    net.connect(leader, 1);
+    let now = net.now;
+    let big = Bytes::from(vec![b'x'; 3 << 20]);
+    for key in ["a", "b", "c"] {
+        let input = Input::Request {
+            conn: ConnId(1),
+            args: vec![Bytes::from_static(b"SET"), Bytes::from(key), big.clone()],
+            wire_bytes: 1,
+            unix: UnixMillis(1),
+        };
+        net.node(leader).handle_input(now, input);
+        assert_eq!(net.reply(leader, 1, 1_000), Frame::ok());
+    }
+    let f = (leader + 1) % 3;
+    net.connect(f, 2);
+    let reply = net.call(f, 2, "MGET a b c");
+    let t = text(&reply);
+    assert!(t.contains("too large to forward"), "{t}");
+    let size: usize = t
+        .strip_prefix("ERR reply of ")
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_default();
+    assert!(
+        size > 9 << 20 && size < (9 << 20) + 100,
+        "the message names the reply's real size: {t}"
+    );
+    assert!(t.contains("READONLY"), "{t}");
+    // A forwarded read that fits still works, and READONLY serves the big one locally.
+    assert_eq!(net.call(f, 2, "STRLEN a"), Frame::Integer(3 << 20));
+    net.advance(200);
+    assert_eq!(net.call(f, 2, "READONLY"), Frame::ok());
+    let Frame::Array(values) = net.call(f, 2, "MGET a b c") else {
+        panic!("mget")
+    };
+    assert_eq!(values.len(), 3);
+}

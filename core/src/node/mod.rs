@@ -778,11 +778,11 @@ impl<S: Store> Node<S> {
             let mut bytes = Vec::new();
             encode(&frame, Protocol::Resp3, &mut bytes);
             if bytes.len() > peer::MAX_FORWARD_REPLY_BYTES {
-                bytes.clear();
                 let msg = format!(
                     "ERR reply of {} bytes is too large to forward from the leader: send the read to the leader, or use READONLY on this node",
-                    bytes.capacity()
+                    bytes.len()
                 );
+                bytes = Vec::new();
                 encode(&Frame::error(msg), Protocol::Resp3, &mut bytes);
             }
             r.replies.push(bytes);
