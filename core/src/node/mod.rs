@@ -580,7 +580,10 @@ impl<S: Store> Node<S> {
         }
         let mut t = self.raft.poll_timeout();
         let mut earlier = |d: Instant| t = Some(t.map_or(d, |t| t.min(d)));
-        // Deadlines grow with the index and the forward id, so the first is the earliest.
+        // Deadlines mostly grow with the index and the forward id, so the first is the
+        // earliest; after a leader change overwrote indexes it may not be, and a waiter that
+        // expired behind it is answered at the next timer (Raft's, at most a heartbeat or an
+        // election timeout away) rather than scanned for on every drive round.
         if let Some((_, w)) = self.waiters.first_key_value() {
             earlier(w.deadline);
         }
@@ -602,14 +605,18 @@ impl<S: Store> Node<S> {
         }
         self.promote_caught_up_learners();
         self.announce_members();
-        while let Some((&index, w)) = self.waiters.first_key_value() {
-            if w.deadline > self.now {
-                break;
-            }
-            let conn = w.conn;
-            self.waiters.remove(&index);
+        let expired: Vec<u64> = self
+            .waiters
+            .iter()
+            .filter(|(_, w)| w.deadline <= self.now)
+            .map(|(&index, _)| index)
+            .collect();
+        for index in expired {
+            let Some(w) = self.waiters.remove(&index) else {
+                continue;
+            };
             self.answer(
-                conn,
+                w.conn,
                 Kind::Write,
                 unknown_outcome("was not committed in time"),
             );
