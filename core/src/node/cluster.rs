@@ -632,6 +632,7 @@ impl<S: Store> Node<S> {
         line("raft_applied_index", &self.applied.0);
         line("raft_last_index", &st.last_index.0);
         line("raft_snapshot_index", &st.snapshot_index.0);
+        line("raft_snapshots_installed", &self.stats.snapshots_installed);
         line("raft_voters", &join_ids(st.membership.voters.iter()));
         line("raft_learners", &join_ids(st.membership.learners.iter()));
         for (i, p) in peers.iter().enumerate() {

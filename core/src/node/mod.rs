@@ -128,10 +128,14 @@ pub struct ClusterConfig {
     /// Shared secret that authenticates cluster messages (HMAC-SHA256); `None`: unauthenticated
     /// (the cluster port must then be reachable only by the members).
     pub secret: Option<Vec<u8>>,
-    /// Tests only: compact the log after this many entries, so a lagging follower needs a
-    /// snapshot after a few writes.
-    #[cfg(test)]
+    /// Compact the Raft log once this many applied entries pile up behind it (default:
+    /// [`raft::RaftConfig`]'s 10,000). Small values make a lagging follower need a snapshot
+    /// after a few writes: the simulator and the fault suite use them so snapshots install
+    /// often, while requests and appends are in flight.
     pub compaction_entries: Option<u64>,
+    /// Bytes per InstallSnapshot chunk (default 1 MiB); small values make a snapshot take
+    /// several chunks, so faults land in the middle of a transfer.
+    pub snapshot_chunk_bytes: Option<u64>,
     /// Bugs to plant in this node's Raft, so the simulator can prove its checkers fail.
     #[cfg(feature = "planted-bugs")]
     pub bugs: raft::PlantedBugs,
@@ -154,8 +158,8 @@ impl ClusterConfig {
             request_timeout_ms: 10_000,
             joining: false,
             secret: None,
-            #[cfg(test)]
             compaction_entries: None,
+            snapshot_chunk_bytes: None,
             #[cfg(feature = "planted-bugs")]
             bugs: raft::PlantedBugs::default(),
         }
@@ -394,6 +398,8 @@ struct Stats {
     net_input_bytes: u64,
     net_output_bytes: u64,
     writes_applied: u64,
+    /// Snapshots from the leader installed since start (INFO `raft_snapshots_installed`).
+    snapshots_installed: u64,
     forwards_sent: u64,
     forwards_served: u64,
     peer_messages_dropped: u64,
@@ -489,10 +495,11 @@ impl<S: Store> Node<S> {
         let mut rc = RaftConfig::new(cluster.id, voters);
         rc.heartbeat_interval_ms = cluster.heartbeat_ms;
         (rc.election_timeout_ms_min, rc.election_timeout_ms_max) = cluster.election_timeout_ms;
-        #[cfg(test)]
         if let Some(n) = cluster.compaction_entries {
             rc.log_compaction_threshold = n;
-            rc.snapshot_chunk_bytes = 256;
+        }
+        if let Some(n) = cluster.snapshot_chunk_bytes {
+            rc.snapshot_chunk_bytes = n;
         }
         #[cfg(feature = "planted-bugs")]
         {
@@ -628,6 +635,53 @@ impl<S: Store> Node<S> {
             let leader = f.to;
             tracing::warn!(leader = leader.0, "a forwarded request timed out");
             self.forward_done(id, Vec::new());
+        }
+    }
+
+    /// Snapshots from the leader this node installed since it started.
+    pub fn snapshots_installed(&self) -> u64 {
+        self.stats.snapshots_installed
+    }
+
+    /// Asserts the node's invariants; tests and the simulator call it after every input and
+    /// every drain. Reads the store, so it is not for the production hot path.
+    pub fn check_invariants(&self) {
+        self.raft.check_invariants();
+        let raft = self.raft.status();
+        assert!(
+            self.applied <= raft.applied,
+            "the state machine applied {} beyond what Raft handed out ({})",
+            self.applied.0,
+            raft.applied.0
+        );
+        assert!(
+            self.to_apply.is_empty(),
+            "entries collected and left unapplied"
+        );
+        if let Some((&index, _)) = self.waiters.first_key_value() {
+            assert!(
+                index > self.applied.0,
+                "a waiter at an applied index {index}"
+            );
+        }
+        if self.failed.is_some() {
+            return;
+        }
+        let Ok(stored) = raft::applied_index(&self.store) else {
+            return;
+        };
+        // The store holds exactly the state at the applied index, except between a snapshot
+        // install (written at once) and the drain that takes it, when the store is ahead.
+        if self.raft.has_output() {
+            assert!(
+                stored >= self.applied,
+                "the stored applied index went backwards"
+            );
+        } else {
+            assert_eq!(
+                stored, self.applied,
+                "the stored applied index is the state machine's"
+            );
         }
     }
 
@@ -1066,6 +1120,11 @@ impl<S: Store> Node<S> {
             return;
         }
         let entries = std::mem::take(&mut self.to_apply);
+        assert_eq!(
+            entries[0].index,
+            self.applied.next(),
+            "entries apply in log order right after the applied index"
+        );
         let applied = match apply_entries(&mut self.db, &mut self.store, &entries) {
             Ok(replies) => replies,
             Err(e) => {
@@ -1147,6 +1206,17 @@ impl<S: Store> Node<S> {
 
     fn snapshot_installed(&mut self, index: LogIndex) {
         tracing::info!(index = index.0, "installed a snapshot from the leader");
+        assert!(
+            index > self.applied,
+            "a snapshot at {} installed behind the applied index {}",
+            index.0,
+            self.applied.0
+        );
+        assert!(
+            self.to_apply.is_empty(),
+            "entries applied before the snapshot"
+        );
+        self.stats.snapshots_installed += 1;
         match Db::open(&self.store) {
             Ok(db) => self.db = db,
             Err(e) => {
@@ -1587,9 +1657,25 @@ fn apply_entries<S: Store>(
     store: &mut S,
     entries: &[Entry],
 ) -> Result<Vec<Option<Vec<Frame>>>, StoreError> {
-    let Some(last) = entries.last() else {
+    let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
         return Ok(Vec::new());
     };
+    // Each entry applies exactly once, on the state right after its predecessor: the stored
+    // applied index (written in the same batch as the state) must be the one before the
+    // first entry. A snapshot installed meanwhile, or a replay of entries the state already
+    // holds, would break this and apply something twice.
+    let stored = raft::applied_index(&*store)?;
+    assert_eq!(
+        stored.next(),
+        first.index,
+        "applying entry {} on a state that has applied up to {}",
+        first.index.0,
+        stored.0
+    );
+    assert!(
+        entries.windows(2).all(|w| w[1].index == w[0].index.next()),
+        "entries apply without gaps"
+    );
     let mut tx = Tx::new(&*store);
     let mut all = Vec::with_capacity(entries.len());
     for entry in entries {

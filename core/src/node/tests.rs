@@ -35,6 +35,7 @@ impl Harness {
             addr: format!("127.0.0.1:{id}"),
         };
         self.node.handle_input(self.now, input);
+        self.node.check_invariants();
     }
 
     fn send(&mut self, id: u64, line: &str) {
@@ -45,12 +46,15 @@ impl Harness {
             unix: UnixMillis(1_700_000_000_123),
         };
         self.node.handle_input(self.now, input);
+        self.node.check_invariants();
     }
 
     fn drain(&mut self) -> Vec<Output> {
-        std::iter::from_fn(|| self.node.poll_output())
+        let outs = std::iter::from_fn(|| self.node.poll_output())
             .take(100_000)
-            .collect()
+            .collect();
+        self.node.check_invariants();
+        outs
     }
 
     /// Sends one request and returns its one reply frame.
