@@ -414,6 +414,7 @@ impl HarnessConfig {
                 election_timeout_ms: self.election_timeout_ms,
                 request_timeout_ms: self.request_timeout_ms,
                 joining: false,
+                compaction_entries: None,
                 secret: None,
                 bugs: Default::default(),
             },

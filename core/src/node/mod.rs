@@ -128,9 +128,9 @@ pub struct ClusterConfig {
     /// Shared secret that authenticates cluster messages (HMAC-SHA256); `None`: unauthenticated
     /// (the cluster port must then be reachable only by the members).
     pub secret: Option<Vec<u8>>,
-    /// Tests only: compact the log after this many entries, so a lagging follower needs a
-    /// snapshot after a few writes.
-    #[cfg(test)]
+    /// Compact the log after this many entries instead of Raft's default, so a lagging
+    /// follower needs a snapshot after a few writes (tests and the fault suite; `None`: the
+    /// default).
     pub compaction_entries: Option<u64>,
     /// Bugs to plant in this node's Raft, so the simulator can prove its checkers fail.
     #[cfg(feature = "planted-bugs")]
@@ -154,7 +154,6 @@ impl ClusterConfig {
             request_timeout_ms: 10_000,
             joining: false,
             secret: None,
-            #[cfg(test)]
             compaction_entries: None,
             #[cfg(feature = "planted-bugs")]
             bugs: raft::PlantedBugs::default(),
@@ -489,10 +488,13 @@ impl<S: Store> Node<S> {
         let mut rc = RaftConfig::new(cluster.id, voters);
         rc.heartbeat_interval_ms = cluster.heartbeat_ms;
         (rc.election_timeout_ms_min, rc.election_timeout_ms_max) = cluster.election_timeout_ms;
-        #[cfg(test)]
         if let Some(n) = cluster.compaction_entries {
             rc.log_compaction_threshold = n;
-            rc.snapshot_chunk_bytes = 256;
+            // Unit tests also cut snapshots into many chunks; a real server keeps its chunk size.
+            #[cfg(test)]
+            {
+                rc.snapshot_chunk_bytes = 256;
+            }
         }
         #[cfg(feature = "planted-bugs")]
         {
