@@ -227,13 +227,21 @@ pub fn run(
         let (how, target) = apply(kind, cluster, filter, &mut rng, leader)?;
         std::thread::sleep(Duration::from_millis(hold));
         undo(how, cluster, filter)?;
-        faults.push(Fault {
+        let fault = Fault {
             kind,
             target,
             leader,
             start_us: us(began),
             end_us: us(Instant::now()),
-        });
+        };
+        println!(
+            "nemesis: {:7.2} s  {:<14} {:<22} held {:.2} s",
+            fault.start_us as f64 / 1e6,
+            kind.name(),
+            fault.target,
+            (fault.end_us - fault.start_us) as f64 / 1e6
+        );
+        faults.push(fault);
     }
     Ok(faults)
 }

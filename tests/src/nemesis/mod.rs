@@ -157,15 +157,22 @@ fn runs_dir() -> PathBuf {
         .join("nemesis-runs")
 }
 
+/// Writes to the process's stderr directly: the test harness captures `eprintln!` of a
+/// passing test, and these lines must be seen.
+fn loud(text: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "{text}");
+}
+
 /// Says loudly that the suite cannot run here; fails unless skipping is allowed.
 fn unavailable(why: &str) {
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
     let skip = std::env::var("TICKDB_NEMESIS_SKIP").is_ok_and(|v| v == "1");
     let banner = "!".repeat(78);
-    eprintln!(
+    loud(&format!(
         "\n{banner}\n!! NEMESIS FAULT SUITE NOT RUN: cannot make network namespaces.\n!! {why}\n\
          !! It needs root (or CAP_NET_ADMIN), iproute2 (`ip netns`) and nftables (`nft`).\n{banner}\n"
-    );
+    ));
     if ci {
         panic!("CI=true: the fault suite must run in CI: {why}");
     }
@@ -175,7 +182,7 @@ fn unavailable(why: &str) {
              namespaces, set TICKDB_NEMESIS_SKIP=1 to skip it (never in CI)"
         );
     }
-    eprintln!("!! TICKDB_NEMESIS_SKIP=1: skipped.\n{banner}\n");
+    loud(&format!("!! TICKDB_NEMESIS_SKIP=1: skipped.\n{banner}\n"));
 }
 
 /// The test: makes the namespaces, runs `inner_test` of this test binary inside the client
@@ -184,7 +191,9 @@ fn unavailable(why: &str) {
 pub fn outer(inner_test: &str) {
     let settings = Settings::from_env();
     for name in netns::remove_stale() {
-        eprintln!("nemesis: removed the stale namespace {name} of an earlier run");
+        loud(&format!(
+            "nemesis: removed the stale namespace {name} of an earlier run"
+        ));
     }
     let prefix = format!("{}{}", netns::PREFIX, std::process::id());
     let mut net = match netns::Net::create(&prefix, NODES) {
@@ -193,14 +202,14 @@ pub fn outer(inner_test: &str) {
     };
     let dir = runs_dir().join(format!("seed-{}-pid-{}", settings.seed, std::process::id()));
     std::fs::create_dir_all(&dir).expect("create the run directory");
-    eprintln!(
+    loud(&format!(
         "nemesis: seed {} for {} s, {} clients, compaction every {} entries; run directory {}",
         settings.seed,
         settings.seconds,
         settings.clients,
         settings.compaction,
         dir.display()
-    );
+    ));
     let exe = std::env::current_exe().expect("test executable path");
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", &net.client_ns()])
