@@ -128,6 +128,13 @@ pub fn classify(call: &Call, reply: &Result<Frame, String>) -> Result<Outcome, S
         return match code {
             "TIMEOUT" => Ok(Outcome::Unknown(msg)),
             "CLUSTERDOWN" | "TRYAGAIN" => Ok(Outcome::Failed(msg)),
+            // Timestamps are unique in the run: a duplicate means this very write was applied
+            // before, and the reply came from applying it again.
+            _ if matches!(call, Call::TsAdd { .. }) && msg.contains("DUPLICATE_POLICY") => {
+                Err(format!(
+                    "{call:?} was refused as a duplicate: the write was applied twice (-{msg})"
+                ))
+            }
             _ => Err(format!("{} -> -{msg}", call.name())),
         };
     }
