@@ -379,7 +379,17 @@ fn run(s: &Settings, prefix: &str, dir: &Path) -> Report {
         violations.extend(checker::check_series(&ops, &f.series));
         violations.extend(checker::check_counters(&ops, &f.counters));
     }
+    let lin_started = Instant::now();
     violations.extend(checker::check_registers(&ops, LIN_BUDGET));
+    let register_ops = ops
+        .iter()
+        .filter(|o| matches!(o.call, Call::Set { .. } | Call::Get { .. }) && !o.is_failed())
+        .count();
+    let lin = format!(
+        "linearizability: {register_ops} SET/GET operations over {} registers searched in {:.2} s",
+        workload::REGISTERS,
+        lin_started.elapsed().as_secs_f64()
+    );
     let replicas = replica_dumps(&cluster);
     match &replicas {
         Ok(dumps) => violations.extend(checker::check_replicas(dumps)),
@@ -394,6 +404,7 @@ fn run(s: &Settings, prefix: &str, dir: &Path) -> Report {
         end_us,
         &snapshots,
         &replicas,
+        &lin,
         &violations,
     );
     Report { text, violations }
@@ -645,6 +656,7 @@ fn summary(
     end_us: u64,
     snapshots: &[usize],
     replicas: &Result<Vec<(usize, u64, String)>, String>,
+    lin: &str,
     violations: &[String],
 ) -> String {
     let mut out = String::new();
@@ -698,6 +710,7 @@ fn summary(
         gap_at as f64 / 1e6
     );
     let _ = writeln!(out, "snapshots installed per node: {snapshots:?}");
+    let _ = writeln!(out, "{lin}");
     if let Ok(dumps) = replicas {
         let applied: Vec<u64> = dumps.iter().map(|d| d.1).collect();
         let _ = writeln!(out, "replicas compared at applied index {applied:?}");
