@@ -8,6 +8,7 @@ apt_packages=(
   redis-tools           # redis-cli, redis-benchmark: client tests and benchmarks
   redis-server          # the peer in benchmarks
   libzmq3-dev           # libzmq: the reference ZeroMQ peer in interoperability tests
+  iproute2 nftables     # the fault suite: network namespaces, veths, a bridge, packet filters
 )
 python_packages=(redis pyzmq)
 

@@ -226,6 +226,7 @@ fn cluster_config(config: &Config) -> ClusterConfig {
     c.request_timeout_ms = config.request_timeout_ms;
     c.joining = config.cluster_join;
     c.secret = config.cluster_secret.clone().map(String::into_bytes);
+    c.compaction_entries = config.raft_compaction_entries;
     c
 }
 
