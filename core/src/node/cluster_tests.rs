@@ -917,3 +917,41 @@ fn entries_committed_in_the_round_a_snapshot_installs_apply_once() {
     net.advance(500);
     assert_eq!(net.call(f, 2, "GET n"), bulk("61"));
 }
+
+#[test]
+fn a_transaction_on_a_follower_is_forwarded_as_one_entry_and_watch_holds() {
+    let mut net = Net::new(3);
+    let leader = net.wait_leader();
+    let f = (leader + 1) % 3;
+    net.connect(f, 1);
+    net.connect(leader, 2);
+    assert_eq!(net.call(f, 1, "SET k 1"), Frame::ok());
+    net.advance(200);
+    assert_eq!(net.call(f, 1, "WATCH k"), Frame::ok());
+    assert_eq!(net.call(f, 1, "MULTI"), Frame::ok());
+    for line in ["INCR k", "GET k", "TS.ADD s 5 1"] {
+        assert_eq!(net.call(f, 1, line), Frame::simple("QUEUED"));
+    }
+    assert_eq!(
+        net.call(f, 1, "EXEC"),
+        Frame::Array(vec![Frame::Integer(2), bulk("2"), Frame::Integer(5)])
+    );
+    // Another client changes the watched key on the leader: the follower's EXEC aborts.
+    assert_eq!(net.call(f, 1, "WATCH k"), Frame::ok());
+    assert_eq!(net.call(leader, 2, "SET k 10"), Frame::ok());
+    assert_eq!(net.call(f, 1, "MULTI"), Frame::ok());
+    assert_eq!(net.call(f, 1, "SET k 99"), Frame::simple("QUEUED"));
+    assert_eq!(
+        net.call(f, 1, "EXEC"),
+        Frame::Null,
+        "nil (forwarded replies are RESP3)"
+    );
+    assert_eq!(net.call(f, 1, "GET k"), bulk("10"));
+    // Every replica applied the same transactions.
+    let other = (leader + 2) % 3;
+    net.connect(other, 3);
+    assert_eq!(net.call(other, 3, "READONLY"), Frame::ok());
+    net.advance(200);
+    assert_eq!(net.call(other, 3, "GET k"), bulk("10"));
+    assert_eq!(net.call(other, 3, "TS.GET s").is_error(), false);
+}
