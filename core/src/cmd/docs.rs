@@ -285,7 +285,7 @@ struct Arg {
     token: Option<String>,
     optional: bool,
     multiple: bool,
-    children: Vec<Arg>,
+    children: Vec<Self>,
 }
 
 impl Arg {
