@@ -130,7 +130,22 @@ impl LogEntry {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        /// Entries come from peers and from disk: any bytes decode or are refused, never panic.
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            version in 0u8..4,
+            rest in proptest::collection::vec(any::<u8>(), 0..256),
+        ) {
+            let mut bytes = vec![version];
+            bytes.extend(rest);
+            let _ = Decoded::decode(&bytes);
+        }
+    }
 
     fn entry(n: u8) -> LogEntry {
         LogEntry::new(
