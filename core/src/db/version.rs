@@ -18,12 +18,11 @@
 //! since". Deleting any key also changes the version of every missing key, and `TS.MDEL` that
 //! of every key: such a WATCH aborts more often than Redis's would (clients retry), never less.
 
-use super::Db;
+use std::collections::BTreeSet;
+
 use super::tx::Tx;
-use crate::UnixMillis;
 use crate::cmd::WriteCmd;
 use crate::cmd::ts::TsWrite;
-use crate::resp::Frame;
 use crate::store::{Space, StoreError, StoreRead};
 
 const OWN_PREFIX: &[u8] = b"watch/";
@@ -72,62 +71,94 @@ pub fn unchanged<S: StoreRead>(
     Ok(true)
 }
 
-impl Db {
-    /// Applies one write of the entry at log index `index` and records the new version of
-    /// every key it modified.
-    pub fn apply_at<S: StoreRead>(
-        &mut self,
-        tx: &mut Tx<'_, S>,
-        cmd: &WriteCmd,
-        unix: UnixMillis,
-        index: u64,
-    ) -> Result<Frame, StoreError> {
-        // Changes before this command were recorded by the command that made them.
-        tx.take_touched();
-        let reply = self.apply(tx, cmd, unix)?;
-        let touched = tx.take_touched();
-        let stamp = index.to_be_bytes().to_vec();
-        if touched.all || matches!(cmd, WriteCmd::Flush) {
-            tx.delete_range(Space::Meta, OWN_PREFIX.to_vec(), OWN_END.to_vec());
-            tx.put(Space::Meta, DELETED.to_vec(), stamp);
-            return Ok(reply);
+/// What an entry's commands modified beyond the user keys the transaction saw written
+/// ([`Tx::take_touched`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Modified {
+    /// Keys whose change may not rewrite their record (`TS.DEL` of samples).
+    keys: BTreeSet<Vec<u8>>,
+    /// Every key, deleted (`FLUSHALL`).
+    flushed: bool,
+    /// Keys the command cannot name (`TS.MDEL ... FILTER`).
+    unnamed: bool,
+}
+
+impl Modified {
+    /// Notes what `cmd` modifies that the transaction's writes may not show.
+    pub fn note(&mut self, cmd: &WriteCmd) {
+        match cmd {
+            WriteCmd::Flush => self.flushed = true,
+            WriteCmd::Ts(TsWrite::MDel { .. }) => self.unnamed = true,
+            WriteCmd::Ts(TsWrite::Del { key, .. }) => {
+                self.keys.insert(key.to_vec());
+            }
+            _ => {}
         }
-        if matches!(cmd, WriteCmd::Ts(TsWrite::MDel { .. })) {
-            tx.put(Space::Meta, ALL.to_vec(), stamp.clone());
-        }
-        let mut keys = touched.keys;
-        // Deleting samples may leave the series record as it was: count the key anyway.
-        if let WriteCmd::Ts(TsWrite::Del { key, .. }) = cmd {
-            keys.insert(key.to_vec());
-        }
-        let mut deleted = false;
-        for key in keys {
+    }
+}
+
+/// Records the versions of what the entry at log index `index` modified: the user keys
+/// written in `tx` since the last call, and `extra`. Called once per entry, after its
+/// commands (they all share the index), so a key costs one record per entry however often
+/// the entry writes it.
+pub fn record<S: StoreRead>(
+    tx: &mut Tx<'_, S>,
+    extra: Modified,
+    index: u64,
+) -> Result<(), StoreError> {
+    let touched = tx.take_touched();
+    let stamp = index.to_be_bytes().to_vec();
+    if touched.all || extra.flushed {
+        tx.delete_range(Space::Meta, OWN_PREFIX.to_vec(), OWN_END.to_vec());
+        tx.put(Space::Meta, DELETED.to_vec(), stamp.clone());
+        // Keys the entry wrote after the flush exist again.
+        for key in touched.keys.into_iter().chain(extra.keys) {
             if tx.get(Space::Keys, &key)?.is_some() {
                 tx.put(Space::Meta, own_key(&key), stamp.clone());
-            } else {
-                tx.delete(Space::Meta, own_key(&key));
-                deleted = true;
             }
         }
-        if deleted {
-            tx.put(Space::Meta, DELETED.to_vec(), stamp);
-        }
-        Ok(reply)
+        return Ok(());
     }
+    if extra.unnamed {
+        tx.put(Space::Meta, ALL.to_vec(), stamp.clone());
+    }
+    let mut deleted = false;
+    for key in touched.keys.into_iter().chain(extra.keys) {
+        if tx.get(Space::Keys, &key)?.is_some() {
+            tx.put(Space::Meta, own_key(&key), stamp.clone());
+        } else {
+            tx.delete(Space::Meta, own_key(&key));
+            deleted = true;
+        }
+    }
+    if deleted {
+        tx.put(Space::Meta, DELETED.to_vec(), stamp);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::UnixMillis;
     use crate::cmd::{Command, parse, test_args};
+    use crate::db::Db;
+    use crate::resp::Frame;
     use crate::store::{MemStore, Store};
 
+    /// Applies `line` as the entry at `index` (`;` separates the commands of one entry).
     fn write(db: &mut Db, store: &mut MemStore, line: &str, index: u64) -> Frame {
-        let Ok(Command::Write(w)) = parse(&test_args(line)) else {
-            panic!("not a write: {line}")
-        };
         let mut tx = Tx::new(&*store);
-        let reply = db.apply_at(&mut tx, &w, UnixMillis(1), index).unwrap();
+        let mut extra = Modified::default();
+        let mut reply = Frame::Null;
+        for cmd in line.split(';') {
+            let Ok(Command::Write(w)) = parse(&test_args(cmd)) else {
+                panic!("not a write: {cmd}")
+            };
+            extra.note(&w);
+            reply = db.apply(&mut tx, &w, UnixMillis(1)).unwrap();
+        }
+        record(&mut tx, extra, index).unwrap();
         let batch = tx.into_batch();
         store.write(batch).unwrap();
         reply
@@ -165,5 +196,21 @@ mod tests {
                 .next()
                 .is_none()
         );
+        // One entry that writes a key many times records it once; one created and deleted
+        // within an entry counts as deleted.
+        write(
+            &mut db,
+            &mut store,
+            "SET x 1;SET x 2;SET x 3;SET gone 1;DEL gone",
+            12,
+        );
+        assert_eq!(key_version(&store, b"x").unwrap(), 12);
+        assert_eq!(key_version(&store, b"gone").unwrap(), 12);
+        assert!(store.get(Space::Meta, &own_key(b"gone")).unwrap().is_none());
+        // Written after a flush in the same entry: the key keeps its own record.
+        write(&mut db, &mut store, "FLUSHALL;SET y 1", 13);
+        assert_eq!(key_version(&store, b"y").unwrap(), 13);
+        assert!(store.get(Space::Meta, &own_key(b"y")).unwrap().is_some());
+        assert!(store.get(Space::Meta, &own_key(b"x")).unwrap().is_none());
     }
 }

@@ -224,23 +224,29 @@ pub(super) fn apply_entry<S: StoreRead>(
     data: &[u8],
     index: LogIndex,
 ) -> Result<Vec<Frame>, StoreError> {
-    match Decoded::decode(data)? {
+    // Changes before this entry were recorded by the entry that made them.
+    tx.take_touched();
+    let mut modified = version::Modified::default();
+    let replies = match Decoded::decode(data)? {
         Decoded::Writes(entry) => {
             let mut replies = Vec::with_capacity(entry.cmds.len());
             for cmd in &entry.cmds {
-                replies.push(db.apply_at(tx, cmd, entry.unix, index.0)?);
+                modified.note(cmd);
+                replies.push(db.apply(tx, cmd, entry.unix)?);
             }
-            Ok(replies)
+            replies
         }
-        Decoded::Txn(t) => Ok(vec![apply_txn(db, tx, &t, index)?]),
-    }
+        Decoded::Txn(t) => vec![apply_txn(db, tx, &t, &mut modified)?],
+    };
+    version::record(tx, modified, index.0)?;
+    Ok(replies)
 }
 
 fn apply_txn<S: StoreRead>(
     db: &mut Db,
     tx: &mut Tx<'_, S>,
     t: &TxnEntry,
-    index: LogIndex,
+    modified: &mut version::Modified,
 ) -> Result<Frame, StoreError> {
     if !version::unchanged(tx, &t.watch)? {
         return Ok(Frame::NullArray);
@@ -253,7 +259,10 @@ fn apply_txn<S: StoreRead>(
     let mut replies = Vec::with_capacity(t.ops.len());
     for op in &t.ops {
         replies.push(match op {
-            TxnOp::Write(w) => db.apply_at(tx, w, t.unix, index.0)?,
+            TxnOp::Write(w) => {
+                modified.note(w);
+                db.apply(tx, w, t.unix)?
+            }
             TxnOp::Error(e) => Frame::error(e.clone()),
             TxnOp::Read(args) => match cmd::parse(args) {
                 Ok(Command::Read(r)) => db.read(&*tx, &r, protocol)?,
