@@ -1654,13 +1654,19 @@ impl<S: Store> Node<S> {
             ConnKind::Tcp => "tcp",
             ConnKind::Zmq => "zmq",
         };
-        let flags = if c.readonly { "r" } else { "N" };
+        let flags = match (c.txn.queuing(), c.readonly) {
+            (true, _) => "x",
+            (false, true) => "r",
+            (false, false) => "N",
+        };
         let resp = if c.protocol == Protocol::Resp3 { 3 } else { 2 };
         format!(
-            "id={} addr={} laddr= fd=-1 name={} age={age} idle={idle} flags={flags} db=0 sub=0 psub=0 ssub=0 multi=-1 watch=0 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll={} omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={resp} lib-name={} lib-ver={} transport={kind} pending-writes={} batch={}",
+            "id={} addr={} laddr= fd=-1 name={} age={age} idle={idle} flags={flags} db=0 sub=0 psub=0 ssub=0 multi={} watch={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll={} omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={resp} lib-name={} lib-ver={} transport={kind} pending-writes={} batch={}",
             id.0,
             c.addr,
             text(&c.name),
+            c.txn.queued(),
+            c.txn.watched(),
             c.deferred.len(),
             c.last_cmd,
             text(&c.lib_name),

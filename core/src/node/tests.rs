@@ -595,6 +595,18 @@ fn a_watched_key_changed_by_another_client_makes_exec_answer_nil() {
     assert_eq!(h.call(1, "MULTI"), Frame::ok());
     assert_eq!(h.call(1, "SET k 3"), Frame::simple("QUEUED"));
     assert_eq!(h.call(1, "EXEC"), Frame::Array(vec![Frame::ok()]));
+    assert_eq!(h.call(1, "WATCH a b"), Frame::ok());
+    assert_eq!(h.call(1, "MULTI"), Frame::ok());
+    assert_eq!(h.call(1, "GET a"), Frame::simple("QUEUED"));
+    let Frame::Verbatim { text, .. } = h.call(2, "CLIENT LIST") else {
+        panic!()
+    };
+    let text = String::from_utf8_lossy(&text).into_owned();
+    assert!(
+        text.contains(" flags=x db=0 sub=0 psub=0 ssub=0 multi=1 watch=2 "),
+        "{text}"
+    );
+    assert_eq!(h.call(1, "DISCARD"), Frame::ok());
     // Unchanged watched keys (and a write to an unwatched one) let it run.
     assert_eq!(h.call(1, "WATCH k"), Frame::ok());
     assert_eq!(h.call(2, "SET unrelated 1"), Frame::ok());

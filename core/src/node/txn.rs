@@ -53,6 +53,18 @@ impl ConnTxn {
     pub(super) fn queuing(&self) -> bool {
         self.multi.is_some()
     }
+
+    /// CLIENT LIST's `multi=`: commands queued, or -1 outside MULTI.
+    pub(super) fn queued(&self) -> i64 {
+        self.multi
+            .as_ref()
+            .map_or(-1, |q| i64::try_from(q.ops.len()).unwrap_or(i64::MAX))
+    }
+
+    /// CLIENT LIST's `watch=`.
+    pub(super) fn watched(&self) -> usize {
+        self.watched.len()
+    }
 }
 
 #[derive(Debug, Default)]
