@@ -4,6 +4,7 @@
 //! directory), or at `$TICKDB_BIN`. `make test` builds it first.
 
 pub mod cluster;
+pub mod terminal;
 pub mod zmq;
 
 use std::io::{Read as _, Write as _};
