@@ -958,3 +958,54 @@ fn a_transaction_on_a_follower_is_forwarded_as_one_entry_and_watch_holds() {
         Frame::Array(vec![Frame::Integer(5), Frame::simple("1")])
     );
 }
+
+/// Key versions are replicated state: a follower that catches up from a snapshot decides a
+/// transaction's WATCH exactly as the leader did, and its own WATCH matches the leader's.
+#[test]
+fn watch_decides_alike_on_a_follower_that_caught_up_from_a_snapshot() {
+    let now = Instant::from_millis(1);
+    let mut net = Net::new(3);
+    for i in 0..3 {
+        let mut cfg = node_config(3, i);
+        cfg.cluster.compaction_entries = Some(20);
+        cfg.cluster.snapshot_chunk_bytes = Some(256);
+        net.nodes[i] = Some(Node::new(cfg, MemStore::new(), now).unwrap());
+    }
+    let leader = net.wait_leader();
+    let lagging = (leader + 1) % 3;
+    net.isolate(lagging);
+    let other = (leader + 2) % 3;
+    net.cut.remove(&(leader, other));
+    net.cut.remove(&(other, leader));
+    net.connect(leader, 1);
+    assert_eq!(net.call(leader, 1, "SET w 1"), Frame::ok());
+    for i in 0..60 {
+        assert_eq!(net.call(leader, 1, &format!("SET k{i} {i}")), Frame::ok());
+    }
+    assert!(net.node(leader).raft.status().snapshot_index.0 >= 40);
+    // The watched key was last written before the snapshot: its version travels in it.
+    assert_eq!(net.call(leader, 1, "WATCH w"), Frame::ok());
+    assert_eq!(net.call(leader, 1, "MULTI"), Frame::ok());
+    assert_eq!(net.call(leader, 1, "SET w 2"), Frame::simple("QUEUED"));
+    assert_eq!(net.call(leader, 1, "EXEC"), Frame::Array(vec![Frame::ok()]));
+    net.cut.clear();
+    net.advance(2_000);
+    net.connect(lagging, 2);
+    assert!(net.node(lagging).raft.status().snapshot_index.0 >= 40);
+    assert_eq!(net.call(lagging, 2, "READONLY"), Frame::ok());
+    assert_eq!(
+        net.call(lagging, 2, "GET w"),
+        bulk("2"),
+        "the follower ran it too"
+    );
+    // WATCH on the caught-up follower captures the leader's versions: nothing changed, so
+    // the forwarded transaction runs.
+    assert_eq!(net.call(lagging, 2, "READWRITE"), Frame::ok());
+    assert_eq!(net.call(lagging, 2, "WATCH w k5"), Frame::ok());
+    assert_eq!(net.call(lagging, 2, "MULTI"), Frame::ok());
+    assert_eq!(net.call(lagging, 2, "INCR w"), Frame::simple("QUEUED"));
+    assert_eq!(
+        net.call(lagging, 2, "EXEC"),
+        Frame::Array(vec![Frame::Integer(3)])
+    );
+}
