@@ -90,8 +90,14 @@ impl Terminal {
 
 impl Drop for Terminal {
     fn drop(&mut self) {
+        let path = self.tmux(&["display-message", "-p", "#{socket_path}"]);
         let _ = Command::new("tmux")
             .args(["-L", &self.socket, "kill-server"])
             .status();
+        // tmux leaves its socket file behind.
+        let path = path.trim();
+        if !path.is_empty() {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
