@@ -5,6 +5,7 @@
 
 pub mod cluster;
 pub mod nemesis;
+pub mod terminal;
 pub mod zmq;
 
 use std::io::{Read as _, Write as _};

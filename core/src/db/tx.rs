@@ -2,7 +2,7 @@
 //! it changed is handed back as one [`WriteBatch`], so a log entry applies atomically whatever
 //! it holds (one `SET`, or a whole `BATCH_FLUSH`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::iter::Peekable;
 
 use crate::store::{KeyValue, ScanIter, Space, StoreError, StoreRead, WriteBatch};
@@ -31,6 +31,17 @@ pub struct Tx<'a, S: StoreRead> {
     ranges: Vec<RangeDelete>,
     batch: WriteBatch,
     seq: u64,
+    /// User keys ([`Space::Keys`]) written or deleted since the last [`Tx::take_touched`]:
+    /// what a command modified, for WATCH's key versions.
+    touched: Touched,
+}
+
+/// The user keys a stretch of a transaction modified.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Touched {
+    pub keys: BTreeSet<Vec<u8>>,
+    /// A range of user keys was deleted (FLUSHALL): treat every key as modified.
+    pub all: bool,
 }
 
 impl<'a, S: StoreRead> Tx<'a, S> {
@@ -41,7 +52,13 @@ impl<'a, S: StoreRead> Tx<'a, S> {
             ranges: Vec::new(),
             batch: WriteBatch::new(),
             seq: 0,
+            touched: Touched::default(),
         }
+    }
+
+    /// The user keys modified since the last call (and forgets them).
+    pub fn take_touched(&mut self) -> Touched {
+        std::mem::take(&mut self.touched)
     }
 
     /// The batch holding every change, in order.
@@ -79,6 +96,9 @@ impl<'a, S: StoreRead> Tx<'a, S> {
     }
 
     pub fn put(&mut self, space: Space, key: Vec<u8>, value: Vec<u8>) {
+        if space == Space::Keys {
+            self.touched.keys.insert(key.clone());
+        }
         let seq = self.next_seq();
         self.batch.put(space, key.clone(), value.clone());
         self.overlay.insert(
@@ -91,6 +111,9 @@ impl<'a, S: StoreRead> Tx<'a, S> {
     }
 
     pub fn delete(&mut self, space: Space, key: Vec<u8>) {
+        if space == Space::Keys {
+            self.touched.keys.insert(key.clone());
+        }
         let seq = self.next_seq();
         self.batch.delete(space, key.clone());
         self.overlay
@@ -101,6 +124,9 @@ impl<'a, S: StoreRead> Tx<'a, S> {
     pub fn delete_range(&mut self, space: Space, start: Vec<u8>, end: Vec<u8>) {
         if start >= end {
             return;
+        }
+        if space == Space::Keys {
+            self.touched.all = true;
         }
         let seq = self.next_seq();
         self.batch.delete_range(space, start.clone(), end.clone());

@@ -917,3 +917,95 @@ fn entries_committed_in_the_round_a_snapshot_installs_apply_once() {
     net.advance(500);
     assert_eq!(net.call(f, 2, "GET n"), bulk("61"));
 }
+
+#[test]
+fn a_transaction_on_a_follower_is_forwarded_as_one_entry_and_watch_holds() {
+    let mut net = Net::new(3);
+    let leader = net.wait_leader();
+    let f = (leader + 1) % 3;
+    net.connect(f, 1);
+    net.connect(leader, 2);
+    assert_eq!(net.call(f, 1, "SET k 1"), Frame::ok());
+    net.advance(200);
+    assert_eq!(net.call(f, 1, "WATCH k"), Frame::ok());
+    assert_eq!(net.call(f, 1, "MULTI"), Frame::ok());
+    for line in ["INCR k", "GET k", "TS.ADD s 5 1"] {
+        assert_eq!(net.call(f, 1, line), Frame::simple("QUEUED"));
+    }
+    assert_eq!(
+        net.call(f, 1, "EXEC"),
+        Frame::Array(vec![Frame::Integer(2), bulk("2"), Frame::Integer(5)])
+    );
+    // Another client changes the watched key on the leader: the follower's EXEC aborts.
+    assert_eq!(net.call(f, 1, "WATCH k"), Frame::ok());
+    assert_eq!(net.call(leader, 2, "SET k 10"), Frame::ok());
+    assert_eq!(net.call(f, 1, "MULTI"), Frame::ok());
+    assert_eq!(net.call(f, 1, "SET k 99"), Frame::simple("QUEUED"));
+    assert_eq!(
+        net.call(f, 1, "EXEC"),
+        Frame::Null,
+        "nil (forwarded replies are RESP3)"
+    );
+    assert_eq!(net.call(f, 1, "GET k"), bulk("10"));
+    // Every replica applied the same transactions.
+    let other = (leader + 2) % 3;
+    net.connect(other, 3);
+    assert_eq!(net.call(other, 3, "READONLY"), Frame::ok());
+    net.advance(200);
+    assert_eq!(net.call(other, 3, "GET k"), bulk("10"));
+    assert_eq!(
+        net.call(other, 3, "TS.GET s"),
+        Frame::Array(vec![Frame::Integer(5), Frame::simple("1")])
+    );
+}
+
+/// Key versions are replicated state: a follower that catches up from a snapshot decides a
+/// transaction's WATCH exactly as the leader did, and its own WATCH matches the leader's.
+#[test]
+fn watch_decides_alike_on_a_follower_that_caught_up_from_a_snapshot() {
+    let now = Instant::from_millis(1);
+    let mut net = Net::new(3);
+    for i in 0..3 {
+        let mut cfg = node_config(3, i);
+        cfg.cluster.compaction_entries = Some(20);
+        cfg.cluster.snapshot_chunk_bytes = Some(256);
+        net.nodes[i] = Some(Node::new(cfg, MemStore::new(), now).unwrap());
+    }
+    let leader = net.wait_leader();
+    let lagging = (leader + 1) % 3;
+    net.isolate(lagging);
+    let other = (leader + 2) % 3;
+    net.cut.remove(&(leader, other));
+    net.cut.remove(&(other, leader));
+    net.connect(leader, 1);
+    assert_eq!(net.call(leader, 1, "SET w 1"), Frame::ok());
+    for i in 0..60 {
+        assert_eq!(net.call(leader, 1, &format!("SET k{i} {i}")), Frame::ok());
+    }
+    assert!(net.node(leader).raft.status().snapshot_index.0 >= 40);
+    // The watched key was last written before the snapshot: its version travels in it.
+    assert_eq!(net.call(leader, 1, "WATCH w"), Frame::ok());
+    assert_eq!(net.call(leader, 1, "MULTI"), Frame::ok());
+    assert_eq!(net.call(leader, 1, "SET w 2"), Frame::simple("QUEUED"));
+    assert_eq!(net.call(leader, 1, "EXEC"), Frame::Array(vec![Frame::ok()]));
+    net.cut.clear();
+    net.advance(2_000);
+    net.connect(lagging, 2);
+    assert!(net.node(lagging).raft.status().snapshot_index.0 >= 40);
+    assert_eq!(net.call(lagging, 2, "READONLY"), Frame::ok());
+    assert_eq!(
+        net.call(lagging, 2, "GET w"),
+        bulk("2"),
+        "the follower ran it too"
+    );
+    // WATCH on the caught-up follower captures the leader's versions: nothing changed, so
+    // the forwarded transaction runs.
+    assert_eq!(net.call(lagging, 2, "READWRITE"), Frame::ok());
+    assert_eq!(net.call(lagging, 2, "WATCH w k5"), Frame::ok());
+    assert_eq!(net.call(lagging, 2, "MULTI"), Frame::ok());
+    assert_eq!(net.call(lagging, 2, "INCR w"), Frame::simple("QUEUED"));
+    assert_eq!(
+        net.call(lagging, 2, "EXEC"),
+        Frame::Array(vec![Frame::Integer(3)])
+    );
+}

@@ -18,6 +18,7 @@ mod cluster;
 mod info;
 pub mod log;
 pub mod peer;
+mod txn;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
@@ -198,8 +199,16 @@ pub const DEFERRED_MAX_PER_CONN: usize = 100_000;
 /// keys of up to about 20 bytes.
 pub const BATCH_MAX_SAMPLES: usize = 100_000;
 
-/// The version of Redis whose protocol and command semantics tickdb follows.
-pub const REDIS_COMPAT_VERSION: &str = "7.4.0";
+/// The version of Redis whose protocol and command semantics tickdb follows: the Redis that
+/// ships the RedisTimeSeries of [`TIMESERIES_VERSION`] (Redis Stack 7.2). INFO and HELLO report
+/// it; docs/commands.md says why no higher.
+pub const REDIS_COMPAT_VERSION: &str = "7.2.0";
+
+/// The RedisTimeSeries version whose command surface tickdb implements, as modules report it
+/// (`major * 10000 + minor * 100 + patch`: 1.10.0). Clients gate features on it (redis-py's
+/// tests read it from INFO's `# Modules`). 1.12 added IGNORE to TS.INCRBY/TS.DECRBY, which
+/// tickdb accepts but does not apply yet, so the claim stops at 1.10.
+pub const TIMESERIES_VERSION: i64 = 11000;
 
 /// tickdb's own version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -239,6 +248,8 @@ struct Conn {
     fwd_inflight: Option<u64>,
     /// Leader: set on the internal connection that runs one forwarded message.
     remote: Option<Remote>,
+    /// MULTI's queue and WATCHed keys.
+    txn: txn::ConnTxn,
 }
 
 impl Conn {
@@ -265,6 +276,7 @@ impl Conn {
             fwd_bytes: 0,
             fwd_inflight: None,
             remote: None,
+            txn: txn::ConnTxn::default(),
         }
     }
 
@@ -877,6 +889,9 @@ impl<S: Store> Node<S> {
         if args.is_empty() {
             return;
         }
+        if self.conns.get(&conn).is_some_and(|c| c.txn.queuing()) && !txn::is_control(&args[0]) {
+            return self.queue_in_multi(conn, args);
+        }
         let parsed = cmd::parse(&args);
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
@@ -1369,6 +1384,7 @@ impl<S: Store> Node<S> {
                     c.name = None;
                     c.readonly = false;
                     c.batch.clear();
+                    c.txn = txn::ConnTxn::default();
                     c.authenticated = self.config.requirepass.is_none();
                 }
                 Frame::simple("RESET")
@@ -1464,6 +1480,7 @@ impl<S: Store> Node<S> {
                 )
             }
             ConnCmd::CommandGetKeys(args) => getkeys(&args),
+            ConnCmd::ModuleList => info::module_list(),
             ConnCmd::DbSize => {
                 Frame::Integer(i64::try_from(self.db.key_count()).unwrap_or(i64::MAX))
             }
@@ -1475,6 +1492,11 @@ impl<S: Store> Node<S> {
                 Some(frame) => frame,
                 None => return,
             },
+            ConnCmd::Multi => self.multi(conn),
+            ConnCmd::Exec => return self.exec(conn, unix),
+            ConnCmd::Discard => self.discard(conn),
+            ConnCmd::Watch(keys) => self.watch(conn, keys),
+            ConnCmd::Unwatch => self.unwatch(conn),
             ConnCmd::ReadOnly | ConnCmd::ReadWrite => {
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.readonly = matches!(cmd, ConnCmd::ReadOnly);
@@ -1539,7 +1561,7 @@ impl<S: Store> Node<S> {
             ),
             (Frame::text("mode"), Frame::text(mode)),
             (Frame::text("role"), Frame::text(role)),
-            (Frame::text("modules"), Frame::Array(Vec::new())),
+            (Frame::text("modules"), info::module_list()),
         ])
     }
 
@@ -1632,13 +1654,19 @@ impl<S: Store> Node<S> {
             ConnKind::Tcp => "tcp",
             ConnKind::Zmq => "zmq",
         };
-        let flags = if c.readonly { "r" } else { "N" };
+        let flags = match (c.txn.queuing(), c.readonly) {
+            (true, _) => "x",
+            (false, true) => "r",
+            (false, false) => "N",
+        };
         let resp = if c.protocol == Protocol::Resp3 { 3 } else { 2 };
         format!(
-            "id={} addr={} laddr= fd=-1 name={} age={age} idle={idle} flags={flags} db=0 sub=0 psub=0 ssub=0 multi=-1 watch=0 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll={} omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={resp} lib-name={} lib-ver={} transport={kind} pending-writes={} batch={}",
+            "id={} addr={} laddr= fd=-1 name={} age={age} idle={idle} flags={flags} db=0 sub=0 psub=0 ssub=0 multi={} watch={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll={} omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={resp} lib-name={} lib-ver={} transport={kind} pending-writes={} batch={}",
             id.0,
             c.addr,
             text(&c.name),
+            c.txn.queued(),
+            c.txn.watched(),
             c.deferred.len(),
             c.last_cmd,
             text(&c.lib_name),
@@ -1683,12 +1711,7 @@ fn apply_entries<S: Store>(
             all.push(None);
             continue;
         };
-        let entry = LogEntry::decode(data)?;
-        let mut replies = Vec::with_capacity(entry.cmds.len());
-        for cmd in &entry.cmds {
-            replies.push(db.apply(&mut tx, cmd, entry.unix)?);
-        }
-        all.push(Some(replies));
+        all.push(Some(txn::apply_entry(db, &mut tx, data, entry.index)?));
     }
     let mut batch = tx.into_batch();
     raft::record_applied(&mut batch, last.index);
