@@ -25,8 +25,14 @@ pub const AGGREGATORS_MAX: usize = 16;
 
 /// Aggregator names as RedisTimeSeries documents them (lower case).
 pub const AGGREGATORS: &[&str] = &[
-    "avg", "sum", "min", "max", "range", "count", "first", "last", "std.p", "std.s", "var.p",
-    "var.s", "twa",
+    "avg", "sum", "min", "max", "range", "count", "countnan", "countall", "first", "last", "std.p",
+    "std.s", "var.p", "var.s", "twa",
+];
+
+/// Reducer names after `GROUPBY label REDUCE`, as documented (lower case).
+pub const REDUCERS: &[&str] = &[
+    "avg", "sum", "min", "max", "range", "count", "countnan", "countall", "std.p", "std.s",
+    "var.p", "var.s",
 ];
 
 fn tsdb(msg: &str) -> CommandError {
@@ -139,8 +145,9 @@ pub struct RangeQuery {
 }
 
 /// Which labels a multi-series reply carries.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum LabelSel {
+    #[default]
     None,
     All,
     Selected(Vec<Bytes>),
@@ -170,6 +177,8 @@ pub enum TsRead {
         filter: Vec<Bytes>,
         /// GROUPBY label REDUCE reducer.
         group_by: Option<(Bytes, String)>,
+        /// EXCLUDEEMPTY (Redis 8.10): leave out series with no sample in the range.
+        exclude_empty: bool,
     },
     QueryIndex(Vec<Bytes>),
     Info {
@@ -249,7 +258,7 @@ pub fn parse(name: &str, a: &[Bytes]) -> Result<Command, CommandError> {
         "ts.range" | "ts.revrange" => r(TsRead::Range {
             key: a[1].clone(),
             reverse: name == "ts.revrange",
-            query: parse_range(a, 2, false)?.0,
+            query: parse_range(a, 2, None)?.0,
         }),
         "ts.mrange" | "ts.mrevrange" => parse_mrange(a, name == "ts.mrevrange").and_then(r),
         "ts.queryindex" => r(TsRead::QueryIndex(filter_exprs(&a[1..])?)),
@@ -543,15 +552,41 @@ fn filter_exprs(exprs: &[Bytes]) -> Result<Vec<Bytes>, CommandError> {
     Ok(exprs.to_vec())
 }
 
-/// Parses range options from `a[start..]`. For multi-series commands (`multi`) it stops at
-/// WITHLABELS/SELECTED_LABELS/FILTER/GROUPBY and returns where it stopped.
+/// Every keyword a range command's options may start with (ends a SELECTED_LABELS list).
+const RANGE_KEYWORDS: &[&str] = &[
+    "LATEST",
+    "FILTER_BY_TS",
+    "FILTER_BY_VALUE",
+    "COUNT",
+    "ALIGN",
+    "AGGREGATION",
+    "BUCKETTIMESTAMP",
+    "EMPTY",
+    "WITHLABELS",
+    "SELECTED_LABELS",
+    "EXCLUDEEMPTY",
+    "FILTER",
+    "GROUPBY",
+];
+
+/// The options only multi-series range commands take before FILTER.
+#[derive(Debug, Default)]
+struct MultiOpts {
+    labels: LabelSel,
+    exclude_empty: bool,
+}
+
+/// Parses range options from `a[start..]`, in any order. For multi-series commands (`multi`)
+/// it also takes WITHLABELS/SELECTED_LABELS/EXCLUDEEMPTY, stops at FILTER (or GROUPBY) and
+/// returns where it stopped.
 fn parse_range(
     a: &[Bytes],
     start: usize,
-    multi: bool,
+    mut multi: Option<&mut MultiOpts>,
 ) -> Result<(RangeQuery, usize), CommandError> {
     let from = range_ts(&a[start], 0)?;
     let to = range_ts(&a[start + 1], u64::MAX)?;
+    let (open_from, open_to) = (a[start].as_ref() == b"-", a[start + 1].as_ref() == b"+");
     let mut q = RangeQuery {
         from,
         to,
@@ -605,8 +640,18 @@ fn parse_range(
         } else if is(opt, "ALIGN") {
             let v = a.get(pos).ok_or_else(|| tsdb("Couldn't parse ALIGN"))?;
             align = Some(if is(v, "START") || v.as_ref() == b"-" {
+                if open_from {
+                    return Err(tsdb(
+                        "start alignment can only be used with explicit start timestamp",
+                    ));
+                }
                 Align::Start
             } else if is(v, "END") || v.as_ref() == b"+" {
+                if open_to {
+                    return Err(tsdb(
+                        "end alignment can only be used with explicit end timestamp",
+                    ));
+                }
                 Align::End
             } else {
                 Align::At(timestamp(v).map_err(|_| tsdb("unknown ALIGN parameter"))?)
@@ -626,7 +671,7 @@ fn parse_range(
             q.aggregation = Some(AggQuery {
                 aggregators,
                 bucket_ms: bucket_duration(bucket)?,
-                align: Align::Start,
+                align: Align::At(0),
                 bucket_ts: BucketTs::Start,
                 empty: false,
             });
@@ -647,11 +692,41 @@ fn parse_range(
             pos += 1;
         } else if is(opt, "EMPTY") {
             empty = true;
-        } else if multi
-            && ["WITHLABELS", "SELECTED_LABELS", "FILTER", "GROUPBY"]
-                .iter()
-                .any(|k| is(opt, k))
+        } else if let Some(m) = multi.as_deref_mut()
+            && is(opt, "WITHLABELS")
         {
+            if m.labels != LabelSel::None {
+                return Err(tsdb("cannot accept WITHLABELS and SELECT_LABELS together"));
+            }
+            m.labels = LabelSel::All;
+        } else if let Some(m) = multi.as_deref_mut()
+            && is(opt, "SELECTED_LABELS")
+        {
+            if m.labels != LabelSel::None {
+                return Err(tsdb("cannot accept WITHLABELS and SELECT_LABELS together"));
+            }
+            let mut names = Vec::new();
+            // Names run to the next keyword of the command (a label named like a keyword
+            // cannot be selected; RedisTimeSeries reads its options by keyword too).
+            while let Some(n) = a.get(pos) {
+                if RANGE_KEYWORDS.iter().any(|k| is(n, k)) {
+                    break;
+                }
+                if names.len() == LABELS_PER_SERIES_MAX {
+                    return Err(tsdb("too many SELECTED_LABELS"));
+                }
+                names.push(n.clone());
+                pos += 1;
+            }
+            if names.is_empty() {
+                return Err(CommandError::Syntax);
+            }
+            m.labels = LabelSel::Selected(names);
+        } else if let Some(m) = multi.as_deref_mut()
+            && is(opt, "EXCLUDEEMPTY")
+        {
+            m.exclude_empty = true;
+        } else if multi.is_some() && (is(opt, "FILTER") || is(opt, "GROUPBY")) {
             pos -= 1;
             break;
         } else {
@@ -660,12 +735,16 @@ fn parse_range(
     }
     match &mut q.aggregation {
         Some(agg) => {
-            agg.align = align.unwrap_or(Align::Start);
+            // Without ALIGN, buckets are aligned to 0 (the epoch), as documented.
+            agg.align = align.unwrap_or(Align::At(0));
             agg.bucket_ts = bucket_ts.unwrap_or(BucketTs::Start);
             agg.empty = empty;
         }
-        None if align.is_some() || bucket_ts.is_some() || empty => {
-            return Err(tsdb("ALIGN, BUCKETTIMESTAMP and EMPTY require AGGREGATION"));
+        None if align.is_some() => {
+            return Err(tsdb("ALIGN parameter can only be used with AGGREGATION"));
+        }
+        None if bucket_ts.is_some() || empty => {
+            return Err(tsdb("BUCKETTIMESTAMP and EMPTY require AGGREGATION"));
         }
         None => {}
     }
@@ -739,38 +818,64 @@ fn parse_mget(a: &[Bytes]) -> Result<TsRead, CommandError> {
 }
 
 fn parse_mrange(a: &[Bytes], reverse: bool) -> Result<TsRead, CommandError> {
-    let (query, mut pos) = parse_range(a, 1, true)?;
-    let labels = label_sel(a, &mut pos)?;
+    let mut multi = MultiOpts::default();
+    let (query, mut pos) = parse_range(a, 1, Some(&mut multi))?;
     if !a.get(pos).is_some_and(|f| is(f, "FILTER")) {
         return Err(tsdb("missing FILTER argument"));
     }
     pos += 1;
+    // FILTER expressions always hold a '=', so the trailing keywords cannot be one.
     let end = a[pos..]
         .iter()
-        .position(|x| is(x, "GROUPBY"))
+        .position(|x| is(x, "GROUPBY") || is(x, "EXCLUDEEMPTY"))
         .map_or(a.len(), |p| pos + p);
     let filter = filter_exprs(&a[pos..end])?;
-    let group_by = if end < a.len() {
-        let rest = &a[end..];
-        if rest.len() != 4 || !is(&rest[2], "REDUCE") {
-            return Err(tsdb("GROUPBY requires a label and REDUCE reducer"));
+    let mut group_by = None;
+    let mut rest = end;
+    while let Some(opt) = a.get(rest) {
+        if is(opt, "EXCLUDEEMPTY") {
+            multi.exclude_empty = true;
+            rest += 1;
+        } else if is(opt, "GROUPBY") && group_by.is_none() {
+            let (Some(label), Some(kw), Some(reducer)) =
+                (a.get(rest + 1), a.get(rest + 2), a.get(rest + 3))
+            else {
+                return Err(tsdb("GROUPBY requires a label and REDUCE reducer"));
+            };
+            if !is(kw, "REDUCE") {
+                return Err(tsdb("GROUPBY requires a label and REDUCE reducer"));
+            }
+            let reducer = String::from_utf8_lossy(reducer).to_ascii_lowercase();
+            if !REDUCERS.contains(&reducer.as_str()) {
+                return Err(tsdb("invalid reducer"));
+            }
+            group_by = Some((label.clone(), reducer));
+            rest += 4;
+        } else {
+            return Err(CommandError::Syntax);
         }
-        let reducer = String::from_utf8_lossy(&rest[3]).to_ascii_lowercase();
-        if !AGGREGATORS.contains(&reducer.as_str())
-            || ["first", "last", "twa"].contains(&reducer.as_str())
+    }
+    if group_by.is_some() {
+        if multi.exclude_empty {
+            return Err(tsdb("EXCLUDEEMPTY cannot be used together with GROUPBY"));
+        }
+        if query
+            .aggregation
+            .as_ref()
+            .is_some_and(|g| g.aggregators.len() > 1)
         {
-            return Err(tsdb("invalid reducer"));
+            return Err(tsdb(
+                "GROUPBY is not allowed when multiple aggregators are specified",
+            ));
         }
-        Some((rest[1].clone(), reducer))
-    } else {
-        None
-    };
+    }
     Ok(TsRead::MRange {
         reverse,
         query,
-        labels,
+        labels: multi.labels,
         filter,
         group_by,
+        exclude_empty: multi.exclude_empty,
     })
 }
 
@@ -826,6 +931,52 @@ mod tests {
         assert_eq!(err("TS.ALTER k ENCODING COMPRESSED"), "ERR syntax error");
     }
 
+    /// redis.io TS.RANGE / TS.MRANGE: `ALIGN start` needs an explicit start (`end` an explicit
+    /// end), ALIGN needs AGGREGATION, GROUPBY takes one aggregator, EXCLUDEEMPTY no GROUPBY.
+    #[test]
+    fn documented_range_option_errors() {
+        assert_eq!(
+            err("TS.RANGE k - + ALIGN start AGGREGATION avg 10"),
+            "ERR TSDB: start alignment can only be used with explicit start timestamp"
+        );
+        assert_eq!(
+            err("TS.REVRANGE k - 100 ALIGN - AGGREGATION avg 10"),
+            "ERR TSDB: start alignment can only be used with explicit start timestamp"
+        );
+        assert_eq!(
+            err("TS.MRANGE 0 + ALIGN end AGGREGATION avg 10 FILTER a=1"),
+            "ERR TSDB: end alignment can only be used with explicit end timestamp"
+        );
+        assert_eq!(
+            err("TS.RANGE k 0 + ALIGN 5"),
+            "ERR TSDB: ALIGN parameter can only be used with AGGREGATION"
+        );
+        assert_eq!(
+            err("TS.MRANGE - + AGGREGATION min,max 10 FILTER a=1 GROUPBY a REDUCE max"),
+            "ERR TSDB: GROUPBY is not allowed when multiple aggregators are specified"
+        );
+        assert_eq!(
+            err("TS.MRANGE - + FILTER a=1 GROUPBY a REDUCE max EXCLUDEEMPTY"),
+            "ERR TSDB: EXCLUDEEMPTY cannot be used together with GROUPBY"
+        );
+        assert_eq!(
+            err("TS.MRANGE - + FILTER a=1 GROUPBY a REDUCE first"),
+            "ERR TSDB: invalid reducer"
+        );
+        assert_eq!(
+            err("TS.MRANGE - + WITHLABELS SELECTED_LABELS a FILTER a=1"),
+            "ERR TSDB: cannot accept WITHLABELS and SELECT_LABELS together"
+        );
+        // The explicit bounds make both alignments valid.
+        for ok in [
+            "TS.RANGE k 0 100 ALIGN start AGGREGATION avg 10",
+            "TS.RANGE k 0 100 ALIGN + AGGREGATION avg 10",
+            "TS.MRANGE - + AGGREGATION max 60000 FILTER s=x GROUPBY s REDUCE max",
+        ] {
+            assert!(parse_cmd(&test_args(ok)).is_ok(), "{ok}");
+        }
+    }
+
     #[test]
     fn parses_range_options() {
         let Command::Read(ReadCmd::Ts(TsRead::MRange {
@@ -833,11 +984,12 @@ mod tests {
             labels,
             filter,
             group_by,
+            exclude_empty,
             ..
         })) = parse_cmd(&test_args(
-            "TS.MRANGE - + FILTER_BY_TS 1 2 COUNT 5 AGGREGATION first,max,min,last 60000 \
+            "TS.MRANGE - 100 FILTER_BY_TS 1 2 COUNT 5 AGGREGATION first,max,min,last 60000 \
              ALIGN end BUCKETTIMESTAMP ~ EMPTY SELECTED_LABELS a b FILTER a=1 b!=(x,y) \
-             GROUPBY a REDUCE max",
+             EXCLUDEEMPTY",
         ))
         .unwrap()
         else {
@@ -853,7 +1005,27 @@ mod tests {
         );
         assert_eq!(labels, LabelSel::Selected(vec!["a".into(), "b".into()]));
         assert_eq!(filter.len(), 2);
-        assert_eq!(group_by, Some(("a".into(), "max".into())));
+        assert!(exclude_empty);
+        assert_eq!(group_by, None);
+        // redis-py's order: labels before COUNT/AGGREGATION; GROUPBY after the filter.
+        let Command::Read(ReadCmd::Ts(TsRead::MRange {
+            query,
+            labels,
+            group_by,
+            exclude_empty,
+            ..
+        })) = parse_cmd(&test_args(
+            "TS.MREVRANGE 0 + WITHLABELS COUNT 3 ALIGN start AGGREGATION avg 60000 \
+             FILTER a=1 GROUPBY a REDUCE countNaN",
+        ))
+        .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((labels, exclude_empty), (LabelSel::All, false));
+        assert_eq!(query.count, Some(3));
+        assert_eq!(query.aggregation.unwrap().align, Align::Start);
+        assert_eq!(group_by, Some(("a".into(), "countnan".into())));
     }
 
     #[test]

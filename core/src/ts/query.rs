@@ -76,7 +76,20 @@ fn run(r: &impl StoreRead, cmd: &TsRead, p: Protocol) -> Result<Frame, TsError> 
             labels,
             filter,
             group_by,
-        } => mrange(r, *reverse, query, labels, filter, group_by.as_ref(), p),
+            exclude_empty,
+        } => {
+            let m = MRange {
+                reverse: *reverse,
+                query,
+                labels,
+                filter,
+                exclude_empty: *exclude_empty,
+            };
+            match group_by {
+                None => mrange(r, &m, p),
+                Some((label, reducer)) => mrange_grouped(r, &m, label, reducer, p),
+            }
+        }
         TsRead::QueryIndex(filter) => {
             let selected = index::select(r, filter)?.map_err(TsError::Command)?;
             let keys = selected.into_iter().map(|(k, _)| Frame::Bulk(k)).collect();
@@ -354,43 +367,75 @@ fn agg_spec(agg: &AggQuery, q: &RangeQuery) -> Result<AggSpec, TsError> {
     })
 }
 
-fn mrange(
-    r: &impl StoreRead,
+/// A TS.MRANGE / TS.MREVRANGE request without its GROUPBY.
+struct MRange<'a> {
     reverse: bool,
-    q: &RangeQuery,
-    labels: &LabelSel,
-    filter: &[Bytes],
-    group_by: Option<&(Bytes, String)>,
-    p: Protocol,
-) -> Result<Frame, TsError> {
-    let selected = index::select(r, filter)?.map_err(TsError::Command)?;
-    let aggregators: Vec<Frame> = q
+    query: &'a RangeQuery,
+    labels: &'a LabelSel,
+    filter: &'a [Bytes],
+    exclude_empty: bool,
+}
+
+/// Whether the series has a sample (NaN included) in `[from, to]`: EXCLUDEEMPTY keeps it.
+fn has_samples(r: &impl StoreRead, meta: &SeriesMeta, q: &RangeQuery) -> Result<bool, TsError> {
+    let mut found = false;
+    samples::scan_samples(r, meta, q.from, q.to, |_, _| {
+        found = true;
+        false
+    })?;
+    Ok(found)
+}
+
+fn mrange(r: &impl StoreRead, m: &MRange<'_>, p: Protocol) -> Result<Frame, TsError> {
+    let selected = index::select(r, m.filter)?.map_err(TsError::Command)?;
+    let aggregators: Vec<Frame> = m
+        .query
         .aggregation
         .iter()
         .flat_map(|a| a.aggregators.iter())
         .map(|a| Frame::Bulk(Bytes::from(a.clone())))
         .collect();
-    let Some((label, reducer)) = group_by else {
-        let mut out = Vec::with_capacity(selected.len());
-        for (key, meta) in selected {
-            let rows = range_rows(r, &key, &meta, q, reverse)?;
-            let mut parts = vec![label_frame(&meta, labels, p)];
-            if p == Protocol::Resp3 {
-                parts.push(Frame::Map(vec![(
-                    Frame::simple("aggregators"),
-                    Frame::Array(aggregators.clone()),
-                )]));
-            }
-            parts.push(rows_frame(&rows, p));
-            out.push((key, parts));
+    let mut out = Vec::with_capacity(selected.len());
+    for (key, meta) in selected {
+        if m.exclude_empty && !has_samples(r, &meta, m.query)? {
+            continue;
         }
-        return Ok(keyed(out, p));
-    };
+        let rows = range_rows(r, &key, &meta, m.query, m.reverse)?;
+        let mut parts = vec![label_frame(&meta, m.labels, p)];
+        if p == Protocol::Resp3 {
+            parts.push(Frame::Map(vec![(
+                Frame::simple("aggregators"),
+                Frame::Array(aggregators.clone()),
+            )]));
+        }
+        parts.push(rows_frame(&rows, p));
+        out.push((key, parts));
+    }
+    Ok(keyed(out, p))
+}
+
+/// `GROUPBY label REDUCE reducer`: each series is ranged (and aggregated) on its own, then the
+/// rows are reduced per timestamp within each group. Reply per group, as RedisTimeSeries sends
+/// it: RESP2 `[name, labels, samples]` where WITHLABELS reports the group label,
+/// `__reducer__` and `__source__`; RESP3 `name => [labels, {reducers}, {sources}, samples]`
+/// where WITHLABELS reports the group label only.
+fn mrange_grouped(
+    r: &impl StoreRead,
+    m: &MRange<'_>,
+    label: &Bytes,
+    reducer: &str,
+    p: Protocol,
+) -> Result<Frame, TsError> {
+    let selected = index::select(r, m.filter)?.map_err(TsError::Command)?;
     let reducer = Reducer::parse(reducer.as_bytes())
         .map_err(|e| TsError::Command(CommandError::other(e.to_string())))?;
     let mut series = Vec::with_capacity(selected.len());
     for (key, meta) in selected {
-        let rows = range_rows(r, &key, &meta, q, reverse)?;
+        // A series without the label joins no group: skip reading it.
+        if meta.label(label).is_none() {
+            continue;
+        }
+        let rows = range_rows(r, &key, &meta, m.query, m.reverse)?;
         series.push(SeriesRows {
             key: key.to_vec(),
             labels: meta
@@ -404,24 +449,33 @@ fn mrange(
                 .collect(),
         });
     }
-    let groups = group(series, label, reducer, reverse);
+    let groups = group(series, label, reducer, m.reverse);
     let mut out = Vec::with_capacity(groups.len());
     for g in groups {
-        let reported: Vec<(Bytes, Option<Bytes>)> = g
-            .reply_labels()
-            .into_iter()
-            .map(|(n, v)| (Bytes::from(n), Some(Bytes::from(v))))
-            .collect();
-        let shown = match labels {
-            LabelSel::None => Vec::new(),
-            LabelSel::All => reported,
-            LabelSel::Selected(names) => names
+        let pairs = |v: Vec<(Vec<u8>, Vec<u8>)>| -> Vec<(Bytes, Option<Bytes>)> {
+            v.into_iter()
+                .map(|(n, v)| (Bytes::from(n), Some(Bytes::from(v))))
+                .collect()
+        };
+        let shown = match (m.labels, p) {
+            (LabelSel::None, _) => Vec::new(),
+            (LabelSel::All, Protocol::Resp2) => pairs(g.reply_labels()),
+            (LabelSel::All, Protocol::Resp3) => {
+                vec![(
+                    Bytes::from(g.label.clone()),
+                    Some(Bytes::from(g.value.clone())),
+                )]
+            }
+            // A selected label is reported when every series of the group has it with the
+            // same value, else null (redis.io TS.MRANGE, return information).
+            (LabelSel::Selected(names), _) => names
                 .iter()
                 .map(|n| {
-                    let v = reported
+                    let v = g
+                        .shared_labels
                         .iter()
-                        .find(|(m, _)| m == n)
-                        .and_then(|x| x.1.clone());
+                        .find(|(m, _)| m.as_slice() == n.as_ref())
+                        .map(|(_, v)| Bytes::from(v.clone()));
                     (n.clone(), v)
                 })
                 .collect(),
@@ -433,13 +487,14 @@ fn mrange(
                 .iter()
                 .map(|s| Frame::Bulk(Bytes::from(s.clone())))
                 .collect();
-            parts.push(Frame::Map(vec![
-                (
-                    Frame::simple("reducers"),
-                    Frame::Array(vec![Frame::Bulk(Bytes::from(g.reducer.name()))]),
-                ),
-                (Frame::simple("sources"), Frame::Array(sources)),
-            ]));
+            parts.push(Frame::Map(vec![(
+                Frame::simple("reducers"),
+                Frame::Array(vec![Frame::Bulk(Bytes::from(g.reducer.name()))]),
+            )]));
+            parts.push(Frame::Map(vec![(
+                Frame::simple("sources"),
+                Frame::Array(sources),
+            )]));
         }
         let rows: Vec<(u64, Vec<f64>)> = g.samples.iter().map(|(t, v)| (*t, vec![*v])).collect();
         parts.push(rows_frame(&rows, p));
