@@ -104,6 +104,20 @@ pub enum TsWrite {
         ts: u64,
         value: f64,
     },
+    /// `TS.MADD` with elements refused at parse time (a bad timestamp or value): each of
+    /// those answers with its error, the others are added (redis.io TS.MADD replies per
+    /// element). A TS.MADD without such elements stays [`TsWrite::MAdd`]; this variant comes
+    /// last so that entries already in a log keep their encoding.
+    MAddPartial(Vec<MAddItem>),
+}
+
+/// One element of [`TsWrite::MAddPartial`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum MAddItem {
+    /// `key timestamp|* value`, as in [`TsWrite::MAdd`].
+    Sample(Bytes, Option<u64>, f64),
+    /// The element's error reply.
+    Refused(String),
 }
 
 /// ALIGN of an aggregation.
@@ -294,8 +308,55 @@ fn timestamp_or_now(arg: &[u8]) -> Result<Option<u64>, CommandError> {
     }
 }
 
+/// A sample value (TS.ADD, TS.MADD, TSDB_SET): see [`sample_value`].
 fn value(arg: &[u8]) -> Result<f64, CommandError> {
-    float(arg).map_err(|_| tsdb("invalid value"))
+    sample_value(arg).ok_or_else(|| tsdb("invalid value"))
+}
+
+/// Parses a sample value as redis.io TS.ADD documents it: a number in RFC 7159 (JSON) syntax
+/// that fits binary64 (`-`? integer part without leading zeros, optional `.digits`, optional
+/// exponent), or NaN (Redis 8.6; `nan` in any case). Refused: `+4`, `.5`, `5.`, `01`, `0x10`,
+/// `inf` and overflowing values such as `1e400` ("does not accept infinite values").
+pub fn sample_value(arg: &[u8]) -> Option<f64> {
+    if arg.eq_ignore_ascii_case(b"nan") {
+        return Some(f64::NAN);
+    }
+    let digits = |from: usize| {
+        arg[from.min(arg.len())..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count()
+    };
+    let mut i = usize::from(arg.first() == Some(&b'-'));
+    let int = digits(i);
+    if int == 0 || (int > 1 && arg[i] == b'0') {
+        return None;
+    }
+    i += int;
+    if arg.get(i) == Some(&b'.') {
+        let frac = digits(i + 1);
+        if frac == 0 {
+            return None;
+        }
+        i += 1 + frac;
+    }
+    if matches!(arg.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(arg.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        let exp = digits(i);
+        if exp == 0 {
+            return None;
+        }
+        i += exp;
+    }
+    if i != arg.len() {
+        return None;
+    }
+    // All ASCII by construction; Rust's parser rounds correctly and overflows to infinity.
+    let v: f64 = std::str::from_utf8(arg).ok()?.parse().ok()?;
+    v.is_finite().then_some(v)
 }
 
 /// A range bound: `-` (earliest), `+` (latest) or a timestamp.
@@ -324,34 +385,59 @@ fn nonneg(arg: &[u8], what: &str) -> Result<u64, CommandError> {
 struct Allowed {
     encoding: bool,
     on_duplicate: bool,
+    timestamp: bool,
 }
 
 impl Allowed {
     const CREATE: Self = Self {
         encoding: true,
         on_duplicate: false,
+        timestamp: false,
     };
     const ALTER: Self = Self {
         encoding: false,
         on_duplicate: false,
+        timestamp: false,
     };
     const ADD: Self = Self {
         encoding: true,
         on_duplicate: true,
+        timestamp: false,
+    };
+    const INCRBY: Self = Self {
+        encoding: true,
+        on_duplicate: false,
+        timestamp: true,
     };
 }
 
-/// Parses series options from `a[start..]`; for TS.ADD also returns ON_DUPLICATE.
+/// Series options plus the per-command ones: TS.ADD's ON_DUPLICATE, TS.INCRBY's TIMESTAMP
+/// (`Some(None)`: `TIMESTAMP *`).
+#[derive(Default)]
+struct ParsedOpts {
+    opts: SeriesOpts,
+    on_duplicate: Option<DupPolicy>,
+    timestamp: Option<Option<u64>>,
+}
+
+/// Parses series options from `a[start..]`, in any order; LABELS takes the rest.
 fn series_opts_dup(
     a: &[Bytes],
     start: usize,
     allowed: Allowed,
-) -> Result<(SeriesOpts, Option<DupPolicy>), CommandError> {
+) -> Result<ParsedOpts, CommandError> {
     let mut o = SeriesOpts::default();
     let mut on_dup = None;
+    let mut timestamp = None;
     let mut it = Args::new(a, start);
     while let Some(opt) = it.next_arg() {
-        if is(opt, "RETENTION") {
+        if is(opt, "TIMESTAMP") && allowed.timestamp {
+            let v = it.next_arg().ok_or_else(|| tsdb("invalid timestamp"))?;
+            timestamp = Some(timestamp_or_now(v)?);
+        } else if is(opt, "UNCOMPRESSED") && allowed.encoding {
+            // The pre-ENCODING spelling RedisTimeSeries still accepts.
+            o.uncompressed = Some(true);
+        } else if is(opt, "RETENTION") {
             let v = it
                 .next_arg()
                 .ok_or_else(|| tsdb("Couldn't parse RETENTION"))?;
@@ -412,11 +498,15 @@ fn series_opts_dup(
             return Err(CommandError::Syntax);
         }
     }
-    Ok((o, on_dup))
+    Ok(ParsedOpts {
+        opts: o,
+        on_duplicate: on_dup,
+        timestamp,
+    })
 }
 
 fn series_opts(a: &[Bytes], start: usize, allowed: Allowed) -> Result<SeriesOpts, CommandError> {
-    series_opts_dup(a, start, allowed).map(|(o, _)| o)
+    series_opts_dup(a, start, allowed).map(|p| p.opts)
 }
 
 fn labels(rest: &[Bytes]) -> Result<Vec<(Bytes, Bytes)>, CommandError> {
@@ -443,13 +533,13 @@ fn labels(rest: &[Bytes]) -> Result<Vec<(Bytes, Bytes)>, CommandError> {
 fn parse_add(a: &[Bytes]) -> Result<TsWrite, CommandError> {
     let ts = timestamp_or_now(&a[2])?;
     let value = value(&a[3])?;
-    let (opts, on_duplicate) = series_opts_dup(a, 4, Allowed::ADD)?;
+    let parsed = series_opts_dup(a, 4, Allowed::ADD)?;
     Ok(TsWrite::Add {
         key: a[1].clone(),
         ts,
         value,
-        opts,
-        on_duplicate,
+        opts: parsed.opts,
+        on_duplicate: parsed.on_duplicate,
     })
 }
 
@@ -462,31 +552,44 @@ fn parse_madd(a: &[Bytes]) -> Result<TsWrite, CommandError> {
             "TS.MADD takes at most {MADD_SAMPLES_MAX} samples"
         )));
     }
-    let mut out = Vec::with_capacity((a.len() - 1) / 3);
-    for t in a[1..].chunks_exact(3) {
-        out.push((t[0].clone(), timestamp_or_now(&t[1])?, value(&t[2])?));
+    // A bad timestamp or value fails its element only; arity fails the command (above).
+    let items: Vec<MAddItem> = a[1..]
+        .chunks_exact(3)
+        .map(|t| match (timestamp_or_now(&t[1]), value(&t[2])) {
+            (Ok(ts), Ok(v)) => MAddItem::Sample(t[0].clone(), ts, v),
+            (Err(e), _) | (_, Err(e)) => MAddItem::Refused(e.to_string()),
+        })
+        .collect();
+    if items.iter().any(|i| matches!(i, MAddItem::Refused(_))) {
+        return Ok(TsWrite::MAddPartial(items));
     }
-    Ok(TsWrite::MAdd(out))
+    Ok(TsWrite::MAdd(
+        items
+            .into_iter()
+            .filter_map(|i| match i {
+                MAddItem::Sample(k, t, v) => Some((k, t, v)),
+                MAddItem::Refused(_) => None,
+            })
+            .collect(),
+    ))
 }
 
+/// TS.INCRBY / TS.DECRBY: TIMESTAMP is one of the options, in any order (LABELS last).
 fn parse_incr(a: &[Bytes], negate: bool) -> Result<TsWrite, CommandError> {
-    let by = value(&a[2])?;
-    let mut ts = None;
-    let mut rest: Vec<Bytes> = a[..3].to_vec();
-    let mut it = Args::new(a, 3);
-    while let Some(opt) = it.next_arg() {
-        if is(opt, "TIMESTAMP") {
-            ts = timestamp_or_now(it.next_arg().ok_or_else(|| tsdb("invalid timestamp"))?)?;
+    // "An error is returned if the addend is NaN" (redis.io TS.INCRBY).
+    let by = value(&a[2]).and_then(|v| {
+        if v.is_nan() {
+            Err(tsdb("invalid value"))
         } else {
-            rest.push(opt.clone());
+            Ok(v)
         }
-    }
-    let opts = series_opts(&rest, 3, Allowed::CREATE)?;
+    })?;
+    let parsed = series_opts_dup(a, 3, Allowed::INCRBY)?;
     Ok(TsWrite::IncrBy {
         key: a[1].clone(),
         by: if negate { -by } else { by },
-        ts,
-        opts,
+        ts: parsed.timestamp.flatten(),
+        opts: parsed.opts,
     })
 }
 
@@ -929,6 +1032,114 @@ mod tests {
             "ERR wrong number of arguments for 'ts.madd' command"
         );
         assert_eq!(err("TS.ALTER k ENCODING COMPRESSED"), "ERR syntax error");
+    }
+
+    /// redis.io TS.ADD: values follow RFC 7159 and fit binary64, no infinities; NaN since
+    /// Redis 8.6.
+    #[test]
+    fn sample_values_as_documented() {
+        for (ok, want) in [
+            ("4", 4.0),
+            ("-4", -4.0),
+            ("0", 0.0),
+            ("-0.5", -0.5),
+            ("1.25e2", 125.0),
+            ("1E-2", 0.01),
+            ("2e+3", 2000.0),
+            ("1e-400", 0.0),
+        ] {
+            assert_eq!(sample_value(ok.as_bytes()), Some(want), "{ok}");
+        }
+        for nan in ["NaN", "nan", "NAN"] {
+            assert!(
+                sample_value(nan.as_bytes()).is_some_and(f64::is_nan),
+                "{nan}"
+            );
+        }
+        for bad in [
+            "+4", ".5", "5.", "01", "-", "", " 1", "1 ", "0x10", "inf", "-inf", "Infinity",
+            "1e400", "1e", "1e+", "--1", "1.2.3", "-nan", "+nan", "١",
+        ] {
+            assert_eq!(sample_value(bad.as_bytes()), None, "{bad}");
+        }
+        assert_eq!(err("TS.ADD k 1 +4"), "ERR TSDB: invalid value");
+        assert_eq!(err("TS.ADD k 1 .5"), "ERR TSDB: invalid value");
+        assert_eq!(err("TS.INCRBY k 5."), "ERR TSDB: invalid value");
+        assert_eq!(err("TS.INCRBY k NaN"), "ERR TSDB: invalid value");
+    }
+
+    /// redis.io TS.MADD replies per element: a bad timestamp or value fails its element only.
+    #[test]
+    fn madd_refuses_bad_elements_one_by_one() {
+        let Command::Write(WriteCmd::Ts(TsWrite::MAddPartial(items))) =
+            parse_cmd(&test_args("TS.MADD a 1000 1 a 1001 x a 1002 3 b -1 4")).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            items,
+            vec![
+                MAddItem::Sample("a".into(), Some(1000), 1.0),
+                MAddItem::Refused("ERR TSDB: invalid value".into()),
+                MAddItem::Sample("a".into(), Some(1002), 3.0),
+                MAddItem::Refused(
+                    "ERR TSDB: invalid timestamp, must be a nonnegative integer".into()
+                ),
+            ]
+        );
+        // Without a bad element the log entry keeps the MAdd encoding.
+        let Command::Write(WriteCmd::Ts(TsWrite::MAdd(items))) =
+            parse_cmd(&test_args("TS.MADD a * NaN b 2 2")).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((items.len(), items[0].1, items[1].2), (2, None, 2.0));
+        assert!(items[0].2.is_nan());
+        assert_eq!(
+            err("TS.MADD a 1 1 b 2"),
+            "ERR wrong number of arguments for 'ts.madd' command"
+        );
+    }
+
+    /// redis.io TS.INCRBY: TIMESTAMP is one option among the creation options, in any order.
+    #[test]
+    fn incrby_options_in_any_order() {
+        let Command::Write(WriteCmd::Ts(TsWrite::IncrBy { by, ts, opts, .. })) = parse_cmd(
+            &test_args("TS.INCRBY k 1 TIMESTAMP 1000 RETENTION 500 UNCOMPRESSED LABELS a b"),
+        )
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!((by, ts), (1.0, Some(1000)));
+        assert_eq!(opts.retention_ms, Some(500));
+        assert_eq!(opts.uncompressed, Some(true));
+        assert_eq!(opts.labels, Some(vec![("a".into(), "b".into())]));
+        let Command::Write(WriteCmd::Ts(TsWrite::IncrBy { ts, opts, .. })) = parse_cmd(&test_args(
+            "TS.DECRBY k 1 ENCODING COMPRESSED IGNORE 5 1.5 TIMESTAMP * CHUNK_SIZE 128 \
+                 DUPLICATE_POLICY last",
+        ))
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!(ts, None);
+        assert_eq!(
+            (opts.uncompressed, opts.ignore, opts.chunk_size),
+            (Some(false), Some((5, 1.5)), Some(128))
+        );
+        assert_eq!(opts.duplicate_policy, Some(DupPolicy::Last));
+        // TIMESTAMP inside LABELS is a label, not the option.
+        let Command::Write(WriteCmd::Ts(TsWrite::IncrBy { ts, opts, .. })) =
+            parse_cmd(&test_args("TS.INCRBY k 1 LABELS TIMESTAMP 5")).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(ts, None);
+        assert_eq!(opts.labels, Some(vec![("TIMESTAMP".into(), "5".into())]));
+        assert_eq!(err("TS.INCRBY k 1 ON_DUPLICATE sum"), "ERR syntax error");
+        assert_eq!(
+            err("TS.INCRBY k 1 TIMESTAMP"),
+            "ERR TSDB: invalid timestamp"
+        );
     }
 
     /// redis.io TS.RANGE / TS.MRANGE: `ALIGN start` needs an explicit start (`end` an explicit

@@ -17,7 +17,7 @@ use super::aggregate::{AggSpec, Aggregator, BucketTimestamp, aggregate};
 use super::engine::{compute_buckets, load, lookup, with_neighbours};
 use super::groupby::{Reducer, SeriesRows, group};
 use super::index;
-use super::meta::SeriesMeta;
+use super::meta::{DupPolicy, SeriesMeta};
 use super::store as samples;
 
 /// The most raw samples one range query returns without COUNT (per series).
@@ -570,10 +570,11 @@ fn info(r: &impl StoreRead, meta: &SeriesMeta, p: Protocol) -> Result<Frame, TsE
                 "compressed"
             }),
         ),
+        // A series created without DUPLICATE_POLICY reports the policy that applies to it,
+        // "block", as Redis 8 does (RedisTimeSeries before Redis 8 replied null).
         (
             "duplicatePolicy",
-            meta.duplicate_policy
-                .map_or(Frame::Null, |d| Frame::simple(d.name())),
+            Frame::simple(meta.duplicate_policy.unwrap_or(DupPolicy::Block).name()),
         ),
         ("labels", labels),
         (

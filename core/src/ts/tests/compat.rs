@@ -212,3 +212,153 @@ fn exclude_empty_leaves_out_series_without_samples_in_range() {
     h.proto = Protocol::Resp2;
     assert_eq!(h.run("TS.MRANGE 1 50 EXCLUDEEMPTY FILTER s=1"), arr(vec![]));
 }
+
+/// Issue 11: a feed with one bad tick must not lose the batch (redis.io TS.MADD replies per
+/// element).
+#[test]
+fn madd_answers_per_element_and_keeps_the_good_samples() {
+    let mut h = Harness::new();
+    h.run("TS.CREATE a");
+    assert_eq!(
+        h.run("TS.MADD a 1000 1 a 1001 x a 1002 3"),
+        arr(vec![int(1000), err("ERR TSDB: invalid value"), int(1002)])
+    );
+    assert_eq!(
+        h.run("TS.RANGE a - +"),
+        arr(vec![s(1000, 1.0), s(1002, 3.0)])
+    );
+    assert_eq!(
+        h.run("TS.MADD a 1003 4 nope 1 1 a -5 1 a * +4"),
+        arr(vec![
+            int(1003),
+            err("ERR TSDB: the key does not exist"),
+            err("ERR TSDB: invalid timestamp, must be a nonnegative integer"),
+            err("ERR TSDB: invalid value"),
+        ])
+    );
+    assert_eq!(h.run("TS.GET a"), s(1003, 4.0));
+    h.check("a");
+}
+
+#[test]
+fn incrby_takes_creation_options_after_timestamp_and_applies_ignore() {
+    let mut h = Harness::new();
+    assert_eq!(
+        h.run("TS.INCRBY k 1 TIMESTAMP 1000 RETENTION 500 UNCOMPRESSED LABELS a b"),
+        int(1000)
+    );
+    let info = h.run("TS.INFO k");
+    assert_eq!(info_field(&info, "retentionTime"), int(500));
+    assert_eq!(info_field(&info, "chunkType"), simple("uncompressed"));
+    assert_eq!(
+        info_field(&info, "labels"),
+        Frame::Map(vec![(bulk("a"), bulk("b"))])
+    );
+    // redis-py's test_incrby_with_insertion_filters: the sample INCRBY would write is
+    // dropped when it is within IGNORE of the newest one (policy LAST).
+    assert_eq!(
+        h.run("TS.INCRBY i 1 TIMESTAMP 1000 DUPLICATE_POLICY last IGNORE 5 10"),
+        int(1000)
+    );
+    assert_eq!(h.run("TS.INCRBY i 3 TIMESTAMP 1000"), int(1000));
+    assert_eq!(h.run("TS.RANGE i - +"), arr(vec![s(1000, 1.0)]));
+    assert_eq!(h.run("TS.INCRBY i 10.1 TIMESTAMP 1000"), int(1000));
+    assert_eq!(h.run("TS.RANGE i - +"), arr(vec![s(1000, 11.1)]));
+    // Within both thresholds but later in time: dropped, the reply is the newest timestamp.
+    assert_eq!(h.run("TS.DECRBY i 2 TIMESTAMP 1004"), int(1000));
+    assert_eq!(h.run("TS.DECRBY i 2 TIMESTAMP 1006"), int(1006));
+    assert_eq!(h.run("TS.GET i"), s(1006, 9.1));
+    // Not LAST: IGNORE does not apply.
+    h.run("TS.INCRBY j 1 TIMESTAMP 1000 IGNORE 5 10");
+    assert_eq!(h.run("TS.INCRBY j 1 TIMESTAMP 1001"), int(1001));
+    assert_eq!(h.run("TS.GET j"), s(1001, 2.0));
+}
+
+#[test]
+fn duplicate_policy_reports_block_by_default() {
+    let mut h = Harness::new();
+    h.run("TS.CREATE a");
+    h.run("TS.CREATE b DUPLICATE_POLICY min");
+    assert_eq!(
+        info_field(&h.run("TS.INFO a"), "duplicatePolicy"),
+        simple("block")
+    );
+    assert_eq!(
+        info_field(&h.run("TS.INFO b"), "duplicatePolicy"),
+        simple("min")
+    );
+    h.run("TS.ALTER a DUPLICATE_POLICY sum");
+    assert_eq!(
+        info_field(&h.run("TS.INFO a"), "duplicatePolicy"),
+        simple("sum")
+    );
+}
+
+/// Redis 8.6 NaN samples (redis.io TS.ADD, TS.RANGE, TS.INCRBY), with redis-py's
+/// test_range_with_count_nan_count_all_aggregators.
+#[test]
+fn nan_samples_and_their_aggregators() {
+    let mut h = Harness::new();
+    h.run("TS.CREATE t LABELS type temperature");
+    assert_eq!(h.run("TS.ADD t 1000 NaN"), int(1000));
+    assert_eq!(h.run("TS.ADD t 1003 25"), int(1003));
+    assert_eq!(h.run("TS.ADD t 1005 nan"), int(1005));
+    assert_eq!(h.run("TS.ADD t 1006 NaN"), int(1006));
+    assert_eq!(
+        h.run("TS.RANGE t 1000 1006 AGGREGATION countNan 1000"),
+        arr(vec![s(1000, 3.0)])
+    );
+    assert_eq!(
+        h.run("TS.REVRANGE t 1000 1006 AGGREGATION countAll 1000"),
+        arr(vec![s(1000, 4.0)])
+    );
+    assert_eq!(
+        h.run("TS.RANGE t - + AGGREGATION avg,count,max 1000"),
+        arr(vec![row(1000, &[25.0, 1.0, 25.0])])
+    );
+    // Raw reads report NaN samples (Redis 8.6), RESP3 as a double, RESP2 as "nan".
+    let Frame::Array(raw) = h.run("TS.RANGE t - +") else {
+        panic!()
+    };
+    assert_eq!(raw.len(), 4);
+    assert!(matches!(&raw[0], Frame::Array(r) if matches!(r[1], Frame::Double(v) if v.is_nan())));
+    h.proto = Protocol::Resp2;
+    assert_eq!(
+        h.run("TS.GET t"),
+        arr(vec![int(1006), Frame::Simple(Bytes::from("nan"))])
+    );
+    h.proto = Protocol::Resp3;
+    // Infinities stay refused; NaN against a number under MIN/MAX/SUM is refused.
+    assert_eq!(h.run("TS.ADD t 1007 inf"), err("ERR TSDB: invalid value"));
+    assert!(h.run("TS.ADD t 1003 NaN ON_DUPLICATE max").is_error());
+    assert!(h.run("TS.ADD t 1000 5 ON_DUPLICATE sum").is_error());
+    assert!(matches!(
+        h.run("TS.ADD t 1000 NaN ON_DUPLICATE sum"),
+        Frame::Integer(1000)
+    ));
+    assert_eq!(h.run("TS.ADD t 1003 1 ON_DUPLICATE sum"), int(1003));
+    assert_eq!(h.run("TS.RANGE t 1003 1003"), arr(vec![s(1003, 26.0)]));
+    // TS.INCRBY over a NaN newest value is refused.
+    assert_eq!(
+        h.run("TS.INCRBY t 1"),
+        err("ERR TSDB: the value at the maximum existing timestamp is NaN")
+    );
+    // GROUPBY reduces with countNaN / countAll too.
+    h.run("TS.CREATE u LABELS type temperature");
+    h.run("TS.MADD u 1000 NaN u 1003 1");
+    let Frame::Map(groups) =
+        h.run("TS.MRANGE 1000 1003 FILTER type=temperature GROUPBY type REDUCE countNaN")
+    else {
+        panic!()
+    };
+    let Frame::Array(parts) = &groups[0].1 else {
+        panic!()
+    };
+    assert_eq!(parts[3], arr(vec![s(1000, 2.0), s(1003, 0.0)]));
+    h.check("t");
+    h.reopen();
+    assert_eq!(
+        h.run("TS.RANGE t 1000 1006 AGGREGATION countNan 1000"),
+        arr(vec![s(1000, 3.0)])
+    );
+}
