@@ -194,6 +194,14 @@ pub enum TsRead {
         /// EXCLUDEEMPTY (Redis 8.10): leave out series with no sample in the range.
         exclude_empty: bool,
     },
+    /// `TS.NRANGE`/`TS.NREVRANGE numkeys key... from to [options]` (Redis 8.10): the keys'
+    /// rows joined by timestamp. With AGGREGATION, `per_key` holds each key's aggregators.
+    NRange {
+        keys: Vec<Bytes>,
+        reverse: bool,
+        query: RangeQuery,
+        per_key: Vec<Vec<String>>,
+    },
     QueryIndex(Vec<Bytes>),
     Info {
         key: Bytes,
@@ -275,6 +283,7 @@ pub fn parse(name: &str, a: &[Bytes]) -> Result<Command, CommandError> {
             query: parse_range(a, 2, None)?.0,
         }),
         "ts.mrange" | "ts.mrevrange" => parse_mrange(a, name == "ts.mrevrange").and_then(r),
+        "ts.nrange" | "ts.nrevrange" => parse_nrange(a, name == "ts.nrevrange").and_then(r),
         "ts.queryindex" => r(TsRead::QueryIndex(filter_exprs(&a[1..])?)),
         "ts.info" => match a.get(2) {
             None => r(TsRead::Info { key: a[1].clone() }),
@@ -685,8 +694,21 @@ struct MultiOpts {
 fn parse_range(
     a: &[Bytes],
     start: usize,
-    mut multi: Option<&mut MultiOpts>,
+    multi: Option<&mut MultiOpts>,
 ) -> Result<(RangeQuery, usize), CommandError> {
+    parse_range_n(a, start, multi, 1).map(|(q, pos, _)| (q, pos))
+}
+
+/// [`parse_range`] where AGGREGATION takes `specs` aggregator lists (TS.NRANGE: one per key),
+/// returned as the third element (the query's `aggregators` hold the first).
+fn parse_range_n(
+    a: &[Bytes],
+    start: usize,
+    mut multi: Option<&mut MultiOpts>,
+    specs: usize,
+) -> Result<(RangeQuery, usize, Vec<Vec<String>>), CommandError> {
+    assert!(specs > 0, "a range query aggregates at least one series");
+    let mut per_key: Vec<Vec<String>> = Vec::new();
     let from = range_ts(&a[start], 0)?;
     let to = range_ts(&a[start + 1], u64::MAX)?;
     let (open_from, open_to) = (a[start].as_ref() == b"-", a[start + 1].as_ref() == b"+");
@@ -761,24 +783,30 @@ fn parse_range(
             });
             pos += 1;
         } else if is(opt, "AGGREGATION") {
-            let (Some(names), Some(bucket)) = (a.get(pos), a.get(pos + 1)) else {
+            // One aggregator list per series (TS.NRANGE: one per key), then the bucket.
+            let (Some(spec_args), Some(bucket)) = (a.get(pos..pos + specs), a.get(pos + specs))
+            else {
                 return Err(tsdb("Couldn't parse AGGREGATION"));
             };
-            let mut aggregators = Vec::new();
-            for n in names.split(|&c| c == b',') {
-                if aggregators.len() == AGGREGATORS_MAX {
-                    return Err(tsdb("too many aggregators"));
+            per_key.clear();
+            for names in spec_args {
+                let mut aggregators = Vec::new();
+                for n in names.split(|&c| c == b',') {
+                    if aggregators.len() == AGGREGATORS_MAX {
+                        return Err(tsdb("too many aggregators"));
+                    }
+                    aggregators.push(aggregator(n)?);
                 }
-                aggregators.push(aggregator(n)?);
+                per_key.push(aggregators);
             }
             q.aggregation = Some(AggQuery {
-                aggregators,
+                aggregators: per_key[0].clone(),
                 bucket_ms: bucket_duration(bucket)?,
                 align: Align::At(0),
                 bucket_ts: BucketTs::Start,
                 empty: false,
             });
-            pos += 2;
+            pos += specs + 1;
         } else if is(opt, "BUCKETTIMESTAMP") {
             let v = a
                 .get(pos)
@@ -851,7 +879,7 @@ fn parse_range(
         }
         None => {}
     }
-    Ok((q, pos))
+    Ok((q, pos, per_key))
 }
 
 fn label_sel(a: &[Bytes], pos: &mut usize) -> Result<LabelSel, CommandError> {
@@ -917,6 +945,39 @@ fn parse_mget(a: &[Bytes]) -> Result<TsRead, CommandError> {
         latest,
         labels,
         filter: filter_exprs(&a[pos + 1..])?,
+    })
+}
+
+/// The most keys one TS.NRANGE may name.
+pub const NRANGE_KEYS_MAX: usize = 1024;
+
+fn parse_nrange(a: &[Bytes], reverse: bool) -> Result<TsRead, CommandError> {
+    let n = int(&a[1])
+        .ok()
+        .and_then(|n| usize::try_from(n).ok())
+        .filter(|n| *n > 0)
+        .ok_or_else(|| tsdb("numkeys must be a positive integer"))?;
+    if n > NRANGE_KEYS_MAX {
+        return Err(tsdb(&format!(
+            "TS.NRANGE takes at most {NRANGE_KEYS_MAX} keys"
+        )));
+    }
+    // numkeys keys, then at least the two range bounds.
+    if a.len() < 2 + n + 2 {
+        return Err(CommandError::WrongArity(
+            if reverse { "ts.nrevrange" } else { "ts.nrange" }.into(),
+        ));
+    }
+    let keys = a[2..2 + n].to_vec();
+    let (query, pos, per_key) = parse_range_n(a, 2 + n, None, n)?;
+    if pos != a.len() {
+        return Err(CommandError::Syntax);
+    }
+    Ok(TsRead::NRange {
+        keys,
+        reverse,
+        query,
+        per_key,
     })
 }
 

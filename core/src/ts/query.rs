@@ -90,6 +90,12 @@ fn run(r: &impl StoreRead, cmd: &TsRead, p: Protocol) -> Result<Frame, TsError> 
                 Some((label, reducer)) => mrange_grouped(r, &m, label, reducer, p),
             }
         }
+        TsRead::NRange {
+            keys,
+            reverse,
+            query,
+            per_key,
+        } => nrange(r, keys, *reverse, query, per_key, p),
         TsRead::QueryIndex(filter) => {
             let selected = index::select(r, filter)?.map_err(TsError::Command)?;
             let keys = selected.into_iter().map(|(k, _)| Frame::Bulk(k)).collect();
@@ -501,6 +507,61 @@ fn mrange_grouped(
         out.push((Bytes::from(g.name), parts));
     }
     Ok(keyed(out, p))
+}
+
+/// TS.NRANGE / TS.NREVRANGE (redis.io, Redis 8.10): a TS.RANGE per key, outer-joined by
+/// timestamp. Each row is `[ts, [values...]]`, the values concatenated in key order (one per
+/// key, or one per aggregator of that key); a key without a sample or bucket there gives NaN.
+/// COUNT applies after the join: each key's own rows are cut at COUNT too, which loses nothing
+/// (the first COUNT joined timestamps come from the first COUNT of each key).
+fn nrange(
+    r: &impl StoreRead,
+    keys: &[Bytes],
+    reverse: bool,
+    q: &RangeQuery,
+    per_key: &[Vec<String>],
+    p: Protocol,
+) -> Result<Frame, TsError> {
+    let mut metas = Vec::with_capacity(keys.len());
+    for key in keys {
+        metas.push(existing(r, key)?);
+    }
+    let widths: Vec<usize> = match &q.aggregation {
+        None => vec![1; keys.len()],
+        Some(_) => per_key.iter().map(Vec::len).collect(),
+    };
+    assert_eq!(widths.len(), keys.len(), "one aggregator list per key");
+    let total: usize = widths.iter().sum();
+    let mut joined: std::collections::BTreeMap<u64, Vec<f64>> = std::collections::BTreeMap::new();
+    let mut offset = 0;
+    for (i, (key, meta)) in keys.iter().zip(&metas).enumerate() {
+        let mut qi = q.clone();
+        if let (Some(agg), Some(list)) = (&mut qi.aggregation, per_key.get(i)) {
+            agg.aggregators = list.clone();
+        }
+        for (ts, vals) in range_rows(r, key, meta, &qi, reverse)? {
+            let row = joined.entry(ts).or_insert_with(|| vec![f64::NAN; total]);
+            for (j, v) in vals.into_iter().take(widths[i]).enumerate() {
+                row[offset + j] = v;
+            }
+        }
+        offset += widths[i];
+    }
+    let want = q
+        .count
+        .map_or(usize::MAX, |c| usize::try_from(c).unwrap_or(usize::MAX));
+    let entry = |(ts, vals): (u64, Vec<f64>)| {
+        Frame::Array(vec![
+            int(ts),
+            Frame::Array(vals.into_iter().map(|v| value(v, p)).collect()),
+        ])
+    };
+    let rows: Vec<Frame> = if reverse {
+        joined.into_iter().rev().take(want).map(entry).collect()
+    } else {
+        joined.into_iter().take(want).map(entry).collect()
+    };
+    Ok(Frame::Array(rows))
 }
 
 fn int(n: u64) -> Frame {

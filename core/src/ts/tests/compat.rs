@@ -362,3 +362,105 @@ fn nan_samples_and_their_aggregators() {
         arr(vec![s(1000, 3.0)])
     );
 }
+
+fn nrow(ts: i64, v: &[f64]) -> Frame {
+    arr(vec![
+        int(ts),
+        arr(v.iter().map(|x| Frame::Double(*x)).collect()),
+    ])
+}
+
+/// Compares replies with NaN equal to NaN (Frame's PartialEq follows f64's).
+fn same(a: &Frame, b: &Frame) -> bool {
+    match (a, b) {
+        (Frame::Double(x), Frame::Double(y)) => x.to_bits() == y.to_bits() || x == y,
+        (Frame::Array(x), Frame::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b))
+        }
+        _ => a == b,
+    }
+}
+
+/// The examples of redis.io TS.NRANGE (Redis 8.10) and redis-py's nrange tests.
+#[test]
+fn nrange_joins_series_by_timestamp() {
+    let mut h = Harness::new();
+    h.run("TS.CREATE {sensor}:1");
+    h.run("TS.CREATE {sensor}:2");
+    h.run("TS.MADD {sensor}:1 1000 10 {sensor}:1 2000 12");
+    h.run("TS.MADD {sensor}:2 1000 20 {sensor}:2 3000 25");
+    let nan = f64::NAN;
+    let got = h.run("TS.NRANGE 2 {sensor}:1 {sensor}:2 - +");
+    let want = arr(vec![
+        nrow(1000, &[10.0, 20.0]),
+        nrow(2000, &[12.0, nan]),
+        nrow(3000, &[nan, 25.0]),
+    ]);
+    assert!(same(&got, &want), "{got:?}");
+    let got = h.run("TS.NREVRANGE 2 {sensor}:1 {sensor}:2 - + COUNT 2");
+    let want = arr(vec![nrow(3000, &[nan, 25.0]), nrow(2000, &[12.0, nan])]);
+    assert!(same(&got, &want), "{got:?}");
+    assert_eq!(
+        h.run("TS.NRANGE 2 {sensor}:1 {sensor}:1 - + COUNT 1"),
+        arr(vec![nrow(1000, &[10.0, 10.0])])
+    );
+    h.run("TS.CREATE {sensor}:3");
+    h.run("TS.CREATE {sensor}:4");
+    h.run("TS.MADD {sensor}:3 1000 10 {sensor}:3 1100 20 {sensor}:3 2000 30");
+    h.run("TS.MADD {sensor}:4 1000 5 {sensor}:4 1100 15 {sensor}:4 2000 25");
+    assert_eq!(
+        h.run("TS.NRANGE 2 {sensor}:3 {sensor}:4 - + AGGREGATION avg sum 1000"),
+        arr(vec![nrow(1000, &[15.0, 20.0]), nrow(2000, &[30.0, 25.0])])
+    );
+    assert_eq!(
+        h.run("TS.NRANGE 2 {sensor}:3 {sensor}:4 - + AGGREGATION avg,max sum 1000"),
+        arr(vec![
+            nrow(1000, &[15.0, 20.0, 20.0]),
+            nrow(2000, &[30.0, 30.0, 25.0])
+        ])
+    );
+    // A bucket only one key has: the other key's values are NaN.
+    let got = h.run("TS.NREVRANGE 2 {sensor}:1 {sensor}:2 0 3500 AGGREGATION max,count min 2000");
+    let want = arr(vec![
+        nrow(2000, &[12.0, 1.0, 25.0]),
+        nrow(0, &[10.0, 1.0, 20.0]),
+    ]);
+    assert!(same(&got, &want), "{got:?}");
+    h.proto = Protocol::Resp2;
+    let got = h.run("TS.NRANGE 2 {sensor}:1 {sensor}:2 2000 2000");
+    let resp2 = |x: &str| Frame::Simple(Bytes::copy_from_slice(x.as_bytes()));
+    assert_eq!(
+        got,
+        arr(vec![arr(vec![
+            int(2000),
+            arr(vec![resp2("12"), resp2("nan")])
+        ])])
+    );
+    h.proto = Protocol::Resp3;
+    h.run("TS.CREATE empty");
+    assert_eq!(h.run("TS.NRANGE 1 empty - +"), arr(vec![]));
+    assert_eq!(
+        h.run("TS.NRANGE 2 {sensor}:1 nope - +"),
+        err("ERR TSDB: the key does not exist")
+    );
+    assert_eq!(
+        h.run("TS.NRANGE 2 {sensor}:1 {sensor}:2 - + AGGREGATION max 10"),
+        err("ERR TSDB: Couldn't parse AGGREGATION")
+    );
+    assert_eq!(
+        h.run("TS.NRANGE 2 {sensor}:1 {sensor}:2 - + AGGREGATION max 10 10"),
+        err("ERR TSDB: Unknown aggregation type")
+    );
+    assert_eq!(
+        h.run("TS.NRANGE 0 {sensor}:1 - +"),
+        err("ERR TSDB: numkeys must be a positive integer")
+    );
+    assert_eq!(
+        h.run("TS.NRANGE 3 {sensor}:1 {sensor}:2 - +"),
+        err("ERR wrong number of arguments for 'ts.nrange' command")
+    );
+    assert_eq!(
+        h.run("TS.NRANGE 1 {sensor}:1 - + ALIGN start AGGREGATION avg 10"),
+        err("ERR TSDB: start alignment can only be used with explicit start timestamp")
+    );
+}
