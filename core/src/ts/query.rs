@@ -403,10 +403,15 @@ fn mrange(r: &impl StoreRead, m: &MRange<'_>, p: Protocol) -> Result<Frame, TsEr
         .collect();
     let mut out = Vec::with_capacity(selected.len());
     for (key, meta) in selected {
-        if m.exclude_empty && !has_samples(r, &meta, m.query)? {
+        let rows = range_rows(r, &key, &meta, m.query, m.reverse)?;
+        // Empty: no sample in the range. EMPTY buckets do not count as samples; a LATEST
+        // compaction bucket in the range does (it is a sample of the reply).
+        if m.exclude_empty
+            && !(m.query.latest && !rows.is_empty())
+            && !has_samples(r, &meta, m.query)?
+        {
             continue;
         }
-        let rows = range_rows(r, &key, &meta, m.query, m.reverse)?;
         let mut parts = vec![label_frame(&meta, m.labels, p)];
         if p == Protocol::Resp3 {
             parts.push(Frame::Map(vec![(
