@@ -464,3 +464,93 @@ fn nrange_joins_series_by_timestamp() {
         err("ERR TSDB: start alignment can only be used with explicit start timestamp")
     );
 }
+
+const WORDS: &[&str] = &[
+    "-",
+    "+",
+    "0",
+    "5",
+    "1000",
+    "1e3",
+    "x",
+    "NaN",
+    "+4",
+    "ALIGN",
+    "start",
+    "end",
+    "AGGREGATION",
+    "avg",
+    "countNaN",
+    "max,min",
+    "twa",
+    "10",
+    "BUCKETTIMESTAMP",
+    "~",
+    "EMPTY",
+    "COUNT",
+    "FILTER",
+    "t=1",
+    "GROUPBY",
+    "t",
+    "REDUCE",
+    "sum",
+    "EXCLUDEEMPTY",
+    "WITHLABELS",
+    "SELECTED_LABELS",
+    "LATEST",
+    "FILTER_BY_TS",
+    "FILTER_BY_VALUE",
+    "TIMESTAMP",
+    "LABELS",
+    "UNCOMPRESSED",
+    "IGNORE",
+    "DUPLICATE_POLICY",
+    "last",
+    "a",
+    "b",
+    "2",
+    "*",
+];
+
+const HEADS: &[&str] = &[
+    "TS.RANGE a",
+    "TS.REVRANGE b",
+    "TS.MRANGE",
+    "TS.MREVRANGE",
+    "TS.NRANGE 2 a b",
+    "TS.NREVRANGE 1 a",
+    "TS.MADD",
+    "TS.INCRBY a 1",
+    "TS.DECRBY c",
+    "TS.ADD a",
+];
+
+proptest! {
+    /// Whatever option soup a client sends, parsing and running it answers (a reply or an
+    /// error frame) and never panics; the series stay consistent.
+    #[test]
+    fn option_soup_never_panics(
+        cmds in proptest::collection::vec(
+            (0..HEADS.len(), proptest::collection::vec(0..WORDS.len(), 0..12)),
+            1..20,
+        ),
+    ) {
+        let mut h = Harness::new();
+        h.run("TS.CREATE a DUPLICATE_POLICY last LABELS t 1");
+        h.run("TS.CREATE b LABELS t 1");
+        h.run("TS.MADD a 0 1 a 5 NaN a 12 3 b 5 2 b 1000 4");
+        for (head, words) in cmds {
+            let mut line = HEADS[head].to_string();
+            for w in words {
+                line.push(' ');
+                line.push_str(WORDS[w]);
+            }
+            for proto in [Protocol::Resp2, Protocol::Resp3] {
+                h.proto = proto;
+                let _ = h.run(&line);
+            }
+        }
+        h.check("a");
+        h.check("b");
+    }
+}
