@@ -406,10 +406,8 @@ fn mrange(r: &impl StoreRead, m: &MRange<'_>, p: Protocol) -> Result<Frame, TsEr
         let rows = range_rows(r, &key, &meta, m.query, m.reverse)?;
         // Empty: no sample in the range. EMPTY buckets do not count as samples; a LATEST
         // compaction bucket in the range does (it is a sample of the reply).
-        if m.exclude_empty
-            && !(m.query.latest && !rows.is_empty())
-            && !has_samples(r, &meta, m.query)?
-        {
+        let latest_row = m.query.latest && !rows.is_empty();
+        if m.exclude_empty && !latest_row && !has_samples(r, &meta, m.query)? {
             continue;
         }
         let mut parts = vec![label_frame(&meta, m.labels, p)];

@@ -209,6 +209,16 @@ fn exclude_empty_leaves_out_series_without_samples_in_range() {
         vec![bulk("s"), bulk("t")]
     );
     assert!(keys(h.run("TS.MRANGE 1 50 EXCLUDEEMPTY FILTER s=1")).is_empty());
+    // A compaction whose only row is its open bucket: kept with LATEST, empty without.
+    h.run("TS.CREATE src");
+    h.run("TS.CREATE dst LABELS c 1");
+    h.run("TS.CREATERULE src dst AGGREGATION sum 10");
+    h.run("TS.MADD src 1 1 src 2 3");
+    assert_eq!(
+        keys(h.run("TS.MRANGE 0 9 LATEST EXCLUDEEMPTY FILTER c=1")),
+        vec![bulk("dst")]
+    );
+    assert!(keys(h.run("TS.MRANGE 0 9 EXCLUDEEMPTY FILTER c=1")).is_empty());
     h.proto = Protocol::Resp2;
     assert_eq!(h.run("TS.MRANGE 1 50 EXCLUDEEMPTY FILTER s=1"), arr(vec![]));
 }
