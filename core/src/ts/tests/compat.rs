@@ -365,6 +365,19 @@ fn nan_samples_and_their_aggregators() {
         panic!()
     };
     assert_eq!(parts[3], arr(vec![s(1000, 2.0), s(1003, 0.0)]));
+    // A compaction rule may count NaN samples (redis.io TS.CREATERULE lists countNaN).
+    h.run("TS.CREATE src");
+    h.run("TS.CREATE nans");
+    assert_eq!(
+        h.run("TS.CREATERULE src nans AGGREGATION countNaN 10"),
+        Frame::ok()
+    );
+    h.run("TS.MADD src 1 NaN src 2 NaN src 3 1 src 11 NaN src 21 1");
+    assert_eq!(h.run("TS.RANGE nans - +"), arr(vec![s(0, 2.0), s(10, 1.0)]));
+    let Frame::Map(rules) = info_field(&h.run("TS.INFO src"), "rules") else {
+        panic!()
+    };
+    assert_eq!(rules[0].1, arr(vec![int(10), simple("COUNTNAN"), int(0)]));
     h.check("t");
     h.reopen();
     assert_eq!(
