@@ -1295,6 +1295,20 @@ mod tests {
             panic!()
         };
         assert_eq!((labels, exclude_empty), (LabelSel::All, false));
+        // SELECTED_LABELS names run to the next option keyword (redis-py puts COUNT after).
+        let Command::Read(ReadCmd::Ts(TsRead::MRange {
+            query: q2,
+            labels: l2,
+            ..
+        })) = parse_cmd(&test_args(
+            "TS.MRANGE - + SELECTED_LABELS team site COUNT 10 FILTER a=1",
+        ))
+        .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(l2, LabelSel::Selected(vec!["team".into(), "site".into()]));
+        assert_eq!(q2.count, Some(10));
         assert_eq!(query.count, Some(3));
         assert_eq!(query.aggregation.unwrap().align, Align::Start);
         assert_eq!(group_by, Some(("a".into(), "countnan".into())));
