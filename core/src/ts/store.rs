@@ -129,12 +129,6 @@ pub enum Upserted {
     Merged(f64),
 }
 
-fn blocked() -> TsError {
-    TsError::Command(CommandError::other(
-        "ERR TSDB: Error at upsert, update is not supported when DUPLICATE_POLICY is set to BLOCK mode",
-    ))
-}
-
 /// Inserts or merges one sample, sealing the head and trimming by retention as needed.
 /// The caller saves `meta`.
 pub fn upsert<S: StoreRead>(
@@ -158,7 +152,7 @@ pub fn upsert<S: StoreRead>(
         };
         match old {
             Some(old) => {
-                let merged = policy.merge(head_value(&old)?, value).ok_or_else(blocked)?;
+                let merged = policy.merge(head_value(&old)?, value)?;
                 tx.put(Space::Chunks, key, encode_head_value(merged));
                 Upserted::Merged(merged)
             }
@@ -204,7 +198,7 @@ fn merge_into_chunk<S: StoreRead>(
     let mut samples = decode_chunk(&record)?;
     let outcome = match samples.binary_search_by_key(&ts, |s| s.ts) {
         Ok(i) => {
-            let merged = policy.merge(samples[i].value, value).ok_or_else(blocked)?;
+            let merged = policy.merge(samples[i].value, value)?;
             samples[i].value = merged;
             Upserted::Merged(merged)
         }
