@@ -467,6 +467,49 @@ pub fn scan_samples(
     Ok(())
 }
 
+/// The samples with `from <= ts <= to` that retention keeps visible, newest first: the head
+/// backwards, then the sealed chunks from the newest, so reading the latest `n` samples
+/// decodes only the chunks that hold them. `each` returns `false` to stop.
+pub fn scan_samples_rev(
+    r: &impl StoreRead,
+    meta: &SeriesMeta,
+    from: u64,
+    to: u64,
+    mut each: impl FnMut(u64, f64) -> bool,
+) -> Result<(), StoreError> {
+    let from = from.max(meta.retention_cutoff().unwrap_or(0));
+    if from > to {
+        return Ok(());
+    }
+    let id = meta.id;
+    let hi = if to == u64::MAX {
+        keys::prefix_end(&keys::head_prefix(id))
+    } else {
+        keys::head(id, to + 1)
+    };
+    for kv in r.scan(Space::Chunks, &head_start(meta, from), Some(&hi), true) {
+        let (k, v) = kv?;
+        let ts = keys::ts_of(&k).ok_or_else(|| corrupt("bad head key"))?;
+        if !each(ts, head_value(&v)?) {
+            return Ok(());
+        }
+    }
+    let (start, sealed_hi) = sealed_range(r, id, from, to)?;
+    for kv in r.scan(Space::Chunks, &start, Some(&sealed_hi), true) {
+        let (_, v) = kv?;
+        if chunk_end(&v)? < from {
+            // Chunks do not overlap: every earlier one ends before `from` too.
+            break;
+        }
+        for s in decode_chunk(&v)?.into_iter().rev() {
+            if s.ts >= from && s.ts <= to && !each(s.ts, s.value) {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The visible sample with the largest timestamp `< ts`.
 pub fn last_before(
     r: &impl StoreRead,

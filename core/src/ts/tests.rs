@@ -561,6 +561,8 @@ enum Op {
     MAdd(Vec<(u8, u64, i32)>),
     Del(u8, u64, u64),
     Range(u8, u64, u64),
+    /// `TS.REVRANGE key from to COUNT n`: the newest `n`, read from the newest end.
+    RevCount(u8, u64, u64, u64),
     Agg(u8, u64),
     Restart,
     /// Sync (or not), then crash: unsynced writes are lost.
@@ -575,6 +577,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => prop::collection::vec((key.clone(), ts.clone(), -50i32..50), 1..8).prop_map(Op::MAdd),
         1 => (key.clone(), ts.clone(), ts.clone()).prop_map(|(k, a, b)| Op::Del(k, a.min(b), a.max(b))),
         2 => (key.clone(), ts.clone(), ts.clone()).prop_map(|(k, a, b)| Op::Range(k, a.min(b), a.max(b))),
+        2 => (key.clone(), ts.clone(), ts.clone(), 1u64..40)
+            .prop_map(|(k, a, b, n)| Op::RevCount(k, a.min(b), a.max(b), n)),
         1 => (key.clone(), 1u64..50).prop_map(|(k, b)| Op::Agg(k, b)),
         1 => Just(Op::Restart),
         1 => any::<bool>().prop_map(Op::Crash),
@@ -652,6 +656,17 @@ proptest! {
                 Op::Range(k, a, b) => {
                     if created[usize::from(k)] {
                         prop_assert_eq!(h.run(&format!("TS.RANGE k{k} {a} {b}")), model_rows(&live, k, a, b));
+                    }
+                }
+                Op::RevCount(k, a, b, n) => {
+                    if created[usize::from(k)] {
+                        let Frame::Array(mut rows) = model_rows(&live, k, a, b) else {
+                            unreachable!("model_rows builds an array")
+                        };
+                        rows.reverse();
+                        rows.truncate(usize::try_from(n).unwrap());
+                        let got = h.run(&format!("TS.REVRANGE k{k} {a} {b} COUNT {n}"));
+                        prop_assert_eq!(got, arr(rows));
                     }
                 }
                 Op::Agg(k, bucket) => {
