@@ -1,6 +1,10 @@
 //! A write transaction over the store: reads see the transaction's own writes, and everything
 //! it changed is handed back as one [`WriteBatch`], so a log entry applies atomically whatever
 //! it holds (one `SET`, or a whole `BATCH_FLUSH`).
+//!
+//! The batch holds each key's final state only: a key written many times in one transaction
+//! (a series record updated by every sample of an apply round) costs the store one put, not
+//! one per write. Range deletions come first in the batch, then the surviving point changes.
 
 use std::collections::BTreeMap;
 use std::iter::Peekable;
@@ -24,12 +28,22 @@ struct RangeDelete {
     seq: u64,
 }
 
+/// The sequence number of the newest of `ranges` covering `key`, if any.
+fn newest_range(ranges: &[RangeDelete], space: Space, key: &[u8]) -> Option<u64> {
+    ranges
+        .iter()
+        .filter(|r| r.space == space && r.start.as_slice() <= key && key < r.end.as_slice())
+        .map(|r| r.seq)
+        .max()
+}
+
 /// Reads through to `store`, buffers writes.
 pub struct Tx<'a, S: StoreRead> {
     store: &'a S,
+    /// The newest change to each key written in this transaction.
     overlay: BTreeMap<(Space, Vec<u8>), Pending>,
+    /// Range deletions, oldest first.
     ranges: Vec<RangeDelete>,
-    batch: WriteBatch,
     seq: u64,
 }
 
@@ -39,18 +53,34 @@ impl<'a, S: StoreRead> Tx<'a, S> {
             store,
             overlay: BTreeMap::new(),
             ranges: Vec::new(),
-            batch: WriteBatch::new(),
             seq: 0,
         }
     }
 
-    /// The batch holding every change, in order.
+    /// One batch that leaves the store as applying every change in order would: the range
+    /// deletions, then each key's newest change unless a later range deletion covers it.
     pub fn into_batch(self) -> WriteBatch {
-        self.batch
+        let Self {
+            overlay, ranges, ..
+        } = self;
+        let mut batch = WriteBatch::new();
+        for r in &ranges {
+            batch.delete_range(r.space, r.start.clone(), r.end.clone());
+        }
+        for ((space, key), p) in overlay {
+            if newest_range(&ranges, space, &key).is_some_and(|r| r > p.seq) {
+                continue;
+            }
+            match p.value {
+                Some(v) => batch.put(space, key, v),
+                None => batch.delete(space, key),
+            }
+        }
+        batch
     }
 
     pub fn is_empty(&self) -> bool {
-        self.batch.is_empty()
+        self.overlay.is_empty() && self.ranges.is_empty()
     }
 
     fn next_seq(&mut self) -> u64 {
@@ -60,11 +90,7 @@ impl<'a, S: StoreRead> Tx<'a, S> {
 
     /// The sequence number of the newest range deletion covering `key`, if any.
     fn deleted_at(&self, space: Space, key: &[u8]) -> Option<u64> {
-        self.ranges
-            .iter()
-            .filter(|r| r.space == space && r.start.as_slice() <= key && key < r.end.as_slice())
-            .map(|r| r.seq)
-            .max()
+        newest_range(&self.ranges, space, key)
     }
 
     pub fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
@@ -80,7 +106,6 @@ impl<'a, S: StoreRead> Tx<'a, S> {
 
     pub fn put(&mut self, space: Space, key: Vec<u8>, value: Vec<u8>) {
         let seq = self.next_seq();
-        self.batch.put(space, key.clone(), value.clone());
         self.overlay.insert(
             (space, key),
             Pending {
@@ -92,9 +117,44 @@ impl<'a, S: StoreRead> Tx<'a, S> {
 
     pub fn delete(&mut self, space: Space, key: Vec<u8>) {
         let seq = self.next_seq();
-        self.batch.delete(space, key.clone());
         self.overlay
             .insert((space, key), Pending { value: None, seq });
+    }
+
+    /// The greatest key in `[start, end)` this transaction wrote and still holds (not deleted
+    /// since), with its value: a record the transaction may extend in place.
+    pub fn last_written(&self, space: Space, start: &[u8], end: &[u8]) -> Option<(&[u8], &[u8])> {
+        if start >= end {
+            return None;
+        }
+        let lower = (space, start.to_vec());
+        let upper = (space, end.to_vec());
+        let ((_, key), p) = self.overlay.range(lower..upper).next_back()?;
+        let value = p.value.as_deref()?;
+        if self.deleted_at(space, key).is_some_and(|r| r > p.seq) {
+            return None;
+        }
+        Some((key, value))
+    }
+
+    /// Appends `bytes` to the value of a key this transaction wrote and still holds: the same
+    /// as a `put` of the longer value, without copying it. Returns `false`, changing nothing,
+    /// when the transaction holds no value for the key.
+    pub fn append(&mut self, space: Space, key: &[u8], bytes: &[u8]) -> bool {
+        let range_seq = self.deleted_at(space, key);
+        let Some(p) = self.overlay.get_mut(&(space, key.to_vec())) else {
+            return false;
+        };
+        if range_seq.is_some_and(|r| r > p.seq) {
+            return false;
+        }
+        let Some(v) = p.value.as_mut() else {
+            return false;
+        };
+        v.extend_from_slice(bytes);
+        self.seq += 1;
+        p.seq = self.seq;
+        true
     }
 
     /// Deletes every key `k` with `start <= k < end`.
@@ -103,7 +163,6 @@ impl<'a, S: StoreRead> Tx<'a, S> {
             return;
         }
         let seq = self.next_seq();
-        self.batch.delete_range(space, start.clone(), end.clone());
         self.ranges.push(RangeDelete {
             space,
             start,
@@ -269,6 +328,60 @@ mod tests {
         assert_eq!(scan_keys(&tx, false), ["b=u", "c=s"]);
         tx.clear(Space::Keys).unwrap();
         assert_eq!(scan_keys(&tx, false), Vec::<String>::new());
+    }
+
+    #[test]
+    fn batch_holds_each_keys_final_state_once() {
+        let mut s = store_with(&["a", "b", "c", "d"]);
+        let mut tx = Tx::new(&s);
+        for v in ["1", "2", "3"] {
+            tx.put(Space::Keys, b"x".to_vec(), v.as_bytes().to_vec());
+        }
+        // Put then covered by a later range deletion: gone, and not written.
+        tx.put(Space::Keys, b"bb".to_vec(), b"t".to_vec());
+        tx.delete_range(Space::Keys, b"b".to_vec(), b"c".to_vec());
+        // Deleted by a range, then written again: kept.
+        tx.delete_range(Space::Keys, b"c".to_vec(), b"d".to_vec());
+        tx.put(Space::Keys, b"c".to_vec(), b"new".to_vec());
+        tx.delete(Space::Keys, b"d".to_vec());
+        let expect = scan_keys(&tx, false);
+        assert_eq!(expect, ["a=s", "c=new", "x=3"]);
+        let batch = tx.into_batch();
+        let puts_of_x = batch
+            .ops()
+            .iter()
+            .filter(|op| matches!(op, crate::store::Op::Put { key, .. } if key == b"x"))
+            .count();
+        assert_eq!(puts_of_x, 1);
+        // Two range deletions, puts of c and x, the delete of d; nothing for bb.
+        assert_eq!(batch.len(), 5);
+        s.write(batch).unwrap();
+        assert_eq!(scan_keys(&Tx::new(&s), false), expect);
+    }
+
+    #[test]
+    fn append_extends_only_values_written_here() {
+        let mut s = store_with(&["a"]);
+        let mut tx = Tx::new(&s);
+        assert!(
+            !tx.append(Space::Keys, b"a", b"x"),
+            "stored, not written here"
+        );
+        tx.put(Space::Keys, b"b".to_vec(), b"1".to_vec());
+        tx.put(Space::Keys, b"c".to_vec(), b"1".to_vec());
+        assert_eq!(
+            tx.last_written(Space::Keys, b"a", b"c"),
+            Some((&b"b"[..], &b"1"[..]))
+        );
+        assert!(tx.append(Space::Keys, b"b", b"23"));
+        assert_eq!(tx.get(Space::Keys, b"b").unwrap(), Some(b"123".to_vec()));
+        tx.delete_range(Space::Keys, b"b".to_vec(), b"c".to_vec());
+        assert_eq!(tx.last_written(Space::Keys, b"a", b"c"), None);
+        assert!(!tx.append(Space::Keys, b"b", b"4"), "deleted by a range");
+        tx.put(Space::Keys, b"b".to_vec(), b"5".to_vec());
+        assert!(tx.append(Space::Keys, b"b", b"6"));
+        s.write(tx.into_batch()).unwrap();
+        assert_eq!(s.get(Space::Keys, b"b").unwrap(), Some(b"56".to_vec()));
     }
 
     #[test]
