@@ -83,13 +83,7 @@ pub fn apply<S: StoreRead>(
             let mut out = Vec::with_capacity(items.len());
             for (key, ts, value) in items {
                 let r = match e.lookup(key) {
-                    Ok(Some(_)) => e.add(
-                        key,
-                        ts.unwrap_or(unix.0),
-                        *value,
-                        &SeriesOpts::default(),
-                        None,
-                    ),
+                    Ok(Some(meta)) => e.add_to(key, meta, ts.unwrap_or(unix.0), *value, None),
                     Ok(None) => Err(no_key()),
                     Err(err) => Err(err),
                 };
@@ -231,10 +225,25 @@ impl<S: StoreRead> Engine<'_, '_, S> {
         if !value.is_finite() {
             return Err(tsdb("invalid value"));
         }
-        let mut meta = match self.lookup(key)? {
+        let meta = match self.lookup(key)? {
             Some(m) => m,
             None => self.create(key, opts)?,
         };
+        self.add_to(key, meta, ts, value, on_duplicate)
+    }
+
+    /// TS.ADD to the series `meta` already loaded for `key`.
+    fn add_to(
+        &mut self,
+        key: &Bytes,
+        mut meta: SeriesMeta,
+        ts: u64,
+        value: f64,
+        on_duplicate: Option<DupPolicy>,
+    ) -> Result<u64, TsError> {
+        if !value.is_finite() {
+            return Err(tsdb("invalid value"));
+        }
         let policy = on_duplicate
             .or(meta.duplicate_policy)
             .unwrap_or(DupPolicy::Block);
