@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::iter::Peekable;
+use std::ops::Bound;
 
 use crate::store::{KeyValue, ScanIter, Space, StoreError, StoreRead, WriteBatch};
 
@@ -40,8 +41,9 @@ fn newest_range(ranges: &[RangeDelete], space: Space, key: &[u8]) -> Option<u64>
 /// Reads through to `store`, buffers writes.
 pub struct Tx<'a, S: StoreRead> {
     store: &'a S,
-    /// The newest change to each key written in this transaction.
-    overlay: BTreeMap<(Space, Vec<u8>), Pending>,
+    /// The newest change to each key written in this transaction, per space (so lookups and
+    /// ranges borrow the caller's key instead of allocating one).
+    overlay: BTreeMap<Space, BTreeMap<Vec<u8>, Pending>>,
     /// Range deletions, oldest first.
     ranges: Vec<RangeDelete>,
     seq: u64,
@@ -67,7 +69,10 @@ impl<'a, S: StoreRead> Tx<'a, S> {
         for r in &ranges {
             batch.delete_range(r.space, r.start.clone(), r.end.clone());
         }
-        for ((space, key), p) in overlay {
+        for (space, key, p) in overlay
+            .into_iter()
+            .flat_map(|(space, keys)| keys.into_iter().map(move |(k, p)| (space, k, p)))
+        {
             if newest_range(&ranges, space, &key).is_some_and(|r| r > p.seq) {
                 continue;
             }
@@ -80,7 +85,7 @@ impl<'a, S: StoreRead> Tx<'a, S> {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.overlay.is_empty() && self.ranges.is_empty()
+        self.overlay.values().all(BTreeMap::is_empty) && self.ranges.is_empty()
     }
 
     fn next_seq(&mut self) -> u64 {
@@ -94,7 +99,7 @@ impl<'a, S: StoreRead> Tx<'a, S> {
     }
 
     pub fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let pending = self.overlay.get(&(space, key.to_vec()));
+        let pending = self.overlay.get(&space).and_then(|m| m.get(key));
         let range_seq = self.deleted_at(space, key);
         match (pending, range_seq) {
             (Some(p), Some(r)) if r > p.seq => Ok(None),
@@ -106,8 +111,8 @@ impl<'a, S: StoreRead> Tx<'a, S> {
 
     pub fn put(&mut self, space: Space, key: Vec<u8>, value: Vec<u8>) {
         let seq = self.next_seq();
-        self.overlay.insert(
-            (space, key),
+        self.overlay.entry(space).or_default().insert(
+            key,
             Pending {
                 value: Some(value),
                 seq,
@@ -118,7 +123,9 @@ impl<'a, S: StoreRead> Tx<'a, S> {
     pub fn delete(&mut self, space: Space, key: Vec<u8>) {
         let seq = self.next_seq();
         self.overlay
-            .insert((space, key), Pending { value: None, seq });
+            .entry(space)
+            .or_default()
+            .insert(key, Pending { value: None, seq });
     }
 
     /// The greatest key in `[start, end)` this transaction wrote and still holds (not deleted
@@ -127,9 +134,11 @@ impl<'a, S: StoreRead> Tx<'a, S> {
         if start >= end {
             return None;
         }
-        let lower = (space, start.to_vec());
-        let upper = (space, end.to_vec());
-        let ((_, key), p) = self.overlay.range(lower..upper).next_back()?;
+        let (key, p) = self
+            .overlay
+            .get(&space)?
+            .range::<[u8], _>((Bound::Included(start), Bound::Excluded(end)))
+            .next_back()?;
         let value = p.value.as_deref()?;
         if self.deleted_at(space, key).is_some_and(|r| r > p.seq) {
             return None;
@@ -142,7 +151,7 @@ impl<'a, S: StoreRead> Tx<'a, S> {
     /// when the transaction holds no value for the key.
     pub fn append(&mut self, space: Space, key: &[u8], bytes: &[u8]) -> bool {
         let range_seq = self.deleted_at(space, key);
-        let Some(p) = self.overlay.get_mut(&(space, key.to_vec())) else {
+        let Some(p) = self.overlay.get_mut(&space).and_then(|m| m.get_mut(key)) else {
             return false;
         };
         if range_seq.is_some_and(|r| r > p.seq) {
@@ -181,10 +190,8 @@ impl<'a, S: StoreRead> Tx<'a, S> {
             .map(|kv| kv.0);
         let last_pending = self
             .overlay
-            .range((space, Vec::new())..)
-            .take_while(|((s, _), _)| *s == space)
-            .map(|((_, k), _)| k)
-            .last()
+            .get(&space)
+            .and_then(|m| m.keys().next_back())
             .cloned();
         let Some(last) = last_stored.into_iter().chain(last_pending).max() else {
             return Ok(());
@@ -205,12 +212,13 @@ impl<'a, S: StoreRead> Tx<'a, S> {
         reverse: bool,
     ) -> ScanIter<'_> {
         let stored = self.store.scan(space, start, end, reverse);
-        let lower = (space, start.to_vec());
+        let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
         let mut pending: Vec<(Vec<u8>, Option<Vec<u8>>)> = self
             .overlay
-            .range(lower..)
-            .take_while(|((s, k), _)| *s == space && end.is_none_or(|e| k.as_slice() < e))
-            .map(|((_, k), p)| {
+            .get(&space)
+            .into_iter()
+            .flat_map(|m| m.range::<[u8], _>((Bound::Included(start), upper)))
+            .map(|(k, p)| {
                 let hidden = self.deleted_at(space, k).is_some_and(|r| r > p.seq);
                 (k.clone(), if hidden { None } else { p.value.clone() })
             })
