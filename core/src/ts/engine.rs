@@ -53,7 +53,7 @@ fn save<S: StoreRead>(tx: &mut Tx<'_, S>, key: &[u8], meta: &SeriesMeta) {
     tx.put(
         Space::Keys,
         key.to_vec(),
-        Record::encode(Kind::Series, &meta.encode()),
+        meta.encode_after(Record::header(Kind::Series)),
     );
 }
 
