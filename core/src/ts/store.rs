@@ -62,6 +62,10 @@ fn chunk_count(value: &[u8]) -> Result<u64, StoreError> {
 pub const RUN_VERSION: u8 = 1;
 /// Bytes of one sample in a head run.
 const RUN_SAMPLE: usize = 16;
+/// The most samples an in-order append puts in one run; a longer run stops taking appends,
+/// and an out-of-order insert splits a run of twice this. Bounds what rewriting a run for an
+/// out-of-order sample costs (4 KiB) whatever the series' chunk size.
+const RUN_SAMPLES_MAX: usize = 256;
 /// The length of a head value written before runs: one sample's value bits.
 const LEGACY_HEAD_VALUE: usize = 8;
 
@@ -130,10 +134,12 @@ fn decode_run(key: &[u8], value: &[u8]) -> Result<Vec<Sample>, StoreError> {
     Ok(out)
 }
 
-/// The timestamp of a run record's last sample, if `value` is a run in this version's format.
+/// The timestamp of a run record's last sample, if `value` is a run in this version's format
+/// that may take another sample.
 fn run_last_ts(value: &[u8]) -> Option<u64> {
     let body = value.strip_prefix(&[RUN_VERSION])?;
-    if body.is_empty() || body.len() % RUN_SAMPLE != 0 {
+    if body.is_empty() || body.len() % RUN_SAMPLE != 0 || body.len() >= RUN_SAMPLES_MAX * RUN_SAMPLE
+    {
         return None;
     }
     let at = body.len() - RUN_SAMPLE;
@@ -320,6 +326,11 @@ fn upsert_head<S: StoreRead>(
             Upserted::Added
         }
     };
+    if run.len() > 2 * RUN_SAMPLES_MAX {
+        // The first part keeps the key; the rest starts a run of its own.
+        let rest = run.split_off(RUN_SAMPLES_MAX);
+        put_run(tx, id, &rest);
+    }
     tx.put(Space::Chunks, key, encode_run(&run));
     Ok(outcome)
 }

@@ -904,3 +904,37 @@ fn head_samples_from_before_runs_are_read_merged_and_sealed() {
     assert_eq!(info_field(&info, "totalSamples"), int(8));
     assert_eq!(info_field(&info, "chunkCount"), int(1));
 }
+
+#[test]
+fn head_runs_stay_bounded_with_a_big_chunk_size() {
+    let mut h = Harness::new();
+    h.run("TS.CREATE big CHUNK_SIZE 1048576");
+    let lines: Vec<String> = (0..600u64)
+        .map(|i| format!("TS.ADD big {} {i}", i * 10))
+        .collect();
+    one_round(&mut h, &lines);
+    // In-order appends stop at 256 samples per run.
+    assert_eq!(chunk_keys(&h.store), 3);
+    // Out-of-order samples all land in the first run, which splits rather than grow.
+    for j in 1..=9u64 {
+        let lines: Vec<String> = (0..60u64)
+            .map(|i| format!("TS.ADD big {} 0.5", i * 10 + j))
+            .collect();
+        one_round(&mut h, &lines);
+    }
+    h.check("big");
+    let longest = h
+        .store
+        .scan(Space::Chunks, b"", None, false)
+        .map(|kv| kv.unwrap().1.len())
+        .max()
+        .unwrap();
+    assert!(longest <= 1 + 16 * 512, "a run of {longest} bytes");
+    assert!(chunk_keys(&h.store) > 3);
+    let info = h.run("TS.INFO big");
+    assert_eq!(info_field(&info, "totalSamples"), int(1140));
+    assert_eq!(
+        h.run("TS.RANGE big 9 11"),
+        arr(vec![s(9, 0.5), s(10, 1.0), s(11, 0.5)])
+    );
+}
