@@ -146,10 +146,10 @@ impl<'a, S: StoreRead> Tx<'a, S> {
         Some((key, value))
     }
 
-    /// Appends `bytes` to the value of a key this transaction wrote and still holds: the same
-    /// as a `put` of the longer value, without copying it. Returns `false`, changing nothing,
-    /// when the transaction holds no value for the key.
-    pub fn append(&mut self, space: Space, key: &[u8], bytes: &[u8]) -> bool {
+    /// Changes in place the value of a key this transaction wrote and still holds (appends a
+    /// sample to a record, say): the same as a `put` of the changed value, without copying it.
+    /// Returns `false`, calling nothing, when the transaction holds no value for the key.
+    pub fn edit(&mut self, space: Space, key: &[u8], change: impl FnOnce(&mut Vec<u8>)) -> bool {
         let range_seq = self.deleted_at(space, key);
         let Some(p) = self.overlay.get_mut(&space).and_then(|m| m.get_mut(key)) else {
             return false;
@@ -160,7 +160,7 @@ impl<'a, S: StoreRead> Tx<'a, S> {
         let Some(v) = p.value.as_mut() else {
             return false;
         };
-        v.extend_from_slice(bytes);
+        change(v);
         self.seq += 1;
         p.seq = self.seq;
         true
@@ -368,11 +368,11 @@ mod tests {
     }
 
     #[test]
-    fn append_extends_only_values_written_here() {
+    fn edit_changes_only_values_written_here() {
         let mut s = store_with(&["a"]);
         let mut tx = Tx::new(&s);
         assert!(
-            !tx.append(Space::Keys, b"a", b"x"),
+            !tx.edit(Space::Keys, b"a", |v| v.push(b'x')),
             "stored, not written here"
         );
         tx.put(Space::Keys, b"b".to_vec(), b"1".to_vec());
@@ -381,13 +381,16 @@ mod tests {
             tx.last_written(Space::Keys, b"a", b"c"),
             Some((&b"b"[..], &b"1"[..]))
         );
-        assert!(tx.append(Space::Keys, b"b", b"23"));
+        assert!(tx.edit(Space::Keys, b"b", |v| v.extend_from_slice(b"23")));
         assert_eq!(tx.get(Space::Keys, b"b").unwrap(), Some(b"123".to_vec()));
         tx.delete_range(Space::Keys, b"b".to_vec(), b"c".to_vec());
         assert_eq!(tx.last_written(Space::Keys, b"a", b"c"), None);
-        assert!(!tx.append(Space::Keys, b"b", b"4"), "deleted by a range");
+        assert!(
+            !tx.edit(Space::Keys, b"b", |v| v.push(b'4')),
+            "deleted by a range"
+        );
         tx.put(Space::Keys, b"b".to_vec(), b"5".to_vec());
-        assert!(tx.append(Space::Keys, b"b", b"6"));
+        assert!(tx.edit(Space::Keys, b"b", |v| v.push(b'6')));
         s.write(tx.into_batch()).unwrap();
         assert_eq!(s.get(Space::Keys, b"b").unwrap(), Some(b"56".to_vec()));
     }

@@ -9,9 +9,11 @@
 //!
 //! The head is a sequence of runs, each one record `[RUN_VERSION, (ts: u64, value bits: u64)
 //! big-endian per sample...]` keyed by its first timestamp. An in-order sample extends the run
-//! the same transaction wrote last when that run holds the series' newest sample, so the
-//! samples one apply round adds to a series cost the store one record, not one key each; a
-//! sample in a later round starts a new run (rewriting an older run would write it again).
+//! the same transaction wrote last when that run holds the series' newest sample (and has
+//! fewer than `RUN_SAMPLES_MAX` samples), and a duplicate of the newest sample is merged into
+//! it in place, so the samples one apply round adds to a series cost the store one record, not
+//! one key each; a sample in a later round starts a new run (rewriting an older run would
+//! write it again).
 //! A head value of exactly 8 bytes is one sample in the layout before runs (the value's bits,
 //! the timestamp in the key): still read, never written.
 
@@ -134,16 +136,16 @@ fn decode_run(key: &[u8], value: &[u8]) -> Result<Vec<Sample>, StoreError> {
     Ok(out)
 }
 
-/// The timestamp of a run record's last sample, if `value` is a run in this version's format
-/// that may take another sample.
-fn run_last_ts(value: &[u8]) -> Option<u64> {
+/// The timestamp of a run record's last sample and its sample count, if `value` is a run in
+/// this version's format.
+fn run_tail(value: &[u8]) -> Option<(u64, usize)> {
     let body = value.strip_prefix(&[RUN_VERSION])?;
-    if body.is_empty() || body.len() % RUN_SAMPLE != 0 || body.len() >= RUN_SAMPLES_MAX * RUN_SAMPLE
-    {
+    if body.is_empty() || body.len() % RUN_SAMPLE != 0 {
         return None;
     }
     let at = body.len() - RUN_SAMPLE;
-    Some(u64::from_be_bytes(body.get(at..at + 8)?.try_into().ok()?))
+    let last = u64::from_be_bytes(body.get(at..at + 8)?.try_into().ok()?);
+    Some((last, body.len() / RUN_SAMPLE))
 }
 
 fn put_run<S: StoreRead>(tx: &mut Tx<'_, S>, id: u64, samples: &[Sample]) {
@@ -278,24 +280,42 @@ fn upsert_head<S: StoreRead>(
     let id = meta.id;
     let ts = sample.ts;
     let head_end = keys::prefix_end(&keys::head_prefix(id));
+    // The newest sample, when it is in the head, and the run this transaction wrote that ends
+    // with it (new samples at or after it are edited into that run in place).
+    let newest = meta
+        .last
+        .filter(|(l, _)| meta.sealed_end.is_none_or(|e| *l > e));
+    let open_run = newest.and_then(|(l, _)| {
+        let (key, value) = tx.last_written(Space::Chunks, &head_start(meta), &head_end)?;
+        let (last, count) = run_tail(value)?;
+        (last == l).then(|| (key.to_vec(), count))
+    });
     if meta.last.is_none_or(|(l, _)| ts > l) {
-        // In order: extend the run this transaction wrote if it ends with the newest sample.
-        let newest_in_head = meta
-            .last
-            .filter(|(l, _)| meta.sealed_end.is_none_or(|e| *l > e))
-            .map(|(l, _)| l);
-        let extend = newest_in_head.and_then(|l| {
-            let (key, value) = tx.last_written(Space::Chunks, &head_start(meta), &head_end)?;
-            (run_last_ts(value) == Some(l)).then(|| key.to_vec())
+        let extended = open_run.is_some_and(|(key, count)| {
+            count < RUN_SAMPLES_MAX
+                && tx.edit(Space::Chunks, &key, |v| {
+                    v.extend_from_slice(&run_sample(sample))
+                })
         });
-        let extended =
-            extend.is_some_and(|key| tx.append(Space::Chunks, &key, &run_sample(sample)));
         if !extended {
             put_run(tx, id, &[sample]);
         }
         meta.head_samples += 1;
         meta.total_samples += 1;
         return Ok(Upserted::Added);
+    }
+    if let (Some((l, stored)), Some((key, _))) = (newest, &open_run)
+        && ts == l
+    {
+        // A duplicate of the newest sample (common with `*` timestamps): its value is the
+        // last 8 bytes of the open run.
+        let merged = policy.merge(stored, sample.value).ok_or_else(blocked)?;
+        let edited = tx.edit(Space::Chunks, key, |v| {
+            let at = v.len() - 8;
+            v[at..].copy_from_slice(&merged.to_bits().to_be_bytes());
+        });
+        assert!(edited, "the open run was just found in the transaction");
+        return Ok(Upserted::Merged(merged));
     }
     // Out of order: the run with the greatest start <= ts holds ts or takes it (a run keeps
     // its first timestamp, so its key; it cannot reach the next run, which starts after ts).
@@ -794,7 +814,7 @@ mod tests {
         let back = decode_run(&key, &enc).unwrap();
         assert_eq!(back.len(), 2);
         assert_eq!(back[1].value.to_bits(), (-0.0f64).to_bits());
-        assert_eq!(run_last_ts(&enc), Some(0x0102));
+        assert_eq!(run_tail(&enc), Some((0x0102, 2)));
     }
 
     #[test]
@@ -803,7 +823,7 @@ mod tests {
         let legacy = 2.5f64.to_bits().to_be_bytes();
         let got = decode_run(&key, &legacy).unwrap();
         assert_eq!(got, vec![Sample { ts: 42, value: 2.5 }]);
-        assert_eq!(run_last_ts(&legacy), None, "never extended in place");
+        assert_eq!(run_tail(&legacy), None, "never edited in place");
     }
 
     #[test]

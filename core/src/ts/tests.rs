@@ -828,11 +828,31 @@ fn one_round_writes_one_record_and_one_head_run_per_series() {
     );
     // A later round starts a run of its own; out-of-order samples merge into the run that
     // covers them.
-    one_round(
+    let batch = one_round(
         &mut h,
-        &["TS.ADD a 2000 1".into(), "TS.ADD a 2001 2".into()],
+        &[
+            "TS.ADD a 2000 1".into(),
+            "TS.ADD a 2001 2".into(),
+            "TS.ADD a 2001 3 ON_DUPLICATE SUM".into(),
+            "TS.ADD a 2001 4 ON_DUPLICATE MAX".into(),
+        ],
+    );
+    assert_eq!(
+        batch.len(),
+        2,
+        "duplicates of the newest sample edit the open run"
     );
     assert_eq!(chunk_keys(&h.store), 3);
+    assert_eq!(h.run("TS.GET a"), s(2001, 5.0));
+    // A duplicate of the newest sample from an earlier round rewrites that run.
+    one_round(&mut h, &["TS.ADD a 2001 1 ON_DUPLICATE SUM".into()]);
+    assert_eq!(h.run("TS.RANGE a 2001 2001"), arr(vec![s(2001, 6.0)]));
+    assert_eq!(
+        h.run("TS.ADD a 2001 1"),
+        err(
+            "ERR TSDB: Error at upsert, update is not supported when DUPLICATE_POLICY is set to BLOCK mode"
+        )
+    );
     one_round(
         &mut h,
         &[
@@ -856,7 +876,7 @@ fn one_round_writes_one_record_and_one_head_run_per_series() {
     h.check("a");
     assert_eq!(
         h.run("TS.RANGE a - +"),
-        arr(vec![s(999, 9.0), s(2000, 1.0), s(2001, 2.0)])
+        arr(vec![s(999, 9.0), s(2000, 1.0), s(2001, 6.0)])
     );
 }
 
