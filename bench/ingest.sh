@@ -8,11 +8,13 @@
 #     (per-request overhead)
 # Every ingest workload runs on redis-benchmark (a C client), so the client is not the limit.
 #
-# Peers: Debian's redis-server always (plain commands only: it has no TS.* commands). When
-# RTS_MODULE names a RedisTimeSeries (or valkey-timeseries) module file, redis-server with it
-# loaded (in memory) gets a column for the TS rows too. Nothing here builds a peer.
+# Peers: Debian's redis-server `always` and `everysec` (plain commands only: it has no TS.*
+# commands). When RTS_MODULE names a RedisTimeSeries module file, redis-server with it loaded
+# (in memory) gets a column for the TS rows; BASE_BIN adds an earlier tickdb build. Every peer
+# runs in this same run, one after the other. Nothing here builds a peer.
 #
 #   bash bench/ingest.sh                 # TICKDB_BIN or $CARGO_TARGET_DIR/release/tickdb
+#   BASE_BIN=/path/to/older/tickdb bash bench/ingest.sh      # adds a before/after column
 #   RTS_MODULE=/usr/lib/redis/modules/redistimeseries.so bash bench/ingest.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,9 +31,9 @@ SERIES_SAMPLES=${SERIES_SAMPLES:-1000000}
 
 . bench/lib.sh
 
-start_tickdb() {
+start_tickdb() { # start_tickdb BIN
   port=$(free_port)
-  RUST_LOG=warn "$BIN" --port "$port" --zmq-port 0 --data-dir "$work/tickdb-$port" 2>"$work/tickdb-$port.log" &
+  RUST_LOG=warn "$1" --port "$port" --zmq-port 0 --data-dir "$work/tickdb-$port" 2>"$work/tickdb-$port.log" &
   pids+=($!); tickdb_pid=$!; wait_port "$port"
 }
 start_redis() { # start_redis NAME ARGS...
@@ -42,7 +44,8 @@ start_redis() { # start_redis NAME ARGS...
 }
 
 rps() { grep -o '[0-9.]* requests per second' | awk '{print $1}' | tail -1; }
-ratio() { python3 -c "a,b='$1','$2'; print(f'{float(a)/float(b):.2f}' if a and b else '')"; }
+# ratio A B -> A / B, from the leading number of each ("134.6 (130.2)" counts as 134.6)
+ratio() { python3 -c "a,b='$1'.split(' ')[0],'$2'.split(' ')[0]; print(f'{float(a)/float(b):.2f}' if a and b else '')"; }
 
 # One series per key, DUPLICATE_POLICY LAST, as `*` timestamps of one command can collide.
 make_series() {
@@ -75,65 +78,86 @@ latency_ms() {
   r=$(redis-benchmark -p "$1" -n "$2" -c 1 -q "${@:3}" | rps)
   python3 -c "print(f'{1000 / float($r):.2f}')"
 }
-# load_series PORT KEY N: N tick samples (random walk on a 0.01 tick, ms gaps) with BATCH_SET.
+# load_series PORT KEY N: N tick samples (random walk on a 0.01 tick, ms gaps), TS.MADD of
+# 10,000 samples per command (one log entry each in tickdb).
 load_series() {
   python3 - "$1" "$2" "$3" <<'EOF'
 import random, sys, redis
 r = redis.Redis(port=int(sys.argv[1]))
 key, n = sys.argv[2], int(sys.argv[3])
+r.execute_command("TS.CREATE", key)
 random.seed(7)
-ts, px = 1_700_000_000_000, 100.0
-p = r.pipeline(transaction=False)
+ts, px, args = 1_700_000_000_000, 100.0, []
 for i in range(1, n + 1):
     ts += random.choice([1, 1, 2, 3, 5, 8, 13, 40, 250])
     px = round(px + random.choice([-0.02, -0.01, 0, 0, 0.01, 0.02]), 2)
-    p.execute_command("BATCH_SET", key, px, ts)
+    args += [key, ts, px]
     if i % 10_000 == 0 or i == n:
-        p.execute_command("BATCH_FLUSH")
-        p.execute()
+        r.execute_command("TS.MADD", *args)
+        args = []
 EOF
 }
 
-start_tickdb; tickdb=$port
-start_redis always --appendonly yes --appendfsync always; always=$port
-start_redis everysec --appendonly yes --appendfsync everysec; everysec=$port
-rts=
-if [ -n "${RTS_MODULE:-}" ]; then start_redis rts --loadmodule "$RTS_MODULE"; rts=$port; fi
+# The TS peers, in column order: tickdb, then (when given) an earlier tickdb build and
+# RedisTimeSeries. Every one runs each workload in this same run.
+names=(tickdb); bins=("$BIN")
+[ -n "${BASE_BIN:-}" ] && { names+=("tickdb before"); bins+=("$BASE_BIN"); }
+[ -n "${RTS_MODULE:-}" ] && { names+=("RTS in memory"); bins+=(rts); }
+start_peer() { # start_peer INDEX -> $port, $peer_pid (tickdb only)
+  if [ "${bins[$1]}" = rts ]; then start_redis rts --loadmodule "$RTS_MODULE"; peer_pid=
+  else start_tickdb "${bins[$1]}"; peer_pid=$tickdb_pid; fi
+}
 
-declare -A T R
-make_series "$tickdb"; [ -n "$rts" ] && make_series "$rts"
-T[madd]=$(madd "$tickdb"); [ -n "$rts" ] && R[madd]=$(madd "$rts")
-for p in 16 1; do
-  T[add$p]=$(tsadd "$tickdb" "$p"); [ -n "$rts" ] && R[add$p]=$(tsadd "$rts" "$p")
+declare -A V
+for i in "${!names[@]}"; do
+  start_peer "$i"; p=$port
+  make_series "$p"
+  V[$i,madd]=$(madd "$p")
+  V[$i,add16]=$(tsadd "$p" 16)
+  V[$i,add1]=$(tsadd "$p" 1)
+  kill "$peer_pid" 2>/dev/null || redis-cli -p "$p" SHUTDOWN NOSAVE >/dev/null 2>&1 || true
+  # A fresh server for the 1M-sample series, so its data directory holds nothing else.
+  start_peer "$i"; p=$port; dir="$work/tickdb-$p"
+  load_series "$p" big "$SERIES_SAMPLES"
+  V[$i,rev]=$(latency_ms "$p" 100 TS.REVRANGE big - + COUNT 1000)
+  V[$i,get]=$(latency_ms "$p" 2000 TS.GET big)
+  V[$i,agg]=$(latency_ms "$p" 20 TS.RANGE big - + AGGREGATION avg 60000)
+  if [ -n "$peer_pid" ]; then
+    live=$(du -sb "$dir" | cut -f1)
+    kill "$peer_pid"; wait "$peer_pid" 2>/dev/null || true
+    stopped=$(du -sb "$dir" | cut -f1)
+    V[$i,dir]=$(python3 -c "print(f'{$live/$SERIES_SAMPLES:.1f} ({$stopped/$SERIES_SAMPLES:.1f})')")
+  else
+    redis-cli -p "$p" SHUTDOWN NOSAVE >/dev/null 2>&1 || true
+  fi
 done
 
-# A fresh tickdb for the 1M-sample series, so its data directory holds nothing else.
-start_tickdb; big=$port; big_pid=$tickdb_pid
-load_series "$big" big "$SERIES_SAMPLES"; [ -n "$rts" ] && load_series "$rts" big "$SERIES_SAMPLES"
-T[rev]=$(latency_ms "$big" 200 TS.REVRANGE big - + COUNT 1000)
-T[get]=$(latency_ms "$big" 2000 TS.GET big)
-T[agg]=$(latency_ms "$big" 20 TS.RANGE big - + AGGREGATION avg 60000)
-if [ -n "$rts" ]; then
-  R[rev]=$(latency_ms "$rts" 200 TS.REVRANGE big - + COUNT 1000)
-  R[get]=$(latency_ms "$rts" 2000 TS.GET big)
-  R[agg]=$(latency_ms "$rts" 20 TS.RANGE big - + AGGREGATION avg 60000)
-fi
-dir_live=$(du -sb "$work/tickdb-$big" | cut -f1)
-kill "$big_pid"; wait "$big_pid" 2>/dev/null || true
-dir_stopped=$(du -sb "$work/tickdb-$big" | cut -f1)
-
-echo "| workload | tickdb | RTS in memory | tickdb / RTS |"
-echo "| --- | --- | --- | --- |"
-row() { echo "| $1 | $2 | ${3:-—} | $(ratio "$2" "${3:-}") |"; }
-row "TS.MADD 100 samples per command, 4 connections, 8 in flight, 1,000 series (samples/s)" "${T[madd]}" "${R[madd]:-}"
-row "TS.ADD across 1,000 series, -c $CLIENTS -P 16 (samples/s)" "${T[add16]}" "${R[add16]:-}"
-row "TS.ADD across 1,000 series, -c $CLIENTS -P 1 (samples/s)" "${T[add1]}" "${R[add1]:-}"
-row "TS.REVRANGE key - + COUNT 1000 on a $SERIES_SAMPLES-sample series (ms)" "${T[rev]}" "${R[rev]:-}"
-row "TS.GET on that series (ms)" "${T[get]}" "${R[get]:-}"
-row "TS.RANGE avg over $SERIES_SAMPLES samples, 1-min buckets (ms)" "${T[agg]}" "${R[agg]:-}"
-echo "| data directory after $SERIES_SAMPLES samples, then after a clean stop (bytes/sample) | $(python3 -c "print(f'{$dir_live/$SERIES_SAMPLES:.1f} ({$dir_stopped/$SERIES_SAMPLES:.1f})')") | — | |"
+header="| workload |"; rule="| --- |"
+for n in "${names[@]}"; do header+=" $n |"; rule+=" --- |"; done
+for n in "${names[@]:1}"; do header+=" tickdb / $n |"; rule+=" --- |"; done
+echo "$header"; echo "$rule"
+row() { # row LABEL KEY higher|lower
+  local line="| $1 |"
+  for i in "${!names[@]}"; do line+=" ${V[$i,$2]:-} |"; done
+  for i in "${!names[@]}"; do
+    [ "$i" = 0 ] && continue
+    if [ "$3" = higher ]; then line+=" $(ratio "${V[0,$2]:-}" "${V[$i,$2]:-}") |"
+    else line+=" $(ratio "${V[$i,$2]:-}" "${V[0,$2]:-}") |"; fi
+  done
+  echo "$line"
+}
+row "TS.MADD 100 samples per command, 4 connections, 8 in flight, 1,000 series (samples/s)" madd higher
+row "TS.ADD across 1,000 series, -c $CLIENTS -P 16 (samples/s)" add16 higher
+row "TS.ADD across 1,000 series, -c $CLIENTS -P 1 (samples/s)" add1 higher
+row "TS.REVRANGE key - + COUNT 1000 on a $SERIES_SAMPLES-sample series (ms)" rev lower
+row "TS.GET on that series (ms)" get lower
+row "TS.RANGE avg over $SERIES_SAMPLES samples, 1-min buckets (ms)" agg lower
+row "data directory after $SERIES_SAMPLES samples, then after a clean stop (bytes/sample)" dir lower
 echo
-echo "(latencies: mean of one redis-benchmark client; ratios for latencies are tickdb's time over the peer's)"
+echo "(ratios: how many times better tickdb is; for latencies the peer's time over tickdb's; latencies are the mean of one redis-benchmark client)"
 echo
+start_tickdb "$BIN"; tickdb=$port
+start_redis always --appendonly yes --appendfsync always; always=$port
+start_redis everysec --appendonly yes --appendfsync everysec; everysec=$port
 compare "tickdb,redis always,redis everysec" "$tickdb" "$always" "$everysec"
 echo "$(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(redis-server --version | cut -d' ' -f3), tickdb $("$BIN" --version | cut -d' ' -f2) $(git rev-parse --short HEAD)"
