@@ -5,7 +5,7 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/tickdb-target
 CARGO ?= cargo
 
-.PHONY: deps build run test lint fmt clippy check-core fuzz-smoke bench bench-cluster sim
+.PHONY: deps build run test lint fmt clippy check-core fuzz-smoke bench bench-cluster sim nemesis
 
 deps:
 	@bash scripts/install-deps.sh
@@ -16,9 +16,18 @@ build: deps
 run: build
 	$(CARGO_TARGET_DIR)/release/tickdb --data-dir ./data $(ARGS)
 
-# The binary is built first: the integration tests run it as a separate process.
+# The binary is built first: the integration tests run it as a separate process. This includes
+# a ~60 s run of the fault suite (tests/tests/nemesis.rs; needs root for network namespaces).
 test: build
 	$(CARGO) test --release --workspace
+
+# The real-cluster fault suite alone, as long as asked: `make nemesis SECONDS=600 SEED=42`.
+# Without SEED a seed is drawn and printed; a failure prints the command that replays it.
+SECONDS ?= 120
+SEED ?=
+nemesis: build
+	TICKDB_NEMESIS_SECONDS=$(SECONDS) TICKDB_NEMESIS_SEED=$(SEED) \
+		$(CARGO) test --release -p tickdb-tests --test nemesis -- --nocapture
 
 fmt:
 	$(CARGO) fmt --all -- --check

@@ -6,8 +6,10 @@ set -euo pipefail
 apt_packages=(
   libclang-dev clang    # bindgen for RocksDB's bundled C++ build
   redis-tools           # redis-cli, redis-benchmark: client tests and benchmarks
+  tmux                  # a terminal for the interactive redis-cli tests
   redis-server          # the peer in benchmarks
   libzmq3-dev           # libzmq: the reference ZeroMQ peer in interoperability tests
+  iproute2 nftables     # the fault suite: network namespaces, veths, a bridge, packet filters
 )
 python_packages=(redis pyzmq)
 

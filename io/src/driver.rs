@@ -291,6 +291,7 @@ async fn run<S: Store, T: PeerTransport>(
             () = sleep_until(clock, deadline) => Wake::Timeout,
         };
         let now = clock.now();
+        let timer_fired = matches!(wake, Wake::Timeout);
         match wake {
             Wake::Timeout => node.handle_timeout(now),
             Wake::PeersClosed => {
@@ -307,6 +308,12 @@ async fn run<S: Store, T: PeerTransport>(
                 feed_peer(&mut node, now, from, bytes);
                 feed_queued(&mut node, &mut conns, now, &mut rx, mesh.as_mut(), 1);
             }
+        }
+        // `biased` prefers input: under a steady stream of it the timer branch may never be
+        // chosen, so fire overdue timers here too (heartbeats, CheckQuorum, request
+        // timeouts). A call before the deadline is a no-op.
+        if !timer_fired && node.poll_timeout().is_some_and(|t| t <= now) {
+            node.handle_timeout(now);
         }
         node.add_bytes_out(bytes_out.swap(0, Ordering::Relaxed));
         drain(

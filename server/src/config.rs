@@ -95,6 +95,12 @@ pub(crate) struct Flags {
     /// the node does not vote until the leader adds it (CLUSTER ADDNODE on the leader).
     #[arg(long)]
     pub(crate) cluster_join: bool,
+    /// Compact the Raft log (behind the applied checkpoint) once this many entries were
+    /// appended since the last compaction; a follower behind the compacted log then catches up
+    /// from a snapshot. Small values make snapshots install often (the fault suite uses them);
+    /// 0 disables compaction by entry count [default: 10000].
+    #[arg(long, value_name = "N")]
+    pub(crate) raft_compaction_entries: Option<u64>,
 }
 
 /// The settings in a TOML config file; every key is optional.
@@ -119,6 +125,7 @@ pub(crate) struct FileConfig {
     pub(crate) request_timeout_ms: Option<u64>,
     pub(crate) cluster_secret: Option<String>,
     pub(crate) cluster_join: Option<bool>,
+    pub(crate) raft_compaction_entries: Option<u64>,
 }
 
 /// Default ZeroMQ client port.
@@ -296,6 +303,8 @@ pub(crate) struct Config {
     pub(crate) cluster_secret: Option<String>,
     /// This node joins an existing cluster as a non-voter.
     pub(crate) cluster_join: bool,
+    /// `None`: Raft's default compaction threshold.
+    pub(crate) raft_compaction_entries: Option<u64>,
 }
 
 impl Config {
@@ -393,6 +402,9 @@ impl Config {
                 .or(file.cluster_secret)
                 .filter(|s| !s.is_empty()),
             cluster_join: flags.cluster_join || file.cluster_join.unwrap_or(false),
+            raft_compaction_entries: flags
+                .raft_compaction_entries
+                .or(file.raft_compaction_entries),
         };
         if config.cluster_join && config.cluster.is_none() {
             return Err(ClusterConfigError::JoinWithoutMembers.into());
@@ -459,6 +471,11 @@ impl Config {
             (
                 "request-timeout-ms".into(),
                 self.request_timeout_ms.to_string(),
+            ),
+            (
+                "raft-compaction-entries".into(),
+                self.raft_compaction_entries
+                    .map_or_else(|| "default".into(), |n| n.to_string()),
             ),
             (
                 "cluster-join".into(),
@@ -779,6 +796,11 @@ mod tests {
         assert_eq!(settings["election-timeout-ms"], "300-600");
         assert_eq!(settings["heartbeat-ms"], "50");
         assert_eq!(settings["cluster-secret"], "");
+        assert_eq!(settings["raft-compaction-entries"], "default");
+        let c = load(&["--raft-compaction-entries", "64"]).unwrap();
+        assert_eq!(c.raft_compaction_entries, Some(64));
+        let settings: BTreeMap<_, _> = c.settings().into_iter().collect();
+        assert_eq!(settings["raft-compaction-entries"], "64");
         let c = load(&["--cluster-secret", "s3cret"]).unwrap();
         assert_eq!(c.cluster_secret.as_deref(), Some("s3cret"));
         let settings: BTreeMap<_, _> = c.settings().into_iter().collect();

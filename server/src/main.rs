@@ -92,6 +92,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         max_clients: config.max_connections,
         settings: config.settings(),
         server_info: vec![
+            ("os".into(), os_name()),
             ("process_id".into(), std::process::id().to_string()),
             ("tcp_port".into(), local.port().to_string()),
             (
@@ -230,6 +231,7 @@ fn cluster_config(config: &Config) -> ClusterConfig {
     c.request_timeout_ms = config.request_timeout_ms;
     c.joining = config.cluster_join;
     c.secret = config.cluster_secret.clone().map(String::into_bytes);
+    c.compaction_entries = config.raft_compaction_entries;
     c
 }
 
@@ -256,4 +258,18 @@ async fn shutdown_signal() -> anyhow::Result<&'static str> {
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",
     })
+}
+
+/// The `os` INFO field as Redis reports it: kernel name, release and machine (`uname -srm`).
+fn os_name() -> String {
+    let read = |f: &str| {
+        std::fs::read_to_string(format!("/proc/sys/kernel/{f}"))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    };
+    let (name, release) = (read("ostype"), read("osrelease"));
+    if name.is_empty() {
+        return format!("{} {}", std::env::consts::OS, std::env::consts::ARCH);
+    }
+    format!("{name} {release} {}", std::env::consts::ARCH)
 }

@@ -27,11 +27,11 @@ struct Args {
     #[arg(long, default_value_t = 3)]
     nodes: u64,
     /// Comma-separated faults: all, none, network, duplicate, partitions, crashes, drift,
-    /// reconfig; `-name` removes one (`all,-duplicate`).
+    /// reconfig, pauses; `-name` removes one (`all,-duplicate`).
     #[arg(long, default_value = "all")]
     faults: String,
-    /// Plant a known bug: count-unsynced-self, vote-without-persist, commit-old-term (Raft),
-    /// fsync-lies (the simulated disk).
+    /// Plant a known bug: count-unsynced-self, vote-without-persist, commit-old-term,
+    /// apply-under-snapshot (Raft), fsync-lies (the simulated disk).
     #[arg(long)]
     bug: Option<Bug>,
     /// Simulated milliseconds with faults (then faults stop and the run continues quietly).
@@ -69,6 +69,7 @@ fn main() -> Result<()> {
     let start = WallClock::now();
     let (mut events, mut sim_ms, mut ok, mut failed, mut unknown) = (0u64, 0u64, 0u64, 0u64, 0u64);
     let (mut faults_n, mut crashes, mut inconclusive, mut snapshots) = (0u64, 0u64, 0u64, 0u64);
+    let mut pauses = 0u64;
     let (mut added, mut forgotten, mut refused, mut retired) = (0u64, 0u64, 0u64, 0u64);
     let mut elections: Vec<u64> = Vec::new();
     let mut violations = Vec::new();
@@ -85,6 +86,7 @@ fn main() -> Result<()> {
         unknown += r.ops_unknown;
         faults_n += r.faults;
         crashes += r.crashes;
+        pauses += r.pauses;
         snapshots += r.snapshots;
         added += r.nodes_added;
         forgotten += r.nodes_forgotten;
@@ -128,7 +130,10 @@ fn main() -> Result<()> {
         "operations checked: {ok} ok, {failed} failed (refused), {unknown} unknown; \
          {inconclusive} seeds with an inconclusive linearizability search"
     );
-    println!("faults injected: {faults_n} ({crashes} crashes); {snapshots} snapshots installed");
+    println!(
+        "faults injected: {faults_n} ({crashes} crashes, {pauses} pauses); \
+         {snapshots} snapshots installed"
+    );
     if args.mode == Mode::Node {
         println!(
             "membership commands: {added} CLUSTER ADDNODE ok, {forgotten} CLUSTER FORGET ok, \

@@ -62,6 +62,21 @@ const SERIES: u8 = 2;
 const ADMIN_CONN_BASE: u64 = 1 << 40;
 /// The wall clock the nodes see, at simulated time zero.
 const UNIX_BASE_MS: u64 = 1_700_000_000_000;
+/// Chance that the driver is slow to drain a node, and how slow at most: inputs arriving
+/// meanwhile pile into one batch (production feeds everything queued before it drains).
+const SLOW_DRAIN_PCT: u64 = 10;
+const SLOW_DRAIN_MS: u64 = 30;
+/// A paused node (SIGSTOP) stays stopped this long plus up to the spread: from no effect
+/// to well past an election timeout.
+const PAUSE_MIN_MS: u64 = 20;
+const PAUSE_SPREAD_MS: u64 = 3_000;
+/// The production driver's bound on inputs fed before a drain.
+const INPUT_BATCH_MAX: usize = tickdb_io::driver::INPUT_BATCH_MAX;
+/// Log compaction thresholds a run draws from: small ones make lagging followers (a restart,
+/// a partition, a pause) catch up from snapshots, installed while requests and appends are
+/// in flight. Snapshot chunk sizes likewise: small ones spread a transfer over many messages.
+const COMPACTION_ENTRIES: [u64; 4] = [8, 25, 100, 10_000];
+const SNAPSHOT_CHUNK_BYTES: [u64; 3] = [200, 4096, 1 << 20];
 /// Most outputs one drain may produce before the run counts as a livelock.
 const MAX_OUTPUTS_PER_DRAIN: usize = 1_000_000;
 
@@ -184,6 +199,11 @@ enum Ev {
     Restart {
         node: NodeId,
     },
+    /// SIGCONT for a paused node.
+    Resume {
+        node: NodeId,
+        inc: u64,
+    },
     /// Crash a leader of `term` that was just elected.
     Crash {
         node: NodeId,
@@ -212,6 +232,31 @@ struct SimNode {
     /// Removed from the cluster for good (its removal committed): stopped, its store gone,
     /// never restarted; its id is never used again.
     retired: bool,
+    /// Stopped (SIGSTOP): inputs wait in `inbox`, no timer fires, nothing drains, it answers
+    /// no probe; at the resume the driver feeds the inbox in batches, draining after each.
+    paused: bool,
+    inbox: Vec<Input>,
+    /// Snapshot installs this incarnation reported so far.
+    snapshots_seen: u64,
+}
+
+impl SimNode {
+    /// A node not started yet.
+    fn new(store: SimStore, config_members: Vec<Member>, joining: bool) -> Self {
+        Self {
+            node: None,
+            store: Some(store),
+            inc: 0,
+            drain_scheduled: false,
+            timer_at: None,
+            config_members,
+            joining,
+            retired: false,
+            paused: false,
+            inbox: Vec::new(),
+            snapshots_seen: 0,
+        }
+    }
 }
 
 struct Pending {
@@ -324,6 +369,9 @@ pub(crate) struct NodeSim {
     ok_after_heal: BTreeSet<u32>,
     /// The first operation invoked after the liveness bound whose outcome is unknown.
     late_unknown: Option<(u32, Op, u64)>,
+    /// This run's Raft log compaction threshold and snapshot chunk size.
+    compaction_entries: u64,
+    snapshot_chunk_bytes: u64,
     report: Report,
 }
 
@@ -338,22 +386,17 @@ impl NodeSim {
             members.push(member(id));
             nodes.insert(
                 id,
-                SimNode {
-                    node: None,
-                    store: Some(SimStore::with_bug(cfg.bug)),
-                    inc: 0,
-                    drain_scheduled: false,
-                    timer_at: None,
-                    config_members: Vec::new(),
-                    joining: false,
-                    retired: false,
-                },
+                SimNode::new(SimStore::with_bug(cfg.bug), Vec::new(), false),
             );
         }
         for n in nodes.values_mut() {
             n.config_members.clone_from(&members);
         }
         let next_id = cfg.nodes + 1;
+        let compaction_entries =
+            COMPACTION_ENTRIES[w.rand(COMPACTION_ENTRIES.len() as u64) as usize];
+        let snapshot_chunk_bytes =
+            SNAPSHOT_CHUNK_BYTES[w.rand(SNAPSHOT_CHUNK_BYTES.len() as u64) as usize];
         let clients = (0..cfg.clients)
             .map(|id| Client {
                 id,
@@ -395,6 +438,8 @@ impl NodeSim {
             final_members: Vec::new(),
             ok_after_heal: BTreeSet::new(),
             late_unknown: None,
+            compaction_entries,
+            snapshot_chunk_bytes,
             report,
         }
     }
@@ -429,13 +474,8 @@ impl NodeSim {
     fn handle(&mut self, ev: Ev) -> Check {
         match ev {
             Ev::Deliver { from, to, bytes } => {
-                let now = self.w.local_now(to);
-                let Some(node) = self.node_mut(to) else {
-                    return Ok(());
-                };
                 let bytes = Bytes::from(bytes);
-                node.handle_input(now, Input::Peer { from, bytes });
-                self.touch(to);
+                self.feed(to, Input::Peer { from, bytes });
                 Ok(())
             }
             Ev::Timer { node, inc } => {
@@ -445,10 +485,14 @@ impl NodeSim {
                     return Ok(());
                 }
                 n.timer_at = None;
+                if n.paused {
+                    return Ok(()); // the resume drains and re-arms the timer
+                }
                 let Some(node_ref) = n.node.as_mut() else {
                     return Ok(());
                 };
                 node_ref.handle_timeout(now);
+                node_ref.check_invariants();
                 self.touch(node);
                 Ok(())
             }
@@ -458,6 +502,9 @@ impl NodeSim {
                     return Ok(());
                 }
                 n.drain_scheduled = false;
+                if n.paused {
+                    return Ok(()); // the resume drains
+                }
                 self.drain(node)
             }
             Ev::Request {
@@ -515,6 +562,12 @@ impl NodeSim {
                 }
                 Ok(())
             }
+            Ev::Resume { node, inc } => {
+                if self.nodes[&node].inc == inc {
+                    self.resume(node)?;
+                }
+                Ok(())
+            }
             Ev::Probe => self.probe(),
             Ev::Heal => self.heal(),
             Ev::End => self.end(),
@@ -526,6 +579,71 @@ impl NodeSim {
 
     fn node_mut(&mut self, id: NodeId) -> Option<&mut Node<SimStore>> {
         self.nodes.get_mut(&id).and_then(|n| n.node.as_mut())
+    }
+
+    /// Running: started and not paused.
+    fn up(&self, id: NodeId) -> bool {
+        self.nodes[&id].node.is_some() && !self.nodes[&id].paused
+    }
+
+    /// Hands `input` to node `id` as the driver does: fed now and drained a little later
+    /// (with whatever else arrives meanwhile); held until the resume while it is paused;
+    /// dropped while it is down.
+    fn feed(&mut self, id: NodeId, input: Input) {
+        let now = self.w.local_now(id);
+        let n = self.nodes.get_mut(&id).expect("node exists");
+        let Some(node) = n.node.as_mut() else {
+            return;
+        };
+        if n.paused {
+            n.inbox.push(input);
+            return;
+        }
+        node.handle_input(now, input);
+        node.check_invariants();
+        self.touch(id);
+    }
+
+    /// SIGSTOP: the node takes no input, fires no timer, drains nothing until resumed.
+    fn pause(&mut self) -> Check {
+        let repls = self.repls()?;
+        let up: Vec<NodeId> = repls.keys().copied().collect();
+        let leader = Self::leader_of(&repls).map(|(id, _)| id);
+        let Some(victim) = self.w.crash_victim(&up, leader) else {
+            self.report.faults -= 1;
+            return Ok(());
+        };
+        let n = self.nodes.get_mut(&victim).expect("node exists");
+        n.paused = true;
+        let inc = n.inc;
+        self.report.pauses += 1;
+        let at = self.w.now + PAUSE_MIN_MS * MS + self.w.rand(PAUSE_SPREAD_MS * MS);
+        self.w.schedule(at, Ev::Resume { node: victim, inc });
+        Ok(())
+    }
+
+    /// SIGCONT: the driver feeds everything that queued up meanwhile, a batch at a time, and
+    /// drains after each batch, as `io::driver` does.
+    fn resume(&mut self, id: NodeId) -> Check {
+        let n = self.nodes.get_mut(&id).expect("node exists");
+        if !n.paused {
+            return Ok(());
+        }
+        n.paused = false;
+        let mut inbox = std::mem::take(&mut n.inbox).into_iter().peekable();
+        let now = self.w.local_now(id);
+        while inbox.peek().is_some() {
+            let Some(node) = self.node_mut(id) else {
+                return Ok(());
+            };
+            for input in inbox.by_ref().take(INPUT_BATCH_MAX) {
+                node.handle_input(now, input);
+                node.check_invariants();
+            }
+            self.drain(id)?;
+        }
+        self.touch(id);
+        Ok(())
     }
 
     fn start_node(&mut self, id: NodeId) -> Check {
@@ -544,8 +662,11 @@ impl NodeSim {
                 election_timeout_ms: (1000, 2000),
                 request_timeout_ms: REQUEST_TIMEOUT_MS,
                 joining: n.joining,
+                compaction_entries: None,
                 // Exercises message authentication on every message.
                 secret: Some(SECRET.to_vec()),
+                compaction_entries: Some(self.compaction_entries),
+                snapshot_chunk_bytes: Some(self.snapshot_chunk_bytes),
                 bugs: Bug::planted(self.cfg.bug),
             },
             ..NodeConfig::default()
@@ -561,8 +682,12 @@ impl NodeSim {
             node.handle_input(now, Input::Connect { conn, kind, addr });
             self.admin.remove(&conn);
         }
+        node.check_invariants();
         n.node = Some(node);
         n.inc += 1;
+        n.paused = false;
+        n.inbox.clear();
+        n.snapshots_seen = 0;
         self.reconfig_sent.remove(&id);
         n.drain_scheduled = false;
         n.timer_at = None;
@@ -578,7 +703,14 @@ impl NodeSim {
             return;
         }
         let inc = n.inc;
-        let at = self.w.now + 100_000 + self.w.rand(2 * MS);
+        // Mostly the driver drains within a couple of ms; now and then it is slow (a busy
+        // core, a long sync), and many inputs pile into one batch.
+        let delay = if self.w.chance(SLOW_DRAIN_PCT) {
+            self.w.rand(SLOW_DRAIN_MS * MS)
+        } else {
+            self.w.rand(2 * MS)
+        };
+        let at = self.w.now + 100_000 + delay;
         self.nodes
             .get_mut(&id)
             .expect("node exists")
@@ -599,6 +731,12 @@ impl NodeSim {
                     return Err(format!("node {} never stops producing outputs", id.0));
                 }
             }
+            node.check_invariants();
+            let installed = node.snapshots_installed();
+            let n = self.nodes.get_mut(&id).expect("node exists");
+            self.report.snapshots += installed - n.snapshots_seen;
+            n.snapshots_seen = installed;
+            let node = n.node.as_ref().expect("drained it");
             node.poll_timeout()
         };
         for o in outputs {
@@ -697,28 +835,22 @@ impl NodeSim {
     }
 
     fn admin_send(&mut self, id: NodeId, which: Admin, words: &[&str]) {
-        let now = self.w.local_now(id);
-        let unix = self.unix_now();
-        let Some(node) = self.node_mut(id) else {
-            return;
-        };
         let input = Input::Request {
             conn: admin_conn(id, which),
             args: args(words),
             wire_bytes: 16,
-            unix,
+            unix: self.unix_now(),
         };
-        node.handle_input(now, input);
-        self.touch(id);
+        self.feed(id, input);
     }
 
     fn unix_now(&self) -> UnixMillis {
         UnixMillis(UNIX_BASE_MS + self.w.now / MS)
     }
 
-    /// The text of `INFO replication` of an up node, or `None` when it is down.
+    /// The text of `INFO replication` of an up node, or `None` when it is down or paused.
     fn replication_text(&mut self, id: NodeId) -> Result<Option<String>, String> {
-        if self.nodes[&id].node.is_none() {
+        if !self.up(id) {
             return Ok(None);
         }
         let frame = self.admin_call(id, Admin::Probe, &["INFO", "replication"])?;
@@ -942,7 +1074,6 @@ impl NodeSim {
         connect: bool,
         args: Vec<Bytes>,
     ) -> Check {
-        let now = self.w.local_now(node);
         let unix = self.unix_now();
         if self.nodes[&node].node.is_none() {
             if connect {
@@ -954,23 +1085,18 @@ impl NodeSim {
             self.conns.insert(conn, (client, node));
             let addr = format!("client-{client}");
             let kind = ConnKind::Tcp;
-            let n = self.node_mut(node).expect("checked up");
-            n.handle_input(now, Input::Connect { conn, kind, addr });
+            self.feed(node, Input::Connect { conn, kind, addr });
         } else if !self.conns.contains_key(&conn) {
             return Ok(());
         }
         let wire_bytes = args.iter().map(|a| a.len() as u64 + 8).sum();
-        let n = self.node_mut(node).expect("checked up");
-        n.handle_input(
-            now,
-            Input::Request {
-                conn,
-                args,
-                wire_bytes,
-                unix,
-            },
-        );
-        self.touch(node);
+        let input = Input::Request {
+            conn,
+            args,
+            wire_bytes,
+            unix,
+        };
+        self.feed(node, input);
         Ok(())
     }
 
@@ -980,11 +1106,7 @@ impl NodeSim {
             return;
         };
         if self.conns.remove(&conn).is_some() {
-            let now = self.w.local_now(node);
-            if let Some(n) = self.node_mut(node) {
-                n.handle_input(now, Input::Disconnect { conn });
-                self.touch(node);
-            }
+            self.feed(node, Input::Disconnect { conn });
         }
     }
 
@@ -1171,6 +1293,7 @@ impl NodeSim {
                     self.report.faults -= 1;
                 }
             }
+            FaultKind::Pause => self.pause()?,
             FaultKind::Nothing => self.report.faults -= 1,
         }
         let next = self.w.fault_gap();
@@ -1193,6 +1316,8 @@ impl NodeSim {
         n.inc += 1;
         n.drain_scheduled = false;
         n.timer_at = None;
+        n.paused = false;
+        n.inbox.clear();
         self.reconfig_sent.remove(&victim);
         self.break_conns(victim);
         self.report.crashes += 1;
@@ -1293,16 +1418,7 @@ impl NodeSim {
         config_members.push(member(id));
         self.nodes.insert(
             id,
-            SimNode {
-                node: None,
-                store: Some(SimStore::with_bug(self.cfg.bug)),
-                inc: 0,
-                drain_scheduled: false,
-                timer_at: None,
-                config_members,
-                joining: true,
-                retired: false,
-            },
+            SimNode::new(SimStore::with_bug(self.cfg.bug), config_members, true),
         );
         self.spare = Some(id);
         self.start_node(id)?;
@@ -1393,6 +1509,15 @@ impl NodeSim {
     fn heal(&mut self) -> Check {
         self.healed = true;
         self.w.heal_network();
+        let paused: Vec<NodeId> = self
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.paused)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in paused {
+            self.resume(id)?;
+        }
         let down: Vec<NodeId> = self
             .nodes
             .iter()

@@ -36,6 +36,8 @@ pub enum Bug {
     CountUnsyncedSelf,
     VoteWithoutPersist,
     CommitOldTerm,
+    /// A snapshot install leaves already-committed entries queued, so they apply twice.
+    ApplyUnderSnapshot,
     /// Not in Raft: every node's disk acknowledges fsync without making anything durable.
     FsyncLies,
 }
@@ -47,6 +49,7 @@ impl std::str::FromStr for Bug {
             "count-unsynced-self" => Ok(Self::CountUnsyncedSelf),
             "vote-without-persist" => Ok(Self::VoteWithoutPersist),
             "commit-old-term" => Ok(Self::CommitOldTerm),
+            "apply-under-snapshot" => Ok(Self::ApplyUnderSnapshot),
             "fsync-lies" => Ok(Self::FsyncLies),
             _ => Err(format!("unknown bug {s}")),
         }
@@ -61,6 +64,7 @@ impl Bug {
             Some(Self::CountUnsyncedSelf) => b.count_unsynced_self = true,
             Some(Self::VoteWithoutPersist) => b.vote_without_persist = true,
             Some(Self::CommitOldTerm) => b.commit_old_term = true,
+            Some(Self::ApplyUnderSnapshot) => b.apply_under_snapshot = true,
             Some(Self::FsyncLies) | None => {}
         }
         b
@@ -71,6 +75,7 @@ impl Bug {
             Self::CountUnsyncedSelf => "count-unsynced-self",
             Self::VoteWithoutPersist => "vote-without-persist",
             Self::CommitOldTerm => "commit-old-term",
+            Self::ApplyUnderSnapshot => "apply-under-snapshot",
             Self::FsyncLies => "fsync-lies",
         }
     }
@@ -183,6 +188,8 @@ pub struct Report {
     pub ops_unknown: u64,
     pub faults: u64,
     pub crashes: u64,
+    /// Node mode: processes stopped for a while (SIGSTOP) and resumed.
+    pub pauses: u64,
     pub committed: u64,
     /// Snapshots installed on followers.
     pub snapshots: u64,
@@ -806,7 +813,8 @@ impl Sim {
             FaultKind::ClearPartitions | FaultKind::Network => {}
             FaultKind::Transfer => self.transfer()?,
             FaultKind::Membership => self.membership_change()?,
-            FaultKind::Nothing => self.report.faults -= 1,
+            // Raft mode steps bare Raft nodes: there is no driver batch to stall.
+            FaultKind::Pause | FaultKind::Nothing => self.report.faults -= 1,
         }
         let next = self.w.fault_gap();
         self.w.schedule(self.w.now + next, Ev::Fault);

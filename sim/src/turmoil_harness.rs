@@ -380,6 +380,11 @@ pub struct HarnessConfig {
     pub max_latency: Duration,
     /// Simulated time after which turmoil fails the run.
     pub duration: Duration,
+    /// The nodes' Raft log compaction threshold and snapshot chunk size: small, so a node
+    /// that was crashed, cut off or held back catches up from a snapshot, as in production
+    /// after a long outage.
+    pub compaction_entries: u64,
+    pub snapshot_chunk_bytes: u64,
 }
 
 impl HarnessConfig {
@@ -392,6 +397,8 @@ impl HarnessConfig {
             request_timeout_ms: 2_000,
             max_latency: Duration::from_millis(10),
             duration: Duration::from_secs(120),
+            compaction_entries: 40,
+            snapshot_chunk_bytes: 2048,
         }
     }
 
@@ -414,7 +421,10 @@ impl HarnessConfig {
                 election_timeout_ms: self.election_timeout_ms,
                 request_timeout_ms: self.request_timeout_ms,
                 joining: false,
+                compaction_entries: None,
                 secret: None,
+                compaction_entries: Some(self.compaction_entries),
+                snapshot_chunk_bytes: Some(self.snapshot_chunk_bytes),
                 bugs: Default::default(),
             },
             max_clients: 10_000,

@@ -35,6 +35,9 @@ pub struct Faults {
     pub drift: bool,
     /// Leadership transfers and (raft mode) membership changes.
     pub reconfig: bool,
+    /// Node mode: a process stopped (SIGSTOP) for a while, its inputs piling up, then fed
+    /// to it in one batch when it resumes, as the driver does.
+    pub pauses: bool,
 }
 
 impl Faults {
@@ -45,6 +48,7 @@ impl Faults {
         crashes: true,
         drift: true,
         reconfig: true,
+        pauses: true,
     };
     pub const NONE: Self = Self {
         network: false,
@@ -53,11 +57,12 @@ impl Faults {
         crashes: false,
         drift: false,
         reconfig: false,
+        pauses: false,
     };
 
     /// Parses a comma-separated list, left to right: `all`, `none`, `network` (loss, delays
-    /// and duplication), `duplicate`, `partitions`, `crashes`, `drift`, `reconfig`; `-name`
-    /// turns one off again (`all,-duplicate`).
+    /// and duplication), `duplicate`, `partitions`, `crashes`, `drift`, `reconfig`, `pauses`;
+    /// `-name` turns one off again (`all,-duplicate`).
     pub fn parse(s: &str) -> Result<Self, String> {
         let mut f = Self::NONE;
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -77,6 +82,7 @@ impl Faults {
                 "crashes" => f.crashes = on,
                 "drift" => f.drift = on,
                 "reconfig" => f.reconfig = on,
+                "pauses" => f.pauses = on,
                 other => return Err(format!("unknown fault {other}")),
             }
         }
@@ -94,6 +100,7 @@ impl Faults {
             (self.crashes, "crashes"),
             (self.drift, "drift"),
             (self.reconfig, "reconfig"),
+            (self.pauses, "pauses"),
         ] {
             if on {
                 parts.push(name);
@@ -108,7 +115,12 @@ impl Faults {
 
     /// Whether anything is injected besides drift (which needs no fault events).
     pub(crate) const fn any_events(self) -> bool {
-        self.network || self.duplicate || self.partitions || self.crashes || self.reconfig
+        self.network
+            || self.duplicate
+            || self.partitions
+            || self.crashes
+            || self.reconfig
+            || self.pauses
     }
 }
 
@@ -124,6 +136,8 @@ pub(crate) enum FaultKind {
     Network,
     Transfer,
     Membership,
+    /// Node mode: stop a process for a while (SIGSTOP), then resume it.
+    Pause,
     /// The roll picked a fault this run does not inject.
     Nothing,
 }
@@ -325,6 +339,7 @@ impl<E> World<E> {
             }
             75..=84 if f.reconfig => FaultKind::Transfer,
             85..=94 if f.reconfig => FaultKind::Membership,
+            95..=99 if f.pauses => FaultKind::Pause,
             _ => FaultKind::Nothing,
         }
     }
@@ -491,6 +506,8 @@ mod tests {
             "drift",
             "all,-duplicate",
             "duplicate",
+            "pauses",
+            "all,-pauses",
         ] {
             let f = Faults::parse(s).unwrap();
             assert_eq!(Faults::parse(&f.arg()).unwrap(), f);
@@ -500,7 +517,7 @@ mod tests {
         assert!(f.network && !f.duplicate && f.crashes);
         assert_eq!(
             f.arg(),
-            "network,-duplicate,partitions,crashes,drift,reconfig"
+            "network,-duplicate,partitions,crashes,drift,reconfig,pauses"
         );
     }
 }

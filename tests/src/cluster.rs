@@ -11,6 +11,8 @@
 //! `raft_leader_id`, `raft_term`); every wait is bounded.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use tickdb_core::resp::Frame;
@@ -43,6 +45,18 @@ pub struct Replication {
     pub leader_id: u64,
     /// Every `key:value` line, for messages.
     pub fields: BTreeMap<String, String>,
+}
+
+/// Where and how one node of [`Cluster::start_hosts`] runs.
+#[derive(Clone, Debug)]
+pub struct Host {
+    /// The command the binary runs under, e.g. `ip netns exec NS`.
+    pub launcher: Vec<String>,
+    /// Its address, which it binds and the others reach it at.
+    pub ip: IpAddr,
+    pub ports: Ports,
+    /// Its data directory (kept by the caller); its log is beside it.
+    pub data_dir: PathBuf,
 }
 
 /// A cluster of `tickdb` processes; node `i` has id `i + 1`.
@@ -116,6 +130,41 @@ impl Cluster {
         }
     }
 
+    /// Starts one node per host (each bound to its own address, e.g. in its own network
+    /// namespace), with `extra` flags for every node.
+    pub fn start_hosts(hosts: &[Host], extra: &[String]) -> Self {
+        assert!(!hosts.is_empty());
+        let members = hosts
+            .iter()
+            .enumerate()
+            .map(|(i, h)| format!("{}={}:{}@{}", i + 1, h.ip, h.ports.client, h.ports.cluster))
+            .collect::<Vec<_>>()
+            .join(",");
+        let nodes = hosts
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let mut args: Vec<String> = vec![
+                    "--node-id".into(),
+                    (i + 1).to_string(),
+                    "--bind".into(),
+                    h.ip.to_string(),
+                    "--cluster-nodes".into(),
+                    members.clone(),
+                    "--cluster-port".into(),
+                    h.ports.cluster.to_string(),
+                ];
+                args.extend(extra.iter().cloned());
+                Server::start_under(&h.launcher, h.ip, h.ports.client, h.data_dir.clone(), &args)
+            })
+            .collect();
+        Self {
+            nodes,
+            ports: hosts.iter().map(|h| h.ports).collect(),
+            paused: vec![false; hosts.len()],
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.nodes.len()
     }
@@ -179,7 +228,7 @@ impl Cluster {
 
     /// What node `i` says in `INFO replication`, or why it did not answer.
     pub fn replication(&self, i: usize) -> Result<Replication, String> {
-        let mut c = Client::try_connect(self.ports[i].client, PROBE_TIMEOUT)
+        let mut c = Client::try_connect_to(self.nodes[i].addr(), PROBE_TIMEOUT)
             .map_err(|e| format!("connect: {e}"))?;
         let text = match c.call_within(&["INFO", "replication"], PROBE_TIMEOUT)? {
             Frame::Bulk(b) => String::from_utf8_lossy(&b).into_owned(),

@@ -4,10 +4,12 @@
 //! directory), or at `$TICKDB_BIN`. `make test` builds it first.
 
 pub mod cluster;
+pub mod nemesis;
+pub mod terminal;
 pub mod zmq;
 
 use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -59,10 +61,15 @@ pub fn free_ports(n: usize) -> Vec<u16> {
 /// A running tickdb process with its own port and data directory; killed on drop.
 pub struct Server {
     child: Option<Child>,
+    /// The address clients connect to: 127.0.0.1, or the node's address in its network
+    /// namespace.
+    pub host: IpAddr,
     pub port: u16,
     pub data_dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
     extra: Vec<String>,
+    /// A command the binary runs under (e.g. `ip netns exec NS`); empty: run it directly.
+    launcher: Vec<String>,
 }
 
 impl Server {
@@ -78,10 +85,35 @@ impl Server {
         let data_dir = tmp.path().join("data");
         let mut s = Self {
             child: None,
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port,
             data_dir,
             _tmp: Some(tmp),
             extra: extra.to_vec(),
+            launcher: Vec::new(),
+        };
+        s.spawn();
+        s
+    }
+
+    /// Starts tickdb under `launcher` (e.g. `["ip", "netns", "exec", "ns1"]`), reachable at
+    /// `host:port`, with its data in `data_dir` (kept: the caller owns it) and its log beside
+    /// it (`data_dir` with the extension `.log`).
+    pub fn start_under(
+        launcher: &[String],
+        host: IpAddr,
+        port: u16,
+        data_dir: PathBuf,
+        extra: &[String],
+    ) -> Self {
+        let mut s = Self {
+            child: None,
+            host,
+            port,
+            data_dir,
+            _tmp: None,
+            extra: extra.to_vec(),
+            launcher: launcher.to_vec(),
         };
         s.spawn();
         s
@@ -115,7 +147,15 @@ impl Server {
             .append(true)
             .open(self.log_path())
             .expect("server log file");
-        let child = Command::new(binary())
+        let mut cmd = match self.launcher.split_first() {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(binary());
+                cmd
+            }
+            None => Command::new(binary()),
+        };
+        let child = cmd
             .arg("--port")
             .arg(self.port.to_string())
             .arg("--data-dir")
@@ -138,7 +178,8 @@ impl Server {
         self.child = Some(child);
         let deadline = Instant::now() + START_TIMEOUT;
         while Instant::now() < deadline {
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            let addr = SocketAddr::new(self.host, self.port);
+            if TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok() {
                 return;
             }
             if let Some(status) = self
@@ -165,9 +206,14 @@ impl Server {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
+    /// Where clients reach it.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::new(self.host, self.port)
+    }
+
     /// A new raw RESP connection.
     pub fn client(&self) -> Client {
-        Client::connect(self.port)
+        Client::try_connect_to(self.addr(), REPLY_TIMEOUT).expect("connect to tickdb")
     }
 
     /// SIGKILL, as a crash.
@@ -229,7 +275,11 @@ impl Client {
 
     /// Connects with `timeout` for the connect and for each later read.
     pub fn try_connect(port: u16, timeout: Duration) -> std::io::Result<Self> {
-        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        Self::try_connect_to(SocketAddr::from(([127, 0, 0, 1], port)), timeout)
+    }
+
+    /// [`Client::try_connect`] to any address.
+    pub fn try_connect_to(addr: SocketAddr, timeout: Duration) -> std::io::Result<Self> {
         let stream = TcpStream::connect_timeout(&addr, timeout)?;
         stream.set_read_timeout(Some(timeout))?;
         stream.set_write_timeout(Some(timeout))?;

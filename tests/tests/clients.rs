@@ -71,3 +71,16 @@ fn redis_py_resp2_and_resp3() {
         .env("TICKDB_PORT", server.port.to_string()));
     assert!(out.contains("RESP2 and RESP3 checks passed"), "{out}");
 }
+
+#[test]
+fn redis_py_transactional_pipelines_resp2_and_resp3() {
+    let server = Server::start(&[]);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/redis_py_txn.py");
+    let out = run(Command::new("python3")
+        .arg(script)
+        .env("TICKDB_PORT", server.port.to_string()));
+    assert!(
+        out.contains("transaction and identity checks passed"),
+        "{out}"
+    );
+}

@@ -504,3 +504,74 @@ fn redis_py_cluster_client_works() {
         cluster.describe()
     );
 }
+
+/// Clients on a follower: redis-py's transactional pipelines (each EXEC forwarded to the leader
+/// as one entry, WATCH decided where it applies), redis-cli reading commands from a pipe, and
+/// every replica holding what the transactions wrote.
+#[test]
+fn transactions_and_redis_cli_through_a_follower() {
+    let cluster = Cluster::start(3);
+    let leader = cluster.wait_leader(ELECTION);
+    let f = followers(&cluster, leader)[0];
+    let port = cluster.ports(f).client.to_string();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/redis_py_txn.py");
+    let out = tickdb_tests::run(
+        std::process::Command::new("python3")
+            .arg(script)
+            .env("TICKDB_PORT", &port),
+    );
+    assert!(
+        out.contains("transaction and identity checks passed"),
+        "{out}"
+    );
+    let out = tickdb_tests::run(std::process::Command::new("sh").arg("-c").arg(format!(
+        "printf 'PING\\nMULTI\\nINCR c\\nINCR c\\nEXEC\\n' | redis-cli -p {port}"
+    )));
+    assert_eq!(
+        out.trim().lines().collect::<Vec<_>>(),
+        ["PONG", "OK", "QUEUED", "QUEUED", "1", "2"]
+    );
+    let pairs = vec![
+        ("txn2:a".to_string(), "7".to_string()),
+        ("txn3:balance".to_string(), "40".to_string()),
+        ("c".to_string(), "2".to_string()),
+    ];
+    for i in 0..cluster.len() {
+        wait_readable(&cluster, i, &pairs, CATCH_UP);
+    }
+}
+
+/// An interactive redis-cli on a follower: hints, writes forwarded to the leader, a
+/// transaction, and a clean exit.
+#[test]
+fn interactive_redis_cli_on_a_follower() {
+    let cluster = Cluster::start(3);
+    let leader = cluster.wait_leader(ELECTION);
+    let f = followers(&cluster, leader)[0];
+    let port = cluster.ports(f).client;
+    let term = tickdb_tests::terminal::Terminal::start(&format!("redis-cli -p {port}"));
+    term.wait_for(&format!("127.0.0.1:{port}>"));
+    term.type_text("TS.RANGE ");
+    term.wait_for("key fromTimestamp toTimestamp");
+    term.type_text("px - +");
+    term.enter();
+    term.wait_for("ERR TSDB: the key does not exist");
+    term.run("TS.ADD px 1000 101.5", "(integer) 1000");
+    term.run("SET side buy", "OK");
+    term.run("MULTI", "OK");
+    term.run("INCR orders", "QUEUED");
+    term.run("GET side", "QUEUED");
+    let screen = term.run("EXEC", "2) \"buy\"");
+    assert!(screen.contains("1) (integer) 1"), "{screen}");
+    term.run("INFO replication", "role:slave");
+    term.type_text("QUIT");
+    term.enter();
+    let screen = term.wait_for("EXITED");
+    assert!(screen.contains("EXITED 0"), "{screen}");
+    wait_readable(
+        &cluster,
+        leader,
+        &[("orders".to_string(), "1".to_string())],
+        CATCH_UP,
+    );
+}

@@ -95,3 +95,42 @@ fn zmq_port_zero_disables_the_endpoint() {
     let text = String::from_utf8_lossy(&text);
     assert!(text.contains("zmq_port:0\r\n"), "{text}");
 }
+
+/// MULTI ... EXEC through a DEALER: the identity is the connection, so its queue and WATCHed
+/// keys live between messages; the transaction applies as one entry.
+#[test]
+fn transactions_through_the_zeromq_endpoint() {
+    let (s, endpoint) = server();
+    let mut tcp = s.client();
+    runtime().block_on(async {
+        let mut d = Dealer::connect(&endpoint).await;
+        zmq::assert_reply(&d.cmd(&["MULTI"]).await, b"+OK\r\n");
+        zmq::assert_reply(&d.cmd(&["SET", "zk", "1"]).await, b"+QUEUED\r\n");
+        zmq::assert_reply(&d.cmd(&["INCR", "zk"]).await, b"+QUEUED\r\n");
+        zmq::assert_reply(&d.cmd(&["TS.ADD", "zs", "5", "1"]).await, b"+QUEUED\r\n");
+        zmq::assert_reply(&d.cmd(&["GET", "zk"]).await, b"+QUEUED\r\n");
+        zmq::assert_reply(
+            &d.cmd(&["EXEC"]).await,
+            b"*4\r\n+OK\r\n:2\r\n:5\r\n$1\r\n2\r\n",
+        );
+        // WATCH across messages; a TCP client's write aborts the DEALER's EXEC.
+        zmq::assert_reply(&d.cmd(&["WATCH", "zk"]).await, b"+OK\r\n");
+        assert_eq!(
+            tcp.call(&["SET", "zk", "9"]),
+            tickdb_core::resp::Frame::ok()
+        );
+        zmq::assert_reply(&d.cmd(&["MULTI"]).await, b"+OK\r\n");
+        zmq::assert_reply(&d.cmd(&["SET", "zk", "0"]).await, b"+QUEUED\r\n");
+        zmq::assert_reply(&d.cmd(&["EXEC"]).await, b"*-1\r\n");
+        zmq::assert_reply(&d.cmd(&["GET", "zk"]).await, b"$1\r\n9\r\n");
+        zmq::assert_reply(&d.cmd(&["MULTI"]).await, b"+OK\r\n");
+        zmq::assert_reply(
+            &d.cmd(&["NOSUCH"]).await,
+            b"-ERR unknown command 'NOSUCH', with args beginning with: \r\n",
+        );
+        zmq::assert_reply(
+            &d.cmd(&["EXEC"]).await,
+            b"-EXECABORT Transaction discarded because of previous errors.\r\n",
+        );
+    });
+}

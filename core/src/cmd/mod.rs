@@ -5,6 +5,7 @@
 //! Writes parse into [`WriteCmd`], the serializable form that goes into the replicated log.
 
 pub mod args;
+mod docs;
 mod error;
 pub mod table;
 pub mod ts;
@@ -67,11 +68,19 @@ pub enum ConnCmd {
     CommandDocs(Vec<Bytes>),
     CommandGetKeys(Vec<Bytes>),
     CommandList,
+    /// `MODULE LIST`: the built-in time-series engine, as RedisTimeSeries reports itself.
+    ModuleList,
     DbSize,
     ClusterInfo,
     Cluster(ClusterCmd),
     ReadOnly,
     ReadWrite,
+    /// `MULTI`, `EXEC`, `DISCARD`, `WATCH key ...`, `UNWATCH`: transactions.
+    Multi,
+    Exec,
+    Discard,
+    Watch(Vec<Bytes>),
+    Unwatch,
 }
 
 /// `CLUSTER` subcommands.
@@ -220,9 +229,21 @@ pub fn parse(args: &[Bytes]) -> Result<Command, CommandError> {
         "info" => Command::Conn(ConnCmd::Info(a[1..].to_vec())),
         "config" => parse_config(a)?,
         "command" => parse_command(a)?,
+        "module" => {
+            if !is(&a[1], "LIST") {
+                return Err(unknown_sub("module", &a[1]));
+            }
+            sub_arity("module", "list", a.len() == 2)?;
+            Command::Conn(ConnCmd::ModuleList)
+        }
         "dbsize" => Command::Conn(ConnCmd::DbSize),
         "cluster_info" => Command::Conn(ConnCmd::ClusterInfo),
         "cluster" => parse_cluster(a)?,
+        "multi" => Command::Conn(ConnCmd::Multi),
+        "exec" => Command::Conn(ConnCmd::Exec),
+        "discard" => Command::Conn(ConnCmd::Discard),
+        "watch" => Command::Conn(ConnCmd::Watch(a[1..].to_vec())),
+        "unwatch" => Command::Conn(ConnCmd::Unwatch),
         "readonly" => Command::Conn(ConnCmd::ReadOnly),
         "readwrite" => Command::Conn(ConnCmd::ReadWrite),
         "flushdb" | "flushall" => {

@@ -180,6 +180,15 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Deletes one or more keys.",
     ),
     spec(
+        "discard",
+        1,
+        &["noscript", "loading", "stale", "fast", "allow_busy"],
+        NO_KEYS,
+        "transactions",
+        "2.0.0",
+        "Discards a transaction.",
+    ),
+    spec(
         "echo",
         2,
         CONN,
@@ -187,6 +196,15 @@ pub static COMMANDS: &[CommandSpec] = &[
         "connection",
         "1.0.0",
         "Returns the given string.",
+    ),
+    spec(
+        "exec",
+        1,
+        &["noscript", "loading", "stale", "skip_slowlog"],
+        NO_KEYS,
+        "transactions",
+        "1.2.0",
+        "Executes all commands in a transaction.",
     ),
     spec(
         "exists",
@@ -306,6 +324,15 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Atomically returns the string values of one or more keys.",
     ),
     spec(
+        "module",
+        -2,
+        &[],
+        NO_KEYS,
+        "server",
+        "4.0.0",
+        "A container for module commands.",
+    ),
+    spec(
         "mset",
         -3,
         &["write", "denyoom"],
@@ -313,6 +340,15 @@ pub static COMMANDS: &[CommandSpec] = &[
         "string",
         "1.0.1",
         "Atomically creates or modifies the string values of one or more keys.",
+    ),
+    spec(
+        "multi",
+        1,
+        &["noscript", "loading", "stale", "fast", "allow_busy"],
+        NO_KEYS,
+        "transactions",
+        "1.2.0",
+        "Starts a transaction.",
     ),
     spec(
         "ping",
@@ -620,6 +656,24 @@ pub static COMMANDS: &[CommandSpec] = &[
         "4.0.0",
         "Deletes one or more keys.",
     ),
+    spec(
+        "unwatch",
+        1,
+        &["noscript", "loading", "stale", "fast", "allow_busy"],
+        NO_KEYS,
+        "transactions",
+        "2.2.0",
+        "Forgets about watched keys of a transaction.",
+    ),
+    spec(
+        "watch",
+        -2,
+        &["noscript", "loading", "stale", "fast", "allow_busy"],
+        ALL_KEYS,
+        "transactions",
+        "2.2.0",
+        "Monitors changes to keys to determine the execution of a transaction.",
+    ),
 ];
 
 /// Looks a command up by name, case-insensitively.
@@ -673,7 +727,8 @@ impl CommandSpec {
         out
     }
 
-    /// This command's entry in the reply to `COMMAND` / `COMMAND INFO` (Redis 7 layout).
+    /// This command's entry in the reply to `COMMAND` / `COMMAND INFO` (Redis 7 layout, with
+    /// Redis's types: flags and categories are simple strings, map keys bulk strings).
     pub fn info_frame(&self) -> Frame {
         let flags = self
             .flags
@@ -688,9 +743,9 @@ impl CommandSpec {
             Frame::Integer(i64::from(self.last_key)),
             Frame::Integer(i64::from(self.step)),
             Frame::Set(vec![Frame::Simple(Bytes::from(category))]),
-            Frame::Array(Vec::new()),
-            Frame::Array(self.key_specs()),
-            Frame::Array(Vec::new()),
+            Frame::Set(Vec::new()),
+            Frame::Set(self.key_specs()),
+            Frame::Set(Vec::new()),
         ])
     }
 
@@ -705,34 +760,35 @@ impl CommandSpec {
         } else {
             i64::from(self.last_key - self.first_key)
         });
+        let key = |k: &'static str| Frame::bulk(Bytes::from_static(k.as_bytes()));
         vec![Frame::Map(vec![
             (
-                Frame::simple("flags"),
+                key("flags"),
                 Frame::Set(vec![Frame::Simple(Bytes::from_static(rw.as_bytes()))]),
             ),
             (
-                Frame::simple("begin_search"),
+                key("begin_search"),
                 Frame::Map(vec![
-                    (Frame::simple("type"), Frame::simple("index")),
+                    (key("type"), key("index")),
                     (
-                        Frame::simple("spec"),
+                        key("spec"),
                         Frame::Map(vec![(
-                            Frame::simple("index"),
+                            key("index"),
                             Frame::Integer(i64::from(self.first_key)),
                         )]),
                     ),
                 ]),
             ),
             (
-                Frame::simple("find_keys"),
+                key("find_keys"),
                 Frame::Map(vec![
-                    (Frame::simple("type"), Frame::simple("range")),
+                    (key("type"), key("range")),
                     (
-                        Frame::simple("spec"),
+                        key("spec"),
                         Frame::Map(vec![
-                            (Frame::simple("lastkey"), lastkey),
-                            (Frame::simple("keystep"), keystep),
-                            (Frame::simple("limit"), Frame::Integer(0)),
+                            (key("lastkey"), lastkey),
+                            (key("keystep"), keystep),
+                            (key("limit"), Frame::Integer(0)),
                         ]),
                     ),
                 ]),
@@ -742,11 +798,7 @@ impl CommandSpec {
 
     /// This command's entry in the reply to `COMMAND DOCS`.
     pub fn docs_frame(&self) -> Frame {
-        Frame::Map(vec![
-            (Frame::simple("summary"), Frame::text(self.summary)),
-            (Frame::simple("since"), Frame::text(self.since)),
-            (Frame::simple("group"), Frame::text(self.group)),
-        ])
+        super::docs::docs_frame(self)
     }
 }
 

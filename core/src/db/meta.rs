@@ -18,6 +18,16 @@ use crate::ts::meta::{CHUNK_SIZE_DEFAULT, CHUNK_SIZE_MAX, CHUNK_SIZE_MIN, DupPol
 const MEMBER_PREFIX: &[u8] = b"member/";
 const CONFIG_PREFIX: &[u8] = b"config/";
 
+/// The first key after every key that starts with `prefix` (whose last byte is not 0xff).
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    if let Some(last) = end.last_mut() {
+        assert!(*last < u8::MAX, "prefix ends in 0xff");
+        *last += 1;
+    }
+    end
+}
+
 /// Where a member is reached.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberRecord {
@@ -134,7 +144,12 @@ impl Meta {
             detail,
         };
         let mut meta = Self::default();
-        for kv in store.scan(Space::Meta, b"", None, false) {
+        // Only this module's records: the space also holds WATCH's key versions (one per key).
+        let member_end = prefix_end(MEMBER_PREFIX);
+        let config_end = prefix_end(CONFIG_PREFIX);
+        let members = store.scan(Space::Meta, MEMBER_PREFIX, Some(&member_end), false);
+        let configs = store.scan(Space::Meta, CONFIG_PREFIX, Some(&config_end), false);
+        for kv in members.chain(configs) {
             let (k, v) = kv?;
             if let Some(id) = k.strip_prefix(MEMBER_PREFIX) {
                 let id = <[u8; 8]>::try_from(id)

@@ -10,6 +10,7 @@
 pub mod glob;
 pub mod meta;
 mod tx;
+pub mod version;
 
 use std::collections::BTreeMap;
 
@@ -21,7 +22,7 @@ use crate::cmd::{CommandError, ReadCmd, SetCond, WriteCmd, args};
 use crate::resp::{Frame, Protocol};
 use crate::store::{Space, StoreError, StoreRead};
 
-pub use tx::Tx;
+pub use tx::{Touched, Tx};
 
 /// Version of the key record layout; a record with another version is refused, not guessed.
 pub const RECORD_VERSION: u8 = 1;

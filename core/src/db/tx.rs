@@ -6,7 +6,7 @@
 //! (a series record updated by every sample of an apply round) costs the store one put, not
 //! one per write. Range deletions come first in the batch, then the surviving point changes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::iter::Peekable;
 use std::ops::Bound;
 
@@ -47,6 +47,17 @@ pub struct Tx<'a, S: StoreRead> {
     /// Range deletions, oldest first.
     ranges: Vec<RangeDelete>,
     seq: u64,
+    /// User keys ([`Space::Keys`]) written or deleted since the last [`Tx::take_touched`]:
+    /// what a command modified, for WATCH's key versions.
+    touched: Touched,
+}
+
+/// The user keys a stretch of a transaction modified.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Touched {
+    pub keys: BTreeSet<Vec<u8>>,
+    /// A range of user keys was deleted (FLUSHALL): treat every key as modified.
+    pub all: bool,
 }
 
 impl<'a, S: StoreRead> Tx<'a, S> {
@@ -56,7 +67,13 @@ impl<'a, S: StoreRead> Tx<'a, S> {
             overlay: BTreeMap::new(),
             ranges: Vec::new(),
             seq: 0,
+            touched: Touched::default(),
         }
+    }
+
+    /// The user keys modified since the last call (and forgets them).
+    pub fn take_touched(&mut self) -> Touched {
+        std::mem::take(&mut self.touched)
     }
 
     /// One batch that leaves the store as applying every change in order would: the range
@@ -109,7 +126,16 @@ impl<'a, S: StoreRead> Tx<'a, S> {
         }
     }
 
+    /// Records a change to a user key for [`Tx::take_touched`].
+    fn touch(&mut self, space: Space, key: &[u8]) {
+        // A series record is rewritten by every sample: no copy of a key already recorded.
+        if space == Space::Keys && !self.touched.keys.contains(key) {
+            self.touched.keys.insert(key.to_vec());
+        }
+    }
+
     pub fn put(&mut self, space: Space, key: Vec<u8>, value: Vec<u8>) {
+        self.touch(space, &key);
         let seq = self.next_seq();
         self.overlay.entry(space).or_default().insert(
             key,
@@ -121,6 +147,7 @@ impl<'a, S: StoreRead> Tx<'a, S> {
     }
 
     pub fn delete(&mut self, space: Space, key: Vec<u8>) {
+        self.touch(space, &key);
         let seq = self.next_seq();
         self.overlay
             .entry(space)
@@ -163,6 +190,7 @@ impl<'a, S: StoreRead> Tx<'a, S> {
         change(v);
         self.seq += 1;
         p.seq = self.seq;
+        self.touch(space, key);
         true
     }
 
@@ -170,6 +198,9 @@ impl<'a, S: StoreRead> Tx<'a, S> {
     pub fn delete_range(&mut self, space: Space, start: Vec<u8>, end: Vec<u8>) {
         if start >= end {
             return;
+        }
+        if space == Space::Keys {
+            self.touched.all = true;
         }
         let seq = self.next_seq();
         self.ranges.push(RangeDelete {

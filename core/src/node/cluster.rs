@@ -236,7 +236,7 @@ impl<S: Store> Node<S> {
     /// Leader: a write a follower forwarded. The entry is untrusted bytes: it is decoded before
     /// it is proposed, so nothing that would fail to apply reaches the log.
     pub(super) fn forwarded_write(&mut self, conn: ConnId, entry: Vec<u8>, count: bool) {
-        if let Err(e) = super::log::LogEntry::decode(&entry) {
+        if let Err(e) = super::log::Decoded::decode(&entry) {
             return self.reply(conn, Frame::error(format!("ERR forwarded write: {e}")));
         }
         let shape = if count {
@@ -632,6 +632,7 @@ impl<S: Store> Node<S> {
         line("raft_applied_index", &self.applied.0);
         line("raft_last_index", &st.last_index.0);
         line("raft_snapshot_index", &st.snapshot_index.0);
+        line("raft_snapshots_installed", &self.stats.snapshots_installed);
         line("raft_voters", &join_ids(st.membership.voters.iter()));
         line("raft_learners", &join_ids(st.membership.learners.iter()));
         for (i, p) in peers.iter().enumerate() {

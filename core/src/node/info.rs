@@ -4,19 +4,49 @@ use std::fmt::Write as _;
 
 use bytes::Bytes;
 
-use super::{Node, REDIS_COMPAT_VERSION, VERSION};
+use super::{Node, REDIS_COMPAT_VERSION, TIMESERIES_VERSION, VERSION};
+use crate::resp::Frame;
 use crate::store::Store;
 
-/// Sections INFO prints by default, in order.
-const DEFAULT_SECTIONS: [&str; 7] = [
+/// Sections INFO prints by default, in order (Redis's order, for the sections tickdb has).
+const DEFAULT_SECTIONS: [&str; 8] = [
     "server",
     "clients",
     "stats",
     "persistence",
     "replication",
+    "modules",
     "cluster",
     "keyspace",
 ];
+
+/// The name RedisTimeSeries registers, which clients look for in `MODULE LIST` and INFO.
+pub(super) const TIMESERIES_MODULE: &str = "timeseries";
+
+/// What `MODULE LIST` and HELLO report as the module's path: the engine is built in.
+const TIMESERIES_PATH: &str = "builtin";
+
+/// The `MODULE LIST` reply: one entry per module, a map (a flat array in RESP2) of name, ver,
+/// path and args, with bulk-string keys as Redis sends them.
+pub(super) fn module_list() -> Frame {
+    let key = |k: &'static str| Frame::bulk(Bytes::from_static(k.as_bytes()));
+    Frame::Array(vec![Frame::Map(vec![
+        (key("name"), key(TIMESERIES_MODULE)),
+        (key("ver"), Frame::Integer(TIMESERIES_VERSION)),
+        (key("path"), key(TIMESERIES_PATH)),
+        (key("args"), Frame::Array(Vec::new())),
+    ])])
+}
+
+/// The `os` INFO field when the binary did not report one (core cannot ask the kernel).
+fn os_fallback() -> String {
+    let os = std::env::consts::OS;
+    let mut name = os.to_string();
+    if let Some(first) = name.get_mut(..1) {
+        first.make_ascii_uppercase();
+    }
+    format!("{name} {}", std::env::consts::ARCH)
+}
 
 impl<S: Store> Node<S> {
     /// The text of `INFO [section ...]`: `all`, `everything` and `default` as in Redis.
@@ -59,11 +89,19 @@ impl<S: Store> Node<S> {
                     "cluster"
                 };
                 line("redis_mode", &mode);
+                let os = self
+                    .config
+                    .server_info
+                    .iter()
+                    .find(|(k, _)| k == "os")
+                    .map_or_else(os_fallback, |(_, v)| v.clone());
+                line("os", &os);
+                line("arch_bits", &usize::BITS);
                 line("node_id", &self.config.node_id);
                 let uptime = self.now.saturating_since(self.started).as_secs();
                 line("uptime_in_seconds", &uptime);
                 line("uptime_in_days", &(uptime / 86_400));
-                for (k, v) in &self.config.server_info {
+                for (k, v) in self.config.server_info.iter().filter(|(k, _)| k != "os") {
                     line(k, v);
                 }
             }
@@ -111,6 +149,12 @@ impl<S: Store> Node<S> {
                 line("log_applied_index", &self.applied.0);
             }
             "replication" => self.replication_info(&mut line),
+            "modules" => line(
+                "module",
+                &format!(
+                    "name={TIMESERIES_MODULE},ver={TIMESERIES_VERSION},api=1,filters=0,usedby=[],using=[],options=[]"
+                ),
+            ),
             "cluster" => {
                 line("cluster_enabled", &u8::from(!self.sole_voter()));
             }

@@ -18,6 +18,7 @@ mod cluster;
 mod info;
 pub mod log;
 pub mod peer;
+mod txn;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
@@ -128,10 +129,14 @@ pub struct ClusterConfig {
     /// Shared secret that authenticates cluster messages (HMAC-SHA256); `None`: unauthenticated
     /// (the cluster port must then be reachable only by the members).
     pub secret: Option<Vec<u8>>,
-    /// Tests only: compact the log after this many entries, so a lagging follower needs a
-    /// snapshot after a few writes.
-    #[cfg(test)]
+    /// Compact the Raft log once this many applied entries pile up behind it (default:
+    /// [`raft::RaftConfig`]'s 10,000). Small values make a lagging follower need a snapshot
+    /// after a few writes: the simulator and the fault suite use them so snapshots install
+    /// often, while requests and appends are in flight.
     pub compaction_entries: Option<u64>,
+    /// Bytes per InstallSnapshot chunk (default 1 MiB); small values make a snapshot take
+    /// several chunks, so faults land in the middle of a transfer.
+    pub snapshot_chunk_bytes: Option<u64>,
     /// Bugs to plant in this node's Raft, so the simulator can prove its checkers fail.
     #[cfg(feature = "planted-bugs")]
     pub bugs: raft::PlantedBugs,
@@ -154,8 +159,8 @@ impl ClusterConfig {
             request_timeout_ms: 10_000,
             joining: false,
             secret: None,
-            #[cfg(test)]
             compaction_entries: None,
+            snapshot_chunk_bytes: None,
             #[cfg(feature = "planted-bugs")]
             bugs: raft::PlantedBugs::default(),
         }
@@ -194,8 +199,16 @@ pub const DEFERRED_MAX_PER_CONN: usize = 100_000;
 /// keys of up to about 20 bytes.
 pub const BATCH_MAX_SAMPLES: usize = 100_000;
 
-/// The version of Redis whose protocol and command semantics tickdb follows.
-pub const REDIS_COMPAT_VERSION: &str = "7.4.0";
+/// The version of Redis whose protocol and command semantics tickdb follows: the Redis that
+/// ships the RedisTimeSeries of [`TIMESERIES_VERSION`] (Redis Stack 7.2). INFO and HELLO report
+/// it; docs/commands.md says why no higher.
+pub const REDIS_COMPAT_VERSION: &str = "7.2.0";
+
+/// The RedisTimeSeries version whose command surface tickdb implements, as modules report it
+/// (`major * 10000 + minor * 100 + patch`: 1.10.0). Clients gate features on it (redis-py's
+/// tests read it from INFO's `# Modules`). 1.12 added IGNORE to TS.INCRBY/TS.DECRBY, which
+/// tickdb accepts but does not apply yet, so the claim stops at 1.10.
+pub const TIMESERIES_VERSION: i64 = 11000;
 
 /// tickdb's own version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -235,6 +248,8 @@ struct Conn {
     fwd_inflight: Option<u64>,
     /// Leader: set on the internal connection that runs one forwarded message.
     remote: Option<Remote>,
+    /// MULTI's queue and WATCHed keys.
+    txn: txn::ConnTxn,
 }
 
 impl Conn {
@@ -261,6 +276,7 @@ impl Conn {
             fwd_bytes: 0,
             fwd_inflight: None,
             remote: None,
+            txn: txn::ConnTxn::default(),
         }
     }
 
@@ -394,6 +410,8 @@ struct Stats {
     net_input_bytes: u64,
     net_output_bytes: u64,
     writes_applied: u64,
+    /// Snapshots from the leader installed since start (INFO `raft_snapshots_installed`).
+    snapshots_installed: u64,
     forwards_sent: u64,
     forwards_served: u64,
     peer_messages_dropped: u64,
@@ -489,10 +507,11 @@ impl<S: Store> Node<S> {
         let mut rc = RaftConfig::new(cluster.id, voters);
         rc.heartbeat_interval_ms = cluster.heartbeat_ms;
         (rc.election_timeout_ms_min, rc.election_timeout_ms_max) = cluster.election_timeout_ms;
-        #[cfg(test)]
         if let Some(n) = cluster.compaction_entries {
             rc.log_compaction_threshold = n;
-            rc.snapshot_chunk_bytes = 256;
+        }
+        if let Some(n) = cluster.snapshot_chunk_bytes {
+            rc.snapshot_chunk_bytes = n;
         }
         #[cfg(feature = "planted-bugs")]
         {
@@ -628,6 +647,53 @@ impl<S: Store> Node<S> {
             let leader = f.to;
             tracing::warn!(leader = leader.0, "a forwarded request timed out");
             self.forward_done(id, Vec::new());
+        }
+    }
+
+    /// Snapshots from the leader this node installed since it started.
+    pub fn snapshots_installed(&self) -> u64 {
+        self.stats.snapshots_installed
+    }
+
+    /// Asserts the node's invariants; tests and the simulator call it after every input and
+    /// every drain. Reads the store, so it is not for the production hot path.
+    pub fn check_invariants(&self) {
+        self.raft.check_invariants();
+        let raft = self.raft.status();
+        assert!(
+            self.applied <= raft.applied,
+            "the state machine applied {} beyond what Raft handed out ({})",
+            self.applied.0,
+            raft.applied.0
+        );
+        assert!(
+            self.to_apply.is_empty(),
+            "entries collected and left unapplied"
+        );
+        if let Some((&index, _)) = self.waiters.first_key_value() {
+            assert!(
+                index > self.applied.0,
+                "a waiter at an applied index {index}"
+            );
+        }
+        if self.failed.is_some() {
+            return;
+        }
+        let Ok(stored) = raft::applied_index(&self.store) else {
+            return;
+        };
+        // The store holds exactly the state at the applied index, except between a snapshot
+        // install (written at once) and the drain that takes it, when the store is ahead.
+        if self.raft.has_output() {
+            assert!(
+                stored >= self.applied,
+                "the stored applied index went backwards"
+            );
+        } else {
+            assert_eq!(
+                stored, self.applied,
+                "the stored applied index is the state machine's"
+            );
         }
     }
 
@@ -822,6 +888,9 @@ impl<S: Store> Node<S> {
         self.stats.commands += 1;
         if args.is_empty() {
             return;
+        }
+        if self.conns.get(&conn).is_some_and(|c| c.txn.queuing()) && !txn::is_control(&args[0]) {
+            return self.queue_in_multi(conn, args);
         }
         let parsed = cmd::parse(&args);
         let Some(c) = self.conns.get_mut(&conn) else {
@@ -1066,6 +1135,11 @@ impl<S: Store> Node<S> {
             return;
         }
         let entries = std::mem::take(&mut self.to_apply);
+        assert_eq!(
+            entries[0].index,
+            self.applied.next(),
+            "entries apply in log order right after the applied index"
+        );
         let applied = match apply_entries(&mut self.db, &mut self.store, &entries) {
             Ok(replies) => replies,
             Err(e) => {
@@ -1147,6 +1221,17 @@ impl<S: Store> Node<S> {
 
     fn snapshot_installed(&mut self, index: LogIndex) {
         tracing::info!(index = index.0, "installed a snapshot from the leader");
+        assert!(
+            index > self.applied,
+            "a snapshot at {} installed behind the applied index {}",
+            index.0,
+            self.applied.0
+        );
+        assert!(
+            self.to_apply.is_empty(),
+            "entries applied before the snapshot"
+        );
+        self.stats.snapshots_installed += 1;
         match Db::open(&self.store) {
             Ok(db) => self.db = db,
             Err(e) => {
@@ -1299,6 +1384,7 @@ impl<S: Store> Node<S> {
                     c.name = None;
                     c.readonly = false;
                     c.batch.clear();
+                    c.txn = txn::ConnTxn::default();
                     c.authenticated = self.config.requirepass.is_none();
                 }
                 Frame::simple("RESET")
@@ -1394,6 +1480,7 @@ impl<S: Store> Node<S> {
                 )
             }
             ConnCmd::CommandGetKeys(args) => getkeys(&args),
+            ConnCmd::ModuleList => info::module_list(),
             ConnCmd::DbSize => {
                 Frame::Integer(i64::try_from(self.db.key_count()).unwrap_or(i64::MAX))
             }
@@ -1405,6 +1492,11 @@ impl<S: Store> Node<S> {
                 Some(frame) => frame,
                 None => return,
             },
+            ConnCmd::Multi => self.multi(conn),
+            ConnCmd::Exec => return self.exec(conn, unix),
+            ConnCmd::Discard => self.discard(conn),
+            ConnCmd::Watch(keys) => self.watch(conn, keys),
+            ConnCmd::Unwatch => self.unwatch(conn),
             ConnCmd::ReadOnly | ConnCmd::ReadWrite => {
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.readonly = matches!(cmd, ConnCmd::ReadOnly);
@@ -1469,7 +1561,7 @@ impl<S: Store> Node<S> {
             ),
             (Frame::text("mode"), Frame::text(mode)),
             (Frame::text("role"), Frame::text(role)),
-            (Frame::text("modules"), Frame::Array(Vec::new())),
+            (Frame::text("modules"), info::module_list()),
         ])
     }
 
@@ -1562,13 +1654,19 @@ impl<S: Store> Node<S> {
             ConnKind::Tcp => "tcp",
             ConnKind::Zmq => "zmq",
         };
-        let flags = if c.readonly { "r" } else { "N" };
+        let flags = match (c.txn.queuing(), c.readonly) {
+            (true, _) => "x",
+            (false, true) => "r",
+            (false, false) => "N",
+        };
         let resp = if c.protocol == Protocol::Resp3 { 3 } else { 2 };
         format!(
-            "id={} addr={} laddr= fd=-1 name={} age={age} idle={idle} flags={flags} db=0 sub=0 psub=0 ssub=0 multi=-1 watch=0 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll={} omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={resp} lib-name={} lib-ver={} transport={kind} pending-writes={} batch={}",
+            "id={} addr={} laddr= fd=-1 name={} age={age} idle={idle} flags={flags} db=0 sub=0 psub=0 ssub=0 multi={} watch={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll={} omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={resp} lib-name={} lib-ver={} transport={kind} pending-writes={} batch={}",
             id.0,
             c.addr,
             text(&c.name),
+            c.txn.queued(),
+            c.txn.watched(),
             c.deferred.len(),
             c.last_cmd,
             text(&c.lib_name),
@@ -1587,9 +1685,25 @@ fn apply_entries<S: Store>(
     store: &mut S,
     entries: &[Entry],
 ) -> Result<Vec<Option<Vec<Frame>>>, StoreError> {
-    let Some(last) = entries.last() else {
+    let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
         return Ok(Vec::new());
     };
+    // Each entry applies exactly once, on the state right after its predecessor: the stored
+    // applied index (written in the same batch as the state) must be the one before the
+    // first entry. A snapshot installed meanwhile, or a replay of entries the state already
+    // holds, would break this and apply something twice.
+    let stored = raft::applied_index(&*store)?;
+    assert_eq!(
+        stored.next(),
+        first.index,
+        "applying entry {} on a state that has applied up to {}",
+        first.index.0,
+        stored.0
+    );
+    assert!(
+        entries.windows(2).all(|w| w[1].index == w[0].index.next()),
+        "entries apply without gaps"
+    );
     let mut tx = Tx::new(&*store);
     let mut all = Vec::with_capacity(entries.len());
     for entry in entries {
@@ -1597,12 +1711,7 @@ fn apply_entries<S: Store>(
             all.push(None);
             continue;
         };
-        let entry = LogEntry::decode(data)?;
-        let mut replies = Vec::with_capacity(entry.cmds.len());
-        for cmd in &entry.cmds {
-            replies.push(db.apply(&mut tx, cmd, entry.unix)?);
-        }
-        all.push(Some(replies));
+        all.push(Some(txn::apply_entry(db, &mut tx, data, entry.index)?));
     }
     let mut batch = tx.into_batch();
     raft::record_applied(&mut batch, last.index);

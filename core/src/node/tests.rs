@@ -35,6 +35,7 @@ impl Harness {
             addr: format!("127.0.0.1:{id}"),
         };
         self.node.handle_input(self.now, input);
+        self.node.check_invariants();
     }
 
     fn send(&mut self, id: u64, line: &str) {
@@ -45,12 +46,15 @@ impl Harness {
             unix: UnixMillis(1_700_000_000_123),
         };
         self.node.handle_input(self.now, input);
+        self.node.check_invariants();
     }
 
     fn drain(&mut self) -> Vec<Output> {
-        std::iter::from_fn(|| self.node.poll_output())
+        let outs = std::iter::from_fn(|| self.node.poll_output())
             .take(100_000)
-            .collect()
+            .collect();
+        self.node.check_invariants();
+        outs
     }
 
     /// Sends one request and returns its one reply frame.
@@ -282,7 +286,10 @@ fn info_and_command_introspection() {
     };
     let text = String::from_utf8(text.to_vec()).unwrap();
     for needle in [
-        "redis_version:7.4.0",
+        "redis_version:7.2.0",
+        "arch_bits:64",
+        "\r\nos:",
+        "# Modules\r\nmodule:name=timeseries,ver=11000,api=1,filters=0,usedby=[],using=[],options=[]\r\n",
         "connected_clients:1",
         "total_commands_processed:2",
         "rdb_bgsave_in_progress:0",
@@ -465,4 +472,185 @@ fn batch_set_buffer_is_bounded_and_reset_drops_it() {
         Frame::ok(),
         "room again after RESET"
     );
+}
+
+#[test]
+fn module_list_and_hello_name_the_timeseries_module() {
+    let mut h = Harness::new(NodeConfig::default());
+    h.connect(1);
+    let module = Frame::Map(vec![
+        (bulk("name"), bulk("timeseries")),
+        (bulk("ver"), Frame::Integer(TIMESERIES_VERSION)),
+        (bulk("path"), bulk("builtin")),
+        (bulk("args"), Frame::Array(vec![])),
+    ]);
+    assert_eq!(h.call(1, "MODULE LIST"), Frame::Array(vec![module.clone()]));
+    let Frame::Map(hello) = h.call(1, "HELLO 3") else {
+        panic!()
+    };
+    assert!(hello.contains(&(bulk("modules"), Frame::Array(vec![module]))));
+    assert!(hello.contains(&(bulk("version"), bulk(REDIS_COMPAT_VERSION))));
+    assert_eq!(
+        h.call(1, "MODULE FOO"),
+        Frame::error("ERR unknown subcommand 'FOO'. Try MODULE HELP.")
+    );
+}
+
+#[test]
+fn multi_exec_queues_then_applies_in_order_with_reads() {
+    let mut h = Harness::new(NodeConfig::default());
+    h.connect(1);
+    assert_eq!(h.call(1, "EXEC"), Frame::error("ERR EXEC without MULTI"));
+    assert_eq!(
+        h.call(1, "DISCARD"),
+        Frame::error("ERR DISCARD without MULTI")
+    );
+    assert_eq!(h.call(1, "MULTI"), Frame::ok());
+    assert_eq!(
+        h.call(1, "MULTI"),
+        Frame::error("ERR MULTI calls can not be nested")
+    );
+    assert_eq!(
+        h.call(1, "WATCH k"),
+        Frame::error("ERR WATCH inside MULTI is not allowed")
+    );
+    for line in [
+        "SET a 1",
+        "INCRBY a x",
+        "GET a",
+        "INCR a",
+        "TS.ADD s 10 1.5",
+        "TS.RANGE s - +",
+        "PING",
+        "ECHO hi",
+    ] {
+        assert_eq!(h.call(1, line), Frame::simple("QUEUED"), "{line}");
+    }
+    assert_eq!(
+        h.call(1, "EXEC"),
+        Frame::Array(vec![
+            Frame::ok(),
+            Frame::error("ERR value is not an integer or out of range"),
+            bulk("1"),
+            Frame::Integer(2),
+            Frame::Integer(10),
+            // RESP2 connection: the value as RedisTimeSeries sends it there.
+            Frame::Array(vec![Frame::Array(vec![
+                Frame::Integer(10),
+                Frame::simple("1.5")
+            ])]),
+            Frame::simple("PONG"),
+            bulk("hi"),
+        ])
+    );
+    assert_eq!(h.call(1, "GET a"), bulk("2"));
+    // An empty transaction answers an empty array.
+    assert_eq!(h.call(1, "MULTI"), Frame::ok());
+    assert_eq!(h.call(1, "EXEC"), Frame::Array(vec![]));
+}
+
+#[test]
+fn queue_time_errors_abort_exec_and_discard_drops_the_queue() {
+    let mut h = Harness::new(NodeConfig::default());
+    h.connect(1);
+    assert_eq!(h.call(1, "MULTI"), Frame::ok());
+    assert_eq!(h.call(1, "SET a 1"), Frame::simple("QUEUED"));
+    assert_eq!(
+        h.call(1, "NOSUCH x"),
+        Frame::error("ERR unknown command 'NOSUCH', with args beginning with: 'x' ")
+    );
+    assert_eq!(
+        h.call(1, "GET"),
+        Frame::error("ERR wrong number of arguments for 'get' command")
+    );
+    assert!(
+        h.call(1, "CLIENT ID").is_error(),
+        "node-local commands are refused"
+    );
+    assert_eq!(
+        h.call(1, "EXEC"),
+        Frame::error("EXECABORT Transaction discarded because of previous errors.")
+    );
+    assert_eq!(h.call(1, "GET a"), Frame::Null, "nothing ran");
+    assert_eq!(h.call(1, "MULTI"), Frame::ok());
+    assert_eq!(h.call(1, "SET a 1"), Frame::simple("QUEUED"));
+    assert_eq!(h.call(1, "DISCARD"), Frame::ok());
+    assert_eq!(h.call(1, "GET a"), Frame::Null);
+    assert_eq!(h.call(1, "EXEC"), Frame::error("ERR EXEC without MULTI"));
+}
+
+#[test]
+fn a_watched_key_changed_by_another_client_makes_exec_answer_nil() {
+    let mut h = Harness::new(NodeConfig::default());
+    h.connect(1);
+    h.connect(2);
+    h.call(1, "SET k 1");
+    assert_eq!(h.call(1, "WATCH k other"), Frame::ok());
+    assert_eq!(h.call(2, "SET k 2"), Frame::ok());
+    assert_eq!(h.call(1, "MULTI"), Frame::ok());
+    assert_eq!(h.call(1, "SET k 3"), Frame::simple("QUEUED"));
+    assert_eq!(h.call(1, "EXEC"), Frame::NullArray);
+    assert_eq!(h.call(1, "GET k"), bulk("2"), "the aborted SET did not run");
+    // EXEC unwatched everything: the same transaction now runs.
+    assert_eq!(h.call(1, "MULTI"), Frame::ok());
+    assert_eq!(h.call(1, "SET k 3"), Frame::simple("QUEUED"));
+    assert_eq!(h.call(1, "EXEC"), Frame::Array(vec![Frame::ok()]));
+    assert_eq!(h.call(1, "WATCH a b"), Frame::ok());
+    assert_eq!(h.call(1, "MULTI"), Frame::ok());
+    assert_eq!(h.call(1, "GET a"), Frame::simple("QUEUED"));
+    let Frame::Verbatim { text, .. } = h.call(2, "CLIENT LIST") else {
+        panic!()
+    };
+    let text = String::from_utf8_lossy(&text).into_owned();
+    assert!(
+        text.contains(" flags=x db=0 sub=0 psub=0 ssub=0 multi=1 watch=2 "),
+        "{text}"
+    );
+    assert_eq!(h.call(1, "DISCARD"), Frame::ok());
+    // Unchanged watched keys (and a write to an unwatched one) let it run.
+    assert_eq!(h.call(1, "WATCH k"), Frame::ok());
+    assert_eq!(h.call(2, "SET unrelated 1"), Frame::ok());
+    assert_eq!(h.call(1, "MULTI"), Frame::ok());
+    assert_eq!(h.call(1, "GET k"), Frame::simple("QUEUED"));
+    assert_eq!(h.call(1, "EXEC"), Frame::Array(vec![bulk("3")]));
+    // UNWATCH forgets; a series changed through TS.ADD counts as a change.
+    h.call(1, "TS.ADD s 1 1");
+    assert_eq!(h.call(1, "WATCH s"), Frame::ok());
+    assert_eq!(h.call(1, "UNWATCH"), Frame::ok());
+    h.call(2, "TS.ADD s 2 2");
+    assert_eq!(h.call(1, "MULTI"), Frame::ok());
+    assert_eq!(h.call(1, "TS.GET s"), Frame::simple("QUEUED"));
+    assert!(matches!(h.call(1, "EXEC"), Frame::Array(_)));
+    assert_eq!(h.call(1, "WATCH s"), Frame::ok());
+    h.call(2, "TS.ADD s 3 3");
+    assert_eq!(h.call(1, "MULTI"), Frame::ok());
+    assert_eq!(h.call(1, "TS.GET s"), Frame::simple("QUEUED"));
+    assert_eq!(h.call(1, "EXEC"), Frame::NullArray);
+    // A watched key deleted, or a missing one created, counts too.
+    assert_eq!(h.call(1, "WATCH k nope"), Frame::ok());
+    h.call(2, "SET nope 1");
+    assert_eq!(h.call(1, "MULTI"), Frame::ok());
+    assert_eq!(h.call(1, "EXEC"), Frame::NullArray);
+}
+
+#[test]
+fn a_transaction_is_one_log_entry_and_survives_a_restart() {
+    let mut h = Harness::new(NodeConfig::default());
+    h.connect(1);
+    let before = h.node.raft.last_index();
+    h.send(1, "MULTI");
+    for i in 0..10 {
+        h.send(1, &format!("SET k{i} {i}"));
+    }
+    h.send(1, "EXEC");
+    let outs = h.drain();
+    let last = replies(&outs, 1).pop().unwrap();
+    let Frame::Array(items) = last else { panic!() };
+    assert_eq!(items.len(), 10);
+    assert_eq!(h.node.raft.last_index().0, before.0 + 1, "one entry");
+    let store = h.node.into_store();
+    let mut h = Harness::on(NodeConfig::default(), store);
+    h.connect(1);
+    assert_eq!(h.call(1, "GET k9"), bulk("9"));
+    assert_eq!(h.call(1, "DBSIZE"), Frame::Integer(10));
 }

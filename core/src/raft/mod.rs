@@ -184,6 +184,10 @@ pub struct PlantedBugs {
     pub vote_without_persist: bool,
     /// The leader commits entries of earlier terms by counting replicas (Figure 8 of the paper).
     pub commit_old_term: bool,
+    /// A snapshot install leaves the committed entries already handed out for applying in the
+    /// output queue, so the owner applies them again on top of the snapshot that holds them
+    /// (the double apply found by the real-cluster fault suite).
+    pub apply_under_snapshot: bool,
 }
 
 /// Configuration of one Raft node.

@@ -569,6 +569,11 @@ impl Raft {
         self.out.pop_front()
     }
 
+    /// Whether outputs are waiting for [`Raft::poll_output`].
+    pub fn has_output(&self) -> bool {
+        !self.out.is_empty()
+    }
+
     pub fn id(&self) -> NodeId {
         self.cfg.id
     }
@@ -692,6 +697,25 @@ impl Raft {
         }
         if let Some((&idx, _)) = self.configs.iter().next() {
             assert!(idx > self.base.index && idx <= self.last_index);
+        }
+        // Entries handed out for applying and not yet taken: above the log base (a snapshot
+        // or compaction point is state that already holds everything at or below it), in
+        // order without gaps, ending at the applied index.
+        let mut queued = self.out.iter().filter_map(|o| match o {
+            RaftOutput::Apply(e) => Some(e.index),
+            _ => None,
+        });
+        if let Some(first) = queued.next() {
+            assert!(
+                first > self.base.index,
+                "an entry under the log base queued to apply"
+            );
+            let last = queued.try_fold(first, |prev, i| (i == prev.next()).then_some(i));
+            assert_eq!(
+                last,
+                Some(self.applied),
+                "queued entries run up to the applied index"
+            );
         }
     }
 
@@ -1338,6 +1362,14 @@ impl Raft {
         }
         self.commit = meta.index;
         self.applied = meta.index;
+        // The snapshot supersedes every entry at or below its index, whatever was queued
+        // before it: entries committed earlier in this drive round and handed out for applying
+        // are already in the state it carries. Applying them again on top of it would apply
+        // them twice (an INCR counted twice) and move the stored applied index backwards.
+        if !self.is_bug_apply_under_snapshot() {
+            self.out
+                .retain(|o| !matches!(o, RaftOutput::Apply(e) if e.index <= meta.index));
+        }
         self.out
             .push_back(RaftOutput::SnapshotInstalled { index: meta.index });
         Ok(())
@@ -1917,6 +1949,14 @@ impl Raft {
     }
     #[cfg(not(feature = "planted-bugs"))]
     fn is_bug_commit_old_term(&self) -> bool {
+        false
+    }
+    #[cfg(feature = "planted-bugs")]
+    fn is_bug_apply_under_snapshot(&self) -> bool {
+        self.cfg.bugs.apply_under_snapshot
+    }
+    #[cfg(not(feature = "planted-bugs"))]
+    fn is_bug_apply_under_snapshot(&self) -> bool {
         false
     }
 }

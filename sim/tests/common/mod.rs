@@ -1,9 +1,9 @@
 //! Test drivers shared by the raft-mode and node-mode tests.
 
-use tickdb_sim::{SimConfig, run_seed};
+use tickdb_sim::{Report, SimConfig, run_seed};
 
 /// Runs `cfg` and fails with its replay command on a violation.
-pub(crate) fn assert_clean(cfg: &SimConfig) {
+pub(crate) fn assert_clean(cfg: &SimConfig) -> Report {
     let r = run_seed(cfg);
     if let Some(v) = &r.violation {
         panic!(
@@ -14,6 +14,7 @@ pub(crate) fn assert_clean(cfg: &SimConfig) {
     }
     assert!(r.ops_ok > 0, "seed {} completed no operations", cfg.seed);
     assert!(r.committed > 0);
+    r
 }
 
 /// The same seed replays to the same trace (3 and 5 nodes), and different seeds differ.
