@@ -662,7 +662,6 @@ impl NodeSim {
                 election_timeout_ms: (1000, 2000),
                 request_timeout_ms: REQUEST_TIMEOUT_MS,
                 joining: n.joining,
-                compaction_entries: None,
                 // Exercises message authentication on every message.
                 secret: Some(SECRET.to_vec()),
                 compaction_entries: Some(self.compaction_entries),

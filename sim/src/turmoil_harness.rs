@@ -421,7 +421,6 @@ impl HarnessConfig {
                 election_timeout_ms: self.election_timeout_ms,
                 request_timeout_ms: self.request_timeout_ms,
                 joining: false,
-                compaction_entries: None,
                 secret: None,
                 compaction_entries: Some(self.compaction_entries),
                 snapshot_chunk_bytes: Some(self.snapshot_chunk_bytes),
