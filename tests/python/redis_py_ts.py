@@ -125,6 +125,96 @@ def check(proto: int) -> None:
     assert list(ts.queryindex([f"kind={p}stock"])) == []
 
 
+def check_compat(proto: int) -> None:
+    """The RedisTimeSeries behaviours of issue 11 (redis.io examples), through redis-py and
+    through a client without the ts() reply parsers (the wire shapes)."""
+    r = redis.Redis(host="127.0.0.1", port=PORT, protocol=proto, decode_responses=True)
+    raw = redis.Redis(host="127.0.0.1", port=PORT, protocol=proto, decode_responses=True)
+    ts = r.ts()
+    p = f"cx{proto}:"
+    sa, sb, kind = p + "stock:A", p + "stock:B", p + "stock"
+    ts.create(sa, labels={"type": kind, "name": "A"})
+    ts.create(sb, labels={"type": kind, "name": "B"})
+    for base in (1000, 2000, 3000):
+        v = base // 10
+        ts.madd([(sa, base, v), (sa, base + 10, v + 10), (sa, base + 20, v + 20)])
+        ts.madd([(sb, base, v + 20), (sb, base + 10, v + 10), (sb, base + 20, v)])
+
+    # Buckets aligned to 0 unless ALIGN says otherwise (redis.io TS.RANGE).
+    rows = ts.range(sa, 1005, 1025, aggregation_type="min", bucket_size_msec=20)
+    assert [(int(t), float(v)) for t, v in rows] == [(1000, 110.0), (1020, 120.0)], rows
+    rows = ts.range(sa, 5, "+", aggregation_type="min", bucket_size_msec=20, align="-")
+    assert [int(t) for t, _ in rows][:2] == [985, 1005], rows
+    try:
+        ts.range(sa, "-", "+", aggregation_type="min", bucket_size_msec=20, align="start")
+        raise AssertionError("ALIGN start over '-' accepted")
+    except redis.ResponseError as e:
+        assert "start alignment can only be used with explicit start timestamp" in str(e), e
+
+    # AGGREGATION then GROUPBY/REDUCE, and the group's wire shape.
+    reply = raw.execute_command(
+        "TS.MRANGE", "-", "+", "WITHLABELS", "AGGREGATION", "avg", 1000,
+        "FILTER", f"type={kind}", "GROUPBY", "type", "REDUCE", "max",
+    )
+    name = f"type={kind}"
+    if proto == 3:
+        labels, reducers, sources, samples = reply[name]
+        assert labels == {"type": kind}, labels
+        assert reducers == {"reducers": ["max"]}, reducers
+        assert sources == {"sources": [sa, sb]}, sources
+    else:
+        [[got_name, labels, samples]] = reply
+        assert got_name == name, reply
+        assert labels == [["type", kind], ["__reducer__", "max"], ["__source__", f"{sa},{sb}"]]
+    assert [(int(t), float(v)) for t, v in samples] == [(1000, 110.0), (2000, 210.0), (3000, 310.0)]
+    grouped = ts.mrange("-", "+", [f"type={kind}"], groupby="type", reduce="max")
+    assert name in repr(grouped), grouped
+
+    # EXCLUDEEMPTY (Redis 8.10).
+    ts.create(p + "u", labels={"type": kind, "name": "U"})
+    ts.add(p + "u", 9000, 1)
+    keys = repr(raw.execute_command("TS.MRANGE", "-", 5000, "EXCLUDEEMPTY", "FILTER", f"type={kind}"))
+    assert sa in keys and p + "u" not in keys, keys
+
+    # TS.MADD answers per element and keeps the good samples.
+    out = ts.madd([(sa, 4000, 1), (sa, 4001, "x"), (sa, 4002, 3)])
+    assert out[0] == 4000 and out[2] == 4002, out
+    assert isinstance(out[1], redis.ResponseError), out
+    assert [int(t) for t, _ in ts.range(sa, 4000, 4002)] == [4000, 4002]
+
+    # TS.INCRBY: creation options after TIMESTAMP; IGNORE applied.
+    c = p + "ctr"
+    assert raw.execute_command(
+        "TS.INCRBY", c, 1, "TIMESTAMP", 1000, "RETENTION", 500, "UNCOMPRESSED", "LABELS", "a", "b"
+    ) == 1000
+    assert ts.incrby(p + "ign", 1.0, timestamp=1000, duplicate_policy="last",
+                     ignore_max_time_diff=5, ignore_max_val_diff=10.0) == 1000
+    assert ts.incrby(p + "ign", 3.0, timestamp=1000) == 1000
+    assert float(ts.get(p + "ign")[1]) == 1.0
+
+    # Values: +4 refused, NaN stored and counted; duplicatePolicy reported as block.
+    try:
+        raw.execute_command("TS.ADD", sa, 5000, "+4")
+        raise AssertionError("+4 accepted")
+    except redis.ResponseError as e:
+        assert "TSDB: invalid value" in str(e), e
+    n = p + "nan"
+    assert ts.add(n, 1000, "NaN") == 1000
+    assert ts.add(n, 1003, 25) == 1003
+    rows = ts.range(n, 1000, 1006, aggregation_type="countNaN", bucket_size_msec=1000)
+    assert [(int(t), float(v)) for t, v in rows] == [(1000, 1.0)], rows
+    assert field_getter(ts.info(n))("duplicatePolicy", "duplicate_policy") == "block"
+
+    # TS.NRANGE (Redis 8.10).
+    rows = raw.execute_command("TS.NRANGE", 2, sa, sb, 1000, 1010)
+    assert [int(row[0]) for row in rows] == [1000, 1010], rows
+    assert [float(v) for v in rows[0][1]] == [100.0, 120.0], rows
+
+    r.delete(sa, sb, p + "u", c, p + "ign", n)
+
+
 check(2)
 check(3)
+check_compat(2)
+check_compat(3)
 print("RESP2 and RESP3 ts checks passed")

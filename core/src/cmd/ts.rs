@@ -25,8 +25,14 @@ pub const AGGREGATORS_MAX: usize = 16;
 
 /// Aggregator names as RedisTimeSeries documents them (lower case).
 pub const AGGREGATORS: &[&str] = &[
-    "avg", "sum", "min", "max", "range", "count", "first", "last", "std.p", "std.s", "var.p",
-    "var.s", "twa",
+    "avg", "sum", "min", "max", "range", "count", "countnan", "countall", "first", "last", "std.p",
+    "std.s", "var.p", "var.s", "twa",
+];
+
+/// Reducer names after `GROUPBY label REDUCE`, as documented (lower case).
+pub const REDUCERS: &[&str] = &[
+    "avg", "sum", "min", "max", "range", "count", "countnan", "countall", "std.p", "std.s",
+    "var.p", "var.s",
 ];
 
 fn tsdb(msg: &str) -> CommandError {
@@ -98,6 +104,20 @@ pub enum TsWrite {
         ts: u64,
         value: f64,
     },
+    /// `TS.MADD` with elements refused at parse time (a bad timestamp or value): each of
+    /// those answers with its error, the others are added (redis.io TS.MADD replies per
+    /// element). A TS.MADD without such elements stays [`TsWrite::MAdd`]; this variant comes
+    /// last so that entries already in a log keep their encoding.
+    MAddPartial(Vec<MAddItem>),
+}
+
+/// One element of [`TsWrite::MAddPartial`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum MAddItem {
+    /// `key timestamp|* value`, as in [`TsWrite::MAdd`].
+    Sample(Bytes, Option<u64>, f64),
+    /// The element's error reply.
+    Refused(String),
 }
 
 /// ALIGN of an aggregation.
@@ -139,8 +159,9 @@ pub struct RangeQuery {
 }
 
 /// Which labels a multi-series reply carries.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum LabelSel {
+    #[default]
     None,
     All,
     Selected(Vec<Bytes>),
@@ -170,6 +191,16 @@ pub enum TsRead {
         filter: Vec<Bytes>,
         /// GROUPBY label REDUCE reducer.
         group_by: Option<(Bytes, String)>,
+        /// EXCLUDEEMPTY (Redis 8.10): leave out series with no sample in the range.
+        exclude_empty: bool,
+    },
+    /// `TS.NRANGE`/`TS.NREVRANGE numkeys key... from to [options]` (Redis 8.10): the keys'
+    /// rows joined by timestamp. With AGGREGATION, `per_key` holds each key's aggregators.
+    NRange {
+        keys: Vec<Bytes>,
+        reverse: bool,
+        query: RangeQuery,
+        per_key: Vec<Vec<String>>,
     },
     QueryIndex(Vec<Bytes>),
     Info {
@@ -249,9 +280,10 @@ pub fn parse(name: &str, a: &[Bytes]) -> Result<Command, CommandError> {
         "ts.range" | "ts.revrange" => r(TsRead::Range {
             key: a[1].clone(),
             reverse: name == "ts.revrange",
-            query: parse_range(a, 2, false)?.0,
+            query: parse_range(a, 2, None)?.0,
         }),
         "ts.mrange" | "ts.mrevrange" => parse_mrange(a, name == "ts.mrevrange").and_then(r),
+        "ts.nrange" | "ts.nrevrange" => parse_nrange(a, name == "ts.nrevrange").and_then(r),
         "ts.queryindex" => r(TsRead::QueryIndex(filter_exprs(&a[1..])?)),
         "ts.info" => match a.get(2) {
             None => r(TsRead::Info { key: a[1].clone() }),
@@ -285,8 +317,55 @@ fn timestamp_or_now(arg: &[u8]) -> Result<Option<u64>, CommandError> {
     }
 }
 
+/// A sample value (TS.ADD, TS.MADD, TSDB_SET): see [`sample_value`].
 fn value(arg: &[u8]) -> Result<f64, CommandError> {
-    float(arg).map_err(|_| tsdb("invalid value"))
+    sample_value(arg).ok_or_else(|| tsdb("invalid value"))
+}
+
+/// Parses a sample value as redis.io TS.ADD documents it: a number in RFC 7159 (JSON) syntax
+/// that fits binary64 (`-`? integer part without leading zeros, optional `.digits`, optional
+/// exponent), or NaN (Redis 8.6; `nan` in any case). Refused: `+4`, `.5`, `5.`, `01`, `0x10`,
+/// `inf` and overflowing values such as `1e400` ("does not accept infinite values").
+pub fn sample_value(arg: &[u8]) -> Option<f64> {
+    if arg.eq_ignore_ascii_case(b"nan") {
+        return Some(f64::NAN);
+    }
+    let digits = |from: usize| {
+        arg[from.min(arg.len())..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count()
+    };
+    let mut i = usize::from(arg.first() == Some(&b'-'));
+    let int = digits(i);
+    if int == 0 || (int > 1 && arg[i] == b'0') {
+        return None;
+    }
+    i += int;
+    if arg.get(i) == Some(&b'.') {
+        let frac = digits(i + 1);
+        if frac == 0 {
+            return None;
+        }
+        i += 1 + frac;
+    }
+    if matches!(arg.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(arg.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        let exp = digits(i);
+        if exp == 0 {
+            return None;
+        }
+        i += exp;
+    }
+    if i != arg.len() {
+        return None;
+    }
+    // All ASCII by construction; Rust's parser rounds correctly and overflows to infinity.
+    let v: f64 = std::str::from_utf8(arg).ok()?.parse().ok()?;
+    v.is_finite().then_some(v)
 }
 
 /// A range bound: `-` (earliest), `+` (latest) or a timestamp.
@@ -315,34 +394,59 @@ fn nonneg(arg: &[u8], what: &str) -> Result<u64, CommandError> {
 struct Allowed {
     encoding: bool,
     on_duplicate: bool,
+    timestamp: bool,
 }
 
 impl Allowed {
     const CREATE: Self = Self {
         encoding: true,
         on_duplicate: false,
+        timestamp: false,
     };
     const ALTER: Self = Self {
         encoding: false,
         on_duplicate: false,
+        timestamp: false,
     };
     const ADD: Self = Self {
         encoding: true,
         on_duplicate: true,
+        timestamp: false,
+    };
+    const INCRBY: Self = Self {
+        encoding: true,
+        on_duplicate: false,
+        timestamp: true,
     };
 }
 
-/// Parses series options from `a[start..]`; for TS.ADD also returns ON_DUPLICATE.
+/// Series options plus the per-command ones: TS.ADD's ON_DUPLICATE, TS.INCRBY's TIMESTAMP
+/// (`Some(None)`: `TIMESTAMP *`).
+#[derive(Default)]
+struct ParsedOpts {
+    opts: SeriesOpts,
+    on_duplicate: Option<DupPolicy>,
+    timestamp: Option<Option<u64>>,
+}
+
+/// Parses series options from `a[start..]`, in any order; LABELS takes the rest.
 fn series_opts_dup(
     a: &[Bytes],
     start: usize,
     allowed: Allowed,
-) -> Result<(SeriesOpts, Option<DupPolicy>), CommandError> {
+) -> Result<ParsedOpts, CommandError> {
     let mut o = SeriesOpts::default();
     let mut on_dup = None;
+    let mut timestamp = None;
     let mut it = Args::new(a, start);
     while let Some(opt) = it.next_arg() {
-        if is(opt, "RETENTION") {
+        if is(opt, "TIMESTAMP") && allowed.timestamp {
+            let v = it.next_arg().ok_or_else(|| tsdb("invalid timestamp"))?;
+            timestamp = Some(timestamp_or_now(v)?);
+        } else if is(opt, "UNCOMPRESSED") && allowed.encoding {
+            // The pre-ENCODING spelling RedisTimeSeries still accepts.
+            o.uncompressed = Some(true);
+        } else if is(opt, "RETENTION") {
             let v = it
                 .next_arg()
                 .ok_or_else(|| tsdb("Couldn't parse RETENTION"))?;
@@ -403,11 +507,15 @@ fn series_opts_dup(
             return Err(CommandError::Syntax);
         }
     }
-    Ok((o, on_dup))
+    Ok(ParsedOpts {
+        opts: o,
+        on_duplicate: on_dup,
+        timestamp,
+    })
 }
 
 fn series_opts(a: &[Bytes], start: usize, allowed: Allowed) -> Result<SeriesOpts, CommandError> {
-    series_opts_dup(a, start, allowed).map(|(o, _)| o)
+    series_opts_dup(a, start, allowed).map(|p| p.opts)
 }
 
 fn labels(rest: &[Bytes]) -> Result<Vec<(Bytes, Bytes)>, CommandError> {
@@ -434,13 +542,13 @@ fn labels(rest: &[Bytes]) -> Result<Vec<(Bytes, Bytes)>, CommandError> {
 fn parse_add(a: &[Bytes]) -> Result<TsWrite, CommandError> {
     let ts = timestamp_or_now(&a[2])?;
     let value = value(&a[3])?;
-    let (opts, on_duplicate) = series_opts_dup(a, 4, Allowed::ADD)?;
+    let parsed = series_opts_dup(a, 4, Allowed::ADD)?;
     Ok(TsWrite::Add {
         key: a[1].clone(),
         ts,
         value,
-        opts,
-        on_duplicate,
+        opts: parsed.opts,
+        on_duplicate: parsed.on_duplicate,
     })
 }
 
@@ -453,31 +561,44 @@ fn parse_madd(a: &[Bytes]) -> Result<TsWrite, CommandError> {
             "TS.MADD takes at most {MADD_SAMPLES_MAX} samples"
         )));
     }
-    let mut out = Vec::with_capacity((a.len() - 1) / 3);
-    for t in a[1..].chunks_exact(3) {
-        out.push((t[0].clone(), timestamp_or_now(&t[1])?, value(&t[2])?));
+    // A bad timestamp or value fails its element only; arity fails the command (above).
+    let items: Vec<MAddItem> = a[1..]
+        .chunks_exact(3)
+        .map(|t| match (timestamp_or_now(&t[1]), value(&t[2])) {
+            (Ok(ts), Ok(v)) => MAddItem::Sample(t[0].clone(), ts, v),
+            (Err(e), _) | (_, Err(e)) => MAddItem::Refused(e.to_string()),
+        })
+        .collect();
+    if items.iter().any(|i| matches!(i, MAddItem::Refused(_))) {
+        return Ok(TsWrite::MAddPartial(items));
     }
-    Ok(TsWrite::MAdd(out))
+    Ok(TsWrite::MAdd(
+        items
+            .into_iter()
+            .filter_map(|i| match i {
+                MAddItem::Sample(k, t, v) => Some((k, t, v)),
+                MAddItem::Refused(_) => None,
+            })
+            .collect(),
+    ))
 }
 
+/// TS.INCRBY / TS.DECRBY: TIMESTAMP is one of the options, in any order (LABELS last).
 fn parse_incr(a: &[Bytes], negate: bool) -> Result<TsWrite, CommandError> {
-    let by = value(&a[2])?;
-    let mut ts = None;
-    let mut rest: Vec<Bytes> = a[..3].to_vec();
-    let mut it = Args::new(a, 3);
-    while let Some(opt) = it.next_arg() {
-        if is(opt, "TIMESTAMP") {
-            ts = timestamp_or_now(it.next_arg().ok_or_else(|| tsdb("invalid timestamp"))?)?;
+    // "An error is returned if the addend is NaN" (redis.io TS.INCRBY).
+    let by = value(&a[2]).and_then(|v| {
+        if v.is_nan() {
+            Err(tsdb("invalid value"))
         } else {
-            rest.push(opt.clone());
+            Ok(v)
         }
-    }
-    let opts = series_opts(&rest, 3, Allowed::CREATE)?;
+    })?;
+    let parsed = series_opts_dup(a, 3, Allowed::INCRBY)?;
     Ok(TsWrite::IncrBy {
         key: a[1].clone(),
         by: if negate { -by } else { by },
-        ts,
-        opts,
+        ts: parsed.timestamp.flatten(),
+        opts: parsed.opts,
     })
 }
 
@@ -543,15 +664,54 @@ fn filter_exprs(exprs: &[Bytes]) -> Result<Vec<Bytes>, CommandError> {
     Ok(exprs.to_vec())
 }
 
-/// Parses range options from `a[start..]`. For multi-series commands (`multi`) it stops at
-/// WITHLABELS/SELECTED_LABELS/FILTER/GROUPBY and returns where it stopped.
+/// Every keyword a range command's options may start with (ends a SELECTED_LABELS list).
+const RANGE_KEYWORDS: &[&str] = &[
+    "LATEST",
+    "FILTER_BY_TS",
+    "FILTER_BY_VALUE",
+    "COUNT",
+    "ALIGN",
+    "AGGREGATION",
+    "BUCKETTIMESTAMP",
+    "EMPTY",
+    "WITHLABELS",
+    "SELECTED_LABELS",
+    "EXCLUDEEMPTY",
+    "FILTER",
+    "GROUPBY",
+];
+
+/// The options only multi-series range commands take before FILTER.
+#[derive(Debug, Default)]
+struct MultiOpts {
+    labels: LabelSel,
+    exclude_empty: bool,
+}
+
+/// Parses range options from `a[start..]`, in any order. For multi-series commands (`multi`)
+/// it also takes WITHLABELS/SELECTED_LABELS/EXCLUDEEMPTY, stops at FILTER (or GROUPBY) and
+/// returns where it stopped.
 fn parse_range(
     a: &[Bytes],
     start: usize,
-    multi: bool,
+    multi: Option<&mut MultiOpts>,
 ) -> Result<(RangeQuery, usize), CommandError> {
+    parse_range_n(a, start, multi, 1).map(|(q, pos, _)| (q, pos))
+}
+
+/// [`parse_range`] where AGGREGATION takes `specs` aggregator lists (TS.NRANGE: one per key),
+/// returned as the third element (the query's `aggregators` hold the first).
+fn parse_range_n(
+    a: &[Bytes],
+    start: usize,
+    mut multi: Option<&mut MultiOpts>,
+    specs: usize,
+) -> Result<(RangeQuery, usize, Vec<Vec<String>>), CommandError> {
+    assert!(specs > 0, "a range query aggregates at least one series");
+    let mut per_key: Vec<Vec<String>> = Vec::new();
     let from = range_ts(&a[start], 0)?;
     let to = range_ts(&a[start + 1], u64::MAX)?;
+    let (open_from, open_to) = (a[start].as_ref() == b"-", a[start + 1].as_ref() == b"+");
     let mut q = RangeQuery {
         from,
         to,
@@ -605,32 +765,48 @@ fn parse_range(
         } else if is(opt, "ALIGN") {
             let v = a.get(pos).ok_or_else(|| tsdb("Couldn't parse ALIGN"))?;
             align = Some(if is(v, "START") || v.as_ref() == b"-" {
+                if open_from {
+                    return Err(tsdb(
+                        "start alignment can only be used with explicit start timestamp",
+                    ));
+                }
                 Align::Start
             } else if is(v, "END") || v.as_ref() == b"+" {
+                if open_to {
+                    return Err(tsdb(
+                        "end alignment can only be used with explicit end timestamp",
+                    ));
+                }
                 Align::End
             } else {
                 Align::At(timestamp(v).map_err(|_| tsdb("unknown ALIGN parameter"))?)
             });
             pos += 1;
         } else if is(opt, "AGGREGATION") {
-            let (Some(names), Some(bucket)) = (a.get(pos), a.get(pos + 1)) else {
+            // One aggregator list per series (TS.NRANGE: one per key), then the bucket.
+            let (Some(spec_args), Some(bucket)) = (a.get(pos..pos + specs), a.get(pos + specs))
+            else {
                 return Err(tsdb("Couldn't parse AGGREGATION"));
             };
-            let mut aggregators = Vec::new();
-            for n in names.split(|&c| c == b',') {
-                if aggregators.len() == AGGREGATORS_MAX {
-                    return Err(tsdb("too many aggregators"));
+            per_key.clear();
+            for names in spec_args {
+                let mut aggregators = Vec::new();
+                for n in names.split(|&c| c == b',') {
+                    if aggregators.len() == AGGREGATORS_MAX {
+                        return Err(tsdb("too many aggregators"));
+                    }
+                    aggregators.push(aggregator(n)?);
                 }
-                aggregators.push(aggregator(n)?);
+                per_key.push(aggregators);
             }
             q.aggregation = Some(AggQuery {
-                aggregators,
+                aggregators: per_key[0].clone(),
                 bucket_ms: bucket_duration(bucket)?,
-                align: Align::Start,
+                align: Align::At(0),
                 bucket_ts: BucketTs::Start,
                 empty: false,
             });
-            pos += 2;
+            pos += specs + 1;
         } else if is(opt, "BUCKETTIMESTAMP") {
             let v = a
                 .get(pos)
@@ -647,11 +823,41 @@ fn parse_range(
             pos += 1;
         } else if is(opt, "EMPTY") {
             empty = true;
-        } else if multi
-            && ["WITHLABELS", "SELECTED_LABELS", "FILTER", "GROUPBY"]
-                .iter()
-                .any(|k| is(opt, k))
+        } else if let Some(m) = multi.as_deref_mut()
+            && is(opt, "WITHLABELS")
         {
+            if m.labels != LabelSel::None {
+                return Err(tsdb("cannot accept WITHLABELS and SELECT_LABELS together"));
+            }
+            m.labels = LabelSel::All;
+        } else if let Some(m) = multi.as_deref_mut()
+            && is(opt, "SELECTED_LABELS")
+        {
+            if m.labels != LabelSel::None {
+                return Err(tsdb("cannot accept WITHLABELS and SELECT_LABELS together"));
+            }
+            let mut names = Vec::new();
+            // Names run to the next keyword of the command (a label named like a keyword
+            // cannot be selected; RedisTimeSeries reads its options by keyword too).
+            while let Some(n) = a.get(pos) {
+                if RANGE_KEYWORDS.iter().any(|k| is(n, k)) {
+                    break;
+                }
+                if names.len() == LABELS_PER_SERIES_MAX {
+                    return Err(tsdb("too many SELECTED_LABELS"));
+                }
+                names.push(n.clone());
+                pos += 1;
+            }
+            if names.is_empty() {
+                return Err(CommandError::Syntax);
+            }
+            m.labels = LabelSel::Selected(names);
+        } else if let Some(m) = multi.as_deref_mut()
+            && is(opt, "EXCLUDEEMPTY")
+        {
+            m.exclude_empty = true;
+        } else if multi.is_some() && (is(opt, "FILTER") || is(opt, "GROUPBY")) {
             pos -= 1;
             break;
         } else {
@@ -660,16 +866,20 @@ fn parse_range(
     }
     match &mut q.aggregation {
         Some(agg) => {
-            agg.align = align.unwrap_or(Align::Start);
+            // Without ALIGN, buckets are aligned to 0 (the epoch), as documented.
+            agg.align = align.unwrap_or(Align::At(0));
             agg.bucket_ts = bucket_ts.unwrap_or(BucketTs::Start);
             agg.empty = empty;
         }
-        None if align.is_some() || bucket_ts.is_some() || empty => {
-            return Err(tsdb("ALIGN, BUCKETTIMESTAMP and EMPTY require AGGREGATION"));
+        None if align.is_some() => {
+            return Err(tsdb("ALIGN parameter can only be used with AGGREGATION"));
+        }
+        None if bucket_ts.is_some() || empty => {
+            return Err(tsdb("BUCKETTIMESTAMP and EMPTY require AGGREGATION"));
         }
         None => {}
     }
-    Ok((q, pos))
+    Ok((q, pos, per_key))
 }
 
 fn label_sel(a: &[Bytes], pos: &mut usize) -> Result<LabelSel, CommandError> {
@@ -738,39 +948,98 @@ fn parse_mget(a: &[Bytes]) -> Result<TsRead, CommandError> {
     })
 }
 
+/// The most keys one TS.NRANGE may name.
+pub const NRANGE_KEYS_MAX: usize = 1024;
+
+fn parse_nrange(a: &[Bytes], reverse: bool) -> Result<TsRead, CommandError> {
+    let n = int(&a[1])
+        .ok()
+        .and_then(|n| usize::try_from(n).ok())
+        .filter(|n| *n > 0)
+        .ok_or_else(|| tsdb("numkeys must be a positive integer"))?;
+    if n > NRANGE_KEYS_MAX {
+        return Err(tsdb(&format!(
+            "TS.NRANGE takes at most {NRANGE_KEYS_MAX} keys"
+        )));
+    }
+    // numkeys keys, then at least the two range bounds.
+    if a.len() < 2 + n + 2 {
+        return Err(CommandError::WrongArity(
+            if reverse { "ts.nrevrange" } else { "ts.nrange" }.into(),
+        ));
+    }
+    let keys = a[2..2 + n].to_vec();
+    let (query, pos, per_key) = parse_range_n(a, 2 + n, None, n)?;
+    if pos != a.len() {
+        return Err(CommandError::Syntax);
+    }
+    Ok(TsRead::NRange {
+        keys,
+        reverse,
+        query,
+        per_key,
+    })
+}
+
 fn parse_mrange(a: &[Bytes], reverse: bool) -> Result<TsRead, CommandError> {
-    let (query, mut pos) = parse_range(a, 1, true)?;
-    let labels = label_sel(a, &mut pos)?;
+    let mut multi = MultiOpts::default();
+    let (query, mut pos) = parse_range(a, 1, Some(&mut multi))?;
     if !a.get(pos).is_some_and(|f| is(f, "FILTER")) {
         return Err(tsdb("missing FILTER argument"));
     }
     pos += 1;
+    // FILTER expressions always hold a '=', so the trailing keywords cannot be one.
     let end = a[pos..]
         .iter()
-        .position(|x| is(x, "GROUPBY"))
+        .position(|x| is(x, "GROUPBY") || is(x, "EXCLUDEEMPTY"))
         .map_or(a.len(), |p| pos + p);
     let filter = filter_exprs(&a[pos..end])?;
-    let group_by = if end < a.len() {
-        let rest = &a[end..];
-        if rest.len() != 4 || !is(&rest[2], "REDUCE") {
-            return Err(tsdb("GROUPBY requires a label and REDUCE reducer"));
+    let mut group_by = None;
+    let mut rest = end;
+    while let Some(opt) = a.get(rest) {
+        if is(opt, "EXCLUDEEMPTY") {
+            multi.exclude_empty = true;
+            rest += 1;
+        } else if is(opt, "GROUPBY") && group_by.is_none() {
+            let (Some(label), Some(kw), Some(reducer)) =
+                (a.get(rest + 1), a.get(rest + 2), a.get(rest + 3))
+            else {
+                return Err(tsdb("GROUPBY requires a label and REDUCE reducer"));
+            };
+            if !is(kw, "REDUCE") {
+                return Err(tsdb("GROUPBY requires a label and REDUCE reducer"));
+            }
+            let reducer = String::from_utf8_lossy(reducer).to_ascii_lowercase();
+            if !REDUCERS.contains(&reducer.as_str()) {
+                return Err(tsdb("invalid reducer"));
+            }
+            group_by = Some((label.clone(), reducer));
+            rest += 4;
+        } else {
+            return Err(CommandError::Syntax);
         }
-        let reducer = String::from_utf8_lossy(&rest[3]).to_ascii_lowercase();
-        if !AGGREGATORS.contains(&reducer.as_str())
-            || ["first", "last", "twa"].contains(&reducer.as_str())
+    }
+    if group_by.is_some() {
+        if multi.exclude_empty {
+            return Err(tsdb("EXCLUDEEMPTY cannot be used together with GROUPBY"));
+        }
+        if query
+            .aggregation
+            .as_ref()
+            .is_some_and(|g| g.aggregators.len() > 1)
         {
-            return Err(tsdb("invalid reducer"));
+            return Err(tsdb(
+                "GROUPBY is not allowed when multiple aggregators are specified",
+            ));
         }
-        Some((rest[1].clone(), reducer))
-    } else {
-        None
-    };
+    }
     Ok(TsRead::MRange {
         reverse,
         query,
-        labels,
+        labels: multi.labels,
         filter,
         group_by,
+        exclude_empty: multi.exclude_empty,
     })
 }
 
@@ -826,6 +1095,160 @@ mod tests {
         assert_eq!(err("TS.ALTER k ENCODING COMPRESSED"), "ERR syntax error");
     }
 
+    /// redis.io TS.ADD: values follow RFC 7159 and fit binary64, no infinities; NaN since
+    /// Redis 8.6.
+    #[test]
+    fn sample_values_as_documented() {
+        for (ok, want) in [
+            ("4", 4.0),
+            ("-4", -4.0),
+            ("0", 0.0),
+            ("-0.5", -0.5),
+            ("1.25e2", 125.0),
+            ("1E-2", 0.01),
+            ("2e+3", 2000.0),
+            ("1e-400", 0.0),
+        ] {
+            assert_eq!(sample_value(ok.as_bytes()), Some(want), "{ok}");
+        }
+        for nan in ["NaN", "nan", "NAN"] {
+            assert!(
+                sample_value(nan.as_bytes()).is_some_and(f64::is_nan),
+                "{nan}"
+            );
+        }
+        for bad in [
+            "+4", ".5", "5.", "01", "-", "", " 1", "1 ", "0x10", "inf", "-inf", "Infinity",
+            "1e400", "1e", "1e+", "--1", "1.2.3", "-nan", "+nan", "١",
+        ] {
+            assert_eq!(sample_value(bad.as_bytes()), None, "{bad}");
+        }
+        assert_eq!(err("TS.ADD k 1 +4"), "ERR TSDB: invalid value");
+        assert_eq!(err("TS.ADD k 1 .5"), "ERR TSDB: invalid value");
+        assert_eq!(err("TS.INCRBY k 5."), "ERR TSDB: invalid value");
+        assert_eq!(err("TS.INCRBY k NaN"), "ERR TSDB: invalid value");
+    }
+
+    /// redis.io TS.MADD replies per element: a bad timestamp or value fails its element only.
+    #[test]
+    fn madd_refuses_bad_elements_one_by_one() {
+        let Command::Write(WriteCmd::Ts(TsWrite::MAddPartial(items))) =
+            parse_cmd(&test_args("TS.MADD a 1000 1 a 1001 x a 1002 3 b -1 4")).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            items,
+            vec![
+                MAddItem::Sample("a".into(), Some(1000), 1.0),
+                MAddItem::Refused("ERR TSDB: invalid value".into()),
+                MAddItem::Sample("a".into(), Some(1002), 3.0),
+                MAddItem::Refused(
+                    "ERR TSDB: invalid timestamp, must be a nonnegative integer".into()
+                ),
+            ]
+        );
+        // Without a bad element the log entry keeps the MAdd encoding.
+        let Command::Write(WriteCmd::Ts(TsWrite::MAdd(items))) =
+            parse_cmd(&test_args("TS.MADD a * NaN b 2 2")).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((items.len(), items[0].1, items[1].2), (2, None, 2.0));
+        assert!(items[0].2.is_nan());
+        assert_eq!(
+            err("TS.MADD a 1 1 b 2"),
+            "ERR wrong number of arguments for 'ts.madd' command"
+        );
+    }
+
+    /// redis.io TS.INCRBY: TIMESTAMP is one option among the creation options, in any order.
+    #[test]
+    fn incrby_options_in_any_order() {
+        let Command::Write(WriteCmd::Ts(TsWrite::IncrBy { by, ts, opts, .. })) = parse_cmd(
+            &test_args("TS.INCRBY k 1 TIMESTAMP 1000 RETENTION 500 UNCOMPRESSED LABELS a b"),
+        )
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!((by, ts), (1.0, Some(1000)));
+        assert_eq!(opts.retention_ms, Some(500));
+        assert_eq!(opts.uncompressed, Some(true));
+        assert_eq!(opts.labels, Some(vec![("a".into(), "b".into())]));
+        let Command::Write(WriteCmd::Ts(TsWrite::IncrBy { ts, opts, .. })) = parse_cmd(&test_args(
+            "TS.DECRBY k 1 ENCODING COMPRESSED IGNORE 5 1.5 TIMESTAMP * CHUNK_SIZE 128 \
+                 DUPLICATE_POLICY last",
+        ))
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!(ts, None);
+        assert_eq!(
+            (opts.uncompressed, opts.ignore, opts.chunk_size),
+            (Some(false), Some((5, 1.5)), Some(128))
+        );
+        assert_eq!(opts.duplicate_policy, Some(DupPolicy::Last));
+        // TIMESTAMP inside LABELS is a label, not the option.
+        let Command::Write(WriteCmd::Ts(TsWrite::IncrBy { ts, opts, .. })) =
+            parse_cmd(&test_args("TS.INCRBY k 1 LABELS TIMESTAMP 5")).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(ts, None);
+        assert_eq!(opts.labels, Some(vec![("TIMESTAMP".into(), "5".into())]));
+        assert_eq!(err("TS.INCRBY k 1 ON_DUPLICATE sum"), "ERR syntax error");
+        assert_eq!(
+            err("TS.INCRBY k 1 TIMESTAMP"),
+            "ERR TSDB: invalid timestamp"
+        );
+    }
+
+    /// redis.io TS.RANGE / TS.MRANGE: `ALIGN start` needs an explicit start (`end` an explicit
+    /// end), ALIGN needs AGGREGATION, GROUPBY takes one aggregator, EXCLUDEEMPTY no GROUPBY.
+    #[test]
+    fn documented_range_option_errors() {
+        assert_eq!(
+            err("TS.RANGE k - + ALIGN start AGGREGATION avg 10"),
+            "ERR TSDB: start alignment can only be used with explicit start timestamp"
+        );
+        assert_eq!(
+            err("TS.REVRANGE k - 100 ALIGN - AGGREGATION avg 10"),
+            "ERR TSDB: start alignment can only be used with explicit start timestamp"
+        );
+        assert_eq!(
+            err("TS.MRANGE 0 + ALIGN end AGGREGATION avg 10 FILTER a=1"),
+            "ERR TSDB: end alignment can only be used with explicit end timestamp"
+        );
+        assert_eq!(
+            err("TS.RANGE k 0 + ALIGN 5"),
+            "ERR TSDB: ALIGN parameter can only be used with AGGREGATION"
+        );
+        assert_eq!(
+            err("TS.MRANGE - + AGGREGATION min,max 10 FILTER a=1 GROUPBY a REDUCE max"),
+            "ERR TSDB: GROUPBY is not allowed when multiple aggregators are specified"
+        );
+        assert_eq!(
+            err("TS.MRANGE - + FILTER a=1 GROUPBY a REDUCE max EXCLUDEEMPTY"),
+            "ERR TSDB: EXCLUDEEMPTY cannot be used together with GROUPBY"
+        );
+        assert_eq!(
+            err("TS.MRANGE - + FILTER a=1 GROUPBY a REDUCE first"),
+            "ERR TSDB: invalid reducer"
+        );
+        assert_eq!(
+            err("TS.MRANGE - + WITHLABELS SELECTED_LABELS a FILTER a=1"),
+            "ERR TSDB: cannot accept WITHLABELS and SELECT_LABELS together"
+        );
+        // The explicit bounds make both alignments valid.
+        for ok in [
+            "TS.RANGE k 0 100 ALIGN start AGGREGATION avg 10",
+            "TS.RANGE k 0 100 ALIGN + AGGREGATION avg 10",
+            "TS.MRANGE - + AGGREGATION max 60000 FILTER s=x GROUPBY s REDUCE max",
+        ] {
+            assert!(parse_cmd(&test_args(ok)).is_ok(), "{ok}");
+        }
+    }
+
     #[test]
     fn parses_range_options() {
         let Command::Read(ReadCmd::Ts(TsRead::MRange {
@@ -833,11 +1256,12 @@ mod tests {
             labels,
             filter,
             group_by,
+            exclude_empty,
             ..
         })) = parse_cmd(&test_args(
-            "TS.MRANGE - + FILTER_BY_TS 1 2 COUNT 5 AGGREGATION first,max,min,last 60000 \
+            "TS.MRANGE - 100 FILTER_BY_TS 1 2 COUNT 5 AGGREGATION first,max,min,last 60000 \
              ALIGN end BUCKETTIMESTAMP ~ EMPTY SELECTED_LABELS a b FILTER a=1 b!=(x,y) \
-             GROUPBY a REDUCE max",
+             EXCLUDEEMPTY",
         ))
         .unwrap()
         else {
@@ -853,7 +1277,41 @@ mod tests {
         );
         assert_eq!(labels, LabelSel::Selected(vec!["a".into(), "b".into()]));
         assert_eq!(filter.len(), 2);
-        assert_eq!(group_by, Some(("a".into(), "max".into())));
+        assert!(exclude_empty);
+        assert_eq!(group_by, None);
+        // redis-py's order: labels before COUNT/AGGREGATION; GROUPBY after the filter.
+        let Command::Read(ReadCmd::Ts(TsRead::MRange {
+            query,
+            labels,
+            group_by,
+            exclude_empty,
+            ..
+        })) = parse_cmd(&test_args(
+            "TS.MREVRANGE 0 + WITHLABELS COUNT 3 ALIGN start AGGREGATION avg 60000 \
+             FILTER a=1 GROUPBY a REDUCE countNaN",
+        ))
+        .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((labels, exclude_empty), (LabelSel::All, false));
+        // SELECTED_LABELS names run to the next option keyword (redis-py puts COUNT after).
+        let Command::Read(ReadCmd::Ts(TsRead::MRange {
+            query: q2,
+            labels: l2,
+            ..
+        })) = parse_cmd(&test_args(
+            "TS.MRANGE - + SELECTED_LABELS team site COUNT 10 FILTER a=1",
+        ))
+        .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(l2, LabelSel::Selected(vec!["team".into(), "site".into()]));
+        assert_eq!(q2.count, Some(10));
+        assert_eq!(query.count, Some(3));
+        assert_eq!(query.aggregation.unwrap().align, Align::Start);
+        assert_eq!(group_by, Some(("a".into(), "countnan".into())));
     }
 
     #[test]

@@ -88,8 +88,12 @@ pub enum Aggregator {
     Max,
     /// Maximum minus minimum.
     Range,
-    /// Number of values.
+    /// Number of (non-NaN) values.
     Count,
+    /// Number of NaN values (Redis 8.6).
+    CountNan,
+    /// Number of values, NaN or not (Redis 8.6).
+    CountAll,
     /// Value with the lowest timestamp.
     First,
     /// Value with the highest timestamp.
@@ -108,13 +112,15 @@ pub enum Aggregator {
 
 impl Aggregator {
     /// Every aggregator, in documentation order.
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 15] = [
         Self::Avg,
         Self::Sum,
         Self::Min,
         Self::Max,
         Self::Range,
         Self::Count,
+        Self::CountNan,
+        Self::CountAll,
         Self::First,
         Self::Last,
         Self::StdP,
@@ -153,6 +159,8 @@ impl Aggregator {
             Self::Max => "max",
             Self::Range => "range",
             Self::Count => "count",
+            Self::CountNan => "countnan",
+            Self::CountAll => "countall",
             Self::First => "first",
             Self::Last => "last",
             Self::StdP => "std.p",
@@ -175,7 +183,7 @@ impl Aggregator {
         let prev = prev.filter(|p| i128::from(p.0) < start);
         let next = next.filter(|n| i128::from(n.0) >= end);
         match self {
-            Self::Sum | Self::Count => 0.0,
+            Self::Sum | Self::Count | Self::CountNan | Self::CountAll => 0.0,
             Self::Last => prev.map_or(f64::NAN, |p| p.1),
             Self::Twa => match (prev, next) {
                 // The mean of a line over [start, end] is its value at the midpoint.
@@ -330,7 +338,8 @@ impl Moments {
         }
     }
 
-    /// The value of a moment-based aggregator; `None` for first, last and twa.
+    /// The value of a moment-based aggregator; `None` for first, last, twa and the NaN counts
+    /// (moments only ever see non-NaN values).
     pub(crate) fn value(&self, agg: Aggregator) -> Option<f64> {
         Some(match agg {
             Aggregator::Avg => self.sum / self.count as f64,
@@ -343,7 +352,11 @@ impl Moments {
             Aggregator::StdS => self.var_s().sqrt(),
             Aggregator::VarP => self.var_p(),
             Aggregator::VarS => self.var_s(),
-            Aggregator::First | Aggregator::Last | Aggregator::Twa => return None,
+            Aggregator::First
+            | Aggregator::Last
+            | Aggregator::Twa
+            | Aggregator::CountNan
+            | Aggregator::CountAll => return None,
         })
     }
 }
@@ -414,11 +427,75 @@ impl Stats {
     }
 }
 
-/// One non-empty bucket after the scan.
+/// One bucket's samples: statistics of its non-NaN values (`None`: only NaN so far) and the
+/// number of NaN values. NaN samples count for `countNaN`/`countAll` only.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Bucket {
+    stats: Option<Stats>,
+    nan: u64,
+    /// The newest timestamp pushed, NaN or not.
+    last_ts: u64,
+}
+
+impl Bucket {
+    pub(crate) fn new(ts: u64, value: f64) -> Self {
+        let mut b = Self {
+            stats: None,
+            nan: 0,
+            last_ts: ts,
+        };
+        b.push(ts, value);
+        b
+    }
+
+    pub(crate) fn push(&mut self, ts: u64, value: f64) {
+        debug_assert!(ts >= self.last_ts, "samples arrive in time order");
+        self.last_ts = ts;
+        if value.is_nan() {
+            self.nan += 1;
+            return;
+        }
+        match &mut self.stats {
+            Some(s) => s.push(ts, value),
+            None => self.stats = Some(Stats::new(ts, value)),
+        }
+    }
+
+    /// The first and last non-NaN samples.
+    fn first(&self) -> Option<Sample> {
+        self.stats.map(|s| s.first)
+    }
+
+    fn last(&self) -> Option<Sample> {
+        self.stats.map(|s| s.last)
+    }
+
+    /// The value of `agg` for the bucket `[start, end)`, with the (non-NaN) neighbours outside
+    /// it. A bucket of NaN values only has count 0 and NaN for every other non-NaN aggregator
+    /// (as the documented reducers do; the aggregator table is silent).
+    fn value(
+        &self,
+        agg: Aggregator,
+        start: i128,
+        end: i128,
+        prev: Option<Sample>,
+        next: Option<Sample>,
+    ) -> f64 {
+        match (agg, &self.stats) {
+            (Aggregator::CountNan, _) => self.nan as f64,
+            (Aggregator::CountAll, s) => (self.nan + s.map_or(0, |s| s.m.count)) as f64,
+            (Aggregator::Count, None) => 0.0,
+            (_, None) => f64::NAN,
+            (_, Some(s)) => s.value(agg, start, end, prev, next),
+        }
+    }
+}
+
+/// One bucket after the scan.
 struct Closed {
     start: i128,
-    first: Sample,
-    last: Sample,
+    first: Option<Sample>,
+    last: Option<Sample>,
     values: Vec<f64>,
 }
 
@@ -440,46 +517,50 @@ where
 {
     spec.validate()?;
     let width = i128::from(spec.bucket_ms);
+    // Neighbours are non-NaN samples: twa and EMPTY ignore NaN values.
     let mut before: Option<Sample> = None;
     let mut after: Option<Sample> = None;
-    let mut closed: Vec<Closed> = Vec::new();
-    let mut open: Option<(i128, Stats, Option<Sample>)> = None;
-    let close = |start: i128, stats: &Stats, prev: Option<Sample>, next: Option<Sample>| Closed {
-        start,
-        first: stats.first,
-        last: stats.last,
-        values: spec
-            .aggregators
-            .iter()
-            .map(|&a| stats.value(a, start, start + width, prev, next))
-            .collect(),
-    };
+    let mut buckets: Vec<(i128, Bucket)> = Vec::new();
     for (ts, value) in samples {
-        if value.is_nan() {
-            continue;
-        }
         if ts < range.0 {
-            before = Some((ts, value));
+            if !value.is_nan() {
+                before = Some((ts, value));
+            }
             continue;
         }
         if ts > range.1 {
+            if value.is_nan() {
+                continue;
+            }
             after = Some((ts, value));
             break;
         }
         let start = bucket_start(ts, spec.bucket_ms, spec.align);
-        match &mut open {
-            Some((s, stats, _)) if *s == start => stats.push(ts, value),
-            Some((s, stats, prev)) => {
-                debug_assert!(*s < start, "samples arrive in time order");
-                closed.push(close(*s, stats, *prev, Some((ts, value))));
-                let last = stats.last;
-                open = Some((start, Stats::new(ts, value), Some(last)));
-            }
-            None => open = Some((start, Stats::new(ts, value), before)),
+        match buckets.last_mut() {
+            Some((s, b)) if *s == start => b.push(ts, value),
+            _ => buckets.push((start, Bucket::new(ts, value))),
         }
     }
-    if let Some((s, stats, prev)) = &open {
-        closed.push(close(*s, stats, *prev, after));
+    // The next non-NaN sample after each bucket, found from the end.
+    let mut next_of = vec![after; buckets.len()];
+    for i in (0..buckets.len().saturating_sub(1)).rev() {
+        next_of[i] = buckets[i + 1].1.first().or(next_of[i + 1]);
+    }
+    let mut prev = before;
+    let mut closed: Vec<Closed> = Vec::with_capacity(buckets.len());
+    for ((start, b), next) in buckets.into_iter().zip(next_of) {
+        let values = spec
+            .aggregators
+            .iter()
+            .map(|&a| b.value(a, start, start + width, prev, next))
+            .collect();
+        closed.push(Closed {
+            start,
+            first: b.first(),
+            last: b.last(),
+            values,
+        });
+        prev = b.last().or(prev);
     }
     let rows = if spec.empty {
         fill_empty(closed, spec, range, before, after)?
@@ -524,19 +605,26 @@ fn fill_empty(
     if empties > i128::from(MAX_EMPTY_BUCKETS) {
         return Err(AggError::TooManyEmptyBuckets);
     }
+    // The first non-NaN sample at or after each row (a row of NaN only has none of its own).
+    let mut next_first = vec![after; closed.len() + 1];
+    for (i, c) in closed.iter().enumerate().rev() {
+        next_first[i] = c.first.or(next_first[i + 1]);
+    }
     let mut out = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
     let mut prev = before;
+    let mut index = 0;
     let mut rows = closed.into_iter().peekable();
     let mut start = lo;
     while start <= hi {
         match rows.peek() {
             Some(c) if c.start == start => {
                 let c = rows.next().expect("peeked");
-                prev = Some(c.last);
+                index += 1;
+                prev = c.last.or(prev);
                 out.push((c.start, c.values));
             }
-            next_row => {
-                let next = next_row.map(|c| c.first).or(after);
+            _ => {
+                let next = next_first[index];
                 let values = spec
                     .aggregators
                     .iter()
@@ -565,7 +653,7 @@ pub struct Accumulator {
     aggregator: Aggregator,
     bucket_ms: u64,
     align: u64,
-    open: Option<(i128, Stats)>,
+    open: Option<(i128, Bucket)>,
     /// The last sample of the previously closed bucket: the left neighbour for `twa`.
     prev: Option<Sample>,
 }
@@ -601,32 +689,32 @@ impl Accumulator {
     }
 
     /// Adds one sample. Returns the finished previous bucket when `ts` opens a later one.
-    /// NaN values are skipped. A sample older than the open bucket is refused: re-aggregating a
-    /// closed bucket is the engine's job (it re-reads the source range).
+    /// NaN values count for `countNaN`/`countAll` only; a NaN that opens a later bucket is not
+    /// used as the closed bucket's right neighbour for `twa` (the engine's rule refresh uses
+    /// [`aggregate`], which looks further). A sample older than the open bucket is refused:
+    /// re-aggregating a closed bucket is the engine's job (it re-reads the source range).
     pub fn push(&mut self, ts: u64, value: f64) -> Result<Option<(u64, f64)>, AggError> {
-        if value.is_nan() {
-            return Ok(None);
-        }
         let start = bucket_start(ts, self.bucket_ms, self.align);
         match &mut self.open {
-            Some((s, stats)) if *s == start => {
-                if ts < stats.last.0 {
+            Some((s, b)) if *s == start => {
+                if ts < b.last_ts {
                     return Err(AggError::OutOfOrder);
                 }
-                stats.push(ts, value);
+                b.push(ts, value);
                 Ok(None)
             }
             Some((s, _)) if start < *s => Err(AggError::OutOfOrder),
-            Some((s, stats)) => {
-                let (s, stats) = (*s, *stats);
+            Some((s, b)) => {
+                let (s, b) = (*s, *b);
                 let end = s + i128::from(self.bucket_ms);
-                let v = stats.value(self.aggregator, s, end, self.prev, Some((ts, value)));
-                self.prev = Some(stats.last);
-                self.open = Some((start, Stats::new(ts, value)));
+                let next = Some((ts, value)).filter(|n| !n.1.is_nan());
+                let v = b.value(self.aggregator, s, end, self.prev, next);
+                self.prev = b.last().or(self.prev);
+                self.open = Some((start, Bucket::new(ts, value)));
                 Ok(Some((clamp_u64(s), v)))
             }
             None => {
-                self.open = Some((start, Stats::new(ts, value)));
+                self.open = Some((start, Bucket::new(ts, value)));
                 Ok(None)
             }
         }
@@ -634,11 +722,11 @@ impl Accumulator {
 
     /// The value of the open (possibly partial) bucket, for `LATEST`: `(bucket start, value)`.
     pub fn current(&self) -> Option<(u64, f64)> {
-        let (s, stats) = self.open.as_ref()?;
+        let (s, b) = self.open.as_ref()?;
         let end = s + i128::from(self.bucket_ms);
         Some((
             clamp_u64(*s),
-            stats.value(self.aggregator, *s, end, self.prev, None),
+            b.value(self.aggregator, *s, end, self.prev, None),
         ))
     }
 }
@@ -1022,13 +1110,42 @@ mod tests {
     }
 
     #[test]
-    fn nan_samples_are_skipped() {
-        let s = [(1, 1.0), (2, f64::NAN), (3, 3.0)];
-        assert_rows(
-            &run(&s, &spec(&[Aggregator::Count], 10, 0), (0, 9)),
-            &[(0, 2.0)],
+    fn nan_samples_count_only_for_count_nan_and_count_all() {
+        // Redis 8.6 (redis.io TS.RANGE): every aggregator works on the non-NaN values,
+        // countNaN counts the NaN ones and countAll all of them. Until Redis 8.6 NaN was refused
+        // at write time and these rows were skipped; a bucket of NaN only is now reported.
+        let s = [(1, 1.0), (2, f64::NAN), (3, 3.0), (12, f64::NAN)];
+        let aggs = [
+            Aggregator::Count,
+            Aggregator::CountNan,
+            Aggregator::CountAll,
+            Aggregator::Avg,
+            Aggregator::Sum,
+            Aggregator::Last,
+            Aggregator::Twa,
+        ];
+        let rows = aggregate(s, &spec(&aggs, 10, 0), (0, 19), false).unwrap();
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        assert_eq!(rows[0].0, 0);
+        assert_eq!(&rows[0].1[..6], &[2.0, 1.0, 3.0, 2.0, 4.0, 3.0]);
+        // twa ignores the NaN: the line from (1,1) to (3,3) averages 2.
+        assert!(close(rows[0].1[6], 2.0), "{rows:?}");
+        assert_eq!(rows[1].0, 10);
+        assert_eq!(&rows[1].1[..3], &[0.0, 1.0, 1.0]);
+        assert!(rows[1].1[3..].iter().all(|v| v.is_nan()), "{rows:?}");
+        // A NaN is never a neighbour: EMPTY's `last` is the last non-NaN value before.
+        let mut sp = spec(&[Aggregator::Last, Aggregator::CountAll], 10, 0);
+        sp.empty = true;
+        let s = [(1, 1.0), (2, f64::NAN), (25, 5.0)];
+        let rows = aggregate(s, &sp, (0, 29), false).unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                (0, vec![1.0, 2.0]),
+                (10, vec![1.0, 0.0]),
+                (20, vec![5.0, 1.0])
+            ]
         );
-        assert!(run(&[(1, f64::NAN)], &spec(&[Aggregator::Count], 10, 0), (0, 9)).is_empty());
     }
 
     #[test]
@@ -1083,7 +1200,9 @@ mod tests {
             Aggregator::Min => min,
             Aggregator::Max => max,
             Aggregator::Range => max - min,
-            Aggregator::Count => n,
+            // The model's samples hold no NaN.
+            Aggregator::Count | Aggregator::CountAll => n,
+            Aggregator::CountNan => 0.0,
             Aggregator::First => vals[0],
             Aggregator::Last => vals[vals.len() - 1],
             Aggregator::StdP => (ss / n).sqrt(),
@@ -1174,7 +1293,10 @@ mod tests {
                         sp.aggregators
                             .iter()
                             .map(|a| match a {
-                                Aggregator::Sum | Aggregator::Count => 0.0,
+                                Aggregator::Sum
+                                | Aggregator::Count
+                                | Aggregator::CountNan
+                                | Aggregator::CountAll => 0.0,
                                 Aggregator::Last => prev.map_or(f64::NAN, |p| p.1),
                                 Aggregator::Twa => match (prev, next) {
                                     (Some(p), Some(q)) => {

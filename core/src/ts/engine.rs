@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use crate::UnixMillis;
 use crate::cmd::CommandError;
-use crate::cmd::ts::{SeriesOpts, TsWrite};
+use crate::cmd::ts::{MAddItem, SeriesOpts, TsWrite};
 use crate::db::meta::SeriesDefaults;
 use crate::db::{Kind, Record, Tx};
 use crate::resp::Frame;
@@ -82,15 +82,18 @@ pub fn apply<S: StoreRead>(
         TsWrite::MAdd(items) => {
             let mut out = Vec::with_capacity(items.len());
             for (key, ts, value) in items {
-                let r = match e.lookup(key) {
-                    Ok(Some(meta)) => e.add_to(key, meta, ts.unwrap_or(unix.0), *value, None),
-                    Ok(None) => Err(no_key()),
-                    Err(err) => Err(err),
-                };
-                out.push(match r {
-                    Ok(ts) => ts_frame(ts),
-                    Err(TsError::Command(c)) => Frame::error(c.to_string()),
-                    Err(TsError::Store(s)) => return Err(s),
+                out.push(e.madd_one(key, ts.unwrap_or(unix.0), *value)?);
+            }
+            Ok(Frame::Array(out))
+        }
+        TsWrite::MAddPartial(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for item in items {
+                out.push(match item {
+                    MAddItem::Sample(key, ts, value) => {
+                        e.madd_one(key, ts.unwrap_or(unix.0), *value)?
+                    }
+                    MAddItem::Refused(msg) => Frame::error(msg.clone()),
                 });
             }
             Ok(Frame::Array(out))
@@ -212,6 +215,20 @@ impl<S: StoreRead> Engine<'_, '_, S> {
         Ok(())
     }
 
+    /// One TS.MADD element: its timestamp, or its error reply; a store failure is `Err`.
+    fn madd_one(&mut self, key: &Bytes, ts: u64, value: f64) -> Result<Frame, StoreError> {
+        let r = match self.lookup(key) {
+            Ok(Some(meta)) => self.add_to(key, meta, ts, value, None),
+            Ok(None) => Err(no_key()),
+            Err(err) => Err(err),
+        };
+        match r {
+            Ok(ts) => Ok(ts_frame(ts)),
+            Err(TsError::Command(c)) => Ok(Frame::error(c.to_string())),
+            Err(TsError::Store(s)) => Err(s),
+        }
+    }
+
     /// TS.ADD (and TSDB_SET, MADD): creates the series if needed; returns the timestamp the
     /// reply reports.
     fn add(
@@ -222,7 +239,8 @@ impl<S: StoreRead> Engine<'_, '_, S> {
         opts: &SeriesOpts,
         on_duplicate: Option<DupPolicy>,
     ) -> Result<u64, TsError> {
-        if !value.is_finite() {
+        // NaN is a sample value since Redis 8.6; infinities are not (redis.io TS.ADD).
+        if value.is_infinite() {
             return Err(tsdb("invalid value"));
         }
         let meta = match self.lookup(key)? {
@@ -241,22 +259,15 @@ impl<S: StoreRead> Engine<'_, '_, S> {
         value: f64,
         on_duplicate: Option<DupPolicy>,
     ) -> Result<u64, TsError> {
-        if !value.is_finite() {
+        // NaN is a sample value since Redis 8.6; infinities are not (redis.io TS.ADD).
+        if value.is_infinite() {
             return Err(tsdb("invalid value"));
         }
         let policy = on_duplicate
             .or(meta.duplicate_policy)
             .unwrap_or(DupPolicy::Block);
-        // IGNORE (Redis 8): an in-order sample too close in time and value to the newest one
-        // is dropped, and the reply is the newest timestamp.
-        if let Some((last_ts, last_v)) = meta.last {
-            let close = ts >= last_ts
-                && ts - last_ts <= meta.ignore_max_time_diff
-                && (value - last_v).abs() <= meta.ignore_max_val_diff;
-            let ignoring = meta.ignore_max_time_diff > 0 || meta.ignore_max_val_diff > 0.0;
-            if meta.source.is_none() && ignoring && close && policy == DupPolicy::Last {
-                return Ok(last_ts);
-            }
+        if let Some(newest) = ignored(&meta, ts, value, policy) {
+            return Ok(newest);
         }
         self.upsert(key, &mut meta, ts, value, policy, 0)?;
         save(self.tx, key, &meta);
@@ -280,12 +291,23 @@ impl<S: StoreRead> Engine<'_, '_, S> {
                     "timestamp must be equal to or higher than the maximum existing timestamp",
                 ));
             }
+            // "An error is returned if the current value at the maximum existing timestamp is
+            // NaN" (redis.io TS.INCRBY, Redis 8.6); the wording is ours.
+            Some((_, v)) if v.is_nan() => {
+                return Err(tsdb("the value at the maximum existing timestamp is NaN"));
+            }
             Some((_, v)) => v,
             None => 0.0,
         };
         let value = base + by;
         if !value.is_finite() {
             return Err(tsdb("invalid value"));
+        }
+        // IGNORE applies to TS.INCRBY/TS.DECRBY too (redis.io TS.INCRBY, notes): the sample
+        // they would write is compared with the newest one under the series' policy.
+        let policy = meta.duplicate_policy.unwrap_or(DupPolicy::Block);
+        if let Some(newest) = ignored(&meta, ts, value, policy) {
+            return Ok(newest);
         }
         self.upsert(key, &mut meta, ts, value, DupPolicy::Last, 0)?;
         save(self.tx, key, &meta);
@@ -500,6 +522,19 @@ impl<S: StoreRead> Engine<'_, '_, S> {
         }
         Ok(total)
     }
+}
+
+/// IGNORE (Redis 8, redis.io TS.CREATE): a sample is dropped when the series is not a
+/// compaction, its policy is LAST, the sample is in order, and it is within
+/// `ignoreMaxTimeDiff` ms and `ignoreMaxValDiff` of the newest sample. Returns the newest
+/// timestamp (the reply) when the sample is dropped.
+fn ignored(meta: &SeriesMeta, ts: u64, value: f64, policy: DupPolicy) -> Option<u64> {
+    let (last_ts, last_v) = meta.last?;
+    let close = ts >= last_ts
+        && ts - last_ts <= meta.ignore_max_time_diff
+        && (value - last_v).abs() <= meta.ignore_max_val_diff;
+    let ignoring = meta.ignore_max_time_diff > 0 || meta.ignore_max_val_diff > 0.0;
+    (meta.source.is_none() && ignoring && close && policy == DupPolicy::Last).then_some(last_ts)
 }
 
 fn apply_opts(meta: &mut SeriesMeta, opts: &SeriesOpts) {

@@ -24,13 +24,15 @@ use std::collections::BTreeMap;
 use super::aggregate::{AggError, Aggregator, Moments};
 
 /// The reducer names the docs allow after `REDUCE`.
-const REDUCERS: [Aggregator; 10] = [
+const REDUCERS: [Aggregator; 12] = [
     Aggregator::Avg,
     Aggregator::Sum,
     Aggregator::Min,
     Aggregator::Max,
     Aggregator::Range,
     Aggregator::Count,
+    Aggregator::CountNan,
+    Aggregator::CountAll,
     Aggregator::StdP,
     Aggregator::StdS,
     Aggregator::VarP,
@@ -78,28 +80,35 @@ impl TryFrom<Aggregator> for Reducer {
     }
 }
 
-/// Moments over the non-NaN values at one timestamp (none yet: `None`).
+/// Moments over the non-NaN values at one timestamp (none yet: `None`), and how many NaN
+/// values there were (for `countNaN`/`countAll`).
 #[derive(Clone, Copy, Debug, Default)]
-struct NonNan(Option<Moments>);
+struct NonNan {
+    moments: Option<Moments>,
+    nan: u64,
+}
 
 impl NonNan {
     fn push(&mut self, v: f64) {
         if v.is_nan() {
+            self.nan += 1;
             return;
         }
-        match &mut self.0 {
+        match &mut self.moments {
             Some(m) => m.push(v),
-            None => self.0 = Some(Moments::new(v)),
+            None => self.moments = Some(Moments::new(v)),
         }
     }
 
     fn value(&self, agg: Aggregator) -> f64 {
-        match &self.0 {
-            None if agg == Aggregator::Count => 0.0,
-            None => f64::NAN,
-            Some(m) => m
-                .value(agg)
-                .expect("Reducer::try_from admits only moment-based reducers"),
+        let count = self.moments.map_or(0, |m| m.count);
+        match (agg, &self.moments) {
+            (Aggregator::CountNan, _) => self.nan as f64,
+            (Aggregator::CountAll, _) => (self.nan + count) as f64,
+            (Aggregator::Count, None) => 0.0,
+            (_, None) => f64::NAN,
+            // Reducer::try_from admits only moment-based reducers and the NaN counts.
+            (_, Some(m)) => m.value(agg).unwrap_or(f64::NAN),
         }
     }
 }
@@ -258,7 +267,8 @@ mod tests {
     #[test]
     fn reducer_names() {
         for name in [
-            "avg", "SUM", "min", "max", "range", "count", "std.p", "std.s", "var.p", "var.s",
+            "avg", "SUM", "min", "max", "range", "count", "countnan", "countAll", "std.p", "std.s",
+            "var.p", "var.s",
         ] {
             let r = Reducer::parse(name.as_bytes()).unwrap();
             assert_eq!(r.name(), name.to_lowercase());
@@ -357,10 +367,19 @@ mod tests {
         assert!((r("var.s") - 32.0 / 7.0).abs() < 1e-12);
         assert!((r("std.s") - (32.0f64 / 7.0).sqrt()).abs() < 1e-12);
         assert!(Reducer::parse(b"min").unwrap().reduce([f64::NAN]).is_nan());
+        // Redis 8.6: countNaN counts the NaN values, countAll every value.
+        assert_eq!(r("countNaN"), 1.0);
+        assert_eq!(r("countall"), 9.0);
         assert_eq!(Reducer::parse(b"count").unwrap().reduce([]), 0.0);
     }
 
     fn naive(r: Aggregator, vals: &[f64]) -> f64 {
+        let nan = vals.iter().filter(|v| v.is_nan()).count() as f64;
+        match r {
+            Aggregator::CountNan => return nan,
+            Aggregator::CountAll => return vals.len() as f64,
+            _ => {}
+        }
         let vals: Vec<f64> = vals.iter().copied().filter(|v| !v.is_nan()).collect();
         if vals.is_empty() {
             return if r == Aggregator::Count {

@@ -7,6 +7,7 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::cmd::CommandError;
 use crate::store::{Space, StoreError};
 
 /// Version of the [`SeriesMeta`] layout; a record with another version is refused.
@@ -65,16 +66,41 @@ impl DupPolicy {
         }
     }
 
-    /// The value to keep when `new` arrives for a timestamp holding `old`; `None` for BLOCK.
-    pub fn merge(self, old: f64, new: f64) -> Option<f64> {
-        match self {
-            Self::Block => None,
-            Self::First => Some(old),
-            Self::Last => Some(new),
-            Self::Min => Some(if new < old { new } else { old }),
-            Self::Max => Some(if new > old { new } else { old }),
-            Self::Sum => Some(old + new),
+    /// The value to keep when `new` arrives for a timestamp holding `old`, or the error reply:
+    /// BLOCK refuses every duplicate, and MIN/MAX/SUM refuse when exactly one of the two values
+    /// is NaN (redis.io TS.ADD, Redis 8.6; the wording of that error is ours).
+    pub fn merge(self, old: f64, new: f64) -> Result<f64, CommandError> {
+        if matches!(self, Self::Min | Self::Max | Self::Sum) && old.is_nan() != new.is_nan() {
+            return Err(CommandError::other(format!(
+                "ERR TSDB: cannot apply DUPLICATE_POLICY {} to a NaN and a number",
+                self.name().to_ascii_uppercase()
+            )));
         }
+        Ok(match self {
+            Self::Block => {
+                return Err(CommandError::other(
+                    "ERR TSDB: Error at upsert, update is not supported when DUPLICATE_POLICY \
+                     is set to BLOCK mode",
+                ));
+            }
+            Self::First => old,
+            Self::Last => new,
+            Self::Min => {
+                if new < old {
+                    new
+                } else {
+                    old
+                }
+            }
+            Self::Max => {
+                if new > old {
+                    new
+                } else {
+                    old
+                }
+            }
+            Self::Sum => old + new,
+        })
     }
 }
 
@@ -351,9 +377,17 @@ mod tests {
 
     #[test]
     fn policies_merge() {
-        assert_eq!(DupPolicy::Sum.merge(1.0, 2.0), Some(3.0));
-        assert_eq!(DupPolicy::Min.merge(1.0, 2.0), Some(1.0));
-        assert_eq!(DupPolicy::First.merge(1.0, 2.0), Some(1.0));
-        assert_eq!(DupPolicy::Block.merge(1.0, 2.0), None);
+        assert_eq!(DupPolicy::Sum.merge(1.0, 2.0), Ok(3.0));
+        assert_eq!(DupPolicy::Min.merge(1.0, 2.0), Ok(1.0));
+        assert_eq!(DupPolicy::First.merge(1.0, 2.0), Ok(1.0));
+        assert!(DupPolicy::Block.merge(1.0, 2.0).is_err());
+        // Redis 8.6: MIN/MAX/SUM refuse a NaN against a number, not NaN against NaN.
+        for p in [DupPolicy::Min, DupPolicy::Max, DupPolicy::Sum] {
+            assert!(p.merge(f64::NAN, 1.0).is_err());
+            assert!(p.merge(1.0, f64::NAN).is_err());
+            assert!(p.merge(f64::NAN, f64::NAN).unwrap().is_nan());
+        }
+        assert!(DupPolicy::Last.merge(1.0, f64::NAN).unwrap().is_nan());
+        assert_eq!(DupPolicy::First.merge(1.0, f64::NAN), Ok(1.0));
     }
 }

@@ -17,7 +17,7 @@ use super::aggregate::{AggSpec, Aggregator, BucketTimestamp, aggregate};
 use super::engine::{compute_buckets, load, lookup, with_neighbours};
 use super::groupby::{Reducer, SeriesRows, group};
 use super::index;
-use super::meta::SeriesMeta;
+use super::meta::{DupPolicy, SeriesMeta};
 use super::store as samples;
 
 /// The most raw samples one range query returns without COUNT (per series).
@@ -76,7 +76,26 @@ fn run(r: &impl StoreRead, cmd: &TsRead, p: Protocol) -> Result<Frame, TsError> 
             labels,
             filter,
             group_by,
-        } => mrange(r, *reverse, query, labels, filter, group_by.as_ref(), p),
+            exclude_empty,
+        } => {
+            let m = MRange {
+                reverse: *reverse,
+                query,
+                labels,
+                filter,
+                exclude_empty: *exclude_empty,
+            };
+            match group_by {
+                None => mrange(r, &m, p),
+                Some((label, reducer)) => mrange_grouped(r, &m, label, reducer, p),
+            }
+        }
+        TsRead::NRange {
+            keys,
+            reverse,
+            query,
+            per_key,
+        } => nrange(r, keys, *reverse, query, per_key, p),
         TsRead::QueryIndex(filter) => {
             let selected = index::select(r, filter)?.map_err(TsError::Command)?;
             let keys = selected.into_iter().map(|(k, _)| Frame::Bulk(k)).collect();
@@ -364,43 +383,78 @@ fn agg_spec(agg: &AggQuery, q: &RangeQuery) -> Result<AggSpec, TsError> {
     })
 }
 
-fn mrange(
-    r: &impl StoreRead,
+/// A TS.MRANGE / TS.MREVRANGE request without its GROUPBY.
+struct MRange<'a> {
     reverse: bool,
-    q: &RangeQuery,
-    labels: &LabelSel,
-    filter: &[Bytes],
-    group_by: Option<&(Bytes, String)>,
-    p: Protocol,
-) -> Result<Frame, TsError> {
-    let selected = index::select(r, filter)?.map_err(TsError::Command)?;
-    let aggregators: Vec<Frame> = q
+    query: &'a RangeQuery,
+    labels: &'a LabelSel,
+    filter: &'a [Bytes],
+    exclude_empty: bool,
+}
+
+/// Whether the series has a sample (NaN included) in `[from, to]`: EXCLUDEEMPTY keeps it.
+fn has_samples(r: &impl StoreRead, meta: &SeriesMeta, q: &RangeQuery) -> Result<bool, TsError> {
+    let mut found = false;
+    samples::scan_samples(r, meta, q.from, q.to, |_, _| {
+        found = true;
+        false
+    })?;
+    Ok(found)
+}
+
+fn mrange(r: &impl StoreRead, m: &MRange<'_>, p: Protocol) -> Result<Frame, TsError> {
+    let selected = index::select(r, m.filter)?.map_err(TsError::Command)?;
+    let aggregators: Vec<Frame> = m
+        .query
         .aggregation
         .iter()
         .flat_map(|a| a.aggregators.iter())
         .map(|a| Frame::Bulk(Bytes::from(a.clone())))
         .collect();
-    let Some((label, reducer)) = group_by else {
-        let mut out = Vec::with_capacity(selected.len());
-        for (key, meta) in selected {
-            let rows = range_rows(r, &key, &meta, q, reverse)?;
-            let mut parts = vec![label_frame(&meta, labels, p)];
-            if p == Protocol::Resp3 {
-                parts.push(Frame::Map(vec![(
-                    Frame::simple("aggregators"),
-                    Frame::Array(aggregators.clone()),
-                )]));
-            }
-            parts.push(rows_frame(&rows, p));
-            out.push((key, parts));
+    let mut out = Vec::with_capacity(selected.len());
+    for (key, meta) in selected {
+        let rows = range_rows(r, &key, &meta, m.query, m.reverse)?;
+        // Empty: no sample in the range. EMPTY buckets do not count as samples; a LATEST
+        // compaction bucket in the range does (it is a sample of the reply).
+        let latest_row = m.query.latest && !rows.is_empty();
+        if m.exclude_empty && !latest_row && !has_samples(r, &meta, m.query)? {
+            continue;
         }
-        return Ok(keyed(out, p));
-    };
+        let mut parts = vec![label_frame(&meta, m.labels, p)];
+        if p == Protocol::Resp3 {
+            parts.push(Frame::Map(vec![(
+                Frame::simple("aggregators"),
+                Frame::Array(aggregators.clone()),
+            )]));
+        }
+        parts.push(rows_frame(&rows, p));
+        out.push((key, parts));
+    }
+    Ok(keyed(out, p))
+}
+
+/// `GROUPBY label REDUCE reducer`: each series is ranged (and aggregated) on its own, then the
+/// rows are reduced per timestamp within each group. Reply per group, as RedisTimeSeries sends
+/// it: RESP2 `[name, labels, samples]` where WITHLABELS reports the group label,
+/// `__reducer__` and `__source__`; RESP3 `name => [labels, {reducers}, {sources}, samples]`
+/// where WITHLABELS reports the group label only.
+fn mrange_grouped(
+    r: &impl StoreRead,
+    m: &MRange<'_>,
+    label: &Bytes,
+    reducer: &str,
+    p: Protocol,
+) -> Result<Frame, TsError> {
+    let selected = index::select(r, m.filter)?.map_err(TsError::Command)?;
     let reducer = Reducer::parse(reducer.as_bytes())
         .map_err(|e| TsError::Command(CommandError::other(e.to_string())))?;
     let mut series = Vec::with_capacity(selected.len());
     for (key, meta) in selected {
-        let rows = range_rows(r, &key, &meta, q, reverse)?;
+        // A series without the label joins no group: skip reading it.
+        if meta.label(label).is_none() {
+            continue;
+        }
+        let rows = range_rows(r, &key, &meta, m.query, m.reverse)?;
         series.push(SeriesRows {
             key: key.to_vec(),
             labels: meta
@@ -414,24 +468,33 @@ fn mrange(
                 .collect(),
         });
     }
-    let groups = group(series, label, reducer, reverse);
+    let groups = group(series, label, reducer, m.reverse);
     let mut out = Vec::with_capacity(groups.len());
     for g in groups {
-        let reported: Vec<(Bytes, Option<Bytes>)> = g
-            .reply_labels()
-            .into_iter()
-            .map(|(n, v)| (Bytes::from(n), Some(Bytes::from(v))))
-            .collect();
-        let shown = match labels {
-            LabelSel::None => Vec::new(),
-            LabelSel::All => reported,
-            LabelSel::Selected(names) => names
+        let pairs = |v: Vec<(Vec<u8>, Vec<u8>)>| -> Vec<(Bytes, Option<Bytes>)> {
+            v.into_iter()
+                .map(|(n, v)| (Bytes::from(n), Some(Bytes::from(v))))
+                .collect()
+        };
+        let shown = match (m.labels, p) {
+            (LabelSel::None, _) => Vec::new(),
+            (LabelSel::All, Protocol::Resp2) => pairs(g.reply_labels()),
+            (LabelSel::All, Protocol::Resp3) => {
+                vec![(
+                    Bytes::from(g.label.clone()),
+                    Some(Bytes::from(g.value.clone())),
+                )]
+            }
+            // A selected label is reported when every series of the group has it with the
+            // same value, else null (redis.io TS.MRANGE, return information).
+            (LabelSel::Selected(names), _) => names
                 .iter()
                 .map(|n| {
-                    let v = reported
+                    let v = g
+                        .shared_labels
                         .iter()
-                        .find(|(m, _)| m == n)
-                        .and_then(|x| x.1.clone());
+                        .find(|(m, _)| m.as_slice() == n.as_ref())
+                        .map(|(_, v)| Bytes::from(v.clone()));
                     (n.clone(), v)
                 })
                 .collect(),
@@ -443,19 +506,75 @@ fn mrange(
                 .iter()
                 .map(|s| Frame::Bulk(Bytes::from(s.clone())))
                 .collect();
-            parts.push(Frame::Map(vec![
-                (
-                    Frame::simple("reducers"),
-                    Frame::Array(vec![Frame::Bulk(Bytes::from(g.reducer.name()))]),
-                ),
-                (Frame::simple("sources"), Frame::Array(sources)),
-            ]));
+            parts.push(Frame::Map(vec![(
+                Frame::simple("reducers"),
+                Frame::Array(vec![Frame::Bulk(Bytes::from(g.reducer.name()))]),
+            )]));
+            parts.push(Frame::Map(vec![(
+                Frame::simple("sources"),
+                Frame::Array(sources),
+            )]));
         }
         let rows: Vec<(u64, Vec<f64>)> = g.samples.iter().map(|(t, v)| (*t, vec![*v])).collect();
         parts.push(rows_frame(&rows, p));
         out.push((Bytes::from(g.name), parts));
     }
     Ok(keyed(out, p))
+}
+
+/// TS.NRANGE / TS.NREVRANGE (redis.io, Redis 8.10): a TS.RANGE per key, outer-joined by
+/// timestamp. Each row is `[ts, [values...]]`, the values concatenated in key order (one per
+/// key, or one per aggregator of that key); a key without a sample or bucket there gives NaN.
+/// COUNT applies after the join: each key's own rows are cut at COUNT too, which loses nothing
+/// (the first COUNT joined timestamps come from the first COUNT of each key).
+fn nrange(
+    r: &impl StoreRead,
+    keys: &[Bytes],
+    reverse: bool,
+    q: &RangeQuery,
+    per_key: &[Vec<String>],
+    p: Protocol,
+) -> Result<Frame, TsError> {
+    let mut metas = Vec::with_capacity(keys.len());
+    for key in keys {
+        metas.push(existing(r, key)?);
+    }
+    let widths: Vec<usize> = match &q.aggregation {
+        None => vec![1; keys.len()],
+        Some(_) => per_key.iter().map(Vec::len).collect(),
+    };
+    assert_eq!(widths.len(), keys.len(), "one aggregator list per key");
+    let total: usize = widths.iter().sum();
+    let mut joined: std::collections::BTreeMap<u64, Vec<f64>> = std::collections::BTreeMap::new();
+    let mut offset = 0;
+    for (i, (key, meta)) in keys.iter().zip(&metas).enumerate() {
+        let mut qi = q.clone();
+        if let (Some(agg), Some(list)) = (&mut qi.aggregation, per_key.get(i)) {
+            agg.aggregators = list.clone();
+        }
+        for (ts, vals) in range_rows(r, key, meta, &qi, reverse)? {
+            let row = joined.entry(ts).or_insert_with(|| vec![f64::NAN; total]);
+            for (j, v) in vals.into_iter().take(widths[i]).enumerate() {
+                row[offset + j] = v;
+            }
+        }
+        offset += widths[i];
+    }
+    let want = q
+        .count
+        .map_or(usize::MAX, |c| usize::try_from(c).unwrap_or(usize::MAX));
+    let entry = |(ts, vals): (u64, Vec<f64>)| {
+        Frame::Array(vec![
+            int(ts),
+            Frame::Array(vals.into_iter().map(|v| value(v, p)).collect()),
+        ])
+    };
+    let rows: Vec<Frame> = if reverse {
+        joined.into_iter().rev().take(want).map(entry).collect()
+    } else {
+        joined.into_iter().take(want).map(entry).collect()
+    };
+    Ok(Frame::Array(rows))
 }
 
 fn int(n: u64) -> Frame {
@@ -525,10 +644,11 @@ fn info(r: &impl StoreRead, meta: &SeriesMeta, p: Protocol) -> Result<Frame, TsE
                 "compressed"
             }),
         ),
+        // A series created without DUPLICATE_POLICY reports the policy that applies to it,
+        // "block", as Redis 8 does (RedisTimeSeries before Redis 8 replied null).
         (
             "duplicatePolicy",
-            meta.duplicate_policy
-                .map_or(Frame::Null, |d| Frame::simple(d.name())),
+            Frame::simple(meta.duplicate_policy.unwrap_or(DupPolicy::Block).name()),
         ),
         ("labels", labels),
         (

@@ -228,12 +228,6 @@ pub enum Upserted {
     Merged(f64),
 }
 
-fn blocked() -> TsError {
-    TsError::Command(CommandError::other(
-        "ERR TSDB: Error at upsert, update is not supported when DUPLICATE_POLICY is set to BLOCK mode",
-    ))
-}
-
 /// Inserts or merges one sample, sealing the head and trimming by retention as needed.
 /// The caller saves `meta`.
 pub fn upsert<S: StoreRead>(
@@ -309,7 +303,7 @@ fn upsert_head<S: StoreRead>(
     {
         // A duplicate of the newest sample (common with `*` timestamps): its value is the
         // last 8 bytes of the open run.
-        let merged = policy.merge(stored, sample.value).ok_or_else(blocked)?;
+        let merged = policy.merge(stored, sample.value)?;
         let edited = tx.edit(Space::Chunks, key, |v| {
             let at = v.len() - 8;
             v[at..].copy_from_slice(&merged.to_bits().to_be_bytes());
@@ -333,9 +327,7 @@ fn upsert_head<S: StoreRead>(
     let mut run = decode_run(&key, &record)?;
     let outcome = match run.binary_search_by_key(&ts, |s| s.ts) {
         Ok(i) => {
-            let merged = policy
-                .merge(run[i].value, sample.value)
-                .ok_or_else(blocked)?;
+            let merged = policy.merge(run[i].value, sample.value)?;
             run[i].value = merged;
             Upserted::Merged(merged)
         }
@@ -370,7 +362,7 @@ fn merge_into_chunk<S: StoreRead>(
     let mut samples = decode_chunk(&record)?;
     let outcome = match samples.binary_search_by_key(&ts, |s| s.ts) {
         Ok(i) => {
-            let merged = policy.merge(samples[i].value, value).ok_or_else(blocked)?;
+            let merged = policy.merge(samples[i].value, value)?;
             samples[i].value = merged;
             Upserted::Merged(merged)
         }
