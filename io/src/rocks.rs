@@ -15,7 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType,
-    DBRecoveryMode, IteratorMode, Options, ReadOptions, WriteOptions, checkpoint::Checkpoint,
+    DBRecoveryMode, FlushOptions, IteratorMode, Options, ReadOptions, WriteOptions,
+    checkpoint::Checkpoint,
 };
 use tickdb_core::store::{Op, ScanIter, Space, Store, StoreError, StoreRead, WriteBatch};
 
@@ -27,6 +28,11 @@ pub const BLOCK_CACHE_BYTES_DEFAULT: usize = 64 << 20;
 pub const MAX_OPEN_FILES_DEFAULT: i32 = 512;
 /// Bloom filter density for point lookups: 10 bits per key gives about 1% false positives.
 const BLOOM_BITS_PER_KEY: f64 = 10.0;
+/// The most bytes of live WAL files before RocksDB flushes the column families that pin the
+/// oldest one. Every apply round writes the Raft and Log spaces, whose memtables fill slowly,
+/// so without a limit a WAL file stays live until the busiest memtable of all fills, and the
+/// WAL (default limit: four times every memtable) outgrows the compressed data itself.
+const WAL_TOTAL_BYTES_MAX: u64 = 64 << 20;
 /// Where snapshot checkpoints live, inside the database directory so that hard links work
 /// (same filesystem). RocksDB ignores names it does not recognise.
 const SNAPSHOT_DIR: &str = "snapshots";
@@ -88,6 +94,7 @@ fn db_options(options: &RocksOptions) -> Options {
     // After a crash keep the longest consistent prefix of the WAL: a torn tail loses whole
     // unsynced batches, never part of one (what MemStore::crash_keeping models).
     opts.set_wal_recovery_mode(DBRecoveryMode::PointInTime);
+    opts.set_max_total_wal_size(WAL_TOTAL_BYTES_MAX);
     // Info logs: keep a few, bounded, so a long-running node does not fill its disk with them.
     opts.set_keep_log_file_num(4);
     opts.set_max_log_file_size(16 << 20);
@@ -174,6 +181,20 @@ impl RocksStore {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Closes the store after a clean stop: every memtable is flushed to SST files, so no WAL
+    /// holds anything a restart must replay and RocksDB deletes the WAL files. Without this
+    /// the data directory keeps, until the next start, a WAL with every write since the last
+    /// flush, Raft log entries included (several times the size of the compressed samples).
+    /// A crash skips it; recovery replays the WAL as always.
+    pub fn close(self) -> Result<(), StoreError> {
+        let mut flush = FlushOptions::default();
+        flush.set_wait(true);
+        let cfs: Vec<&ColumnFamily> = Space::ALL.iter().map(|s| cf(&self.db, *s)).collect();
+        self.db
+            .flush_cfs_opt(&cfs, &flush)
+            .map_err(|e| engine("flush at close", e))
     }
 }
 

@@ -42,6 +42,56 @@ fn v(items: &[&[u8]]) -> Vec<Vec<u8>> {
     items.iter().map(|k| k.to_vec()).collect()
 }
 
+/// Bytes of the WAL files (`*.log`) in a database directory.
+fn wal_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+        .map(|e| e.metadata().unwrap().len())
+        .sum()
+}
+
+#[test]
+fn close_flushes_so_no_wal_is_left_to_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open(dir.path());
+    let value = vec![7u8; 1000];
+    for i in 0..1000u32 {
+        let mut b = WriteBatch::new();
+        b.put(Space::Log, i.to_be_bytes().to_vec(), value.clone());
+        b.put(Space::Chunks, i.to_be_bytes().to_vec(), b"c".to_vec());
+        s.write(b).unwrap();
+    }
+    let mut b = WriteBatch::new();
+    b.delete_range(
+        Space::Log,
+        0u32.to_be_bytes().to_vec(),
+        1000u32.to_be_bytes().to_vec(),
+    );
+    s.write(b).unwrap();
+    s.sync().unwrap();
+    assert!(
+        wal_bytes(dir.path()) > 1_000_000,
+        "the writes are in the WAL"
+    );
+    s.close().unwrap();
+    assert!(
+        wal_bytes(dir.path()) < 10_000,
+        "WAL left after close: {} bytes",
+        wal_bytes(dir.path())
+    );
+    let s = open(dir.path());
+    assert_eq!(
+        s.get(Space::Chunks, &999u32.to_be_bytes()).unwrap(),
+        Some(b"c".to_vec())
+    );
+    assert_eq!(
+        keys(&s, Space::Log, b"", None, false),
+        Vec::<Vec<u8>>::new()
+    );
+}
+
 #[test]
 fn put_get_delete_and_spaces_are_separate() {
     let dir = tempfile::tempdir().unwrap();

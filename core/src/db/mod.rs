@@ -66,6 +66,11 @@ pub struct Record {
 }
 
 impl Record {
+    /// The record's header, for a caller that appends the payload itself.
+    pub fn header(kind: Kind) -> Vec<u8> {
+        vec![RECORD_VERSION, kind as u8]
+    }
+
     pub fn encode(kind: Kind, payload: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(payload.len() + 2);
         out.push(RECORD_VERSION);

@@ -1,9 +1,14 @@
 //! A write transaction over the store: reads see the transaction's own writes, and everything
 //! it changed is handed back as one [`WriteBatch`], so a log entry applies atomically whatever
 //! it holds (one `SET`, or a whole `BATCH_FLUSH`).
+//!
+//! The batch holds each key's final state only: a key written many times in one transaction
+//! (a series record updated by every sample of an apply round) costs the store one put, not
+//! one per write. Range deletions come first in the batch, then the surviving point changes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::iter::Peekable;
+use std::ops::Bound;
 
 use crate::store::{KeyValue, ScanIter, Space, StoreError, StoreRead, WriteBatch};
 
@@ -24,12 +29,23 @@ struct RangeDelete {
     seq: u64,
 }
 
+/// The sequence number of the newest of `ranges` covering `key`, if any.
+fn newest_range(ranges: &[RangeDelete], space: Space, key: &[u8]) -> Option<u64> {
+    ranges
+        .iter()
+        .filter(|r| r.space == space && r.start.as_slice() <= key && key < r.end.as_slice())
+        .map(|r| r.seq)
+        .max()
+}
+
 /// Reads through to `store`, buffers writes.
 pub struct Tx<'a, S: StoreRead> {
     store: &'a S,
-    overlay: BTreeMap<(Space, Vec<u8>), Pending>,
+    /// The newest change to each key written in this transaction, per space (so lookups and
+    /// ranges borrow the caller's key instead of allocating one).
+    overlay: BTreeMap<Space, BTreeMap<Vec<u8>, Pending>>,
+    /// Range deletions, oldest first.
     ranges: Vec<RangeDelete>,
-    batch: WriteBatch,
     seq: u64,
     /// User keys ([`Space::Keys`]) written or deleted since the last [`Tx::take_touched`]:
     /// what a command modified, for WATCH's key versions.
@@ -50,7 +66,6 @@ impl<'a, S: StoreRead> Tx<'a, S> {
             store,
             overlay: BTreeMap::new(),
             ranges: Vec::new(),
-            batch: WriteBatch::new(),
             seq: 0,
             touched: Touched::default(),
         }
@@ -61,13 +76,33 @@ impl<'a, S: StoreRead> Tx<'a, S> {
         std::mem::take(&mut self.touched)
     }
 
-    /// The batch holding every change, in order.
+    /// One batch that leaves the store as applying every change in order would: the range
+    /// deletions, then each key's newest change unless a later range deletion covers it.
     pub fn into_batch(self) -> WriteBatch {
-        self.batch
+        let Self {
+            overlay, ranges, ..
+        } = self;
+        let mut batch = WriteBatch::new();
+        for r in &ranges {
+            batch.delete_range(r.space, r.start.clone(), r.end.clone());
+        }
+        for (space, key, p) in overlay
+            .into_iter()
+            .flat_map(|(space, keys)| keys.into_iter().map(move |(k, p)| (space, k, p)))
+        {
+            if newest_range(&ranges, space, &key).is_some_and(|r| r > p.seq) {
+                continue;
+            }
+            match p.value {
+                Some(v) => batch.put(space, key, v),
+                None => batch.delete(space, key),
+            }
+        }
+        batch
     }
 
     pub fn is_empty(&self) -> bool {
-        self.batch.is_empty()
+        self.overlay.values().all(BTreeMap::is_empty) && self.ranges.is_empty()
     }
 
     fn next_seq(&mut self) -> u64 {
@@ -77,15 +112,11 @@ impl<'a, S: StoreRead> Tx<'a, S> {
 
     /// The sequence number of the newest range deletion covering `key`, if any.
     fn deleted_at(&self, space: Space, key: &[u8]) -> Option<u64> {
-        self.ranges
-            .iter()
-            .filter(|r| r.space == space && r.start.as_slice() <= key && key < r.end.as_slice())
-            .map(|r| r.seq)
-            .max()
+        newest_range(&self.ranges, space, key)
     }
 
     pub fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let pending = self.overlay.get(&(space, key.to_vec()));
+        let pending = self.overlay.get(&space).and_then(|m| m.get(key));
         let range_seq = self.deleted_at(space, key);
         match (pending, range_seq) {
             (Some(p), Some(r)) if r > p.seq => Ok(None),
@@ -95,14 +126,19 @@ impl<'a, S: StoreRead> Tx<'a, S> {
         }
     }
 
-    pub fn put(&mut self, space: Space, key: Vec<u8>, value: Vec<u8>) {
-        if space == Space::Keys {
-            self.touched.keys.insert(key.clone());
+    /// Records a change to a user key for [`Tx::take_touched`].
+    fn touch(&mut self, space: Space, key: &[u8]) {
+        // A series record is rewritten by every sample: no copy of a key already recorded.
+        if space == Space::Keys && !self.touched.keys.contains(key) {
+            self.touched.keys.insert(key.to_vec());
         }
+    }
+
+    pub fn put(&mut self, space: Space, key: Vec<u8>, value: Vec<u8>) {
+        self.touch(space, &key);
         let seq = self.next_seq();
-        self.batch.put(space, key.clone(), value.clone());
-        self.overlay.insert(
-            (space, key),
+        self.overlay.entry(space).or_default().insert(
+            key,
             Pending {
                 value: Some(value),
                 seq,
@@ -111,13 +147,51 @@ impl<'a, S: StoreRead> Tx<'a, S> {
     }
 
     pub fn delete(&mut self, space: Space, key: Vec<u8>) {
-        if space == Space::Keys {
-            self.touched.keys.insert(key.clone());
-        }
+        self.touch(space, &key);
         let seq = self.next_seq();
-        self.batch.delete(space, key.clone());
         self.overlay
-            .insert((space, key), Pending { value: None, seq });
+            .entry(space)
+            .or_default()
+            .insert(key, Pending { value: None, seq });
+    }
+
+    /// The greatest key in `[start, end)` this transaction wrote and still holds (not deleted
+    /// since), with its value: a record the transaction may extend in place.
+    pub fn last_written(&self, space: Space, start: &[u8], end: &[u8]) -> Option<(&[u8], &[u8])> {
+        if start >= end {
+            return None;
+        }
+        let (key, p) = self
+            .overlay
+            .get(&space)?
+            .range::<[u8], _>((Bound::Included(start), Bound::Excluded(end)))
+            .next_back()?;
+        let value = p.value.as_deref()?;
+        if self.deleted_at(space, key).is_some_and(|r| r > p.seq) {
+            return None;
+        }
+        Some((key, value))
+    }
+
+    /// Changes in place the value of a key this transaction wrote and still holds (appends a
+    /// sample to a record, say): the same as a `put` of the changed value, without copying it.
+    /// Returns `false`, calling nothing, when the transaction holds no value for the key.
+    pub fn edit(&mut self, space: Space, key: &[u8], change: impl FnOnce(&mut Vec<u8>)) -> bool {
+        let range_seq = self.deleted_at(space, key);
+        let Some(p) = self.overlay.get_mut(&space).and_then(|m| m.get_mut(key)) else {
+            return false;
+        };
+        if range_seq.is_some_and(|r| r > p.seq) {
+            return false;
+        }
+        let Some(v) = p.value.as_mut() else {
+            return false;
+        };
+        change(v);
+        self.seq += 1;
+        p.seq = self.seq;
+        self.touch(space, key);
+        true
     }
 
     /// Deletes every key `k` with `start <= k < end`.
@@ -129,7 +203,6 @@ impl<'a, S: StoreRead> Tx<'a, S> {
             self.touched.all = true;
         }
         let seq = self.next_seq();
-        self.batch.delete_range(space, start.clone(), end.clone());
         self.ranges.push(RangeDelete {
             space,
             start,
@@ -148,10 +221,8 @@ impl<'a, S: StoreRead> Tx<'a, S> {
             .map(|kv| kv.0);
         let last_pending = self
             .overlay
-            .range((space, Vec::new())..)
-            .take_while(|((s, _), _)| *s == space)
-            .map(|((_, k), _)| k)
-            .last()
+            .get(&space)
+            .and_then(|m| m.keys().next_back())
             .cloned();
         let Some(last) = last_stored.into_iter().chain(last_pending).max() else {
             return Ok(());
@@ -172,12 +243,13 @@ impl<'a, S: StoreRead> Tx<'a, S> {
         reverse: bool,
     ) -> ScanIter<'_> {
         let stored = self.store.scan(space, start, end, reverse);
-        let lower = (space, start.to_vec());
+        let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
         let mut pending: Vec<(Vec<u8>, Option<Vec<u8>>)> = self
             .overlay
-            .range(lower..)
-            .take_while(|((s, k), _)| *s == space && end.is_none_or(|e| k.as_slice() < e))
-            .map(|((_, k), p)| {
+            .get(&space)
+            .into_iter()
+            .flat_map(|m| m.range::<[u8], _>((Bound::Included(start), upper)))
+            .map(|(k, p)| {
                 let hidden = self.deleted_at(space, k).is_some_and(|r| r > p.seq);
                 (k.clone(), if hidden { None } else { p.value.clone() })
             })
@@ -295,6 +367,63 @@ mod tests {
         assert_eq!(scan_keys(&tx, false), ["b=u", "c=s"]);
         tx.clear(Space::Keys).unwrap();
         assert_eq!(scan_keys(&tx, false), Vec::<String>::new());
+    }
+
+    #[test]
+    fn batch_holds_each_keys_final_state_once() {
+        let mut s = store_with(&["a", "b", "c", "d"]);
+        let mut tx = Tx::new(&s);
+        for v in ["1", "2", "3"] {
+            tx.put(Space::Keys, b"x".to_vec(), v.as_bytes().to_vec());
+        }
+        // Put then covered by a later range deletion: gone, and not written.
+        tx.put(Space::Keys, b"bb".to_vec(), b"t".to_vec());
+        tx.delete_range(Space::Keys, b"b".to_vec(), b"c".to_vec());
+        // Deleted by a range, then written again: kept.
+        tx.delete_range(Space::Keys, b"c".to_vec(), b"d".to_vec());
+        tx.put(Space::Keys, b"c".to_vec(), b"new".to_vec());
+        tx.delete(Space::Keys, b"d".to_vec());
+        let expect = scan_keys(&tx, false);
+        assert_eq!(expect, ["a=s", "c=new", "x=3"]);
+        let batch = tx.into_batch();
+        let puts_of_x = batch
+            .ops()
+            .iter()
+            .filter(|op| matches!(op, crate::store::Op::Put { key, .. } if key == b"x"))
+            .count();
+        assert_eq!(puts_of_x, 1);
+        // Two range deletions, puts of c and x, the delete of d; nothing for bb.
+        assert_eq!(batch.len(), 5);
+        s.write(batch).unwrap();
+        assert_eq!(scan_keys(&Tx::new(&s), false), expect);
+    }
+
+    #[test]
+    fn edit_changes_only_values_written_here() {
+        let mut s = store_with(&["a"]);
+        let mut tx = Tx::new(&s);
+        assert!(
+            !tx.edit(Space::Keys, b"a", |v| v.push(b'x')),
+            "stored, not written here"
+        );
+        tx.put(Space::Keys, b"b".to_vec(), b"1".to_vec());
+        tx.put(Space::Keys, b"c".to_vec(), b"1".to_vec());
+        assert_eq!(
+            tx.last_written(Space::Keys, b"a", b"c"),
+            Some((&b"b"[..], &b"1"[..]))
+        );
+        assert!(tx.edit(Space::Keys, b"b", |v| v.extend_from_slice(b"23")));
+        assert_eq!(tx.get(Space::Keys, b"b").unwrap(), Some(b"123".to_vec()));
+        tx.delete_range(Space::Keys, b"b".to_vec(), b"c".to_vec());
+        assert_eq!(tx.last_written(Space::Keys, b"a", b"c"), None);
+        assert!(
+            !tx.edit(Space::Keys, b"b", |v| v.push(b'4')),
+            "deleted by a range"
+        );
+        tx.put(Space::Keys, b"b".to_vec(), b"5".to_vec());
+        assert!(tx.edit(Space::Keys, b"b", |v| v.push(b'6')));
+        s.write(tx.into_batch()).unwrap();
+        assert_eq!(s.get(Space::Keys, b"b").unwrap(), Some(b"56".to_vec()));
     }
 
     #[test]

@@ -53,7 +53,7 @@ fn save<S: StoreRead>(tx: &mut Tx<'_, S>, key: &[u8], meta: &SeriesMeta) {
     tx.put(
         Space::Keys,
         key.to_vec(),
-        Record::encode(Kind::Series, &meta.encode()),
+        meta.encode_after(Record::header(Kind::Series)),
     );
 }
 
@@ -218,7 +218,7 @@ impl<S: StoreRead> Engine<'_, '_, S> {
     /// One TS.MADD element: its timestamp, or its error reply; a store failure is `Err`.
     fn madd_one(&mut self, key: &Bytes, ts: u64, value: f64) -> Result<Frame, StoreError> {
         let r = match self.lookup(key) {
-            Ok(Some(_)) => self.add(key, ts, value, &SeriesOpts::default(), None),
+            Ok(Some(meta)) => self.add_to(key, meta, ts, value, None),
             Ok(None) => Err(no_key()),
             Err(err) => Err(err),
         };
@@ -243,10 +243,26 @@ impl<S: StoreRead> Engine<'_, '_, S> {
         if value.is_infinite() {
             return Err(tsdb("invalid value"));
         }
-        let mut meta = match self.lookup(key)? {
+        let meta = match self.lookup(key)? {
             Some(m) => m,
             None => self.create(key, opts)?,
         };
+        self.add_to(key, meta, ts, value, on_duplicate)
+    }
+
+    /// TS.ADD to the series `meta` already loaded for `key`.
+    fn add_to(
+        &mut self,
+        key: &Bytes,
+        mut meta: SeriesMeta,
+        ts: u64,
+        value: f64,
+        on_duplicate: Option<DupPolicy>,
+    ) -> Result<u64, TsError> {
+        // NaN is a sample value since Redis 8.6; infinities are not (redis.io TS.ADD).
+        if value.is_infinite() {
+            return Err(tsdb("invalid value"));
+        }
         let policy = on_duplicate
             .or(meta.duplicate_policy)
             .unwrap_or(DupPolicy::Block);

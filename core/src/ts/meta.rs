@@ -166,11 +166,30 @@ impl SeriesMeta {
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = vec![META_VERSION];
+        self.encode_after(Vec::with_capacity(self.encoded_len_hint()))
+    }
+
+    /// Appends the record (`[META_VERSION, postcard(self)]`) to `out`, e.g. after a key
+    /// record's header, without an intermediate copy.
+    pub fn encode_after(&self, mut out: Vec<u8>) -> Vec<u8> {
+        out.reserve(self.encoded_len_hint());
+        out.push(META_VERSION);
         // Serializing plain data into a Vec cannot fail.
-        let body = postcard::to_allocvec(self).expect("postcard encodes plain data");
-        out.extend_from_slice(&body);
-        out
+        postcard::to_extend(self, out).expect("postcard encodes plain data")
+    }
+
+    /// At least the encoded length, so encoding allocates once: fixed fields take at most 10
+    /// bytes each as varints, a byte string its length plus a 5-byte length prefix.
+    fn encoded_len_hint(&self) -> usize {
+        let bytes = |b: &[u8]| b.len() + 5;
+        let labels: usize = self.labels.iter().map(|(n, v)| bytes(n) + bytes(v)).sum();
+        let rules: usize = self
+            .rules
+            .iter()
+            .map(|r| bytes(&r.dest) + bytes(r.aggregator.as_bytes()) + 20)
+            .sum();
+        let source = self.source.as_ref().map_or(1, |s| bytes(s) + 1);
+        1 + 20 * 10 + 10 + labels + rules + source
     }
 
     pub fn decode(payload: &[u8]) -> Result<Self, StoreError> {
@@ -330,6 +349,8 @@ mod tests {
         m.last = Some((5, -0.0));
         let enc = m.encode();
         assert_eq!(SeriesMeta::decode(&enc).unwrap(), m);
+        assert!(enc.len() <= m.encoded_len_hint(), "one allocation");
+        assert_eq!(m.encode_after(vec![7, 8])[2..], enc[..]);
         let mut bad = enc.clone();
         bad[0] = 9;
         assert!(SeriesMeta::decode(&bad).is_err());

@@ -14,7 +14,7 @@
 //! | --- | --- | --- |
 //! | `Keys` | user key | `[RECORD_VERSION, Kind::Series, META_VERSION, postcard(SeriesMeta)]`: id, retention, chunk size, encoding asked for, duplicate policy, IGNORE thresholds, labels, rules, source key, newest sample, counters |
 //! | `Chunks` | `id:u64, 0x00, start:u64` | a sealed chunk: `end:u64` then [`crate::chunk`] bytes (Gorilla or decimal, whichever is smaller) |
-//! | `Chunks` | `id:u64, 0x01, ts:u64` | one head sample: the value's `f64` bits, big-endian |
+//! | `Chunks` | `id:u64, 0x01, ts:u64` | a head run starting at `ts`: `[RUN_VERSION, (ts:u64, value f64 bits:u64)...]`, big-endian (an 8-byte value is one sample written before runs: read, never written) |
 //! | `Labels` | `0x00` | the next series id (`u64`); ids are never reused |
 //! | `Labels` | `0x01, len:u32, label, len:u32, value, id:u64` | the series key (inverted index entry) |
 //!
@@ -25,12 +25,16 @@
 //!
 //! Every acknowledged sample must be in the store when its entry's batch is written (the log
 //! entry itself is deleted once applied), but rewriting a compressed head chunk per sample
-//! would write O(chunk) bytes per sample. So the newest samples are stored one key each (the
-//! head) and, when the head holds [`meta::SeriesMeta::head_capacity`] samples, sealed in the
-//! same transaction: compressed into one chunk record, head keys removed with one range delete.
-//! Samples later than the newest sealed timestamp go to the head (sorted by their key, so
-//! out-of-order samples there cost nothing extra); older ones are merged into the sealed chunk
-//! covering them (decode, merge by policy, re-encode, split when over twice the head capacity).
+//! would write O(chunk) bytes per sample. So the newest samples are stored uncompressed in
+//! *runs* (see [`store`]): the in-order samples one apply round adds to a series extend one
+//! run record, written once when the round's transaction becomes its batch (the transaction
+//! keeps only each key's final value), so a round costs a series one run and one series
+//! record however many samples it brings. A later round starts a new run rather than
+//! rewriting an older one. When the head holds [`meta::SeriesMeta::head_capacity`] samples it
+//! is sealed in the same transaction: compressed into one chunk record, runs deleted.
+//! Samples later than the newest sealed timestamp go to the head (an out-of-order one is
+//! merged into the run that covers it); older ones are merged into the sealed chunk covering
+//! them (decode, merge by policy, re-encode, split when over twice the head capacity).
 //!
 //! There is no in-memory copy of the head: it is read from the store (the block cache in
 //! production), so `Db` carries no series state that could drift from the store after a crash

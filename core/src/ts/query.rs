@@ -300,6 +300,16 @@ fn range_rows(
     let want = q.count.map(|c| usize::try_from(c).unwrap_or(usize::MAX));
     if q.aggregation.is_some() && !filtered {
         raw = with_neighbours(r, meta, q.from, q.to)?;
+    } else if reverse && q.aggregation.is_none() && want.is_some() {
+        // The newest `want` samples, read from the newest end; put back in ascending order
+        // for the shared code below.
+        samples::scan_samples_rev(r, meta, q.from, q.to, |ts, v| {
+            if keep(ts, v) {
+                raw.push((ts, v));
+            }
+            want.is_none_or(|w| raw.len() < w)
+        })?;
+        raw.reverse();
     } else {
         samples::scan_samples(r, meta, q.from, q.to, |ts, v| {
             if keep(ts, v) {

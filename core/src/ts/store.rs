@@ -1,9 +1,21 @@
 //! Samples in the store: the head, sealed chunks, merging, deleting, retention and reading.
 //!
-//! Invariants (checked by [`check_series`] in tests): every sealed chunk holds samples with
-//! strictly increasing timestamps, chunks do not overlap and are ordered by their start key;
-//! every head sample is later than `sealed_end`; the counters in [`SeriesMeta`] equal what the
-//! store holds; `last` is the sample with the largest timestamp.
+//! Invariants (checked by [`check_series`] in tests): every sealed chunk and every head run
+//! holds samples with strictly increasing timestamps, is keyed by its first timestamp, and
+//! does not overlap the others; every head sample is later than `sealed_end`; the counters in
+//! [`SeriesMeta`] equal what the store holds; `last` is the sample with the largest timestamp.
+//!
+//! # Head runs
+//!
+//! The head is a sequence of runs, each one record `[RUN_VERSION, (ts: u64, value bits: u64)
+//! big-endian per sample...]` keyed by its first timestamp. An in-order sample extends the run
+//! the same transaction wrote last when that run holds the series' newest sample (and has
+//! fewer than `RUN_SAMPLES_MAX` samples), and a duplicate of the newest sample is merged into
+//! it in place, so the samples one apply round adds to a series cost the store one record, not
+//! one key each; a sample in a later round starts a new run (rewriting an older run would
+//! write it again).
+//! A head value of exactly 8 bytes is one sample in the layout before runs (the value's bits,
+//! the timestamp in the key): still read, never written.
 
 use crate::chunk::{self, Sample};
 use crate::cmd::CommandError;
@@ -48,13 +60,100 @@ fn chunk_count(value: &[u8]) -> Result<u64, StoreError> {
         .map_err(|e| corrupt(e.to_string()))
 }
 
+/// Version byte of a head run record; a run with another version is refused.
+pub const RUN_VERSION: u8 = 1;
+/// Bytes of one sample in a head run.
+const RUN_SAMPLE: usize = 16;
+/// The most samples an in-order append puts in one run; a longer run stops taking appends,
+/// and an out-of-order insert splits a run of twice this. Bounds what rewriting a run for an
+/// out-of-order sample costs (4 KiB) whatever the series' chunk size.
+const RUN_SAMPLES_MAX: usize = 256;
+/// The length of a head value written before runs: one sample's value bits.
+const LEGACY_HEAD_VALUE: usize = 8;
+
 fn head_value(v: &[u8]) -> Result<f64, StoreError> {
     let b: [u8; 8] = v.try_into().map_err(|_| corrupt("bad head sample"))?;
     Ok(f64::from_bits(u64::from_be_bytes(b)))
 }
 
-fn encode_head_value(v: f64) -> Vec<u8> {
-    v.to_bits().to_be_bytes().to_vec()
+fn run_sample(s: Sample) -> [u8; RUN_SAMPLE] {
+    let mut out = [0; RUN_SAMPLE];
+    out[..8].copy_from_slice(&s.ts.to_be_bytes());
+    out[8..].copy_from_slice(&s.value.to_bits().to_be_bytes());
+    out
+}
+
+/// A head run record; `samples` are non-empty and strictly increasing (asserted: the decoder
+/// refuses anything else).
+fn encode_run(samples: &[Sample]) -> Vec<u8> {
+    assert!(!samples.is_empty(), "a head run is never empty");
+    let mut out = Vec::with_capacity(1 + samples.len() * RUN_SAMPLE);
+    out.push(RUN_VERSION);
+    for (i, s) in samples.iter().enumerate() {
+        assert!(
+            i == 0 || samples[i - 1].ts < s.ts,
+            "head run timestamps increase"
+        );
+        out.extend_from_slice(&run_sample(*s));
+    }
+    out
+}
+
+/// The samples of the head record stored under `key`: a run, or one sample written before
+/// runs.
+fn decode_run(key: &[u8], value: &[u8]) -> Result<Vec<Sample>, StoreError> {
+    let first = keys::ts_of(key).ok_or_else(|| corrupt("bad head key"))?;
+    if value.len() == LEGACY_HEAD_VALUE {
+        return Ok(vec![Sample {
+            ts: first,
+            value: head_value(value)?,
+        }]);
+    }
+    let body = match value.split_first() {
+        Some((&RUN_VERSION, body)) => body,
+        Some((v, _)) => return Err(corrupt(format!("unknown head run version {v}"))),
+        None => return Err(corrupt("empty head record")),
+    };
+    if body.is_empty() || body.len() % RUN_SAMPLE != 0 {
+        return Err(corrupt("truncated head run"));
+    }
+    let mut out: Vec<Sample> = Vec::with_capacity(body.len() / RUN_SAMPLE);
+    for c in body.chunks_exact(RUN_SAMPLE) {
+        let (t, v) = c.split_at(8);
+        let ts = u64::from_be_bytes(t.try_into().map_err(|_| corrupt("head run sample"))?);
+        let bits = u64::from_be_bytes(v.try_into().map_err(|_| corrupt("head run sample"))?);
+        if out.last().is_some_and(|p| p.ts >= ts) {
+            return Err(corrupt("head run timestamps not increasing"));
+        }
+        out.push(Sample {
+            ts,
+            value: f64::from_bits(bits),
+        });
+    }
+    if out[0].ts != first {
+        return Err(corrupt("head run key is not its first timestamp"));
+    }
+    Ok(out)
+}
+
+/// The timestamp of a run record's last sample and its sample count, if `value` is a run in
+/// this version's format.
+fn run_tail(value: &[u8]) -> Option<(u64, usize)> {
+    let body = value.strip_prefix(&[RUN_VERSION])?;
+    if body.is_empty() || body.len() % RUN_SAMPLE != 0 {
+        return None;
+    }
+    let at = body.len() - RUN_SAMPLE;
+    let last = u64::from_be_bytes(body.get(at..at + 8)?.try_into().ok()?);
+    Some((last, body.len() / RUN_SAMPLE))
+}
+
+fn put_run<S: StoreRead>(tx: &mut Tx<'_, S>, id: u64, samples: &[Sample]) {
+    tx.put(
+        Space::Chunks,
+        keys::head(id, samples[0].ts),
+        encode_run(samples),
+    );
 }
 
 /// Writes `samples` as one sealed chunk; returns the record's length.
@@ -143,26 +242,8 @@ pub fn upsert<S: StoreRead>(
             "ERR TSDB: Timestamp is older than retention",
         )));
     }
-    let id = meta.id;
     let outcome = if meta.sealed_end.is_none_or(|e| ts > e) {
-        let key = keys::head(id, ts);
-        let old = match meta.last {
-            Some((last, _)) if ts <= last => tx.get(Space::Chunks, &key)?,
-            _ => None,
-        };
-        match old {
-            Some(old) => {
-                let merged = policy.merge(head_value(&old)?, value)?;
-                tx.put(Space::Chunks, key, encode_head_value(merged));
-                Upserted::Merged(merged)
-            }
-            None => {
-                tx.put(Space::Chunks, key, encode_head_value(value));
-                meta.head_samples += 1;
-                meta.total_samples += 1;
-                Upserted::Added
-            }
-        }
+        upsert_head(tx, meta, Sample { ts, value }, policy)?
     } else {
         merge_into_chunk(tx, meta, ts, value, policy)?
     };
@@ -180,6 +261,89 @@ pub fn upsert<S: StoreRead>(
     if advanced {
         trim(tx, meta)?;
     }
+    Ok(outcome)
+}
+
+/// Adds or merges a sample later than `sealed_end` into the head's runs.
+fn upsert_head<S: StoreRead>(
+    tx: &mut Tx<'_, S>,
+    meta: &mut SeriesMeta,
+    sample: Sample,
+    policy: DupPolicy,
+) -> Result<Upserted, TsError> {
+    let id = meta.id;
+    let ts = sample.ts;
+    let head_end = keys::prefix_end(&keys::head_prefix(id));
+    // The newest sample, when it is in the head, and the run this transaction wrote that ends
+    // with it (new samples at or after it are edited into that run in place).
+    let newest = meta
+        .last
+        .filter(|(l, _)| meta.sealed_end.is_none_or(|e| *l > e));
+    let open_run = newest.and_then(|(l, _)| {
+        let (key, value) = tx.last_written(Space::Chunks, &head_start(meta), &head_end)?;
+        let (last, count) = run_tail(value)?;
+        (last == l).then(|| (key.to_vec(), count))
+    });
+    if meta.last.is_none_or(|(l, _)| ts > l) {
+        let extended = open_run.is_some_and(|(key, count)| {
+            count < RUN_SAMPLES_MAX
+                && tx.edit(Space::Chunks, &key, |v| {
+                    v.extend_from_slice(&run_sample(sample))
+                })
+        });
+        if !extended {
+            put_run(tx, id, &[sample]);
+        }
+        meta.head_samples += 1;
+        meta.total_samples += 1;
+        return Ok(Upserted::Added);
+    }
+    if let (Some((l, stored)), Some((key, _))) = (newest, &open_run)
+        && ts == l
+    {
+        // A duplicate of the newest sample (common with `*` timestamps): its value is the
+        // last 8 bytes of the open run.
+        let merged = policy.merge(stored, sample.value)?;
+        let edited = tx.edit(Space::Chunks, key, |v| {
+            let at = v.len() - 8;
+            v[at..].copy_from_slice(&merged.to_bits().to_be_bytes());
+        });
+        assert!(edited, "the open run was just found in the transaction");
+        return Ok(Upserted::Merged(merged));
+    }
+    // Out of order: the run with the greatest start <= ts holds ts or takes it (a run keeps
+    // its first timestamp, so its key; it cannot reach the next run, which starts after ts).
+    let upto = keys::head(id, ts.saturating_add(1));
+    let found = tx
+        .scan(Space::Chunks, &head_start(meta), Some(&upto), true)
+        .next()
+        .transpose()?;
+    let Some((key, record)) = found else {
+        put_run(tx, id, &[sample]);
+        meta.head_samples += 1;
+        meta.total_samples += 1;
+        return Ok(Upserted::Added);
+    };
+    let mut run = decode_run(&key, &record)?;
+    let outcome = match run.binary_search_by_key(&ts, |s| s.ts) {
+        Ok(i) => {
+            let merged = policy.merge(run[i].value, sample.value)?;
+            run[i].value = merged;
+            Upserted::Merged(merged)
+        }
+        Err(i) => {
+            run.insert(i, sample);
+            meta.head_samples += 1;
+            meta.total_samples += 1;
+            Upserted::Added
+        }
+    };
+    if run.len() > 2 * RUN_SAMPLES_MAX {
+        // The first part keeps the key; the rest starts a run of its own.
+        let rest = run.split_off(RUN_SAMPLES_MAX);
+        put_run(tx, id, &rest);
+    }
+    tx.put(Space::Chunks, key, encode_run(&run));
     Ok(outcome)
 }
 
@@ -227,13 +391,14 @@ fn unreachable_sealed_end(meta: &SeriesMeta) {
     );
 }
 
-/// The first head key that can hold a live sample at or after `from`. Every head sample is
-/// later than `sealed_end`, so scans start there: they skip the keys earlier seals deleted,
-/// which a long transaction (a big BATCH_FLUSH) or the store's tombstones would otherwise
-/// make every scan walk again.
-fn head_start(meta: &SeriesMeta, from: u64) -> Vec<u8> {
+/// The first head key that can hold a live run. Every head sample is later than
+/// `sealed_end`, so scans start there: they skip the keys earlier seals deleted, which a long
+/// transaction (a big BATCH_FLUSH) or the store's tombstones would otherwise make every scan
+/// walk again. (A run holding `from` may start before it, so scans do not start at `from`;
+/// the head is at most one chunk's worth of samples.)
+fn head_start(meta: &SeriesMeta) -> Vec<u8> {
     let floor = meta.sealed_end.map_or(0, |e| e.saturating_add(1));
-    keys::head(meta.id, from.max(floor))
+    keys::head(meta.id, floor)
 }
 
 /// Compresses the head into one sealed chunk and removes the head samples.
@@ -241,13 +406,13 @@ pub fn seal<S: StoreRead>(tx: &mut Tx<'_, S>, meta: &mut SeriesMeta) -> Result<(
     let end = keys::prefix_end(&keys::head_prefix(meta.id));
     let mut samples = Vec::new();
     let mut doomed = Vec::new();
-    for kv in tx.scan(Space::Chunks, &head_start(meta, 0), Some(&end), false) {
+    for kv in tx.scan(Space::Chunks, &head_start(meta), Some(&end), false) {
         let (k, v) = kv?;
-        let ts = keys::ts_of(&k).ok_or_else(|| corrupt("bad head key"))?;
-        samples.push(Sample {
-            ts,
-            value: head_value(&v)?,
-        });
+        let run = decode_run(&k, &v)?;
+        if samples.last().is_some_and(|p: &Sample| p.ts >= run[0].ts) {
+            return Err(corrupt("head runs overlap"));
+        }
+        samples.extend(run);
         doomed.push(k);
     }
     assert_eq!(
@@ -320,14 +485,24 @@ pub fn delete_range<S: StoreRead>(
     } else {
         keys::head(id, to + 1)
     };
-    let mut doomed = Vec::new();
-    for kv in tx.scan(Space::Chunks, &head_start(meta, from), Some(&hi), false) {
-        doomed.push(kv?.0);
+    let mut runs = Vec::new();
+    for kv in tx.scan(Space::Chunks, &head_start(meta), Some(&hi), false) {
+        let (k, v) = kv?;
+        runs.push((k.clone(), decode_run(&k, &v)?));
     }
-    for k in doomed {
+    for (k, mut run) in runs {
+        let before = run.len();
+        run.retain(|s| s.ts < from || s.ts > to);
+        let n = (before - run.len()) as u64;
+        if n == 0 {
+            continue;
+        }
+        deleted += n;
+        meta.head_samples -= n;
         tx.delete(Space::Chunks, k);
-        deleted += 1;
-        meta.head_samples -= 1;
+        if !run.is_empty() {
+            put_run(tx, id, &run);
+        }
     }
     // Sealed chunks overlapping [from, to].
     let (start, sealed_hi) = sealed_range(tx, id, from, to)?;
@@ -384,17 +559,14 @@ fn refresh_bounds(r: &impl StoreRead, meta: &mut SeriesMeta) -> Result<(), Store
     let last_head = r
         .scan(
             Space::Chunks,
-            &head_start(meta, 0),
+            &head_start(meta),
             Some(&keys::prefix_end(&head)),
             true,
         )
         .next()
         .transpose()?;
     meta.last = match last_head {
-        Some((k, v)) => Some((
-            keys::ts_of(&k).ok_or_else(|| corrupt("bad head key"))?,
-            head_value(&v)?,
-        )),
+        Some((k, v)) => decode_run(&k, &v)?.last().map(|s| (s.ts, s.value)),
         None => last_sealed,
     };
     Ok(())
@@ -451,11 +623,63 @@ pub fn scan_samples(
     } else {
         keys::head(id, to + 1)
     };
-    for kv in r.scan(Space::Chunks, &head_start(meta, from), Some(&hi), false) {
+    for kv in r.scan(Space::Chunks, &head_start(meta), Some(&hi), false) {
         let (k, v) = kv?;
-        let ts = keys::ts_of(&k).ok_or_else(|| corrupt("bad head key"))?;
-        if !each(ts, head_value(&v)?) {
-            return Ok(());
+        for s in decode_run(&k, &v)? {
+            if s.ts > to {
+                return Ok(());
+            }
+            if s.ts >= from && !each(s.ts, s.value) {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The samples with `from <= ts <= to` that retention keeps visible, newest first: the head
+/// backwards, then the sealed chunks from the newest, so reading the latest `n` samples
+/// decodes only the chunks that hold them. `each` returns `false` to stop.
+pub fn scan_samples_rev(
+    r: &impl StoreRead,
+    meta: &SeriesMeta,
+    from: u64,
+    to: u64,
+    mut each: impl FnMut(u64, f64) -> bool,
+) -> Result<(), StoreError> {
+    let from = from.max(meta.retention_cutoff().unwrap_or(0));
+    if from > to {
+        return Ok(());
+    }
+    let id = meta.id;
+    let hi = if to == u64::MAX {
+        keys::prefix_end(&keys::head_prefix(id))
+    } else {
+        keys::head(id, to + 1)
+    };
+    for kv in r.scan(Space::Chunks, &head_start(meta), Some(&hi), true) {
+        let (k, v) = kv?;
+        for s in decode_run(&k, &v)?.into_iter().rev() {
+            if s.ts < from {
+                // Everything older, sealed chunks included, is before `from` too.
+                return Ok(());
+            }
+            if s.ts <= to && !each(s.ts, s.value) {
+                return Ok(());
+            }
+        }
+    }
+    let (start, sealed_hi) = sealed_range(r, id, from, to)?;
+    for kv in r.scan(Space::Chunks, &start, Some(&sealed_hi), true) {
+        let (_, v) = kv?;
+        if chunk_end(&v)? < from {
+            // Chunks do not overlap: every earlier one ends before `from` too.
+            break;
+        }
+        for s in decode_chunk(&v)?.into_iter().rev() {
+            if s.ts >= from && s.ts <= to && !each(s.ts, s.value) {
+                return Ok(());
+            }
         }
     }
     Ok(())
@@ -475,15 +699,21 @@ pub fn last_before(
     if let Some(kv) = r
         .scan(
             Space::Chunks,
-            &head_start(meta, 0),
+            &head_start(meta),
             Some(&keys::head(id, ts)),
             true,
         )
         .next()
     {
+        // The run starts before `ts`, so it holds the answer.
         let (k, v) = kv?;
-        let t = keys::ts_of(&k).ok_or_else(|| corrupt("bad head key"))?;
-        return Ok((t >= cutoff).then_some((t, head_value(&v)?)));
+        let found = decode_run(&k, &v)?
+            .into_iter()
+            .take_while(|s| s.ts < ts)
+            .last()
+            .filter(|s| s.ts >= cutoff)
+            .map(|s| (s.ts, s.value));
+        return Ok(found);
     }
     let Some((_, v)) = chunk_for(r, id, ts - 1)? else {
         return Ok(None);
@@ -525,14 +755,15 @@ pub fn check_series(r: &impl StoreRead, meta: &SeriesMeta) -> Result<(), String>
             bytes += v.len() as u64;
             total += samples.len() as u64;
         } else {
-            let ts = keys::ts_of(&k).ok_or("bad head key")?;
-            if prev.is_some_and(|p| p >= ts) {
-                return Err(format!("head sample {ts} not after sealed data"));
+            for s in decode_run(&k, &v).map_err(|e| e.to_string())? {
+                if prev.is_some_and(|p| p >= s.ts) {
+                    return Err(format!("head sample {} not after earlier data", s.ts));
+                }
+                prev = Some(s.ts);
+                last = Some((s.ts, s.value));
+                head += 1;
+                total += 1;
             }
-            prev = Some(ts);
-            last = Some((ts, head_value(&v).map_err(|e| e.to_string())?));
-            head += 1;
-            total += 1;
         }
     }
     let got = (chunks, bytes, total, head);
@@ -549,4 +780,65 @@ pub fn check_series(r: &impl StoreRead, meta: &SeriesMeta) -> Result<(), String>
         return Err(format!("last {:?} but store ends at {last:?}", meta.last));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_run_bytes_are_pinned() {
+        let samples = [
+            Sample { ts: 1, value: 1.5 },
+            Sample {
+                ts: 0x0102,
+                value: -0.0,
+            },
+        ];
+        let enc = encode_run(&samples);
+        let mut want = vec![RUN_VERSION];
+        want.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 1]);
+        want.extend_from_slice(&[0x3f, 0xf8, 0, 0, 0, 0, 0, 0]);
+        want.extend_from_slice(&[0, 0, 0, 0, 0, 0, 1, 2]);
+        want.extend_from_slice(&[0x80, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(enc, want);
+        let key = keys::head(9, 1);
+        let back = decode_run(&key, &enc).unwrap();
+        assert_eq!(back.len(), 2);
+        assert_eq!(back[1].value.to_bits(), (-0.0f64).to_bits());
+        assert_eq!(run_tail(&enc), Some((0x0102, 2)));
+    }
+
+    #[test]
+    fn a_head_value_from_before_runs_reads_as_one_sample() {
+        let key = keys::head(9, 42);
+        let legacy = 2.5f64.to_bits().to_be_bytes();
+        let got = decode_run(&key, &legacy).unwrap();
+        assert_eq!(got, vec![Sample { ts: 42, value: 2.5 }]);
+        assert_eq!(run_tail(&legacy), None, "never edited in place");
+    }
+
+    #[test]
+    fn bad_head_runs_are_corrupt_not_panics() {
+        let key = keys::head(9, 1);
+        let good = encode_run(&[Sample { ts: 1, value: 1.0 }, Sample { ts: 2, value: 2.0 }]);
+        let mut other_version = good.clone();
+        other_version[0] = 2;
+        let mut unordered = vec![RUN_VERSION];
+        unordered.extend_from_slice(&run_sample(Sample { ts: 1, value: 0.0 }));
+        unordered.extend_from_slice(&run_sample(Sample { ts: 1, value: 0.0 }));
+        for bad in [
+            &[][..],
+            &[RUN_VERSION][..],
+            &good[..good.len() - 1],
+            &other_version[..],
+            &unordered[..],
+        ] {
+            assert!(decode_run(&key, bad).is_err(), "{bad:?}");
+        }
+        assert!(
+            decode_run(&keys::head(9, 2), &good).is_err(),
+            "key is not the first timestamp"
+        );
+    }
 }

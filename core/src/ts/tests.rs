@@ -561,9 +561,13 @@ fn command_table_key_positions() {
 #[derive(Clone, Debug)]
 enum Op {
     Add(u8, u64, i32),
+    /// TS.ADDs applied in one transaction, as one apply round applies its entries.
+    AddRound(Vec<(u8, u64, i32)>),
     MAdd(Vec<(u8, u64, i32)>),
     Del(u8, u64, u64),
     Range(u8, u64, u64),
+    /// `TS.REVRANGE key from to COUNT n`: the newest `n`, read from the newest end.
+    RevCount(u8, u64, u64, u64),
     Agg(u8, u64),
     Restart,
     /// Sync (or not), then crash: unsynced writes are lost.
@@ -576,8 +580,12 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => (key.clone(), ts.clone(), -50i32..50).prop_map(|(k, t, v)| Op::Add(k, t, v)),
         2 => prop::collection::vec((key.clone(), ts.clone(), -50i32..50), 1..8).prop_map(Op::MAdd),
+        2 => prop::collection::vec((key.clone(), ts.clone(), -50i32..50), 1..12)
+            .prop_map(Op::AddRound),
         1 => (key.clone(), ts.clone(), ts.clone()).prop_map(|(k, a, b)| Op::Del(k, a.min(b), a.max(b))),
         2 => (key.clone(), ts.clone(), ts.clone()).prop_map(|(k, a, b)| Op::Range(k, a.min(b), a.max(b))),
+        2 => (key.clone(), ts.clone(), ts.clone(), 1u64..40)
+            .prop_map(|(k, a, b, n)| Op::RevCount(k, a.min(b), a.max(b), n)),
         1 => (key.clone(), 1u64..50).prop_map(|(k, b)| Op::Agg(k, b)),
         1 => Just(Op::Restart),
         1 => any::<bool>().prop_map(Op::Crash),
@@ -621,6 +629,17 @@ proptest! {
                     *live.entry(k).or_default().entry(t).or_insert(0.0) += f64::from(v);
                     created[usize::from(k)] = true;
                 }
+                Op::AddRound(items) => {
+                    let lines: Vec<String> = items
+                        .iter()
+                        .map(|(k, t, v)| format!("TS.ADD k{k} {t} {v} ON_DUPLICATE SUM CHUNK_SIZE 64"))
+                        .collect();
+                    one_round(&mut h, &lines);
+                    for (k, t, v) in items {
+                        *live.entry(k).or_default().entry(t).or_insert(0.0) += f64::from(v);
+                        created[usize::from(k)] = true;
+                    }
+                }
                 Op::MAdd(items) => {
                     let mut line = "TS.MADD".to_string();
                     let mut want = Vec::new();
@@ -655,6 +674,17 @@ proptest! {
                 Op::Range(k, a, b) => {
                     if created[usize::from(k)] {
                         prop_assert_eq!(h.run(&format!("TS.RANGE k{k} {a} {b}")), model_rows(&live, k, a, b));
+                    }
+                }
+                Op::RevCount(k, a, b, n) => {
+                    if created[usize::from(k)] {
+                        let Frame::Array(mut rows) = model_rows(&live, k, a, b) else {
+                            unreachable!("model_rows builds an array")
+                        };
+                        rows.reverse();
+                        rows.truncate(usize::try_from(n).unwrap());
+                        let got = h.run(&format!("TS.REVRANGE k{k} {a} {b} COUNT {n}"));
+                        prop_assert_eq!(got, arr(rows));
                     }
                 }
                 Op::Agg(k, bucket) => {
@@ -754,5 +784,182 @@ fn labels_with_spaces_are_found_by_quoted_filters() {
     );
 }
 
+/// Applies `lines` (writes) in one transaction, as one apply round does, and returns its batch
+/// before writing it.
+fn one_round(h: &mut Harness, lines: &[String]) -> crate::store::WriteBatch {
+    let mut tx = Tx::new(&h.store);
+    for line in lines {
+        let Ok(Command::Write(w)) = parse(&crate::cmd::test_args(line)) else {
+            panic!("not a write: {line}")
+        };
+        let reply = h.db.apply(&mut tx, &w, UnixMillis(h.unix)).unwrap();
+        assert!(!reply.is_error(), "{line}: {reply:?}");
+    }
+    let batch = tx.into_batch();
+    h.store.write(batch.clone()).unwrap();
+    batch
+}
+
+fn chunk_keys(store: &MemStore) -> usize {
+    store.scan(Space::Chunks, b"", None, false).count()
+}
+
+#[test]
+fn one_round_writes_one_record_and_one_head_run_per_series() {
+    let mut h = Harness::new();
+    h.run("TS.CREATE a");
+    h.run("TS.CREATE b");
+    let lines: Vec<String> = (0..50u64)
+        .flat_map(|i| ["a", "b"].map(|k| format!("TS.ADD {k} {} {i}", 1000 + i)))
+        .collect();
+    let batch = one_round(&mut h, &lines);
+    let puts = |space: Space| {
+        batch
+            .ops()
+            .iter()
+            .filter(|op| matches!(op, crate::store::Op::Put { space: s, .. } if *s == space))
+            .count()
+    };
+    assert_eq!(puts(Space::Keys), 2, "one series record each");
+    assert_eq!(puts(Space::Chunks), 2, "one head run each");
+    assert_eq!(batch.len(), 4);
+    h.check("a");
+    h.check("b");
+    assert_eq!(
+        h.run("TS.REVRANGE a - + COUNT 2"),
+        arr(vec![s(1049, 49.0), s(1048, 48.0)])
+    );
+    // A later round starts a run of its own; out-of-order samples merge into the run that
+    // covers them.
+    let batch = one_round(
+        &mut h,
+        &[
+            "TS.ADD a 2000 1".into(),
+            "TS.ADD a 2001 2".into(),
+            "TS.ADD a 2001 3 ON_DUPLICATE SUM".into(),
+            "TS.ADD a 2001 4 ON_DUPLICATE MAX".into(),
+        ],
+    );
+    assert_eq!(
+        batch.len(),
+        2,
+        "duplicates of the newest sample edit the open run"
+    );
+    assert_eq!(chunk_keys(&h.store), 3);
+    assert_eq!(h.run("TS.GET a"), s(2001, 5.0));
+    // A duplicate of the newest sample from an earlier round rewrites that run.
+    one_round(&mut h, &["TS.ADD a 2001 1 ON_DUPLICATE SUM".into()]);
+    assert_eq!(h.run("TS.RANGE a 2001 2001"), arr(vec![s(2001, 6.0)]));
+    assert_eq!(
+        h.run("TS.ADD a 2001 1"),
+        err(
+            "ERR TSDB: Error at upsert, update is not supported when DUPLICATE_POLICY is set to BLOCK mode"
+        )
+    );
+    one_round(
+        &mut h,
+        &[
+            "TS.ADD a 1020 7 ON_DUPLICATE SUM".into(),
+            "TS.ADD a 1500 5".into(),
+            "TS.ADD a 999 9".into(),
+        ],
+    );
+    h.check("a");
+    assert_eq!(
+        chunk_keys(&h.store),
+        4,
+        "999 starts a run, 1500 joins the first"
+    );
+    assert_eq!(h.run("TS.RANGE a 1020 1020"), arr(vec![s(1020, 27.0)]));
+    assert_eq!(
+        h.run("TS.RANGE a 1049 2000"),
+        arr(vec![s(1049, 49.0), s(1500, 5.0), s(2000, 1.0)])
+    );
+    assert_eq!(h.run("TS.DEL a 1000 1500"), int(51));
+    h.check("a");
+    assert_eq!(
+        h.run("TS.RANGE a - +"),
+        arr(vec![s(999, 9.0), s(2000, 1.0), s(2001, 6.0)])
+    );
+}
+
+#[test]
+fn head_samples_from_before_runs_are_read_merged_and_sealed() {
+    use super::meta::keys;
+    use crate::db::{Kind, Record};
+    let mut h = Harness::new();
+    h.run("TS.CREATE old CHUNK_SIZE 128 DUPLICATE_POLICY SUM");
+    // The layout before head runs: one key per sample, the value's bits as its value.
+    let mut meta = load(&h.store, b"old").unwrap().unwrap();
+    let mut batch = crate::store::WriteBatch::new();
+    for t in 1..=3u64 {
+        let v = (t as f64).to_bits().to_be_bytes().to_vec();
+        batch.put(Space::Chunks, keys::head(meta.id, t * 10), v);
+    }
+    meta.last = Some((30, 3.0));
+    meta.head_samples = 3;
+    meta.total_samples = 3;
+    batch.put(
+        Space::Keys,
+        b"old".to_vec(),
+        Record::encode(Kind::Series, &meta.encode()),
+    );
+    h.store.write(batch).unwrap();
+    h.reopen();
+    h.check("old");
+    assert_eq!(
+        h.run("TS.REVRANGE old - + COUNT 2"),
+        arr(vec![s(30, 3.0), s(20, 2.0)])
+    );
+    assert_eq!(h.run("TS.ADD old 20 1"), int(20));
+    assert_eq!(h.run("TS.ADD old 25 1"), int(25));
+    h.check("old");
+    assert_eq!(
+        h.run("TS.RANGE old - +"),
+        arr(vec![s(10, 1.0), s(20, 3.0), s(25, 1.0), s(30, 3.0)])
+    );
+    // CHUNK_SIZE 128: the head seals at 8 samples, legacy and runs together.
+    for t in 31..=34 {
+        h.run(&format!("TS.ADD old {t} 0"));
+    }
+    h.check("old");
+    let info = h.run("TS.INFO old");
+    assert_eq!(info_field(&info, "totalSamples"), int(8));
+    assert_eq!(info_field(&info, "chunkCount"), int(1));
+}
+
+#[test]
+fn head_runs_stay_bounded_with_a_big_chunk_size() {
+    let mut h = Harness::new();
+    h.run("TS.CREATE big CHUNK_SIZE 1048576");
+    let lines: Vec<String> = (0..600u64)
+        .map(|i| format!("TS.ADD big {} {i}", i * 10))
+        .collect();
+    one_round(&mut h, &lines);
+    // In-order appends stop at 256 samples per run.
+    assert_eq!(chunk_keys(&h.store), 3);
+    // Out-of-order samples all land in the first run, which splits rather than grow.
+    for j in 1..=9u64 {
+        let lines: Vec<String> = (0..60u64)
+            .map(|i| format!("TS.ADD big {} 0.5", i * 10 + j))
+            .collect();
+        one_round(&mut h, &lines);
+    }
+    h.check("big");
+    let longest = h
+        .store
+        .scan(Space::Chunks, b"", None, false)
+        .map(|kv| kv.unwrap().1.len())
+        .max()
+        .unwrap();
+    assert!(longest <= 1 + 16 * 512, "a run of {longest} bytes");
+    assert!(chunk_keys(&h.store) > 3);
+    let info = h.run("TS.INFO big");
+    assert_eq!(info_field(&info, "totalSamples"), int(1140));
+    assert_eq!(
+        h.run("TS.RANGE big 9 11"),
+        arr(vec![s(9, 0.5), s(10, 1.0), s(11, 0.5)])
+    );
+}
 /// The RedisTimeSeries command differences of issue 11, each against the redis.io page.
 mod compat;
