@@ -81,6 +81,19 @@ impl Net {
         }
     }
 
+    /// `n` nodes that compact their logs after 20 entries and send snapshots in 256-byte
+    /// chunks, so a follower that misses a few writes catches up from a snapshot.
+    fn compacting(n: usize) -> Self {
+        let mut net = Self::new(n);
+        for i in 0..n {
+            let mut cfg = node_config(n, i);
+            cfg.cluster.compaction_entries = Some(20);
+            cfg.cluster.snapshot_chunk_bytes = Some(256);
+            net.nodes[i] = Some(Node::new(cfg, MemStore::new(), net.now).unwrap());
+        }
+        net
+    }
+
     fn node(&mut self, i: usize) -> &mut Node<MemStore> {
         self.nodes[i].as_mut().expect("node is up")
     }
@@ -611,14 +624,7 @@ fn a_duplicated_forward_runs_once() {
 
 #[test]
 fn a_follower_behind_the_compacted_log_catches_up_from_a_snapshot() {
-    let now = Instant::from_millis(1);
-    let mut net = Net::new(3);
-    for i in 0..3 {
-        let mut cfg = node_config(3, i);
-        cfg.cluster.compaction_entries = Some(20);
-        cfg.cluster.snapshot_chunk_bytes = Some(256);
-        net.nodes[i] = Some(Node::new(cfg, MemStore::new(), now).unwrap());
-    }
+    let mut net = Net::compacting(3);
     let leader = net.wait_leader();
     let lagging = (leader + 1) % 3;
     net.isolate(lagging);
@@ -827,14 +833,7 @@ impl Net {
 /// message per round, the old code passed.
 #[test]
 fn entries_committed_in_the_round_a_snapshot_installs_apply_once() {
-    let now = Instant::from_millis(1);
-    let mut net = Net::new(3);
-    for i in 0..3 {
-        let mut cfg = node_config(3, i);
-        cfg.cluster.compaction_entries = Some(20);
-        cfg.cluster.snapshot_chunk_bytes = Some(256);
-        net.nodes[i] = Some(Node::new(cfg, MemStore::new(), now).unwrap());
-    }
+    let mut net = Net::compacting(3);
     let leader = net.wait_leader();
     let f = (leader + 1) % 3;
     net.connect(leader, 1);
@@ -963,14 +962,7 @@ fn a_transaction_on_a_follower_is_forwarded_as_one_entry_and_watch_holds() {
 /// transaction's WATCH exactly as the leader did, and its own WATCH matches the leader's.
 #[test]
 fn watch_decides_alike_on_a_follower_that_caught_up_from_a_snapshot() {
-    let now = Instant::from_millis(1);
-    let mut net = Net::new(3);
-    for i in 0..3 {
-        let mut cfg = node_config(3, i);
-        cfg.cluster.compaction_entries = Some(20);
-        cfg.cluster.snapshot_chunk_bytes = Some(256);
-        net.nodes[i] = Some(Node::new(cfg, MemStore::new(), now).unwrap());
-    }
+    let mut net = Net::compacting(3);
     let leader = net.wait_leader();
     let lagging = (leader + 1) % 3;
     net.isolate(lagging);
