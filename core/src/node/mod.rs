@@ -1362,13 +1362,8 @@ impl<S: Store> Node<S> {
                 Some(_) => Frame::simple("PONG"),
                 None => return,
             },
-            ConnCmd::Ping(Some(msg)) | ConnCmd::Echo(msg) => Frame::Bulk(msg),
-            ConnCmd::Time => {
-                let micros = unix.0.saturating_mul(1000);
-                Frame::Array(vec![
-                    Frame::text((micros / 1_000_000).to_string()),
-                    Frame::text((micros % 1_000_000).to_string()),
-                ])
+            c @ (ConnCmd::Ping(Some(_)) | ConnCmd::Echo(_) | ConnCmd::Time) => {
+                txn::conn_op(c, unix)
             }
             ConnCmd::Quit => {
                 self.reply(conn, Frame::ok());

@@ -287,8 +287,9 @@ fn apply_txn<S: StoreRead>(
     Ok(Frame::Array(replies))
 }
 
-/// The connection commands a transaction runs: their replies do not depend on the node.
-fn conn_op(c: ConnCmd, unix: UnixMillis) -> Frame {
+/// The connection commands a transaction runs: their replies do not depend on the node. A
+/// connection outside a transaction gets the same replies (`Node::conn_command`).
+pub(super) fn conn_op(c: ConnCmd, unix: UnixMillis) -> Frame {
     match c {
         ConnCmd::Ping(None) => Frame::simple("PONG"),
         ConnCmd::Ping(Some(msg)) | ConnCmd::Echo(msg) => Frame::Bulk(msg),
