@@ -654,3 +654,23 @@ fn a_transaction_is_one_log_entry_and_survives_a_restart() {
     assert_eq!(h.call(1, "GET k9"), bulk("9"));
     assert_eq!(h.call(1, "DBSIZE"), Frame::Integer(10));
 }
+
+/// PING with a message, ECHO and TIME answer alike in and out of a transaction; TIME is the
+/// request's wall clock (1_700_000_000_123 ms) as seconds and microseconds.
+#[test]
+fn ping_echo_and_time_answer_alike_in_and_out_of_a_transaction() {
+    let mut h = Harness::new(NodeConfig::default());
+    h.connect(1);
+    let time = Frame::Array(vec![Frame::text("1700000000"), Frame::text("123000")]);
+    assert_eq!(h.call(1, "PING hey"), bulk("hey"));
+    assert_eq!(h.call(1, "ECHO hi"), bulk("hi"));
+    assert_eq!(h.call(1, "TIME"), time);
+    assert_eq!(h.call(1, "MULTI"), Frame::ok());
+    for line in ["PING hey", "ECHO hi", "TIME"] {
+        assert_eq!(h.call(1, line), Frame::simple("QUEUED"), "{line}");
+    }
+    assert_eq!(
+        h.call(1, "EXEC"),
+        Frame::Array(vec![bulk("hey"), bulk("hi"), time])
+    );
+}
