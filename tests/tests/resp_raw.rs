@@ -135,7 +135,24 @@ fn bad_input_gets_redis_errors_and_other_clients_are_unaffected() {
 #[test]
 fn max_connections_and_graceful_shutdown() {
     let mut server = Server::start(&["--max-connections", "2"]);
+    // The start-up probe's connection is closed, but the server may not have counted it gone
+    // yet; with at most two slots, `a` fits either way. Wait until `a` is the only client
+    // before taking the second slot.
     let mut a = server.client();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let Frame::Bulk(info) = a.call(&["INFO", "clients"]) else {
+            panic!("INFO clients answers a bulk string")
+        };
+        if String::from_utf8_lossy(&info).contains("connected_clients:1\r\n") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the probe connection was never counted gone: {info:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     let mut b = server.client();
     assert_eq!(a.call(&["PING"]), Frame::simple("PONG"));
     assert_eq!(b.call(&["PING"]), Frame::simple("PONG"));
