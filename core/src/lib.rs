@@ -16,5 +16,6 @@ pub mod resp;
 pub mod store;
 mod time;
 pub mod ts;
+pub mod writeback;
 
 pub use time::{Instant, UnixMillis};

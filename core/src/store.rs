@@ -177,6 +177,13 @@ pub trait Store: StoreRead {
     fn sync(&mut self) -> Result<(), StoreError>;
 
     fn snapshot(&self) -> Result<Self::Snapshot, StoreError>;
+
+    /// Writes the state a store layer holds in memory only (the node's
+    /// [`crate::writeback::WriteBack`]) to the store, so the next [`Store::snapshot`] is
+    /// current. Plain stores hold nothing there.
+    fn write_back(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 type Spaces = BTreeMap<Space, BTreeMap<Vec<u8>, Vec<u8>>>;

@@ -77,6 +77,10 @@ const INPUT_BATCH_MAX: usize = tickdb_io::driver::INPUT_BATCH_MAX;
 /// in flight. Snapshot chunk sizes likewise: small ones spread a transfer over many messages.
 const COMPACTION_ENTRIES: [u64; 4] = [8, 25, 100, 10_000];
 const SNAPSHOT_CHUNK_BYTES: [u64; 3] = [200, 4096, 1 << 20];
+/// Checkpoint intervals (applied entries held in memory before the state is written): a run
+/// draws one from its seed (not from the world's generator, so earlier seeds replay as they
+/// did). Crashes land between checkpoints, so restarts replay the log after one.
+const CHECKPOINT_ENTRIES: [u64; 4] = [1, 3, 16, 4_096];
 /// Most outputs one drain may produce before the run counts as a livelock.
 const MAX_OUTPUTS_PER_DRAIN: usize = 1_000_000;
 
@@ -666,6 +670,9 @@ impl NodeSim {
                 secret: Some(SECRET.to_vec()),
                 compaction_entries: Some(self.compaction_entries),
                 snapshot_chunk_bytes: Some(self.snapshot_chunk_bytes),
+                checkpoint_entries: Some(
+                    CHECKPOINT_ENTRIES[(self.cfg.seed % CHECKPOINT_ENTRIES.len() as u64) as usize],
+                ),
                 bugs: Bug::planted(self.cfg.bug),
             },
             ..NodeConfig::default()

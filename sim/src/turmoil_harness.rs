@@ -385,6 +385,9 @@ pub struct HarnessConfig {
     /// after a long outage.
     pub compaction_entries: u64,
     pub snapshot_chunk_bytes: u64,
+    /// Applied entries a node holds in memory before it checkpoints its state: small, so
+    /// crashes land between checkpoints and restarts replay the log after one.
+    pub checkpoint_entries: u64,
 }
 
 impl HarnessConfig {
@@ -399,6 +402,7 @@ impl HarnessConfig {
             duration: Duration::from_secs(120),
             compaction_entries: 40,
             snapshot_chunk_bytes: 2048,
+            checkpoint_entries: 7,
         }
     }
 
@@ -424,6 +428,7 @@ impl HarnessConfig {
                 secret: None,
                 compaction_entries: Some(self.compaction_entries),
                 snapshot_chunk_bytes: Some(self.snapshot_chunk_bytes),
+                checkpoint_entries: Some(self.checkpoint_entries),
                 bugs: Default::default(),
             },
             max_clients: 10_000,

@@ -114,8 +114,12 @@ fn every_acknowledged_sample_survives_kill_9() {
             .map(|(_, i)| *i)
             .collect();
         let Some(&last) = mine.last() else { continue };
-        let Frame::Array(rows) = c.call(&["TS.RANGE", &key, "0", &last.to_string()]) else {
-            panic!("TS.RANGE {key} did not return an array")
+        let reply = c.try_call(&["TS.RANGE", &key, "0", &last.to_string()]);
+        let Some(Frame::Array(rows)) = reply else {
+            panic!(
+                "TS.RANGE {key} after the restart: {reply:?}; log:\n{}",
+                server.log()
+            )
         };
         assert_eq!(rows.len(), mine.len(), "{key}: acked samples missing");
         for (row, i) in rows.iter().zip(&mine) {

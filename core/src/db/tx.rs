@@ -38,42 +38,144 @@ fn newest_range(ranges: &[RangeDelete], space: Space, key: &[u8]) -> Option<u64>
         .max()
 }
 
-/// Reads through to `store`, buffers writes.
-pub struct Tx<'a, S: StoreRead> {
-    store: &'a S,
-    /// The newest change to each key written in this transaction, per space (so lookups and
-    /// ranges borrow the caller's key instead of allocating one).
+/// Changes to a store that are not in it yet: each key's newest value (or deletion) and the
+/// range deletions, in order. A [`Tx`] holds those of one transaction; the node's
+/// [`crate::writeback::WriteBack`] holds those of every applied entry since the last
+/// checkpoint. Reading through them onto a store ([`Changes::get`], [`Changes::scan`]) gives
+/// what applying them would leave.
+#[derive(Clone, Debug, Default)]
+pub struct Changes {
+    /// The newest change to each key, per space (so lookups and ranges borrow the caller's
+    /// key instead of allocating one).
     overlay: BTreeMap<Space, BTreeMap<Vec<u8>, Pending>>,
     /// Range deletions, oldest first.
     ranges: Vec<RangeDelete>,
     seq: u64,
-    /// User keys ([`Space::Keys`]) written or deleted since the last [`Tx::take_touched`]:
-    /// what a command modified, for WATCH's key versions.
-    touched: Touched,
+    /// Bytes of keys and values held (an estimate of the memory they take).
+    bytes: usize,
 }
 
-/// The user keys a stretch of a transaction modified.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Touched {
-    pub keys: BTreeSet<Vec<u8>>,
-    /// A range of user keys was deleted (FLUSHALL): treat every key as modified.
-    pub all: bool,
-}
+impl Changes {
+    pub fn new() -> Self {
+        Self::default()
+    }
 
-impl<'a, S: StoreRead> Tx<'a, S> {
-    pub fn new(store: &'a S) -> Self {
-        Self {
-            store,
-            overlay: BTreeMap::new(),
-            ranges: Vec::new(),
-            seq: 0,
-            touched: Touched::default(),
+    pub fn is_empty(&self) -> bool {
+        self.overlay.values().all(BTreeMap::is_empty) && self.ranges.is_empty()
+    }
+
+    /// Bytes of the keys and values held.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Range deletions held.
+    pub fn range_count(&self) -> usize {
+        self.ranges.len()
+    }
+
+    fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    /// The sequence number of the newest range deletion covering `key`, if any.
+    fn deleted_at(&self, space: Space, key: &[u8]) -> Option<u64> {
+        newest_range(&self.ranges, space, key)
+    }
+
+    /// What these changes say about `key`: `Some(Some(value))` written, `Some(None)` deleted,
+    /// `None` untouched (the store underneath decides).
+    pub fn lookup(&self, space: Space, key: &[u8]) -> Option<Option<&[u8]>> {
+        let pending = self.overlay.get(&space).and_then(|m| m.get(key));
+        let range_seq = self.deleted_at(space, key);
+        match (pending, range_seq) {
+            (Some(p), Some(r)) if r > p.seq => Some(None),
+            (Some(p), _) => Some(p.value.as_deref()),
+            (None, Some(_)) => Some(None),
+            (None, None) => None,
         }
     }
 
-    /// The user keys modified since the last call (and forgets them).
-    pub fn take_touched(&mut self) -> Touched {
-        std::mem::take(&mut self.touched)
+    /// `key`'s value read through these changes onto `store`.
+    pub fn get(
+        &self,
+        store: &impl StoreRead,
+        space: Space,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.lookup(space, key) {
+            Some(v) => Ok(v.map(<[u8]>::to_vec)),
+            None => store.get(space, key),
+        }
+    }
+
+    fn insert(&mut self, space: Space, key: Vec<u8>, value: Option<Vec<u8>>) {
+        let seq = self.next_seq();
+        let added = key.len() + value.as_ref().map_or(0, Vec::len);
+        let map = self.overlay.entry(space).or_default();
+        let key_len = key.len();
+        if let Some(old) = map.insert(key, Pending { value, seq }) {
+            self.bytes -= key_len + old.value.map_or(0, |v| v.len());
+        }
+        self.bytes += added;
+    }
+
+    pub fn put(&mut self, space: Space, key: Vec<u8>, value: Vec<u8>) {
+        self.insert(space, key, Some(value));
+    }
+
+    pub fn delete(&mut self, space: Space, key: Vec<u8>) {
+        self.insert(space, key, None);
+    }
+
+    /// Deletes every key `k` with `start <= k < end`.
+    pub fn delete_range(&mut self, space: Space, start: Vec<u8>, end: Vec<u8>) {
+        if start >= end {
+            return;
+        }
+        let seq = self.next_seq();
+        self.bytes += start.len() + end.len();
+        self.ranges.push(RangeDelete {
+            space,
+            start,
+            end,
+            seq,
+        });
+    }
+
+    /// Applies `later` (changes made after these, on top of them) in order on top of these,
+    /// moving its keys and values rather than copying them.
+    pub fn append(&mut self, later: Self) {
+        if self.is_empty() {
+            *self = later;
+            return;
+        }
+        // Renumbered after ours, `later`'s changes keep their order among themselves.
+        let base = self.seq;
+        for r in later.ranges {
+            self.bytes += r.start.len() + r.end.len();
+            self.ranges.push(RangeDelete {
+                seq: base + r.seq,
+                ..r
+            });
+        }
+        for (space, keys) in later.overlay {
+            let map = self.overlay.entry(space).or_default();
+            for (key, p) in keys {
+                let added = key.len() + p.value.as_ref().map_or(0, Vec::len);
+                let key_len = key.len();
+                let p = Pending {
+                    seq: base + p.seq,
+                    ..p
+                };
+                if let Some(old) = map.insert(key, p) {
+                    self.bytes -= key_len + old.value.map_or(0, |v| v.len());
+                }
+                self.bytes += added;
+            }
+        }
+        self.seq = base + later.seq;
     }
 
     /// One batch that leaves the store as applying every change in order would: the range
@@ -101,62 +203,8 @@ impl<'a, S: StoreRead> Tx<'a, S> {
         batch
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.overlay.values().all(BTreeMap::is_empty) && self.ranges.is_empty()
-    }
-
-    fn next_seq(&mut self) -> u64 {
-        self.seq += 1;
-        self.seq
-    }
-
-    /// The sequence number of the newest range deletion covering `key`, if any.
-    fn deleted_at(&self, space: Space, key: &[u8]) -> Option<u64> {
-        newest_range(&self.ranges, space, key)
-    }
-
-    pub fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let pending = self.overlay.get(&space).and_then(|m| m.get(key));
-        let range_seq = self.deleted_at(space, key);
-        match (pending, range_seq) {
-            (Some(p), Some(r)) if r > p.seq => Ok(None),
-            (Some(p), _) => Ok(p.value.clone()),
-            (None, Some(_)) => Ok(None),
-            (None, None) => self.store.get(space, key),
-        }
-    }
-
-    /// Records a change to a user key for [`Tx::take_touched`].
-    fn touch(&mut self, space: Space, key: &[u8]) {
-        // A series record is rewritten by every sample: no copy of a key already recorded.
-        if space == Space::Keys && !self.touched.keys.contains(key) {
-            self.touched.keys.insert(key.to_vec());
-        }
-    }
-
-    pub fn put(&mut self, space: Space, key: Vec<u8>, value: Vec<u8>) {
-        self.touch(space, &key);
-        let seq = self.next_seq();
-        self.overlay.entry(space).or_default().insert(
-            key,
-            Pending {
-                value: Some(value),
-                seq,
-            },
-        );
-    }
-
-    pub fn delete(&mut self, space: Space, key: Vec<u8>) {
-        self.touch(space, &key);
-        let seq = self.next_seq();
-        self.overlay
-            .entry(space)
-            .or_default()
-            .insert(key, Pending { value: None, seq });
-    }
-
-    /// The greatest key in `[start, end)` this transaction wrote and still holds (not deleted
-    /// since), with its value: a record the transaction may extend in place.
+    /// The greatest key in `[start, end)` written here and still held (not deleted since),
+    /// with its value.
     pub fn last_written(&self, space: Space, start: &[u8], end: &[u8]) -> Option<(&[u8], &[u8])> {
         if start >= end {
             return None;
@@ -173,9 +221,8 @@ impl<'a, S: StoreRead> Tx<'a, S> {
         Some((key, value))
     }
 
-    /// Changes in place the value of a key this transaction wrote and still holds (appends a
-    /// sample to a record, say): the same as a `put` of the changed value, without copying it.
-    /// Returns `false`, calling nothing, when the transaction holds no value for the key.
+    /// Changes in place the value of a key written here and still held; `false`, calling
+    /// nothing, when there is no such value.
     pub fn edit(&mut self, space: Space, key: &[u8], change: impl FnOnce(&mut Vec<u8>)) -> bool {
         let range_seq = self.deleted_at(space, key);
         let Some(p) = self.overlay.get_mut(&space).and_then(|m| m.get_mut(key)) else {
@@ -187,62 +234,34 @@ impl<'a, S: StoreRead> Tx<'a, S> {
         let Some(v) = p.value.as_mut() else {
             return false;
         };
+        let before = v.len();
         change(v);
+        self.bytes = self.bytes - before + v.len();
         self.seq += 1;
         p.seq = self.seq;
-        self.touch(space, key);
         true
     }
 
-    /// Deletes every key `k` with `start <= k < end`.
-    pub fn delete_range(&mut self, space: Space, start: Vec<u8>, end: Vec<u8>) {
-        if start >= end {
-            return;
-        }
-        if space == Space::Keys {
-            self.touched.all = true;
-        }
-        let seq = self.next_seq();
-        self.ranges.push(RangeDelete {
-            space,
-            start,
-            end,
-            seq,
-        });
+    /// The greatest key of `space` held here (written or deleted), for [`Tx::clear`].
+    fn last_key(&self, space: Space) -> Option<&Vec<u8>> {
+        self.overlay.get(&space).and_then(|m| m.keys().next_back())
     }
 
-    /// Deletes every key of `space`.
-    pub fn clear(&mut self, space: Space) -> Result<(), StoreError> {
-        let last_stored = self
-            .store
-            .scan(space, b"", None, true)
-            .next()
-            .transpose()?
-            .map(|kv| kv.0);
-        let last_pending = self
-            .overlay
-            .get(&space)
-            .and_then(|m| m.keys().next_back())
-            .cloned();
-        let Some(last) = last_stored.into_iter().chain(last_pending).max() else {
-            return Ok(());
-        };
-        let mut end = last;
-        end.push(0);
-        self.delete_range(space, Vec::new(), end);
-        Ok(())
-    }
-
-    /// Entries with `start <= key < end`, merged from the store and this transaction's
-    /// changes, ascending or descending.
-    pub fn scan(
-        &self,
+    /// Entries with `start <= key < end` of `store` with these changes applied, ascending or
+    /// descending.
+    pub fn scan<'t>(
+        &'t self,
+        store: &'t impl StoreRead,
         space: Space,
         start: &[u8],
         end: Option<&[u8]>,
         reverse: bool,
-    ) -> ScanIter<'_> {
-        let stored = self.store.scan(space, start, end, reverse);
+    ) -> ScanIter<'t> {
+        if end.is_some_and(|end| start >= end) {
+            // An empty range (BTreeMap ranges panic on reversed bounds).
+            return Box::new(std::iter::empty());
+        }
+        let stored = store.scan(space, start, end, reverse);
         let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
         let mut pending: Vec<(Vec<u8>, Option<Vec<u8>>)> = self
             .overlay
@@ -261,9 +280,135 @@ impl<'a, S: StoreRead> Tx<'a, S> {
             stored: stored.peekable(),
             pending: pending.into_iter().peekable(),
             reverse,
-            tx: self,
+            changes: self,
             space,
         })
+    }
+}
+
+/// Reads through to `store`, buffers writes.
+pub struct Tx<'a, S: StoreRead> {
+    store: &'a S,
+    changes: Changes,
+    /// User keys ([`Space::Keys`]) written or deleted since the last [`Tx::take_touched`]:
+    /// what a command modified, for WATCH's key versions.
+    touched: Touched,
+}
+
+/// The user keys a stretch of a transaction modified.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Touched {
+    pub keys: BTreeSet<Vec<u8>>,
+    /// A range of user keys was deleted (FLUSHALL): treat every key as modified.
+    pub all: bool,
+}
+
+impl<'a, S: StoreRead> Tx<'a, S> {
+    pub fn new(store: &'a S) -> Self {
+        Self {
+            store,
+            changes: Changes::new(),
+            touched: Touched::default(),
+        }
+    }
+
+    /// The user keys modified since the last call (and forgets them).
+    pub fn take_touched(&mut self) -> Touched {
+        std::mem::take(&mut self.touched)
+    }
+
+    /// One batch that leaves the store as applying every change in order would.
+    pub fn into_batch(self) -> WriteBatch {
+        self.changes.into_batch()
+    }
+
+    /// The changes this transaction made.
+    pub fn into_changes(self) -> Changes {
+        self.changes
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    pub fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.changes.get(self.store, space, key)
+    }
+
+    /// Records a change to a user key for [`Tx::take_touched`].
+    fn touch(&mut self, space: Space, key: &[u8]) {
+        // A series record is rewritten by every sample: no copy of a key already recorded.
+        if space == Space::Keys && !self.touched.keys.contains(key) {
+            self.touched.keys.insert(key.to_vec());
+        }
+    }
+
+    pub fn put(&mut self, space: Space, key: Vec<u8>, value: Vec<u8>) {
+        self.touch(space, &key);
+        self.changes.put(space, key, value);
+    }
+
+    pub fn delete(&mut self, space: Space, key: Vec<u8>) {
+        self.touch(space, &key);
+        self.changes.delete(space, key);
+    }
+
+    /// The greatest key in `[start, end)` this transaction wrote and still holds (not deleted
+    /// since), with its value: a record the transaction may extend in place.
+    pub fn last_written(&self, space: Space, start: &[u8], end: &[u8]) -> Option<(&[u8], &[u8])> {
+        self.changes.last_written(space, start, end)
+    }
+
+    /// Changes in place the value of a key this transaction wrote and still holds (appends a
+    /// sample to a record, say): the same as a `put` of the changed value, without copying it.
+    /// Returns `false`, calling nothing, when the transaction holds no value for the key.
+    pub fn edit(&mut self, space: Space, key: &[u8], change: impl FnOnce(&mut Vec<u8>)) -> bool {
+        if !self.changes.edit(space, key, change) {
+            return false;
+        }
+        self.touch(space, key);
+        true
+    }
+
+    /// Deletes every key `k` with `start <= k < end`.
+    pub fn delete_range(&mut self, space: Space, start: Vec<u8>, end: Vec<u8>) {
+        if start >= end {
+            return;
+        }
+        if space == Space::Keys {
+            self.touched.all = true;
+        }
+        self.changes.delete_range(space, start, end);
+    }
+
+    /// Deletes every key of `space`.
+    pub fn clear(&mut self, space: Space) -> Result<(), StoreError> {
+        let last_stored = self
+            .store
+            .scan(space, b"", None, true)
+            .next()
+            .transpose()?
+            .map(|kv| kv.0);
+        let last_pending = self.changes.last_key(space).cloned();
+        let Some(last) = last_stored.into_iter().chain(last_pending).max() else {
+            return Ok(());
+        };
+        let mut end = last;
+        end.push(0);
+        self.delete_range(space, Vec::new(), end);
+        Ok(())
+    }
+
+    /// Entries with `start <= key < end`, merged from the store and this transaction's
+    /// changes, ascending or descending.
+    pub fn scan(
+        &self,
+        space: Space,
+        start: &[u8],
+        end: Option<&[u8]>,
+        reverse: bool,
+    ) -> ScanIter<'_> {
+        self.changes.scan(self.store, space, start, end, reverse)
     }
 }
 
@@ -278,18 +423,16 @@ impl<S: StoreRead> StoreRead for Tx<'_, S> {
     }
 }
 
-/// Merges a store scan with a transaction's pending changes; pending wins on equal keys.
-struct Merge<'t, 'a, S: StoreRead, P: Iterator<Item = (Vec<u8>, Option<Vec<u8>>)>> {
+/// Merges a store scan with pending changes; pending wins on equal keys.
+struct Merge<'t, P: Iterator<Item = (Vec<u8>, Option<Vec<u8>>)>> {
     stored: Peekable<ScanIter<'t>>,
     pending: Peekable<P>,
     reverse: bool,
-    tx: &'t Tx<'a, S>,
+    changes: &'t Changes,
     space: Space,
 }
 
-impl<S: StoreRead, P: Iterator<Item = (Vec<u8>, Option<Vec<u8>>)>> Iterator
-    for Merge<'_, '_, S, P>
-{
+impl<P: Iterator<Item = (Vec<u8>, Option<Vec<u8>>)>> Iterator for Merge<'_, P> {
     type Item = Result<KeyValue, StoreError>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -316,7 +459,7 @@ impl<S: StoreRead, P: Iterator<Item = (Vec<u8>, Option<Vec<u8>>)>> Iterator
             } else {
                 let item = self.stored.next()?;
                 let Ok((k, v)) = item else { return Some(item) };
-                if self.tx.deleted_at(self.space, &k).is_none() {
+                if self.changes.deleted_at(self.space, &k).is_none() {
                     return Some(Ok((k, v)));
                 }
             }
@@ -367,6 +510,12 @@ mod tests {
         assert_eq!(scan_keys(&tx, false), ["b=u", "c=s"]);
         tx.clear(Space::Keys).unwrap();
         assert_eq!(scan_keys(&tx, false), Vec::<String>::new());
+        // Empty and reversed ranges are empty, with or without changes in them.
+        tx.put(Space::Keys, b"m".to_vec(), b"v".to_vec());
+        for (start, end) in [(&b"m"[..], &b"m"[..]), (b"z", b"a")] {
+            assert_eq!(tx.scan(Space::Keys, start, Some(end), false).count(), 0);
+            assert_eq!(tx.scan(Space::Keys, start, Some(end), true).count(), 0);
+        }
     }
 
     #[test]
@@ -424,6 +573,44 @@ mod tests {
         assert!(tx.edit(Space::Keys, b"b", |v| v.push(b'6')));
         s.write(tx.into_batch()).unwrap();
         assert_eq!(s.get(Space::Keys, b"b").unwrap(), Some(b"56".to_vec()));
+    }
+
+    #[test]
+    fn appended_changes_read_as_both_applied_in_order() {
+        let mut s = store_with(&["a", "b", "c", "d"]);
+        let mut first = Tx::new(&s);
+        first.put(Space::Keys, b"e".to_vec(), b"1".to_vec());
+        first.delete(Space::Keys, b"a".to_vec());
+        first.put(Space::Keys, b"bb".to_vec(), b"1".to_vec());
+        let first = first.into_changes();
+        let mut second = Changes::new();
+        // Hides the earlier `bb` and the stored `b`, then writes `b` again.
+        second.delete_range(Space::Keys, b"b".to_vec(), b"c".to_vec());
+        second.put(Space::Keys, b"b".to_vec(), b"2".to_vec());
+        second.put(Space::Keys, b"e".to_vec(), b"2".to_vec());
+        second.put(Space::Keys, b"a".to_vec(), b"2".to_vec());
+        let mut both = first.clone();
+        both.append(second.clone());
+        let read = |c: &Changes, s: &MemStore| -> Vec<KeyValue> {
+            c.scan(s, Space::Keys, b"", None, false)
+                .map(Result::unwrap)
+                .collect()
+        };
+        let merged = read(&both, &s);
+        s.write(first.into_batch()).unwrap();
+        s.write(second.into_batch()).unwrap();
+        assert_eq!(merged, read(&Changes::new(), &s));
+        let kv = |k: &str, v: &str| (k.as_bytes().to_vec(), v.as_bytes().to_vec());
+        assert_eq!(
+            merged,
+            [
+                kv("a", "2"),
+                kv("b", "2"),
+                kv("c", "s"),
+                kv("d", "s"),
+                kv("e", "2")
+            ]
+        );
     }
 
     #[test]

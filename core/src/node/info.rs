@@ -147,6 +147,9 @@ impl<S: Store> Node<S> {
                 );
                 line("log_last_index", &self.raft.last_index().0);
                 line("log_applied_index", &self.applied.0);
+                line("checkpoint_applied_index", &self.store.checkpointed().0);
+                line("checkpoints", &self.store.checkpoints());
+                line("state_held_bytes", &self.store.held_bytes());
             }
             "replication" => self.replication_info(&mut line),
             "modules" => line(

@@ -33,6 +33,7 @@ use crate::raft::{
 };
 use crate::resp::{Frame, Protocol, encode};
 use crate::store::{Store, StoreError};
+use crate::writeback::{CheckpointPolicy, WriteBack};
 use crate::{Instant, UnixMillis};
 
 use log::LogEntry;
@@ -137,6 +138,10 @@ pub struct ClusterConfig {
     /// Bytes per InstallSnapshot chunk (default 1 MiB); small values make a snapshot take
     /// several chunks, so faults land in the middle of a transfer.
     pub snapshot_chunk_bytes: Option<u64>,
+    /// Write the applied state to the store (a checkpoint, see [`crate::writeback`]) after
+    /// this many applied entries (default: 4,096, or half the compaction threshold when that
+    /// is lower, since the log is compacted only behind a checkpoint).
+    pub checkpoint_entries: Option<u64>,
     /// Bugs to plant in this node's Raft, so the simulator can prove its checkers fail.
     #[cfg(feature = "planted-bugs")]
     pub bugs: raft::PlantedBugs,
@@ -161,6 +166,7 @@ impl ClusterConfig {
             secret: None,
             compaction_entries: None,
             snapshot_chunk_bytes: None,
+            checkpoint_entries: None,
             #[cfg(feature = "planted-bugs")]
             bugs: raft::PlantedBugs::default(),
         }
@@ -434,7 +440,8 @@ const STARTUP_ROUNDS: u32 = 64;
 /// A tickdb node.
 pub struct Node<S: Store> {
     config: NodeConfig,
-    store: S,
+    /// The store, with the state applied since the last checkpoint held in memory.
+    store: WriteBack<S>,
     db: Db,
     raft: Raft,
     /// The index the state machine has applied (the raft entries and snapshots).
@@ -517,6 +524,14 @@ impl<S: Store> Node<S> {
         {
             rc.bugs = cluster.bugs.clone();
         }
+        let policy = CheckpointPolicy {
+            entries: cluster.checkpoint_entries.unwrap_or_else(|| {
+                let half = rc.log_compaction_threshold / 2;
+                CheckpointPolicy::default().entries.min(half.max(1))
+            }),
+            ..CheckpointPolicy::default()
+        };
+        let store = WriteBack::new(store, policy)?;
         let raft = Raft::new(rc, &store, cluster.seed, now)?;
         let db = Db::open(&store)?;
         let applied = raft.status().applied;
@@ -577,13 +592,14 @@ impl<S: Store> Node<S> {
     }
 
     pub fn store(&self) -> &S {
-        &self.store
+        self.store.inner()
     }
 
-    /// Gives the store back without syncing it: what a crash leaves is up to the store (the
-    /// simulator crashes it, then opens a new node on it).
+    /// Gives the store back without syncing it or writing the state held since the last
+    /// checkpoint: what a crash leaves is up to the store (the simulator crashes it, then opens
+    /// a new node on it). Call [`Node::sync`] first for a clean stop.
     pub fn into_store(self) -> S {
-        self.store
+        self.store.into_inner()
     }
 
     /// Counts bytes the driver wrote to clients (INFO `total_net_output_bytes`).
@@ -682,23 +698,44 @@ impl<S: Store> Node<S> {
         let Ok(stored) = raft::applied_index(&self.store) else {
             return;
         };
-        // The store holds exactly the state at the applied index, except between a snapshot
-        // install (written at once) and the drain that takes it, when the store is ahead.
+        assert_eq!(
+            stored,
+            self.store.checkpointed(),
+            "the store's applied index is the last checkpoint's"
+        );
+        let state = self.store.applied();
+        assert!(
+            stored <= state,
+            "the checkpoint {} is ahead of the state {}",
+            stored.0,
+            state.0
+        );
+        // The log holds every entry after the checkpoint, so a restart can replay them.
+        assert!(
+            raft.snapshot_index <= stored,
+            "the log was compacted to {}, past the checkpoint {}",
+            raft.snapshot_index.0,
+            stored.0
+        );
+        // The state reads see is exactly the state at the applied index, except between a
+        // snapshot install (written at once) and the drain that takes it, when it is ahead.
         if self.raft.has_output() {
             assert!(
-                stored >= self.applied,
-                "the stored applied index went backwards"
+                state >= self.applied,
+                "the state's applied index went backwards"
             );
         } else {
             assert_eq!(
-                stored, self.applied,
-                "the stored applied index is the state machine's"
+                state, self.applied,
+                "the state's applied index is the state machine's"
             );
         }
     }
 
-    /// Makes everything written so far durable (for a clean shutdown).
+    /// Writes a checkpoint of everything applied and makes it durable (for a clean shutdown:
+    /// the next start replays no log).
     pub fn sync(&mut self) -> Result<(), StoreError> {
+        self.store.checkpoint()?;
         self.store.sync()
     }
 
@@ -1128,8 +1165,8 @@ impl<S: Store> Node<S> {
         }
     }
 
-    /// Applies the committed entries collected from Raft in one transaction written as one
-    /// batch with the applied index, then answers their clients.
+    /// Applies the committed entries collected from Raft in one transaction, held in memory
+    /// with the applied index until the next checkpoint, then answers their clients.
     fn apply_collected(&mut self) {
         if self.to_apply.is_empty() || self.failed.is_some() {
             return;
@@ -1672,22 +1709,23 @@ impl<S: Store> Node<S> {
     }
 }
 
-/// Applies committed entries, in order, in one transaction written as one atomic batch with
-/// the applied index (one store write per drive round, not per entry); returns the replies of
-/// each entry's commands (`None` for no-ops and membership changes).
+/// Applies committed entries, in order, in one transaction whose changes the write-back layer
+/// holds with the applied index until the next checkpoint (no store write per drive round:
+/// the Raft log, synced before the entries committed, is their durable record); returns the
+/// replies of each entry's commands (`None` for no-ops and membership changes).
 fn apply_entries<S: Store>(
     db: &mut Db,
-    store: &mut S,
+    store: &mut WriteBack<S>,
     entries: &[Entry],
 ) -> Result<Vec<Option<Vec<Frame>>>, StoreError> {
     let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
         return Ok(Vec::new());
     };
-    // Each entry applies exactly once, on the state right after its predecessor: the stored
-    // applied index (written in the same batch as the state) must be the one before the
-    // first entry. A snapshot installed meanwhile, or a replay of entries the state already
-    // holds, would break this and apply something twice.
-    let stored = raft::applied_index(&*store)?;
+    // Each entry applies exactly once, on the state right after its predecessor: the applied
+    // index of the state (held with it, and stored with it at each checkpoint) must be the one
+    // before the first entry. A snapshot installed meanwhile, or a replay of entries the state
+    // already holds, would break this and apply something twice.
+    let stored = store.applied();
     assert_eq!(
         stored.next(),
         first.index,
@@ -1708,9 +1746,11 @@ fn apply_entries<S: Store>(
         };
         all.push(Some(txn::apply_entry(db, &mut tx, data, entry.index)?));
     }
-    let mut batch = tx.into_batch();
-    raft::record_applied(&mut batch, last.index);
-    store.write(batch)?;
+    let changes = tx.into_changes();
+    store.defer(changes, last.index, entries.len() as u64);
+    if store.checkpoint_due() {
+        store.checkpoint()?;
+    }
     Ok(all)
 }
 

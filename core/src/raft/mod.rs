@@ -48,7 +48,7 @@ pub use message::{
     WIRE_VERSION,
 };
 pub use node::{PeerInfo, PeerState, Raft, Role, Status};
-pub use storage::{applied_index, record_applied};
+pub use storage::{applied_index, record_applied, records_applied};
 
 use crate::store::StoreError;
 

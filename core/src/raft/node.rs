@@ -1182,6 +1182,8 @@ impl Raft {
     }
 
     fn start_snapshot(&mut self, store: &mut impl Store, to: NodeId) -> R {
+        // The newest applied state, not an older checkpoint: the follower needs less log.
+        store.write_back()?;
         let view = store.snapshot()?;
         let index = storage::applied_index(&view)?.max(self.base.index);
         let term = self

@@ -97,6 +97,13 @@ pub fn record_applied(batch: &mut WriteBatch, index: LogIndex) {
     batch.put(Space::Raft, KEY_APPLIED, encode(&index));
 }
 
+/// Whether `batch` records an applied index (a checkpoint or a snapshot install).
+pub fn records_applied(batch: &WriteBatch) -> bool {
+    batch.ops().iter().any(|op| {
+        matches!(op, crate::store::Op::Put { space: Space::Raft, key, .. } if key == KEY_APPLIED)
+    })
+}
+
 /// The applied index recorded with [`record_applied`] (zero if none).
 pub fn applied_index(store: &impl StoreRead) -> Result<LogIndex, StoreError> {
     Ok(read(store, KEY_APPLIED)?.unwrap_or_default())

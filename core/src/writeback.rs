@@ -1,0 +1,293 @@
+//! The state machine's writes held in memory between checkpoints (write-back).
+//!
+//! Applying a log entry used to write its changes, with the applied index, to the store: one
+//! store write per drive round, with every series record and head run it touched. But the
+//! Raft log is already a durable record of every applied entry, so the state only has to reach
+//! the store often enough for the log behind it to be compacted. [`WriteBack`] wraps the
+//! store: [`WriteBack::defer`] keeps an applied round's changes in memory ([`Changes`]), every
+//! read sees them on top of the store, and [`WriteBack::checkpoint`] writes all of them with
+//! their applied index as one atomic batch.
+//!
+//! What holds at every moment, crash or not:
+//! - The store holds exactly the state at its stored applied index (the checkpoint): the
+//!   state and that index are only ever written together, by a checkpoint or a snapshot
+//!   install.
+//! - Reads through `WriteBack` ([`StoreRead`]) see the state at [`WriteBack::applied`]; the
+//!   stored applied index ([`crate::raft::applied_index`] through `WriteBack`, which reads
+//!   the store) is the checkpoint's, and is what Raft may compact the log up to once synced.
+//!   So after a crash the node reopens at the checkpoint and applies the committed entries
+//!   after it again from the log: nothing applied twice, nothing lost.
+//! - A batch written directly to a state space replaces the whole state (a snapshot install)
+//!   and carries its own applied index: the changes held are discarded with it.
+
+use crate::db::Changes;
+use crate::raft::{self, LogIndex};
+use crate::store::{Op, ScanIter, Space, Store, StoreError, StoreRead, WriteBatch};
+
+/// When [`WriteBack::checkpoint_due`] says a checkpoint is due.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CheckpointPolicy {
+    /// After this many applied entries held in memory.
+    pub entries: u64,
+    /// Once the changes held take about this many bytes.
+    pub bytes: usize,
+}
+
+impl Default for CheckpointPolicy {
+    fn default() -> Self {
+        Self {
+            entries: 4_096,
+            bytes: 32 << 20,
+        }
+    }
+}
+
+/// Range deletions held before a checkpoint is due regardless of size: each read checks
+/// every one of them.
+const RANGES_MAX: usize = 256;
+
+/// Spaces the state machine writes (everything but Raft's log and hard state).
+fn is_state(space: Space) -> bool {
+    !matches!(space, Space::Log | Space::Raft)
+}
+
+/// A store whose state-machine writes are held in memory until the next checkpoint.
+pub struct WriteBack<S> {
+    inner: S,
+    changes: Changes,
+    /// The applied index of the state `changes` bring the store to; `None` when nothing is
+    /// held (the store's own applied index is current).
+    applied: Option<LogIndex>,
+    /// The store's applied index (the last checkpoint's).
+    stored: LogIndex,
+    /// Entries applied since the last checkpoint.
+    entries: u64,
+    policy: CheckpointPolicy,
+    checkpoints: u64,
+}
+
+impl<S: Store> WriteBack<S> {
+    pub fn new(inner: S, policy: CheckpointPolicy) -> Result<Self, StoreError> {
+        let stored = raft::applied_index(&inner)?;
+        Ok(Self {
+            inner,
+            changes: Changes::new(),
+            applied: None,
+            stored,
+            entries: 0,
+            policy,
+            checkpoints: 0,
+        })
+    }
+
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    #[cfg(test)]
+    pub(crate) fn inner_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The store underneath, without what is held: what a crash leaves.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+
+    /// The applied index of the state reads see.
+    pub fn applied(&self) -> LogIndex {
+        self.applied.unwrap_or(self.stored)
+    }
+
+    /// The applied index the store holds (the last checkpoint's).
+    pub fn checkpointed(&self) -> LogIndex {
+        self.stored
+    }
+
+    /// Bytes of changes held in memory.
+    pub fn held_bytes(&self) -> usize {
+        self.changes.bytes()
+    }
+
+    /// Checkpoints written since start.
+    pub fn checkpoints(&self) -> u64 {
+        self.checkpoints
+    }
+
+    /// Holds the changes of the entries up to `applied`, applied in order on the state at
+    /// [`WriteBack::applied`]; `entries` is how many entries they are.
+    pub fn defer(&mut self, changes: Changes, applied: LogIndex, entries: u64) {
+        assert!(
+            applied >= self.applied(),
+            "the applied index goes backwards: {} after {}",
+            applied.0,
+            self.applied().0
+        );
+        self.changes.append(changes);
+        self.applied = Some(applied);
+        self.entries += entries;
+    }
+
+    /// Whether what is held has grown past the policy.
+    pub fn checkpoint_due(&self) -> bool {
+        self.applied.is_some()
+            && (self.entries >= self.policy.entries
+                || self.changes.bytes() >= self.policy.bytes
+                || self.changes.range_count() >= RANGES_MAX)
+    }
+
+    /// Writes everything held with its applied index as one batch (not synced: until the next
+    /// sync a crash may lose it, which leaves the previous checkpoint and the log after it).
+    pub fn checkpoint(&mut self) -> Result<(), StoreError> {
+        let Some(applied) = self.applied else {
+            return Ok(());
+        };
+        let mut batch = std::mem::take(&mut self.changes).into_batch();
+        raft::record_applied(&mut batch, applied);
+        self.inner.write(batch)?;
+        self.applied = None;
+        self.stored = applied;
+        self.entries = 0;
+        self.checkpoints += 1;
+        Ok(())
+    }
+}
+
+impl<S: StoreRead> StoreRead for WriteBack<S> {
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        if is_state(space) {
+            self.changes.get(&self.inner, space, key)
+        } else {
+            self.inner.get(space, key)
+        }
+    }
+
+    fn scan(&self, space: Space, start: &[u8], end: Option<&[u8]>, reverse: bool) -> ScanIter<'_> {
+        if is_state(space) && !self.changes.is_empty() {
+            self.changes.scan(&self.inner, space, start, end, reverse)
+        } else {
+            self.inner.scan(space, start, end, reverse)
+        }
+    }
+}
+
+impl<S: Store> Store for WriteBack<S> {
+    type Snapshot = S::Snapshot;
+
+    /// Raft's writes. One that records an applied index or touches the state is a snapshot
+    /// install, which replaces the whole state with one at its applied index: what is held is
+    /// discarded.
+    fn write(&mut self, batch: WriteBatch) -> Result<(), StoreError> {
+        let replaces_state = raft::records_applied(&batch)
+            || batch.ops().iter().any(|op| match op {
+                Op::Put { space, .. }
+                | Op::Delete { space, .. }
+                | Op::DeleteRange { space, .. } => is_state(*space),
+            });
+        self.inner.write(batch)?;
+        if replaces_state {
+            let stored = raft::applied_index(&self.inner)?;
+            assert!(
+                stored > self.applied(),
+                "a write replaced the state at {} with one at {}",
+                self.applied().0,
+                stored.0
+            );
+            self.changes = Changes::new();
+            self.applied = None;
+            self.stored = stored;
+            self.entries = 0;
+        }
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), StoreError> {
+        self.inner.sync()
+    }
+
+    /// The checkpointed state (a consistent one, at the store's applied index); Raft calls
+    /// [`Store::write_back`] first, so a snapshot it sends is current.
+    fn snapshot(&self) -> Result<Self::Snapshot, StoreError> {
+        self.inner.snapshot()
+    }
+
+    fn write_back(&mut self) -> Result<(), StoreError> {
+        self.checkpoint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemStore;
+
+    fn put(key: &str, value: &str) -> Changes {
+        let mut c = Changes::new();
+        c.put(Space::Keys, key.into(), value.into());
+        c
+    }
+
+    fn keys(s: &impl StoreRead) -> Vec<(String, String)> {
+        s.scan(Space::Keys, b"", None, false)
+            .map(|kv| {
+                let (k, v) = kv.unwrap();
+                (String::from_utf8(k).unwrap(), String::from_utf8(v).unwrap())
+            })
+            .collect()
+    }
+
+    fn kv(k: &str, v: &str) -> (String, String) {
+        (k.into(), v.into())
+    }
+
+    #[test]
+    fn reads_see_what_is_held_and_a_crash_keeps_the_checkpoint() {
+        let mut wb = WriteBack::new(MemStore::new(), CheckpointPolicy::default()).unwrap();
+        wb.defer(put("a", "1"), LogIndex(1), 1);
+        wb.defer(put("b", "2"), LogIndex(2), 1);
+        assert_eq!(wb.get(Space::Keys, b"a").unwrap(), Some(b"1".to_vec()));
+        assert_eq!(keys(&wb), [kv("a", "1"), kv("b", "2")]);
+        assert_eq!(raft::applied_index(&wb).unwrap(), LogIndex(0), "not stored");
+        assert_eq!(wb.applied(), LogIndex(2));
+        wb.checkpoint().unwrap();
+        wb.sync().unwrap();
+        wb.defer(put("a", "3"), LogIndex(3), 1);
+        assert_eq!(keys(&wb), [kv("a", "3"), kv("b", "2")]);
+        let mut store = wb.into_inner();
+        store.crash();
+        assert_eq!(keys(&store), [kv("a", "1"), kv("b", "2")]);
+        assert_eq!(raft::applied_index(&store).unwrap(), LogIndex(2));
+    }
+
+    #[test]
+    fn a_snapshot_install_discards_what_is_held() {
+        let mut wb = WriteBack::new(MemStore::new(), CheckpointPolicy::default()).unwrap();
+        wb.defer(put("a", "1"), LogIndex(1), 1);
+        let mut install = WriteBatch::new();
+        install.delete_range(Space::Keys, Vec::new(), vec![0xff]);
+        install.put(Space::Keys, b"z".to_vec(), b"9".to_vec());
+        raft::record_applied(&mut install, LogIndex(7));
+        wb.write(install).unwrap();
+        assert_eq!(keys(&wb), [kv("z", "9")]);
+        assert_eq!(wb.applied(), LogIndex(7));
+        assert_eq!(wb.checkpointed(), LogIndex(7));
+    }
+
+    #[test]
+    fn checkpoints_fall_due_by_entries_and_bytes() {
+        let policy = CheckpointPolicy {
+            entries: 3,
+            bytes: 100,
+        };
+        let mut wb = WriteBack::new(MemStore::new(), policy).unwrap();
+        assert!(!wb.checkpoint_due());
+        wb.defer(put("a", "1"), LogIndex(1), 2);
+        assert!(!wb.checkpoint_due());
+        wb.defer(put("b", "1"), LogIndex(2), 1);
+        assert!(wb.checkpoint_due());
+        wb.checkpoint().unwrap();
+        assert!(!wb.checkpoint_due());
+        wb.defer(put("c", &"x".repeat(100)), LogIndex(3), 1);
+        assert!(wb.checkpoint_due());
+    }
+}
