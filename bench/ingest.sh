@@ -18,13 +18,16 @@
 #
 # Peers: Debian's redis-server `always` and `everysec` (plain commands only: it has no TS.*
 # commands). When RTS_MODULE names a RedisTimeSeries module file, redis-server with it loaded
-# (in memory) gets a column for the TS rows; BASE_BIN adds an earlier tickdb build. Every peer
-# runs in this same run, taking turns workload by workload (REPEAT rounds, best result kept).
-# Nothing here builds a peer.
+# (in memory) gets a column for the TS rows; so does valkey-server with valkey-timeseries when
+# VALKEY_SERVER and VALKEY_TS_MODULE name them; BASE_BIN adds an earlier tickdb build. Every
+# peer runs in this same run, taking turns workload by workload (REPEAT rounds, best result
+# kept). Nothing here builds a peer.
 #
 #   bash bench/ingest.sh                 # TICKDB_BIN or $CARGO_TARGET_DIR/release/tickdb
 #   BASE_BIN=/path/to/older/tickdb bash bench/ingest.sh      # adds a before/after column
 #   RTS_MODULE=/usr/lib/redis/modules/redistimeseries.so bash bench/ingest.sh
+#   VALKEY_SERVER=/path/valkey-server VALKEY_TS_MODULE=/path/libvalkey_timeseries.so \
+#     bash bench/ingest.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REQUESTS=${REQUESTS:-200000}
@@ -47,8 +50,11 @@ start_tickdb() { # start_tickdb BIN
   pids+=($!); tickdb_pid=$!; wait_port "$port"
 }
 start_redis() { # start_redis NAME ARGS...
+  start_server redis-server "${@:2}"
+}
+start_server() { # start_server SERVER-BINARY ARGS... (redis-server or valkey-server)
   port=$(free_port); mkdir -p "$work/redis-$port"
-  redis-server --port "$port" --bind 127.0.0.1 --dir "$work/redis-$port" --save '' \
+  "$1" --port "$port" --bind 127.0.0.1 --dir "$work/redis-$port" --save '' \
     --daemonize no --logfile "$work/redis-$port.log" "${@:2}" &
   pids+=($!); wait_port "$port"
 }
@@ -157,14 +163,23 @@ for i in range(1, n + 1):
 EOF
 }
 
-# The TS peers, in column order: tickdb, then (when given) an earlier tickdb build and
-# RedisTimeSeries. Every one runs each workload in this same run.
+# The TS peers, in column order: tickdb, then (when given) an earlier tickdb build,
+# RedisTimeSeries and valkey-timeseries. Every one runs each workload in this same run.
 names=(tickdb); bins=("$BIN")
 [ -n "${BASE_BIN:-}" ] && { names+=("tickdb before"); bins+=("$BASE_BIN"); }
 [ -n "${RTS_MODULE:-}" ] && { names+=("RTS in memory"); bins+=(rts); }
+if [ -n "${VALKEY_SERVER:-}" ] || [ -n "${VALKEY_TS_MODULE:-}" ]; then
+  if ! [ -x "${VALKEY_SERVER:-}" ] || ! [ -f "${VALKEY_TS_MODULE:-}" ]; then
+    echo "VALKEY_SERVER and VALKEY_TS_MODULE must both name files" >&2; exit 1
+  fi
+  names+=("valkey-ts in memory"); bins+=(valkey)
+fi
 start_peer() { # start_peer INDEX -> $port, $peer_pid (tickdb only)
-  if [ "${bins[$1]}" = rts ]; then start_redis rts --loadmodule "$RTS_MODULE"; peer_pid=
-  else start_tickdb "${bins[$1]}"; peer_pid=$tickdb_pid; fi
+  case ${bins[$1]} in
+    rts) start_redis rts --loadmodule "$RTS_MODULE"; peer_pid= ;;
+    valkey) start_server "$VALKEY_SERVER" --loadmodule "$VALKEY_TS_MODULE"; peer_pid= ;;
+    *) start_tickdb "${bins[$1]}"; peer_pid=$tickdb_pid ;;
+  esac
 }
 
 # Each workload runs REPEAT times on every peer, the peers taking turns, and the best result
