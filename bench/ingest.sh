@@ -7,16 +7,27 @@
 #   - SET / INCR / GET -P 16 beside redis-server `appendfsync always` and `everysec`
 #     (per-request overhead)
 # Every ingest workload runs on redis-benchmark (a C client), so the client is not the limit.
+# redis-benchmark does not look at replies, so the script does: before every turn of every
+# workload on every peer it sends one command of exactly that shape with redis-cli and aborts
+# if the reply or any element of it is an error, and after every ingest turn it sums
+# TS.INFO totalSamples over the 1,000 series and aborts unless the turn stored some samples
+# (and no more than it sent). The stored counts are printed with the table: `*` timestamps
+# and DUPLICATE_POLICY LAST fold the samples of one series stamped in the same millisecond.
+# Values are `1__rand_int__` (1000000000000 + 0..999): a bare `__rand_int__` expands to a
+# zero-padded `000000000123`, which RedisTimeSeries and tickdb refuse as a value.
 #
 # Peers: Debian's redis-server `always` and `everysec` (plain commands only: it has no TS.*
 # commands). When RTS_MODULE names a RedisTimeSeries module file, redis-server with it loaded
-# (in memory) gets a column for the TS rows; BASE_BIN adds an earlier tickdb build. Every peer
-# runs in this same run, taking turns workload by workload (REPEAT rounds, best result kept).
-# Nothing here builds a peer.
+# (in memory) gets a column for the TS rows; so does valkey-server with valkey-timeseries when
+# VALKEY_SERVER and VALKEY_TS_MODULE name them; BASE_BIN adds an earlier tickdb build. Every
+# peer runs in this same run, taking turns workload by workload (REPEAT rounds, best result
+# kept). Nothing here builds a peer.
 #
 #   bash bench/ingest.sh                 # TICKDB_BIN or $CARGO_TARGET_DIR/release/tickdb
 #   BASE_BIN=/path/to/older/tickdb bash bench/ingest.sh      # adds a before/after column
 #   RTS_MODULE=/usr/lib/redis/modules/redistimeseries.so bash bench/ingest.sh
+#   VALKEY_SERVER=/path/valkey-server VALKEY_TS_MODULE=/path/libvalkey_timeseries.so \
+#     bash bench/ingest.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REQUESTS=${REQUESTS:-200000}
@@ -39,8 +50,11 @@ start_tickdb() { # start_tickdb BIN
   pids+=($!); tickdb_pid=$!; wait_port "$port"
 }
 start_redis() { # start_redis NAME ARGS...
+  start_server redis-server "${@:2}"
+}
+start_server() { # start_server SERVER-BINARY ARGS... (redis-server or valkey-server)
   port=$(free_port); mkdir -p "$work/redis-$port"
-  redis-server --port "$port" --bind 127.0.0.1 --dir "$work/redis-$port" --save '' \
+  "$1" --port "$port" --bind 127.0.0.1 --dir "$work/redis-$port" --save '' \
     --daemonize no --logfile "$work/redis-$port.log" "${@:2}" &
   pids+=($!); wait_port "$port"
 }
@@ -61,20 +75,69 @@ p.execute()
 EOF
 }
 
-# madd PORT -> samples/s
-madd() {
-  local args=()
-  for _ in $(seq 1 100); do args+=("ts:__rand_int__" "*" "__rand_int__"); done
-  local r
-  r=$(redis-benchmark -p "$1" -n "$MADD_REQUESTS" -c 4 -P 8 -r 1000 -q TS.MADD "${args[@]}" | rps)
-  python3 -c "print(f'{float($r) * 100:.0f}')"
+# The ingest workloads, as redis-benchmark sends them (it replaces each __rand_int__ by a
+# 12-digit number below 1000, zero-padded). Keys: ts:000000000000 .. ts:000000000999.
+VALUE=1__rand_int__
+madd_cmd=(TS.MADD); for _ in $(seq 1 100); do madd_cmd+=("ts:__rand_int__" "*" "$VALUE"); done
+add_cmd=(TS.ADD "ts:__rand_int__" "*" "$VALUE" ON_DUPLICATE LAST)
+
+# check_shape NAME PORT CMD...: one command of the workload's shape, every __rand_int__ made
+# 000000000007; aborts the run if the reply, or any element of it, is an error.
+check_shape() {
+  local a args=() reply
+  for a in "${@:3}"; do args+=("${a//__rand_int__/000000000007}"); done
+  reply=$(redis-cli --no-raw -p "$2" "${args[@]}" 2>&1) || true
+  if [ -z "$reply" ] || grep -q '(error)' <<< "$reply"; then
+    echo "$1 answers an error to the workload's command ($3 ...):" >&2
+    grep -m 3 '(error)' <<< "$reply" >&2 || echo "(empty reply)" >&2
+    exit 1
+  fi
 }
-# tsadd PORT P -> samples/s
-tsadd() {
-  redis-benchmark -p "$1" -n "$REQUESTS" -c "$CLIENTS" -P "$2" -r 1000 -q \
-    TS.ADD "ts:__rand_int__" "*" "__rand_int__" ON_DUPLICATE LAST | rps
+# stored_samples PORT -> totalSamples summed over the 1,000 ingest series
+stored_samples() {
+  python3 - "$1" <<'EOF'
+import sys, redis
+r = redis.Redis(port=int(sys.argv[1]))
+p = r.pipeline(transaction=False)
+for i in range(1000):
+    p.execute_command("TS.INFO", f"ts:{i:012d}")
+total = 0
+for info in p.execute():  # a map, or (RESP2 without redis-py's callbacks) a flat list
+    d = info if isinstance(info, dict) else dict(zip(info[::2], info[1::2]))
+    total += int(d[b"totalSamples"])
+print(total)
+EOF
 }
-# latency_ms PORT N ARGS... -> mean latency of one client, ms
+# info_field PORT KEY FIELD -> one TS.INFO field
+info_field() {
+  python3 - "$@" <<'EOF'
+import sys, redis
+info = redis.Redis(port=int(sys.argv[1])).execute_command("TS.INFO", sys.argv[2])
+d = info if isinstance(info, dict) else dict(zip(info[::2], info[1::2]))
+print(int(d[sys.argv[3].encode()]))
+EOF
+}
+
+declare -A STORED SENT
+# ingest I KEY SAMPLES-PER-COMMAND REQUESTS REDIS-BENCHMARK-OPTIONS... : one turn of an ingest
+# workload on peer I, checked, timed and its stored samples counted. Runs in this shell, not
+# in $(...), so that its checks end the run.
+ingest() {
+  local i=$1 key=$2 per=$3 n=$4 port=${ports[$1]} cmd before after r stored
+  if [ "$key" = madd ]; then cmd=("${madd_cmd[@]}"); else cmd=("${add_cmd[@]}"); fi
+  check_shape "${names[$i]}" "$port" "${cmd[@]}"
+  before=$(stored_samples "$port")
+  r=$(redis-benchmark -p "$port" -n "$n" -r 1000 -q "${@:5}" "${cmd[@]}" | rps)
+  after=$(stored_samples "$port")
+  stored=$((after - before))
+  if [ "$stored" -le 0 ] || [ "$stored" -gt $((n * per)) ]; then
+    echo "${names[$i]}: a $key turn stored $stored samples of $((n * per)) sent" >&2; exit 1
+  fi
+  STORED[$i,$key]=$((${STORED[$i,$key]:-0} + stored))
+  SENT[$i,$key]=$((${SENT[$i,$key]:-0} + n * per))
+  best "$i,$key" higher "$(python3 -c "print(f'{float($r) * $per:.0f}')")"
+}
+# latency_ms PORT N ARGS... -> mean latency of one client, ms (check_shape the command first)
 latency_ms() {
   local r
   r=$(redis-benchmark -p "$1" -n "$2" -c 1 -q "${@:3}" | rps)
@@ -100,14 +163,23 @@ for i in range(1, n + 1):
 EOF
 }
 
-# The TS peers, in column order: tickdb, then (when given) an earlier tickdb build and
-# RedisTimeSeries. Every one runs each workload in this same run.
+# The TS peers, in column order: tickdb, then (when given) an earlier tickdb build,
+# RedisTimeSeries and valkey-timeseries. Every one runs each workload in this same run.
 names=(tickdb); bins=("$BIN")
 [ -n "${BASE_BIN:-}" ] && { names+=("tickdb before"); bins+=("$BASE_BIN"); }
 [ -n "${RTS_MODULE:-}" ] && { names+=("RTS in memory"); bins+=(rts); }
+if [ -n "${VALKEY_SERVER:-}" ] || [ -n "${VALKEY_TS_MODULE:-}" ]; then
+  if ! [ -x "${VALKEY_SERVER:-}" ] || ! [ -f "${VALKEY_TS_MODULE:-}" ]; then
+    echo "VALKEY_SERVER and VALKEY_TS_MODULE must both name files" >&2; exit 1
+  fi
+  names+=("valkey-ts in memory"); bins+=(valkey)
+fi
 start_peer() { # start_peer INDEX -> $port, $peer_pid (tickdb only)
-  if [ "${bins[$1]}" = rts ]; then start_redis rts --loadmodule "$RTS_MODULE"; peer_pid=
-  else start_tickdb "${bins[$1]}"; peer_pid=$tickdb_pid; fi
+  case ${bins[$1]} in
+    rts) start_redis rts --loadmodule "$RTS_MODULE"; peer_pid= ;;
+    valkey) start_server "$VALKEY_SERVER" --loadmodule "$VALKEY_TS_MODULE"; peer_pid= ;;
+    *) start_tickdb "${bins[$1]}"; peer_pid=$tickdb_pid ;;
+  esac
 }
 
 # Each workload runs REPEAT times on every peer, the peers taking turns, and the best result
@@ -123,9 +195,9 @@ best() { # best KEY higher|lower VALUE: keeps the better of V[KEY] and VALUE
 ports=(); ppids=()
 for i in "${!names[@]}"; do start_peer "$i"; ports+=("$port"); ppids+=("${peer_pid:-}"); make_series "$port"; done
 for _ in $(seq 1 "$REPEAT"); do
-  for i in "${!names[@]}"; do best "$i,madd" higher "$(madd "${ports[$i]}")"; done
-  for i in "${!names[@]}"; do best "$i,add16" higher "$(tsadd "${ports[$i]}" 16)"; done
-  for i in "${!names[@]}"; do best "$i,add1" higher "$(tsadd "${ports[$i]}" 1)"; done
+  for i in "${!names[@]}"; do ingest "$i" madd 100 "$MADD_REQUESTS" -c 4 -P 8; done
+  for i in "${!names[@]}"; do ingest "$i" add16 1 "$REQUESTS" -c "$CLIENTS" -P 16; done
+  for i in "${!names[@]}"; do ingest "$i" add1 1 "$REQUESTS" -c "$CLIENTS" -P 1; done
 done
 stop_peers() {
   for i in "${!names[@]}"; do
@@ -139,13 +211,21 @@ ports=(); ppids=()
 for i in "${!names[@]}"; do
   start_peer "$i"; ports+=("$port"); ppids+=("${peer_pid:-}")
   load_series "$port" big "$SERIES_SAMPLES"
+  n=$(info_field "$port" big totalSamples)
+  [ "$n" = "$SERIES_SAMPLES" ] || { echo "${names[$i]} stored $n of $SERIES_SAMPLES samples" >&2; exit 1; }
+  mem=$(info_field "$port" big memoryUsage)
+  V[$i,mem]=$(python3 -c "print(f'{$mem/$SERIES_SAMPLES:.2f}')")
 done
+rev=(TS.REVRANGE big - + COUNT 1000); get=(TS.GET big); agg=(TS.RANGE big - + AGGREGATION avg 60000)
 for _ in $(seq 1 "$REPEAT"); do
   for i in "${!names[@]}"; do
     p=${ports[$i]}
-    best "$i,rev" lower "$(latency_ms "$p" 100 TS.REVRANGE big - + COUNT 1000)"
-    best "$i,get" lower "$(latency_ms "$p" 2000 TS.GET big)"
-    best "$i,agg" lower "$(latency_ms "$p" 20 TS.RANGE big - + AGGREGATION avg 60000)"
+    check_shape "${names[$i]}" "$p" "${rev[@]}"
+    best "$i,rev" lower "$(latency_ms "$p" 100 "${rev[@]}")"
+    check_shape "${names[$i]}" "$p" "${get[@]}"
+    best "$i,get" lower "$(latency_ms "$p" 2000 "${get[@]}")"
+    check_shape "${names[$i]}" "$p" "${agg[@]}"
+    best "$i,agg" lower "$(latency_ms "$p" 20 "${agg[@]}")"
   done
 done
 for i in "${!names[@]}"; do
@@ -164,25 +244,37 @@ header="| workload |"; rule="| --- |"
 for n in "${names[@]}"; do header+=" $n |"; rule+=" --- |"; done
 for n in "${names[@]:1}"; do header+=" tickdb / $n |"; rule+=" --- |"; done
 echo "$header"; echo "$rule"
-row() { # row LABEL KEY higher|lower
+row() { # row LABEL KEY higher|lower|none
   local line="| $1 |"
   for i in "${!names[@]}"; do line+=" ${V[$i,$2]:-} |"; done
   for i in "${!names[@]}"; do
     [ "$i" = 0 ] && continue
-    if [ "$3" = higher ]; then line+=" $(ratio "${V[0,$2]:-}" "${V[$i,$2]:-}") |"
-    else line+=" $(ratio "${V[$i,$2]:-}" "${V[0,$2]:-}") |"; fi
+    case $3 in
+      higher) line+=" $(ratio "${V[0,$2]:-}" "${V[$i,$2]:-}") |" ;;
+      lower) line+=" $(ratio "${V[$i,$2]:-}" "${V[0,$2]:-}") |" ;;
+      *) line+=" |" ;;
+    esac
   done
   echo "$line"
 }
+for i in "${!names[@]}"; do
+  for k in madd add16 add1; do
+    V[$i,$k-stored]=$(python3 -c "s, n = ${STORED[$i,$k]}, ${SENT[$i,$k]}; print(f'{s:,} of {n:,} ({100 * s / n:.0f} %)')")
+  done
+done
 row "TS.MADD 100 samples per command, 4 connections, 8 in flight, 1,000 series (samples/s)" madd higher
 row "TS.ADD across 1,000 series, -c $CLIENTS -P 16 (samples/s)" add16 higher
 row "TS.ADD across 1,000 series, -c $CLIENTS -P 1 (samples/s)" add1 higher
+row "samples stored of sent, all TS.MADD turns (TS.INFO totalSamples)" madd-stored none
+row "samples stored of sent, all TS.ADD -P 16 turns" add16-stored none
+row "samples stored of sent, all TS.ADD -P 1 turns" add1-stored none
 row "TS.REVRANGE key - + COUNT 1000 on a $SERIES_SAMPLES-sample series (ms)" rev lower
 row "TS.GET on that series (ms)" get lower
 row "TS.RANGE avg over $SERIES_SAMPLES samples, 1-min buckets (ms)" agg lower
 row "data directory after $SERIES_SAMPLES samples, then after a clean stop (bytes/sample)" dir lower
+row "TS.INFO memoryUsage of that series (bytes/sample)" mem lower
 echo
-echo "(best of $REPEAT turns per peer; ratios: how many times better tickdb is, for latencies the peer's time over tickdb's; latencies are the mean of one redis-benchmark client)"
+echo "(best of $REPEAT turns per peer; ratios: how many times better tickdb is, for latencies the peer's time over tickdb's; latencies are the mean of one redis-benchmark client; stored of sent: samples of one series stamped \"*\" in the same millisecond fold into one, DUPLICATE_POLICY LAST)"
 echo
 start_tickdb "$BIN"; tickdb=$port
 start_redis always --appendonly yes --appendfsync always; always=$port

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the benchmark scripts: a scratch directory and process list cleaned up on exit,
 # free ports, waiting for a server, one redis-benchmark run, and the comparison table.
 # Expects REQUESTS, CLIENTS, TESTS and PIPELINES to be set by the caller.
