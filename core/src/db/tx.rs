@@ -263,22 +263,26 @@ impl Changes {
         }
         let stored = store.scan(space, start, end, reverse);
         let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
-        let mut pending: Vec<(Vec<u8>, Option<Vec<u8>>)> = self
+        // Lazily: a reverse scan that stops after a few entries (the newest samples) must not
+        // copy every change held in its range first.
+        let range = self
             .overlay
             .get(&space)
+            .map(|m| m.range::<[u8], _>((Bound::Included(start), upper)))
             .into_iter()
-            .flat_map(|m| m.range::<[u8], _>((Bound::Included(start), upper)))
-            .map(|(k, p)| {
-                let hidden = self.deleted_at(space, k).is_some_and(|r| r > p.seq);
-                (k.clone(), if hidden { None } else { p.value.clone() })
-            })
-            .collect();
-        if reverse {
-            pending.reverse();
-        }
+            .flatten();
+        let owned = move |(k, p): (&Vec<u8>, &Pending)| {
+            let hidden = self.deleted_at(space, k).is_some_and(|r| r > p.seq);
+            (k.clone(), if hidden { None } else { p.value.clone() })
+        };
+        let pending: Box<dyn Iterator<Item = (Vec<u8>, Option<Vec<u8>>)> + 't> = if reverse {
+            Box::new(range.rev().map(owned))
+        } else {
+            Box::new(range.map(owned))
+        };
         Box::new(Merge {
             stored: stored.peekable(),
-            pending: pending.into_iter().peekable(),
+            pending: pending.peekable(),
             reverse,
             changes: self,
             space,
