@@ -59,6 +59,17 @@ fn check_decode(data: &[u8], limits: &Limits) {
 }
 
 fn check_decode_request(data: &[u8], limits: &Limits) {
+    // The TCP path's decoder (arguments sliced from one copy of the request) agrees, and takes
+    // exactly the request's bytes out of its buffer.
+    let mut buf = bytes::BytesMut::from(data);
+    let from = resp::decode_request_from(&mut buf, limits);
+    assert_eq!(from, resp::decode_request(data, limits));
+    let taken = match &from {
+        Ok(Some((_, used))) => *used,
+        _ => 0,
+    };
+    assert_eq!(&buf[..], &data[taken..]);
+
     let Ok(Some((args, used))) = resp::decode_request(data, limits) else {
         return;
     };

@@ -12,7 +12,7 @@ use std::future::Future;
 use std::io;
 use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use tickdb_core::node::{ConnId, ConnKind, Input};
 use tickdb_core::resp::{self, Limits};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -188,9 +188,8 @@ async fn read_loop<R: AsyncRead + Unpin>(
             Some(Ok(_)) => {}
         }
         loop {
-            match resp::decode_request(&buf, &config.limits) {
+            match resp::decode_request_from(&mut buf, &config.limits) {
                 Ok(Some((args, used))) => {
-                    buf.advance(used);
                     if args.is_empty() {
                         continue;
                     }

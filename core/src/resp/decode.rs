@@ -26,7 +26,7 @@
 //! complete; [`decode`] (used by clients, not on the server's hot path) rebuilds a partial
 //! value on every call.
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes, BytesMut};
 
 use super::Frame;
 
@@ -246,6 +246,47 @@ pub fn decode_request(
     }
 }
 
+/// [`decode_request`] that takes the request's bytes out of `buf` and hands out its arguments
+/// as slices of one copy of them: one allocation per request, not one per argument (a
+/// `TS.MADD` of 100 samples has 301). The copy is the request's own size, so an argument kept
+/// long (a subscribed channel, say) holds on to no more than its request, never to the read
+/// buffer. Returns `Ok(None)`, leaving `buf` as it was, when no complete request is there yet;
+/// otherwise the arguments and the number of bytes the request took.
+pub fn decode_request_from(
+    buf: &mut BytesMut,
+    limits: &Limits,
+) -> Result<Option<(Vec<Bytes>, usize)>, ProtocolError> {
+    match buf.first() {
+        None => Ok(None),
+        Some(b'*') => {
+            let base = buf.as_ptr() as usize;
+            let mut reader = Reader {
+                buf: &buf[..],
+                pos: 0,
+                limits,
+            };
+            let step = reader.request_with(|arg| {
+                let start = arg.as_ptr() as usize - base;
+                start..start + arg.len()
+            });
+            let Some((ranges, used)) = finish(step, reader.pos, buf)? else {
+                return Ok(None);
+            };
+            let request = Bytes::copy_from_slice(&buf[..used]);
+            buf.advance(used);
+            let args = ranges.into_iter().map(|r| request.slice(r)).collect();
+            Ok(Some((args, used)))
+        }
+        Some(_) => {
+            let Some((args, used)) = inline_request(buf, limits)? else {
+                return Ok(None);
+            };
+            buf.advance(used);
+            Ok(Some((args, used)))
+        }
+    }
+}
+
 /// A cursor over the buffered bytes. Every method either advances `pos` past what it read and
 /// returns it, or stops; after a stop `pos` is meaningless.
 struct Reader<'a> {
@@ -373,6 +414,11 @@ impl<'a> Reader<'a> {
 
     /// Reads a request array: `*` has been seen at `pos`.
     fn request(&mut self) -> Step<Vec<Bytes>> {
+        self.request_with(Bytes::copy_from_slice)
+    }
+
+    /// A request's arguments, each made by `arg` from its bytes in the buffer.
+    fn request_with<T>(&mut self, mut arg: impl FnMut(&'a [u8]) -> T) -> Step<Vec<T>> {
         // Not `count`: Redis has no streamed requests, so `*?` is just an invalid length.
         let line = self.count_line(ProtocolError::TooBigMultibulkCount)?;
         let n = string2ll(line.digits)
@@ -394,7 +440,7 @@ impl<'a> Reader<'a> {
         }
         let buffered = self.buf.len() - self.pos;
         let mut args = Vec::with_capacity(n.min(buffered / MIN_BULK_ENCODED_LEN));
-        self.request_args(n, |arg| args.push(Bytes::copy_from_slice(arg)))?;
+        self.request_args(n, |a| args.push(arg(a)))?;
         Ok(args)
     }
 
@@ -753,6 +799,36 @@ mod tests {
         let (args, used) = decode_request(input, &Limits::default()).unwrap().unwrap();
         assert_eq!(used, input.len(), "{input:?}");
         args
+    }
+
+    #[test]
+    fn decoding_from_a_buffer_matches_decoding_a_slice_and_takes_only_the_request() {
+        let inputs: [&[u8]; 8] = [
+            b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n*1\r\n$4\r\nPING\r\n",
+            b"PING a \"b c\"\r\nGET x\r\n",
+            b"*0\r\n*1\r\n$4\r\nPING\r\n",
+            b"*2\r\n$3\r\nGET\r\n$1\r\n",
+            b"*2\r\n$3\r\nGET\r\n",
+            b"*1\r\n:5\r\n",
+            b"*-1\r\n",
+            b"",
+        ];
+        let limits = Limits::default();
+        for input in inputs {
+            let mut buf = BytesMut::from(input);
+            let mut rest: &[u8] = input;
+            loop {
+                let slice = decode_request(rest, &limits);
+                let from = decode_request_from(&mut buf, &limits);
+                assert_eq!(from, slice, "{input:?}");
+                let Ok(Some((_, used))) = slice else {
+                    assert_eq!(&buf[..], rest, "untouched without a request: {input:?}");
+                    break;
+                };
+                rest = &rest[used..];
+                assert_eq!(&buf[..], rest, "exactly the request was taken: {input:?}");
+            }
+        }
     }
 
     fn request_err(input: &[u8]) -> String {

@@ -9,7 +9,7 @@ mod decode;
 mod encode;
 mod frame;
 
-pub use decode::{Limits, ProtocolError, decode, decode_request};
+pub use decode::{Limits, ProtocolError, decode, decode_request, decode_request_from};
 pub use encode::{encode, encode_request};
 pub use frame::{Frame, Protocol};
 
