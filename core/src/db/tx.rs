@@ -275,7 +275,7 @@ impl Changes {
             let hidden = self.deleted_at(space, k).is_some_and(|r| r > p.seq);
             (k.clone(), if hidden { None } else { p.value.clone() })
         };
-        let pending: Box<dyn Iterator<Item = (Vec<u8>, Option<Vec<u8>>)> + 't> = if reverse {
+        let pending: PendingIter<'t> = if reverse {
             Box::new(range.rev().map(owned))
         } else {
             Box::new(range.map(owned))
@@ -426,6 +426,9 @@ impl<S: StoreRead> StoreRead for Tx<'_, S> {
         Tx::scan(self, space, start, end, reverse)
     }
 }
+
+/// Pending changes in scan order: key and value (`None`: deleted or hidden by a range).
+type PendingIter<'t> = Box<dyn Iterator<Item = (Vec<u8>, Option<Vec<u8>>)> + 't>;
 
 /// Merges a store scan with pending changes; pending wins on equal keys.
 struct Merge<'t, P: Iterator<Item = (Vec<u8>, Option<Vec<u8>>)>> {
