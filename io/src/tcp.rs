@@ -314,7 +314,7 @@ mod tests {
                 .unwrap();
             assert!(n > 0, "server closed early");
             while let Some((frame, used)) = resp::decode(&buf, &Limits::default()).unwrap() {
-                buf.advance(used);
+                bytes::Buf::advance(&mut buf, used);
                 frames.push(frame);
             }
         }
