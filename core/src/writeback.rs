@@ -31,6 +31,10 @@ pub struct CheckpointPolicy {
     pub entries: u64,
     /// Once the changes held take about this many bytes.
     pub bytes: usize,
+    /// Once the entries applied since the checkpoint hold this many bytes of commands: what
+    /// a restart replays, and the log that cannot be compacted meanwhile. A few large entries
+    /// (a `TS.MADD` of 10,000 samples is ~300 KB) reach it long before `entries`.
+    pub log_bytes: u64,
 }
 
 impl Default for CheckpointPolicy {
@@ -38,6 +42,7 @@ impl Default for CheckpointPolicy {
         Self {
             entries: 4_096,
             bytes: 32 << 20,
+            log_bytes: 16 << 20,
         }
     }
 }
@@ -60,8 +65,9 @@ pub struct WriteBack<S> {
     applied: Option<LogIndex>,
     /// The store's applied index (the last checkpoint's).
     stored: LogIndex,
-    /// Entries applied since the last checkpoint.
+    /// Entries applied since the last checkpoint, and the bytes of their commands.
     entries: u64,
+    entry_bytes: u64,
     policy: CheckpointPolicy,
     checkpoints: u64,
 }
@@ -75,6 +81,7 @@ impl<S: Store> WriteBack<S> {
             applied: None,
             stored,
             entries: 0,
+            entry_bytes: 0,
             policy,
             checkpoints: 0,
         })
@@ -115,8 +122,9 @@ impl<S: Store> WriteBack<S> {
     }
 
     /// Holds the changes of the entries up to `applied`, applied in order on the state at
-    /// [`WriteBack::applied`]; `entries` is how many entries they are.
-    pub fn defer(&mut self, changes: Changes, applied: LogIndex, entries: u64) {
+    /// [`WriteBack::applied`]; `entries` is how many entries they are, `entry_bytes` the bytes
+    /// of their commands.
+    pub fn defer(&mut self, changes: Changes, applied: LogIndex, entries: u64, entry_bytes: u64) {
         assert!(
             applied >= self.applied(),
             "the applied index goes backwards: {} after {}",
@@ -126,12 +134,14 @@ impl<S: Store> WriteBack<S> {
         self.changes.append(changes);
         self.applied = Some(applied);
         self.entries += entries;
+        self.entry_bytes += entry_bytes;
     }
 
     /// Whether what is held has grown past the policy.
     pub fn checkpoint_due(&self) -> bool {
         self.applied.is_some()
             && (self.entries >= self.policy.entries
+                || self.entry_bytes >= self.policy.log_bytes
                 || self.changes.bytes() >= self.policy.bytes
                 || self.changes.range_count() >= RANGES_MAX)
     }
@@ -148,6 +158,7 @@ impl<S: Store> WriteBack<S> {
         self.applied = None;
         self.stored = applied;
         self.entries = 0;
+        self.entry_bytes = 0;
         self.checkpoints += 1;
         Ok(())
     }
@@ -197,6 +208,7 @@ impl<S: Store> Store for WriteBack<S> {
             self.applied = None;
             self.stored = stored;
             self.entries = 0;
+            self.entry_bytes = 0;
         }
         Ok(())
     }
@@ -243,15 +255,15 @@ mod tests {
     #[test]
     fn reads_see_what_is_held_and_a_crash_keeps_the_checkpoint() {
         let mut wb = WriteBack::new(MemStore::new(), CheckpointPolicy::default()).unwrap();
-        wb.defer(put("a", "1"), LogIndex(1), 1);
-        wb.defer(put("b", "2"), LogIndex(2), 1);
+        wb.defer(put("a", "1"), LogIndex(1), 1, 0);
+        wb.defer(put("b", "2"), LogIndex(2), 1, 0);
         assert_eq!(wb.get(Space::Keys, b"a").unwrap(), Some(b"1".to_vec()));
         assert_eq!(keys(&wb), [kv("a", "1"), kv("b", "2")]);
         assert_eq!(raft::applied_index(&wb).unwrap(), LogIndex(0), "not stored");
         assert_eq!(wb.applied(), LogIndex(2));
         wb.checkpoint().unwrap();
         wb.sync().unwrap();
-        wb.defer(put("a", "3"), LogIndex(3), 1);
+        wb.defer(put("a", "3"), LogIndex(3), 1, 0);
         assert_eq!(keys(&wb), [kv("a", "3"), kv("b", "2")]);
         let mut store = wb.into_inner();
         store.crash();
@@ -262,7 +274,7 @@ mod tests {
     #[test]
     fn a_snapshot_install_discards_what_is_held() {
         let mut wb = WriteBack::new(MemStore::new(), CheckpointPolicy::default()).unwrap();
-        wb.defer(put("a", "1"), LogIndex(1), 1);
+        wb.defer(put("a", "1"), LogIndex(1), 1, 0);
         let mut install = WriteBatch::new();
         install.delete_range(Space::Keys, Vec::new(), vec![0xff]);
         install.put(Space::Keys, b"z".to_vec(), b"9".to_vec());
@@ -278,16 +290,20 @@ mod tests {
         let policy = CheckpointPolicy {
             entries: 3,
             bytes: 100,
+            log_bytes: 1_000,
         };
         let mut wb = WriteBack::new(MemStore::new(), policy).unwrap();
         assert!(!wb.checkpoint_due());
-        wb.defer(put("a", "1"), LogIndex(1), 2);
+        wb.defer(put("a", "1"), LogIndex(1), 2, 10);
         assert!(!wb.checkpoint_due());
-        wb.defer(put("b", "1"), LogIndex(2), 1);
-        assert!(wb.checkpoint_due());
+        wb.defer(put("b", "1"), LogIndex(2), 1, 10);
+        assert!(wb.checkpoint_due(), "by entries");
         wb.checkpoint().unwrap();
         assert!(!wb.checkpoint_due());
-        wb.defer(put("c", &"x".repeat(100)), LogIndex(3), 1);
-        assert!(wb.checkpoint_due());
+        wb.defer(put("c", &"x".repeat(100)), LogIndex(3), 1, 10);
+        assert!(wb.checkpoint_due(), "by bytes held");
+        wb.checkpoint().unwrap();
+        wb.defer(put("d", "1"), LogIndex(4), 1, 1_000);
+        assert!(wb.checkpoint_due(), "by bytes of commands applied");
     }
 }

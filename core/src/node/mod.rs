@@ -732,10 +732,15 @@ impl<S: Store> Node<S> {
         }
     }
 
-    /// Writes a checkpoint of everything applied and makes it durable (for a clean shutdown:
-    /// the next start replays no log).
+    /// Writes a checkpoint of everything applied, makes it durable and compacts the log
+    /// behind it (for a clean shutdown: the next start replays no log, and the directory holds
+    /// the state, not also the log of it).
     pub fn sync(&mut self) -> Result<(), StoreError> {
         self.store.checkpoint()?;
+        self.store.sync()?;
+        // Everything applied is in the synced state now: the log behind it can go (losing
+        // this write in a crash leaves the log, still valid).
+        self.raft.compact_to_durable(&mut self.store)?;
         self.store.sync()
     }
 
@@ -1739,15 +1744,17 @@ fn apply_entries<S: Store>(
     );
     let mut tx = Tx::new(&*store);
     let mut all = Vec::with_capacity(entries.len());
+    let mut bytes = 0;
     for entry in entries {
         let EntryKind::Normal(data) = &entry.kind else {
             all.push(None);
             continue;
         };
+        bytes += data.len() as u64;
         all.push(Some(txn::apply_entry(db, &mut tx, data, entry.index)?));
     }
     let changes = tx.into_changes();
-    store.defer(changes, last.index, entries.len() as u64);
+    store.defer(changes, last.index, entries.len() as u64, bytes);
     if store.checkpoint_due() {
         store.checkpoint()?;
     }
