@@ -528,6 +528,24 @@ impl Raft {
         if !by_count && !by_bytes {
             return Ok(());
         }
+        self.compact_to(store, target)
+    }
+
+    /// Compacts the log up to the applied index the store holds, whatever the thresholds:
+    /// the caller has just synced it (a clean stop, so the directory it leaves holds the
+    /// state, not also the log of it).
+    pub fn compact_to_durable(&mut self, store: &mut impl Store) -> R {
+        let stored = storage::applied_index(store)?;
+        self.durable_applied = self.durable_applied.max(stored);
+        let target = self.durable_applied.min(self.applied);
+        if target <= self.base.index {
+            return Ok(());
+        }
+        self.compact_to(store, target)
+    }
+
+    /// Drops the log entries up to `target` (applied and durable in the state).
+    fn compact_to(&mut self, store: &mut impl Store, target: LogIndex) -> R {
         self.bytes_since_compaction = 0;
         let term = self
             .term_at(store, target)?
