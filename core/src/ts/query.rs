@@ -642,10 +642,19 @@ fn int(n: u64) -> Frame {
     Frame::Integer(i64::try_from(n).unwrap_or(i64::MAX))
 }
 
-/// Bytes the series occupies: its record, its sealed chunks, and its head samples as stored
-/// (17-byte key and 8-byte value each).
+/// Raw bytes of one sample as the head stores it: a 17-byte key and an 8-byte value.
+const RAW_SAMPLE_BYTES: u64 = 25;
+
+/// Bytes the series occupies: its record, its sealed chunks, and its head samples as stored.
+/// A series created `ENCODING UNCOMPRESSED` reports every sample at its raw size: storage
+/// compresses sealed chunks anyway, and what the client asked for is the uncompressed cost
+/// (RedisTimeSeries reports an uncompressed series as larger than a compressed one).
 pub fn memory_usage(meta: &SeriesMeta) -> u64 {
-    meta.encode().len() as u64 + meta.chunk_bytes + meta.head_samples * 25
+    let record = meta.encode().len() as u64;
+    if meta.uncompressed {
+        return record + meta.total_samples * RAW_SAMPLE_BYTES;
+    }
+    record + meta.chunk_bytes + meta.head_samples * RAW_SAMPLE_BYTES
 }
 
 fn info(r: &impl StoreRead, meta: &SeriesMeta, p: Protocol) -> Result<Frame, TsError> {
