@@ -286,10 +286,10 @@ fn info_and_command_introspection() {
     };
     let text = String::from_utf8(text.to_vec()).unwrap();
     for needle in [
-        "redis_version:7.2.0",
+        "redis_version:8.10.0",
         "arch_bits:64",
         "\r\nos:",
-        "# Modules\r\nmodule:name=timeseries,ver=11000,api=1,filters=0,usedby=[],using=[],options=[]\r\n",
+        "# Modules\r\nmodule:name=timeseries,ver=81000,api=1,filters=0,usedby=[],using=[],options=[]\r\n",
         "connected_clients:1",
         "total_commands_processed:2",
         "rdb_bgsave_in_progress:0",
