@@ -291,6 +291,23 @@ impl<S: Store> Node<S> {
         }
     }
 
+    /// Every waiter is a client connection that is marked blocked (so nothing behind it runs).
+    pub(super) fn check_blocked(&self) {
+        self.blocked.check_invariants();
+        for conn in self.blocked.waiting.keys() {
+            let c = self.conns.get(conn);
+            assert!(c.is_some(), "a waiter without a connection");
+            assert!(
+                c.is_some_and(|c| c.blocked),
+                "a waiter whose connection is not blocked"
+            );
+            assert!(
+                c.is_some_and(|c| c.remote.is_none()),
+                "a leader's internal connection waits"
+            );
+        }
+    }
+
     /// A blocked client went away: its wait ends without a reply.
     pub(super) fn drop_blocked(&mut self, conn: ConnId) {
         self.blocked.remove(conn);

@@ -693,7 +693,7 @@ impl<S: Store> Node<S> {
                 "a waiter at an applied index {index}"
             );
         }
-        self.blocked.check_invariants();
+        self.check_blocked();
         if self.failed.is_some() {
             return;
         }
