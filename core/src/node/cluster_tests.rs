@@ -1088,3 +1088,39 @@ fn blocked_ts_reads_time_out_or_fail_cleanly_when_the_cluster_splits() {
     assert_eq!(net.reply(leader, 2, 1_000), Frame::simple("PONG"));
     assert_eq!(net.node(leader).blocked.len(), 0);
 }
+
+/// A follower that catches up from a snapshot (it was cut off while the leader compacted its
+/// log) wakes the client blocked on it (an install moves the applied index, and the waiters
+/// are checked after it as after an apply).
+#[test]
+fn a_blocked_ts_read_on_a_follower_wakes_when_a_snapshot_installs() {
+    let mut net = Net::compacting(3);
+    let leader = net.wait_leader();
+    let f = (leader + 1) % 3;
+    net.connect(leader, 9);
+    assert_eq!(net.call(leader, 9, "TS.ADD s 100 1"), Frame::Integer(100));
+    net.advance(200);
+    net.connect(f, 1);
+    net.send(f, 1, "TS.READ s 101 BLOCK 0 3");
+    net.settle();
+    net.isolate(f);
+    for ts in 101..=140 {
+        let reply = net.call(leader, 9, &format!("TS.ADD s {ts} 1"));
+        assert_eq!(reply, Frame::Integer(ts));
+    }
+    assert!(net.silent(f, 1), "cut off, the follower has nothing new");
+    let before = net.node(f).snapshots_installed();
+    net.cut.clear();
+    let Frame::Array(rows) = net.reply(f, 1, 5_000) else {
+        panic!("not an array")
+    };
+    assert_eq!(
+        rows.len(),
+        40,
+        "every sample from the cursor on, from the snapshot"
+    );
+    assert!(
+        net.node(f).snapshots_installed() > before,
+        "caught up by a snapshot"
+    );
+}
