@@ -1009,9 +1009,8 @@ impl Net {
     }
 }
 
-/// Three nodes, series `s` holding one sample (100, 1) everywhere, and the leader's index.
-fn net_with_a_sample() -> (Net, usize) {
-    let mut net = Net::new(3);
+/// `net` once series `s` holds one sample (100, 1) everywhere, and the leader's index.
+fn with_a_sample(mut net: Net) -> (Net, usize) {
     let leader = net.wait_leader();
     net.connect(leader, 9);
     assert_eq!(net.call(leader, 9, "TS.ADD s 100 1"), Frame::Integer(100));
@@ -1031,7 +1030,7 @@ fn one_sample(ts: i64, v: &'static str) -> Frame {
 /// applies there, whichever node took the write; the request behind it is answered after it.
 #[test]
 fn blocked_ts_reads_wake_on_every_node_when_a_write_applies_there() {
-    let (mut net, leader) = net_with_a_sample();
+    let (mut net, leader) = with_a_sample(Net::new(3));
     let (f1, f2) = ((leader + 1) % 3, (leader + 2) % 3);
     net.connect(leader, 1);
     net.connect(f1, 2);
@@ -1074,7 +1073,7 @@ fn blocked_ts_reads_wake_on_every_node_when_a_write_applies_there() {
 /// read with TRYAGAIN instead of holding the connection.
 #[test]
 fn blocked_ts_reads_time_out_or_fail_cleanly_when_the_cluster_splits() {
-    let (mut net, leader) = net_with_a_sample();
+    let (mut net, leader) = with_a_sample(Net::new(3));
     let f = (leader + 1) % 3;
     net.connect(f, 1);
     net.connect(leader, 2);
@@ -1094,12 +1093,8 @@ fn blocked_ts_reads_time_out_or_fail_cleanly_when_the_cluster_splits() {
 /// are checked after it as after an apply).
 #[test]
 fn a_blocked_ts_read_on_a_follower_wakes_when_a_snapshot_installs() {
-    let mut net = Net::compacting(3);
-    let leader = net.wait_leader();
+    let (mut net, leader) = with_a_sample(Net::compacting(3));
     let f = (leader + 1) % 3;
-    net.connect(leader, 9);
-    assert_eq!(net.call(leader, 9, "TS.ADD s 100 1"), Frame::Integer(100));
-    net.advance(200);
     net.connect(f, 1);
     net.send(f, 1, "TS.READ s 101 BLOCK 0 3");
     net.settle();
