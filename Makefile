@@ -5,7 +5,7 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/tickdb-target
 CARGO ?= cargo
 
-.PHONY: deps build run test lint fmt clippy check-core fuzz-smoke bench bench-cluster sim nemesis
+.PHONY: deps build run test lint fmt clippy check-core fuzz-smoke bench bench-cluster sim nemesis redis-py-suite
 
 deps:
 	@bash scripts/install-deps.sh
@@ -28,6 +28,11 @@ SEED ?=
 nemesis: build
 	TICKDB_NEMESIS_SECONDS=$(SECONDS) TICKDB_NEMESIS_SEED=$(SEED) \
 		$(CARGO) test --release -p tickdb-tests --test nemesis -- --nocapture
+
+# redis-py's own time-series tests (release 8.1.0, from its PyPI sdist, unpatched) against a
+# fresh node, RESP2 and RESP3; needs python3 with venv and PyPI. See tests/redis_py_suite.sh.
+redis-py-suite: build
+	@bash tests/redis_py_suite.sh
 
 fmt:
 	$(CARGO) fmt --all -- --check

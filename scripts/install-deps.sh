@@ -10,6 +10,7 @@ apt_packages=(
   redis-server          # the peer in benchmarks
   libzmq3-dev           # libzmq: the reference ZeroMQ peer in interoperability tests
   iproute2 nftables     # the fault suite: network namespaces, veths, a bridge, packet filters
+  python3-venv          # the redis-py suite's virtualenv (tests/redis_py_suite.sh)
 )
 python_packages=(redis pyzmq)
 

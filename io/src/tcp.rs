@@ -10,6 +10,8 @@
 
 use std::future::Future;
 use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -147,13 +149,36 @@ async fn connection<R, W>(
     }
     tracing::debug!(conn = conn.0, %peer, "client connected");
     let (closed_tx, closed_rx) = oneshot::channel();
-    let writer = tokio::spawn(write_loop(wr, rx, node.clone(), closed_tx));
-    read_loop(rd, conn, &node, &config, closed_rx, shutdown).await;
+    let owed = Arc::new(Owed::default());
+    let writer = tokio::spawn(write_loop(wr, rx, node.clone(), closed_tx, owed.clone()));
+    read_loop(rd, conn, &node, &config, closed_rx, shutdown, &owed).await;
     let _ = node
         .send(DriverMsg::Input(Input::Disconnect { conn }))
         .await;
     let _ = writer.await;
     tracing::debug!(conn = conn.0, "client disconnected");
+}
+
+/// Requests a connection sent the node minus replies written back: a client still owed a reply
+/// (one blocked in `TS.READ ... BLOCK`) is not idle, as Redis exempts blocked clients from its
+/// `timeout`. Pushes that answer no request saturate it at 0.
+#[derive(Debug, Default)]
+struct Owed(AtomicU64);
+
+impl Owed {
+    fn request(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn reply(&self) {
+        let _ = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+    }
+
+    fn any(&self) -> bool {
+        self.0.load(Ordering::Relaxed) > 0
+    }
 }
 
 async fn read_loop<R: AsyncRead + Unpin>(
@@ -163,6 +188,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     config: &TcpConfig,
     mut closed: oneshot::Receiver<()>,
     mut shutdown: watch::Receiver<bool>,
+    owed: &Owed,
 ) {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     loop {
@@ -180,6 +206,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
             n = read => n,
         };
         match n {
+            None if owed.any() => continue,
             None => {
                 tracing::debug!(conn = conn.0, "closing idle client");
                 return;
@@ -200,6 +227,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
                         wire_bytes: used as u64,
                         unix,
                     };
+                    owed.request();
                     if node.send(DriverMsg::Input(input)).await.is_err() {
                         return;
                     }
@@ -239,6 +267,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     mut rx: mpsc::Receiver<ConnOut>,
     node: NodeHandle,
     closed: oneshot::Sender<()>,
+    owed: Arc<Owed>,
 ) {
     let mut buf = Vec::with_capacity(WRITE_CHUNK);
     let mut close = false;
@@ -246,7 +275,10 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         let mut next = Some(first);
         while let Some(msg) = next.take() {
             match msg {
-                ConnOut::Reply(frame, protocol) => resp::encode(&frame, protocol, &mut buf),
+                ConnOut::Reply(frame, protocol) => {
+                    resp::encode(&frame, protocol, &mut buf);
+                    owed.reply();
+                }
                 ConnOut::Close => {
                     close = true;
                     break;
@@ -281,49 +313,120 @@ mod tests {
     use super::*;
     use crate::driver::{channel, run_node};
 
-    /// `serve` (the generic accept loop on a tokio listener) still runs as a spawned, `Send`
-    /// task and answers a pipelined SET/GET in order.
-    #[tokio::test]
-    async fn serve_answers_pipelined_requests() {
+    /// A node serving on a tokio listener, and what stops it.
+    struct Server {
+        addr: std::net::SocketAddr,
+        stop: watch::Sender<bool>,
+        server: tokio::task::JoinHandle<()>,
+        done: mpsc::Receiver<()>,
+        node: tokio::task::JoinHandle<Node<MemStore>>,
+    }
+
+    async fn start(config: TcpConfig) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (handle, rx) = channel();
         let node = Node::new(NodeConfig::default(), MemStore::new(), handle.now()).unwrap();
         let (stop, stop_rx) = watch::channel(false);
-        let node_task = tokio::spawn(run_node(node, handle.clone(), rx, stop_rx.clone()));
-        let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
-        let server = tokio::spawn(serve(
-            listener,
-            handle,
-            TcpConfig::default(),
-            stop_rx,
-            done_tx,
-        ));
+        let node = tokio::spawn(run_node(node, handle.clone(), rx, stop_rx.clone()));
+        let (done_tx, done) = mpsc::channel::<()>(1);
+        let server = tokio::spawn(serve(listener, handle, config, stop_rx, done_tx));
+        Server {
+            addr,
+            stop,
+            server,
+            done,
+            node,
+        }
+    }
 
-        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let mut out = Vec::new();
-        encode_request(&[b"SET", b"k", b"v"], &mut out);
-        encode_request(&[b"GET", b"k"], &mut out);
-        stream.write_all(&out).await.unwrap();
+    impl Server {
+        async fn shut(mut self) {
+            self.stop.send(true).unwrap();
+            self.server.await.unwrap();
+            assert!(
+                self.done.recv().await.is_none(),
+                "every connection finished"
+            );
+            self.node.await.unwrap();
+        }
+    }
+
+    /// Reads `n` frames (or fewer if the server closes: `None` marks the close).
+    async fn frames(stream: &mut tokio::net::TcpStream, n: usize) -> Vec<Option<Frame>> {
         let mut buf = BytesMut::new();
         let mut frames = Vec::new();
-        while frames.len() < 2 {
-            let n = tokio::time::timeout(Duration::from_secs(10), stream.read_buf(&mut buf))
+        while frames.len() < n {
+            let got = tokio::time::timeout(Duration::from_secs(10), stream.read_buf(&mut buf))
                 .await
                 .expect("replies in time")
                 .unwrap();
-            assert!(n > 0, "server closed early");
+            if got == 0 {
+                frames.push(None);
+                break;
+            }
             while let Some((frame, used)) = resp::decode(&buf, &Limits::default()).unwrap() {
                 bytes::Buf::advance(&mut buf, used);
-                frames.push(frame);
+                frames.push(Some(frame));
             }
         }
-        assert_eq!(frames, vec![Frame::ok(), Frame::bulk("v")]);
+        frames
+    }
 
+    async fn send(stream: &mut tokio::net::TcpStream, requests: &[&[&[u8]]]) {
+        let mut out = Vec::new();
+        for r in requests {
+            encode_request(r, &mut out);
+        }
+        stream.write_all(&out).await.unwrap();
+    }
+
+    /// `serve` (the generic accept loop on a tokio listener) still runs as a spawned, `Send`
+    /// task and answers a pipelined SET/GET in order.
+    #[tokio::test]
+    async fn serve_answers_pipelined_requests() {
+        let server = start(TcpConfig::default()).await;
+        let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        send(&mut stream, &[&[b"SET", b"k", b"v"], &[b"GET", b"k"]]).await;
+        assert_eq!(
+            frames(&mut stream, 2).await,
+            vec![Some(Frame::ok()), Some(Frame::bulk("v"))]
+        );
         drop(stream);
-        stop.send(true).unwrap();
-        server.await.unwrap();
-        assert!(done_rx.recv().await.is_none(), "every connection finished");
-        node_task.await.unwrap();
+        server.shut().await;
+    }
+
+    /// The idle timeout closes a silent client, but not one still owed a reply (blocked in
+    /// `TS.READ ... BLOCK`), which is answered when the sample lands.
+    #[tokio::test]
+    async fn a_blocked_client_is_not_idle() {
+        let config = TcpConfig {
+            idle_timeout: Some(Duration::from_millis(200)),
+            ..TcpConfig::default()
+        };
+        let server = start(config).await;
+        let connect = || tokio::net::TcpStream::connect(server.addr);
+        let (mut blocked, mut silent) = (connect().await.unwrap(), connect().await.unwrap());
+        send(
+            &mut blocked,
+            &[&[b"TS.READ", b"s", b"0", b"BLOCK", b"0", b"1"]],
+        )
+        .await;
+        assert_eq!(
+            frames(&mut silent, 1).await,
+            vec![None],
+            "an idle client is closed"
+        );
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let mut writer = connect().await.unwrap();
+        send(&mut writer, &[&[b"TS.ADD", b"s", b"7", b"1"]]).await;
+        assert_eq!(frames(&mut writer, 1).await, vec![Some(Frame::Integer(7))]);
+        let sample = Frame::Array(vec![Frame::Array(vec![
+            Frame::Integer(7),
+            Frame::simple("1"),
+        ])]);
+        assert_eq!(frames(&mut blocked, 1).await, vec![Some(sample)]);
+        drop((blocked, writer));
+        server.shut().await;
     }
 }

@@ -44,7 +44,8 @@ pub(crate) struct Flags {
     /// [default: 10000].
     #[arg(long)]
     pub(crate) max_connections: Option<u64>,
-    /// Seconds a client may stay silent before it is disconnected; 0 never [default: 300].
+    /// Seconds a client may stay silent, owed no reply, before it is disconnected (a client
+    /// blocked in TS.READ ... BLOCK is not idle); 0 never [default: 300].
     #[arg(long, value_name = "SECONDS")]
     pub(crate) idle_timeout: Option<u64>,
     /// Password clients must give with AUTH or HELLO AUTH (user "default").

@@ -228,11 +228,11 @@ fn connect_time_replies_have_redis_types() {
     );
     let hello = text(&call("HELLO 2"));
     assert!(
-        hello.starts_with("*14\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$5\r\n7.2.0\r\n$5\r\nproto\r\n:2\r\n$2\r\nid\r\n:"),
+        hello.starts_with("*14\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$6\r\n8.10.0\r\n$5\r\nproto\r\n:2\r\n$2\r\nid\r\n:"),
         "{hello:?}"
     );
     assert!(
-        hello.ends_with("$7\r\nmodules\r\n*1\r\n*8\r\n$4\r\nname\r\n$10\r\ntimeseries\r\n$3\r\nver\r\n:11000\r\n$4\r\npath\r\n$7\r\nbuiltin\r\n$4\r\nargs\r\n*0\r\n"),
+        hello.ends_with("$7\r\nmodules\r\n*1\r\n*8\r\n$4\r\nname\r\n$10\r\ntimeseries\r\n$3\r\nver\r\n:81000\r\n$4\r\npath\r\n$7\r\nbuiltin\r\n$4\r\nargs\r\n*0\r\n"),
         "{hello:?}"
     );
     assert_eq!(
@@ -241,7 +241,7 @@ fn connect_time_replies_have_redis_types() {
     );
     let info = text(&call("INFO server"));
     assert!(
-        info.starts_with('$') && info.contains("\r\n# Server\r\nredis_version:7.2.0\r\n"),
+        info.starts_with('$') && info.contains("\r\n# Server\r\nredis_version:8.10.0\r\n"),
         "{info:?}"
     );
     assert!(
@@ -250,7 +250,7 @@ fn connect_time_replies_have_redis_types() {
     );
     assert_eq!(
         text(&call("MODULE LIST")),
-        "*1\r\n*8\r\n$4\r\nname\r\n$10\r\ntimeseries\r\n$3\r\nver\r\n:11000\r\n$4\r\npath\r\n$7\r\nbuiltin\r\n$4\r\nargs\r\n*0\r\n"
+        "*1\r\n*8\r\n$4\r\nname\r\n$10\r\ntimeseries\r\n$3\r\nver\r\n:81000\r\n$4\r\npath\r\n$7\r\nbuiltin\r\n$4\r\nargs\r\n*0\r\n"
     );
     // RESP3: maps, sets and verbatim text where Redis sends them.
     let hello = text(&call("HELLO 3"));

@@ -109,6 +109,10 @@ const SYNTAX: &[(&str, &str)] = &[
         "key:key fromTimestamp toTimestamp [LATEST] [FILTER_BY_TS ts...] [FILTER_BY_VALUE min:double max:double] [COUNT count:integer] [[ALIGN align] AGGREGATION aggregator bucketDuration:integer [BUCKETTIMESTAMP bt] [EMPTY]]",
     ),
     (
+        "ts.read",
+        "key:key timestamp [BLOCK milliseconds:integer min_count:integer] [MAX_COUNT max_count:integer]",
+    ),
+    (
         "ts.revrange",
         "key:key fromTimestamp toTimestamp [LATEST] [FILTER_BY_TS ts...] [FILTER_BY_VALUE min:double max:double] [COUNT count:integer] [[ALIGN align] AGGREGATION aggregator bucketDuration:integer [BUCKETTIMESTAMP bt] [EMPTY]]",
     ),

@@ -630,6 +630,15 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Queries a range in forward direction.",
     ),
     spec(
+        "ts.read",
+        -3,
+        &["readonly", "blocking"],
+        ONE_KEY,
+        "timeseries",
+        "8.10.0",
+        "Reads the oldest samples at or after a timestamp; with BLOCK, waits until enough exist.",
+    ),
+    spec(
         "ts.revrange",
         -4,
         R_SLOW,

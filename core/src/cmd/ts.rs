@@ -213,12 +213,108 @@ pub enum TsRead {
         label: Option<Bytes>,
         filter: Option<Vec<Bytes>>,
     },
+    /// `TS.READ key timestamp [BLOCK ms min_count] [MAX_COUNT n]` (Redis 8.10): the oldest
+    /// samples at or after a cursor; with `block` the node waits for `min_count` of them
+    /// (node/blocking.rs).
+    Read(ReadFrom),
     /// `TSDB_GET key from to`.
     SeedGet {
         key: Bytes,
         from: u64,
         to: u64,
     },
+}
+
+/// Where `TS.READ` starts reading: a timestamp or a sentinel the node resolves once, when the
+/// command starts (so the cursor stays put while the client waits).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cursor {
+    /// A literal timestamp (inclusive).
+    At(u64),
+    /// `-`: the earliest sample's timestamp (0 for an empty or missing series).
+    Earliest,
+    /// `+`: the latest sample's timestamp, inclusive (0 for an empty or missing series).
+    Latest,
+    /// `$`: one past the latest sample's timestamp (0 for an empty or missing series).
+    New,
+}
+
+/// `BLOCK milliseconds min_count`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Block {
+    /// 0: wait without a time limit.
+    pub ms: u64,
+    /// Positive: the reply goes out once this many samples qualify.
+    pub min_count: u64,
+}
+
+/// A parsed `TS.READ`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadFrom {
+    pub key: Bytes,
+    pub cursor: Cursor,
+    pub block: Option<Block>,
+    /// Positive, at least `min_count`; `None`: as many as qualify (up to the engine's range
+    /// limit).
+    pub max_count: Option<u64>,
+}
+
+/// Parses `TS.READ key timestamp [BLOCK ms min_count] [MAX_COUNT n]` (arity already checked:
+/// at least key and timestamp). The options come in either order, each once; a keyword short
+/// of its values or a stray token is a wrong-arity error, as redis.io documents.
+fn parse_read(a: &[Bytes]) -> Result<TsRead, CommandError> {
+    let arity = || CommandError::WrongArity("ts.read".into());
+    let cursor = match &a[2][..] {
+        b"-" => Cursor::Earliest,
+        b"+" => Cursor::Latest,
+        b"$" => Cursor::New,
+        t => Cursor::At(
+            int(t)
+                .ok()
+                .and_then(|n| u64::try_from(n).ok())
+                .ok_or_else(|| tsdb("invalid timestamp, must be a nonnegative integer"))?,
+        ),
+    };
+    let positive = |arg: &[u8], what: &str| {
+        int(arg)
+            .ok()
+            .and_then(|n| u64::try_from(n).ok())
+            .filter(|n| *n > 0)
+            .ok_or_else(|| tsdb(&format!("invalid {what}, must be a positive integer")))
+    };
+    let (mut block, mut max_count) = (None, None);
+    let mut pos = 3;
+    while pos < a.len() {
+        if is(&a[pos], "BLOCK") && block.is_none() {
+            let (Some(ms), Some(min)) = (a.get(pos + 1), a.get(pos + 2)) else {
+                return Err(arity());
+            };
+            let ms = int(ms)
+                .ok()
+                .and_then(|n| u64::try_from(n).ok())
+                .ok_or_else(|| tsdb("invalid BLOCK milliseconds, must be a nonnegative integer"))?;
+            let min_count = positive(min, "min_count")?;
+            block = Some(Block { ms, min_count });
+            pos += 3;
+        } else if is(&a[pos], "MAX_COUNT") && max_count.is_none() {
+            let n = a.get(pos + 1).ok_or_else(arity)?;
+            max_count = Some(positive(n, "MAX_COUNT")?);
+            pos += 2;
+        } else {
+            return Err(arity());
+        }
+    }
+    if let (Some(b), Some(m)) = (block, max_count)
+        && b.min_count > m
+    {
+        return Err(tsdb("min_count must not be greater than MAX_COUNT"));
+    }
+    Ok(TsRead::Read(ReadFrom {
+        key: a[1].clone(),
+        cursor,
+        block,
+        max_count,
+    }))
 }
 
 /// Parses a `TS.*`, `TSDB_SET` or `TSDB_GET` request whose name `name` (lower case) has passed
@@ -284,6 +380,7 @@ pub fn parse(name: &str, a: &[Bytes]) -> Result<Command, CommandError> {
         }),
         "ts.mrange" | "ts.mrevrange" => parse_mrange(a, name == "ts.mrevrange").and_then(r),
         "ts.nrange" | "ts.nrevrange" => parse_nrange(a, name == "ts.nrevrange").and_then(r),
+        "ts.read" => parse_read(a).and_then(r),
         "ts.queryindex" => r(TsRead::QueryIndex(filter_exprs(&a[1..])?)),
         "ts.info" => match a.get(2) {
             None => r(TsRead::Info { key: a[1].clone() }),

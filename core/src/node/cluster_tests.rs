@@ -1001,3 +1001,121 @@ fn watch_decides_alike_on_a_follower_that_caught_up_from_a_snapshot() {
         Frame::Array(vec![Frame::Integer(3)])
     );
 }
+
+impl Net {
+    /// Whether (node, conn) has no reply waiting.
+    fn silent(&self, i: usize, conn: u64) -> bool {
+        self.replies.get(&(i, conn)).is_none_or(VecDeque::is_empty)
+    }
+}
+
+/// `net` once series `s` holds one sample (100, 1) everywhere, and the leader's index.
+fn with_a_sample(mut net: Net) -> (Net, usize) {
+    let leader = net.wait_leader();
+    net.connect(leader, 9);
+    assert_eq!(net.call(leader, 9, "TS.ADD s 100 1"), Frame::Integer(100));
+    net.advance(200);
+    (net, leader)
+}
+
+fn one_sample(ts: i64, v: &'static str) -> Frame {
+    Frame::Array(vec![Frame::Array(vec![
+        Frame::Integer(ts),
+        Frame::simple(v),
+    ])])
+}
+
+/// A client blocked in `TS.READ ... BLOCK` on the leader (through ReadIndex), on a follower
+/// after READONLY and on a follower without it waits on its own node and wakes when the write
+/// applies there, whichever node took the write; the request behind it is answered after it.
+#[test]
+fn blocked_ts_reads_wake_on_every_node_when_a_write_applies_there() {
+    let (mut net, leader) = with_a_sample(Net::new(3));
+    let (f1, f2) = ((leader + 1) % 3, (leader + 2) % 3);
+    net.connect(leader, 1);
+    net.connect(f1, 2);
+    net.connect(f2, 3);
+    assert_eq!(net.call(f1, 2, "READONLY"), Frame::ok());
+    for (node, conn) in [(leader, 1), (f1, 2), (f2, 3)] {
+        net.send(node, conn, "TS.READ s $ BLOCK 0 1");
+        net.send(node, conn, "PING");
+    }
+    net.advance(3_000);
+    for (node, conn) in [(leader, 1), (f1, 2), (f2, 3)] {
+        assert!(
+            net.silent(node, conn),
+            "node {node} answered before any sample"
+        );
+    }
+    let total: usize = (0..3).map(|i| net.node(i).blocked.len()).sum();
+    assert_eq!(total, 3);
+    // The write goes through a follower (forwarded to the leader).
+    net.connect(f2, 8);
+    assert_eq!(net.call(f2, 8, "TS.ADD s 200 2"), Frame::Integer(200));
+    for (node, conn) in [(leader, 1), (f1, 2), (f2, 3)] {
+        assert_eq!(
+            net.reply(node, conn, 1_000),
+            one_sample(200, "2"),
+            "node {node}"
+        );
+        assert_eq!(
+            net.reply(node, conn, 1_000),
+            Frame::simple("PONG"),
+            "node {node}"
+        );
+    }
+    let total: usize = (0..3).map(|i| net.node(i).blocked.len()).sum();
+    assert_eq!(total, 0);
+}
+
+/// A follower's blocked read times out on its own clock with what it has applied, even with
+/// the leader unreachable; and a leader that cannot confirm its leadership answers the blocked
+/// read with TRYAGAIN instead of holding the connection.
+#[test]
+fn blocked_ts_reads_time_out_or_fail_cleanly_when_the_cluster_splits() {
+    let (mut net, leader) = with_a_sample(Net::new(3));
+    let f = (leader + 1) % 3;
+    net.connect(f, 1);
+    net.connect(leader, 2);
+    net.isolate(leader);
+    net.send(f, 1, "TS.READ s 0 BLOCK 500 5");
+    net.send(leader, 2, "TS.READ s 0 BLOCK 500 5");
+    net.send(leader, 2, "PING");
+    assert_eq!(net.reply(f, 1, 1_000), one_sample(100, "1"));
+    let failed = net.reply(leader, 2, 10_000);
+    assert!(text(&failed).starts_with("TRYAGAIN"), "{failed:?}");
+    assert_eq!(net.reply(leader, 2, 1_000), Frame::simple("PONG"));
+    assert_eq!(net.node(leader).blocked.len(), 0);
+}
+
+/// A follower that catches up from a snapshot (it was cut off while the leader compacted its
+/// log) wakes the client blocked on it (an install moves the applied index, and the waiters
+/// are checked after it as after an apply).
+#[test]
+fn a_blocked_ts_read_on_a_follower_wakes_when_a_snapshot_installs() {
+    let (mut net, leader) = with_a_sample(Net::compacting(3));
+    let f = (leader + 1) % 3;
+    net.connect(f, 1);
+    net.send(f, 1, "TS.READ s 101 BLOCK 0 3");
+    net.settle();
+    net.isolate(f);
+    for ts in 101..=140 {
+        let reply = net.call(leader, 9, &format!("TS.ADD s {ts} 1"));
+        assert_eq!(reply, Frame::Integer(ts));
+    }
+    assert!(net.silent(f, 1), "cut off, the follower has nothing new");
+    let before = net.node(f).snapshots_installed();
+    net.cut.clear();
+    let Frame::Array(rows) = net.reply(f, 1, 5_000) else {
+        panic!("not an array")
+    };
+    assert_eq!(
+        rows.len(),
+        40,
+        "every sample from the cursor on, from the snapshot"
+    );
+    assert!(
+        net.node(f).snapshots_installed() > before,
+        "caught up by a snapshot"
+    );
+}

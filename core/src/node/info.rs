@@ -108,6 +108,7 @@ impl<S: Store> Node<S> {
             "clients" => {
                 line("connected_clients", &self.client_count());
                 line("maxclients", &self.config.max_clients);
+                line("blocked_clients", &self.blocked.len());
                 let blocked = self.conns.values().filter(|c| c.writes > 0).count();
                 line("clients_waiting_on_writes", &blocked);
                 let batch: usize = self.conns.values().map(|c| c.batch.len()).sum();

@@ -14,6 +14,7 @@
 //! into the log at once (the log orders them); any other request behind a pending write waits
 //! until that write has applied, so a pipelined `SET k v` / `GET k` reads its own write.
 
+mod blocking;
 mod cluster;
 mod info;
 pub mod log;
@@ -200,21 +201,24 @@ pub struct NodeConfig {
 /// it; bounds memory for a client that pipelines without reading replies.
 pub const DEFERRED_MAX_PER_CONN: usize = 100_000;
 
+pub use blocking::BLOCKED_MAX;
+
 /// Most samples a connection may buffer with `BATCH_SET` before `BATCH_FLUSH`.
 /// Bounded so that a full buffer fits one replicated log entry ([`peer::MAX_ENTRY_BYTES`]) with
 /// keys of up to about 20 bytes.
 pub const BATCH_MAX_SAMPLES: usize = 100_000;
 
 /// The version of Redis whose protocol and command semantics tickdb follows: the Redis that
-/// ships the RedisTimeSeries of [`TIMESERIES_VERSION`] (Redis Stack 7.2). INFO and HELLO report
-/// it; docs/commands.md says why no higher.
-pub const REDIS_COMPAT_VERSION: &str = "7.2.0";
+/// ships the RedisTimeSeries of [`TIMESERIES_VERSION`] (Redis 8.10). INFO and HELLO report it;
+/// docs/commands.md says why no higher.
+pub const REDIS_COMPAT_VERSION: &str = "8.10.0";
 
 /// The RedisTimeSeries version whose command surface tickdb implements, as modules report it
-/// (`major * 10000 + minor * 100 + patch`: 1.10.0). Clients gate features on it (redis-py's
-/// tests read it from INFO's `# Modules`). 1.12 added IGNORE to TS.INCRBY/TS.DECRBY, which
-/// tickdb accepts but does not apply yet, so the claim stops at 1.10.
-pub const TIMESERIES_VERSION: i64 = 11000;
+/// (`major * 10000 + minor * 100 + patch`; Redis 8 numbers its bundled modules after itself:
+/// 8.10.0). Clients gate features on it (redis-py's tests read it from INFO's `# Modules`).
+/// 8.10's surface is complete with TS.READ; docs/commands.md lists the differences that remain
+/// on purpose.
+pub const TIMESERIES_VERSION: i64 = 81000;
 
 /// tickdb's own version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -256,6 +260,8 @@ struct Conn {
     remote: Option<Remote>,
     /// MULTI's queue and WATCHed keys.
     txn: txn::ConnTxn,
+    /// A `TS.READ ... BLOCK` runs or waits: nothing behind it runs until it is answered.
+    blocked: bool,
 }
 
 impl Conn {
@@ -283,6 +289,7 @@ impl Conn {
             fwd_inflight: None,
             remote: None,
             txn: txn::ConnTxn::default(),
+            blocked: false,
         }
     }
 
@@ -290,7 +297,10 @@ impl Conn {
     /// checks `deferred` first). Writes queue behind writes (the log orders them) and reads
     /// behind reads on the same path; anything else waits for everything before it.
     fn ready(&self, kind: Kind, path: Option<ReadVia>) -> bool {
-        if self.fwd_inflight.is_some() || self.fwd_bytes >= peer::FORWARD_BUFFER_BYTES {
+        if self.blocked
+            || self.fwd_inflight.is_some()
+            || self.fwd_bytes >= peer::FORWARD_BUFFER_BYTES
+        {
             return false;
         }
         match kind {
@@ -466,6 +476,8 @@ pub struct Node<S: Store> {
     to_apply: Vec<Entry>,
     /// Connections whose deferred requests may be able to run.
     to_resume: Vec<ConnId>,
+    /// Clients waiting in `TS.READ ... BLOCK`.
+    blocked: blocking::Blocked,
     /// The member addresses the driver was told (`Output::Member`), starting from the config.
     announced: BTreeMap<NodeId, String>,
     outputs: VecDeque<Output>,
@@ -562,6 +574,7 @@ impl<S: Store> Node<S> {
             forwards_seen: BTreeMap::new(),
             to_apply: Vec::new(),
             to_resume: Vec::new(),
+            blocked: blocking::Blocked::default(),
             announced,
             outputs: VecDeque::new(),
             stats: Stats::default(),
@@ -625,6 +638,9 @@ impl<S: Store> Node<S> {
         if let Some((_, f)) = self.forwards.first_key_value() {
             earlier(f.deadline);
         }
+        if let Some(d) = self.blocked.next_deadline() {
+            earlier(d);
+        }
         t
     }
 
@@ -664,6 +680,7 @@ impl<S: Store> Node<S> {
             tracing::warn!(leader = leader.0, "a forwarded request timed out");
             self.forward_done(id, Vec::new());
         }
+        self.expire_blocked();
     }
 
     /// Snapshots from the leader this node installed since it started.
@@ -692,6 +709,7 @@ impl<S: Store> Node<S> {
                 "a waiter at an applied index {index}"
             );
         }
+        self.check_blocked();
         if self.failed.is_some() {
             return;
         }
@@ -793,6 +811,7 @@ impl<S: Store> Node<S> {
             Input::Disconnect { conn } => {
                 if self.conns.get(&conn).is_some_and(|c| c.remote.is_none()) {
                     self.conns.remove(&conn);
+                    self.drop_blocked(conn);
                 }
             }
             Input::Peer { from, bytes } => self.peer_input(from, &bytes),
@@ -839,6 +858,7 @@ impl<S: Store> Node<S> {
             self.raft_output(out);
         }
         self.apply_collected();
+        self.wake_blocked();
         self.serve_ready_reads();
         if !self.to_resume.is_empty() {
             did = true;
@@ -959,6 +979,7 @@ impl<S: Store> Node<S> {
         }
         match cmd {
             Command::Conn(cc) => self.conn_command(conn, cc, unix),
+            Command::Read(r) if blocking::blocking(&r).is_some() => self.blocking_read(conn, r),
             Command::Read(r) => self.read(conn, r, args, unix),
             Command::Write(w) => self.write(conn, vec![w], ReplyShape::Single, unix),
             Command::BatchSet { key, value, ts } => {
@@ -1047,6 +1068,9 @@ impl<S: Store> Node<S> {
 
     /// Answers a read from the local state; `pending`: it was counted as a pending read.
     fn serve_read(&mut self, conn: ConnId, r: &ReadCmd, pending: bool) {
+        if blocking::blocking(r).is_some() {
+            return self.start_wait(conn, r, pending);
+        }
         let protocol = self
             .conns
             .get(&conn)
@@ -1311,7 +1335,12 @@ impl<S: Store> Node<S> {
         if let Some(c) = self.conns.get_mut(&conn) {
             match kind {
                 Kind::Write => c.writes = c.writes.saturating_sub(1),
-                Kind::Read => c.reads = c.reads.saturating_sub(1),
+                Kind::Read => {
+                    c.reads = c.reads.saturating_sub(1);
+                    // Nothing else reads while a TS.READ ... BLOCK runs: this answers its
+                    // ReadIndex round (which failed), so it no longer holds the connection.
+                    c.blocked = false;
+                }
                 Kind::Other => {}
             }
             if !c.deferred.is_empty() {
@@ -1386,6 +1415,7 @@ impl<S: Store> Node<S> {
         for id in ids {
             self.forward_done(id, Vec::new());
         }
+        self.fail_blocked(frame);
         self.to_apply.clear();
         for _ in 0..STARTUP_ROUNDS {
             let conns = std::mem::take(&mut self.to_resume);
@@ -1765,6 +1795,7 @@ fn apply_entries<S: Store>(
 fn kind(args: &[Bytes]) -> Kind {
     match args.first().and_then(|n| cmd::lookup(n)) {
         Some(s) if s.is_write() => Kind::Write,
+        Some(_) if blocking::blocks(args) => Kind::Other,
         // DBSIZE is answered from a local counter like a connection command.
         Some(s) if s.flags.contains(&"readonly") && s.name != "dbsize" => Kind::Read,
         _ => Kind::Other,

@@ -287,10 +287,10 @@ fn info_and_command_introspection() {
     };
     let text = String::from_utf8(text.to_vec()).unwrap();
     for needle in [
-        "redis_version:7.2.0",
+        "redis_version:8.10.0",
         "arch_bits:64",
         "\r\nos:",
-        "# Modules\r\nmodule:name=timeseries,ver=11000,api=1,filters=0,usedby=[],using=[],options=[]\r\n",
+        "# Modules\r\nmodule:name=timeseries,ver=81000,api=1,filters=0,usedby=[],using=[],options=[]\r\n",
         "connected_clients:1",
         "total_commands_processed:2",
         "rdb_bgsave_in_progress:0",
@@ -674,4 +674,230 @@ fn ping_echo_and_time_answer_alike_in_and_out_of_a_transaction() {
         h.call(1, "EXEC"),
         Frame::Array(vec![bulk("hey"), bulk("hi"), time])
     );
+}
+
+// TS.READ and its blocking form (node/blocking.rs).
+
+impl Harness {
+    /// Moves the clock `ms` ahead and fires the node's timers if due.
+    fn advance(&mut self, ms: u64) -> Vec<Output> {
+        self.now = self.now.saturating_add(Duration::from_millis(ms));
+        if self.node.poll_timeout().is_some_and(|t| t <= self.now) {
+            self.node.handle_timeout(self.now);
+        }
+        self.drain()
+    }
+}
+
+/// `[[ts, value], ...]` as RESP2 sends samples.
+fn samples(rows: &[(i64, &'static str)]) -> Frame {
+    Frame::Array(
+        rows.iter()
+            .map(|(ts, v)| Frame::Array(vec![Frame::Integer(*ts), Frame::simple(v)]))
+            .collect(),
+    )
+}
+
+/// A node with a writer (conn 9) and a reader (conn 1), series `s` holding `stamps`.
+fn reader_and(stamps: &[u64]) -> Harness {
+    let mut h = Harness::new(NodeConfig::default());
+    h.connect(9);
+    h.connect(1);
+    series_with(&mut h, "s", stamps);
+    h
+}
+
+fn series_with(h: &mut Harness, key: &str, stamps: &[u64]) {
+    for ts in stamps {
+        let reply = h.call(9, &format!("TS.ADD {key} {ts} {}", ts / 100));
+        assert_eq!(reply, Frame::Integer(*ts as i64));
+    }
+}
+
+#[test]
+fn ts_read_without_block_answers_at_once_with_the_oldest_samples_at_the_cursor() {
+    let mut h = reader_and(&[100, 200, 300]);
+    let all = samples(&[(100, "1"), (200, "2"), (300, "3")]);
+    assert_eq!(h.call(1, "TS.READ s 0"), all);
+    assert_eq!(h.call(1, "TS.READ s -"), all);
+    assert_eq!(
+        h.call(1, "TS.READ s 200"),
+        samples(&[(200, "2"), (300, "3")])
+    );
+    assert_eq!(h.call(1, "TS.READ s +"), samples(&[(300, "3")]));
+    assert_eq!(h.call(1, "TS.READ s $"), samples(&[]));
+    assert_eq!(
+        h.call(1, "TS.READ s - MAX_COUNT 2"),
+        samples(&[(100, "1"), (200, "2")])
+    );
+    assert_eq!(h.call(1, "TS.READ s 301"), samples(&[]));
+    assert_eq!(h.call(1, "TS.READ missing 0"), samples(&[]));
+    // A sample older than the earliest moves `-` with it.
+    series_with(&mut h, "s", &[50]);
+    assert_eq!(h.call(1, "TS.READ s - MAX_COUNT 1"), samples(&[(50, "0")]));
+    assert_eq!(h.call(1, "SET str x"), Frame::ok());
+    assert!(matches!(h.call(1, "TS.READ str 0"), Frame::Error(e) if e.starts_with(b"WRONGTYPE")));
+}
+
+#[test]
+fn ts_read_refuses_malformed_arguments() {
+    let mut h = Harness::new(NodeConfig::default());
+    h.connect(1);
+    let arity = "ERR wrong number of arguments for 'ts.read' command";
+    for (line, want) in [
+        ("TS.READ s", arity),
+        ("TS.READ s 0 BLOCK 10", arity),
+        ("TS.READ s 0 MAX_COUNT", arity),
+        ("TS.READ s 0 extra", arity),
+        ("TS.READ s 0 MAX_COUNT 1 MAX_COUNT 2", arity),
+        (
+            "TS.READ s -1",
+            "ERR TSDB: invalid timestamp, must be a nonnegative integer",
+        ),
+        (
+            "TS.READ s x",
+            "ERR TSDB: invalid timestamp, must be a nonnegative integer",
+        ),
+        (
+            "TS.READ s 0 BLOCK -1 1",
+            "ERR TSDB: invalid BLOCK milliseconds, must be a nonnegative integer",
+        ),
+        (
+            "TS.READ s 0 BLOCK 10 0",
+            "ERR TSDB: invalid min_count, must be a positive integer",
+        ),
+        (
+            "TS.READ s 0 MAX_COUNT 0",
+            "ERR TSDB: invalid MAX_COUNT, must be a positive integer",
+        ),
+        (
+            "TS.READ s 0 MAX_COUNT 2 BLOCK 10 3",
+            "ERR TSDB: min_count must not be greater than MAX_COUNT",
+        ),
+    ] {
+        assert_eq!(h.call(1, line), Frame::error(want), "{line}");
+    }
+    // Blocking is refused inside a transaction (at queue time: EXEC aborts).
+    assert_eq!(h.call(1, "MULTI"), Frame::ok());
+    assert!(matches!(
+        h.call(1, "TS.READ s 0 BLOCK 10 1"),
+        Frame::Error(_)
+    ));
+    assert!(matches!(h.call(1, "EXEC"), Frame::Error(e) if e.starts_with(b"EXECABORT")));
+}
+
+#[test]
+fn a_blocked_ts_read_wakes_when_enough_samples_apply_and_holds_later_replies_back() {
+    let mut h = reader_and(&[100]);
+    h.send(1, "TS.READ s $ BLOCK 0 2 MAX_COUNT 5");
+    h.send(1, "PING");
+    assert!(
+        replies(&h.drain(), 1).is_empty(),
+        "blocked, PING waits behind it"
+    );
+    assert_eq!(h.node.blocked.len(), 1);
+    // Waiting without a limit: time alone does not answer it.
+    assert!(replies(&h.advance(60_000), 1).is_empty());
+    // One sample is not enough; a write to another key does not wake it either.
+    series_with(&mut h, "s", &[200]);
+    series_with(&mut h, "other", &[1]);
+    assert!(replies(&h.drain(), 1).is_empty());
+    h.send(9, "TS.ADD s 300 3");
+    let outs = h.drain();
+    assert_eq!(replies(&outs, 9), vec![Frame::Integer(300)]);
+    assert_eq!(
+        replies(&outs, 1),
+        vec![samples(&[(200, "2"), (300, "3")]), Frame::simple("PONG")],
+        "woken in the round that applied the sample, PING answered after it"
+    );
+    assert_eq!(h.node.blocked.len(), 0);
+}
+
+#[test]
+fn a_blocked_ts_read_times_out_with_what_qualifies() {
+    let mut h = reader_and(&[100, 200, 300]);
+    // Enough at once: no wait.
+    assert_eq!(
+        h.call(1, "TS.READ s 0 BLOCK 1000 1 MAX_COUNT 1"),
+        samples(&[(100, "1")])
+    );
+    h.send(1, "TS.READ s 101 BLOCK 100 10");
+    assert!(replies(&h.drain(), 1).is_empty());
+    assert!(replies(&h.advance(99), 1).is_empty());
+    assert_eq!(
+        replies(&h.advance(1), 1),
+        vec![samples(&[(200, "2"), (300, "3")])],
+        "partial flush at the deadline"
+    );
+    h.send(1, "TS.READ s 301 BLOCK 100 1");
+    assert!(replies(&h.drain(), 1).is_empty());
+    assert_eq!(replies(&h.advance(100), 1), vec![samples(&[])]);
+    // Missing at the deadline: empty too.
+    h.send(1, "TS.READ nothing 0 BLOCK 50 1");
+    assert_eq!(replies(&h.advance(50), 1), vec![samples(&[])]);
+    assert_eq!(h.node.blocked.len(), 0);
+    assert_eq!(h.node.poll_timeout(), h.node.raft.poll_timeout());
+}
+
+#[test]
+fn a_blocked_ts_read_ends_empty_when_its_key_is_removed_and_waits_for_a_missing_one() {
+    let mut h = Harness::new(NodeConfig::default());
+    h.connect(9);
+    h.connect(1);
+    h.connect(2);
+    series_with(&mut h, "s", &[100]);
+    h.send(1, "TS.READ s 101 BLOCK 0 1");
+    h.send(2, "TS.READ later 0 BLOCK 0 1");
+    assert!(h.drain().is_empty());
+    // Creating the missing key without samples does not answer; removing `s` does.
+    assert_eq!(h.call(9, "TS.CREATE later"), Frame::ok());
+    h.send(9, "DEL s");
+    let outs = h.drain();
+    assert_eq!(replies(&outs, 1), vec![samples(&[])]);
+    assert!(replies(&outs, 2).is_empty());
+    h.send(9, "TS.ADD later 5 1");
+    let outs = h.drain();
+    assert_eq!(replies(&outs, 2), vec![samples(&[(5, "1")])]);
+}
+
+#[test]
+fn a_client_that_disconnects_while_blocked_leaves_nothing_behind() {
+    let mut h = reader_and(&[]);
+    h.send(1, "TS.READ s 0 BLOCK 1000 1");
+    h.send(1, "PING");
+    assert!(h.drain().is_empty());
+    assert_eq!(h.node.blocked.len(), 1);
+    h.node
+        .handle_input(h.now, Input::Disconnect { conn: ConnId(1) });
+    h.node.check_invariants();
+    assert_eq!(h.node.blocked.len(), 0);
+    assert_eq!(h.node.poll_timeout(), h.node.raft.poll_timeout());
+    // A later write and the old deadline answer nobody.
+    series_with(&mut h, "s", &[1]);
+    assert!(replies(&h.advance(2000), 1).is_empty());
+}
+
+#[test]
+fn blocked_clients_are_bounded_per_node() {
+    let mut h = Harness::new(NodeConfig::default());
+    for id in 1..=BLOCKED_MAX as u64 {
+        h.connect(id);
+        h.send(id, "TS.READ s 0 BLOCK 0 1");
+    }
+    assert!(h.drain().is_empty());
+    let next = BLOCKED_MAX as u64 + 1;
+    h.connect(next);
+    let refused = h.call(next, "TS.READ s 0 BLOCK 0 1");
+    assert!(
+        matches!(&refused, Frame::Error(e) if e.starts_with(b"ERR too many blocked clients")),
+        "{refused:?}"
+    );
+    // The refused connection is not held: it goes on.
+    assert_eq!(h.call(next, "PING"), Frame::simple("PONG"));
+    // One write wakes them all.
+    h.connect(0);
+    h.send(0, "TS.ADD s 1 1");
+    let outs = h.drain();
+    assert_eq!(outs.len(), BLOCKED_MAX + 1);
+    assert_eq!(h.node.blocked.len(), 0);
 }

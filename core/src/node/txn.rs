@@ -215,6 +215,11 @@ fn queued_op(args: &[Bytes]) -> Result<TxnOp, CommandError> {
     Ok(match cmd::parse(args) {
         Err(e) => TxnOp::Error(e.to_string()),
         Ok(Command::Write(w)) => TxnOp::Write(w),
+        Ok(Command::Read(r)) if super::blocking::blocking(&r).is_some() => {
+            return Err(CommandError::other(
+                "ERR TS.READ with BLOCK is not allowed inside a transaction: send it outside MULTI",
+            ));
+        }
         Ok(
             Command::Read(_)
             | Command::Conn(ConnCmd::Ping(_) | ConnCmd::Echo(_) | ConnCmd::Time | ConnCmd::Unwatch),

@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use crate::cmd::CommandError;
 use crate::cmd::args::format_float;
-use crate::cmd::ts::{AggQuery, Align, BucketTs, LabelSel, RangeQuery, TsRead};
+use crate::cmd::ts::{AggQuery, Align, BucketTs, Cursor, LabelSel, RangeQuery, TsRead};
 use crate::resp::{Frame, Protocol};
 use crate::store::{StoreError, StoreRead};
 
@@ -136,19 +136,80 @@ fn run(r: &impl StoreRead, cmd: &TsRead, p: Protocol) -> Result<Frame, TsError> 
             let Some(meta) = lookup(r, key)? else {
                 return Ok(Frame::Array(Vec::new()));
             };
-            let q = RangeQuery {
-                from: *from,
-                to: *to,
-                latest: false,
-                filter_by_ts: None,
-                filter_by_value: None,
-                count: None,
-                aggregation: None,
-            };
-            let rows = range_rows(r, key, &meta, &q, false)?;
+            let rows = range_rows(r, key, &meta, &plain_range(*from, *to, None), false)?;
             Ok(rows_frame(&rows, p))
         }
+        TsRead::Read(q) => {
+            let from = resolve_cursor(r, &q.key, q.cursor)?;
+            Ok(match read_from(r, &q.key, from, q.max_count)? {
+                Some(rows) => rows_frame(&rows, p),
+                None => Frame::Array(Vec::new()),
+            })
+        }
     }
+}
+
+/// A range with no filter and no aggregation.
+fn plain_range(from: u64, to: u64, count: Option<u64>) -> RangeQuery {
+    RangeQuery {
+        from,
+        to,
+        latest: false,
+        filter_by_ts: None,
+        filter_by_value: None,
+        count,
+        aggregation: None,
+    }
+}
+
+/// What `TS.READ` finds: up to `limit` samples with a timestamp at or after the cursor, oldest
+/// first; `None` for a missing key.
+pub type ReadRows = Option<Vec<(u64, Vec<f64>)>>;
+
+/// `TS.READ`'s sentinels resolved against the series as it is now (redis.io: `-` the earliest
+/// sample, `+` the latest, `$` one past the latest; 0 for an empty or missing series).
+pub fn resolve_cursor(r: &impl StoreRead, key: &[u8], cursor: Cursor) -> Result<u64, TsError> {
+    if let Cursor::At(ts) = cursor {
+        return Ok(ts);
+    }
+    let Some(meta) = lookup(r, key)? else {
+        return Ok(0);
+    };
+    let Some((last, _)) = meta.last else {
+        return Ok(0);
+    };
+    Ok(match cursor {
+        Cursor::At(ts) => ts,
+        Cursor::Latest => last,
+        Cursor::New => last.saturating_add(1),
+        Cursor::Earliest => {
+            let mut first = last;
+            samples::scan_samples(r, &meta, 0, u64::MAX, |ts, _| {
+                first = ts;
+                false
+            })?;
+            first
+        }
+    })
+}
+
+/// The oldest samples (at most `limit`) with a timestamp at or after `from`.
+pub fn read_from(
+    r: &impl StoreRead,
+    key: &[u8],
+    from: u64,
+    limit: Option<u64>,
+) -> Result<ReadRows, TsError> {
+    let Some(meta) = lookup(r, key)? else {
+        return Ok(None);
+    };
+    let q = plain_range(from, u64::MAX, limit);
+    range_rows(r, key, &meta, &q, false).map(Some)
+}
+
+/// `TS.READ`'s reply: `[timestamp, value]` pairs, as `TS.RANGE` sends them.
+pub fn read_reply(rows: &[(u64, Vec<f64>)], p: Protocol) -> Frame {
+    rows_frame(rows, p)
 }
 
 fn existing(r: &impl StoreRead, key: &[u8]) -> Result<SeriesMeta, TsError> {
@@ -581,10 +642,19 @@ fn int(n: u64) -> Frame {
     Frame::Integer(i64::try_from(n).unwrap_or(i64::MAX))
 }
 
-/// Bytes the series occupies: its record, its sealed chunks, and its head samples as stored
-/// (17-byte key and 8-byte value each).
+/// Raw bytes of one sample as the head stores it: a 17-byte key and an 8-byte value.
+const RAW_SAMPLE_BYTES: u64 = 25;
+
+/// Bytes the series occupies: its record, its sealed chunks, and its head samples as stored.
+/// A series created `ENCODING UNCOMPRESSED` reports every sample at its raw size: storage
+/// compresses sealed chunks anyway, and what the client asked for is the uncompressed cost
+/// (RedisTimeSeries reports an uncompressed series as larger than a compressed one).
 pub fn memory_usage(meta: &SeriesMeta) -> u64 {
-    meta.encode().len() as u64 + meta.chunk_bytes + meta.head_samples * 25
+    let record = meta.encode().len() as u64;
+    if meta.uncompressed {
+        return record + meta.total_samples * RAW_SAMPLE_BYTES;
+    }
+    record + meta.chunk_bytes + meta.head_samples * RAW_SAMPLE_BYTES
 }
 
 fn info(r: &impl StoreRead, meta: &SeriesMeta, p: Protocol) -> Result<Frame, TsError> {

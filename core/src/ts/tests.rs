@@ -963,3 +963,27 @@ fn head_runs_stay_bounded_with_a_big_chunk_size() {
 }
 /// The RedisTimeSeries command differences of issue 11, each against the redis.io page.
 mod compat;
+
+/// `ENCODING UNCOMPRESSED` is reported at the raw size of its samples, so a compressed series
+/// reports less memory than an uncompressed one with the same samples (redis-py's
+/// `test_uncompressed`) once chunks seal, and never more before.
+#[test]
+fn uncompressed_series_report_their_raw_size() {
+    let mut h = Harness::new();
+    h.run("TS.CREATE c");
+    h.run("TS.CREATE u ENCODING UNCOMPRESSED");
+    let memory = |h: &mut Harness, key: &str| match info_field(
+        &h.run(&format!("TS.INFO {key}")),
+        "memoryUsage",
+    ) {
+        Frame::Integer(n) => n,
+        other => panic!("{other:?}"),
+    };
+    for ts in 0..1000 {
+        h.run(&format!("TS.ADD c {ts} {ts}"));
+        h.run(&format!("TS.ADD u {ts} {ts}"));
+        assert!(memory(&mut h, "c") <= memory(&mut h, "u"), "after {ts}");
+    }
+    let raw = memory(&mut h, "u") - memory(&mut h, "c");
+    assert!(raw > 1000 * 8, "{raw}");
+}
