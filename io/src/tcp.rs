@@ -247,7 +247,9 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         let mut next = Some(first);
         while let Some(msg) = next.take() {
             match msg {
-                ConnOut::Reply(frame, protocol) => resp::encode(&frame, protocol, &mut buf),
+                ConnOut::Reply(frame, protocol) | ConnOut::Push(frame, protocol, _) => {
+                    resp::encode(&frame, protocol, &mut buf);
+                }
                 ConnOut::Close => {
                     close = true;
                     break;

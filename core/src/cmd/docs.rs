@@ -49,6 +49,9 @@ const SYNTAX: &[(&str, &str)] = &[
     ("mget", "key:key..."),
     ("mset", "(key:key value)..."),
     ("ping", "[message]"),
+    ("psubscribe", "pattern:pattern..."),
+    ("publish", "channel message"),
+    ("punsubscribe", "[pattern:pattern...]"),
     (
         "scan",
         "cursor:integer [MATCH pattern:pattern] [COUNT count:integer] [TYPE type]",
@@ -57,6 +60,7 @@ const SYNTAX: &[(&str, &str)] = &[
     ("set", "key:key value [NX|XX] [GET] [KEEPTTL]"),
     ("setnx", "key:key value"),
     ("strlen", "key:key"),
+    ("subscribe", "channel..."),
     (
         "ts.add",
         "key:key timestamp value:double [RETENTION retentionPeriod:integer] [ENCODING (COMPRESSED|UNCOMPRESSED)] [CHUNK_SIZE size:integer] [DUPLICATE_POLICY policy] [ON_DUPLICATE policy_ovr] [IGNORE ignoreMaxTimediff:integer ignoreMaxValDiff:double] [LABELS (label value)...]",
@@ -119,6 +123,7 @@ const SYNTAX: &[(&str, &str)] = &[
     ("tsdb_set", "key:key timestamp:integer value:double"),
     ("type", "key:key"),
     ("unlink", "key:key..."),
+    ("unsubscribe", "[channel...]"),
     ("watch", "key:key..."),
 ];
 
@@ -232,6 +237,24 @@ const SUBCOMMANDS: &[(&str, &str, &str, &str)] = &[
         "(parameter value)...",
     ),
     ("module", "list", "Returns all loaded modules.", ""),
+    (
+        "pubsub",
+        "channels",
+        "Returns the active channels.",
+        "[pattern:pattern]",
+    ),
+    (
+        "pubsub",
+        "numpat",
+        "Returns a count of unique pattern subscriptions.",
+        "",
+    ),
+    (
+        "pubsub",
+        "numsub",
+        "Returns a count of subscribers to channels.",
+        "[channel...]",
+    ),
 ];
 
 /// `COMMAND DOCS`' entry for `spec`.

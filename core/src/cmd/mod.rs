@@ -81,6 +81,22 @@ pub enum ConnCmd {
     Discard,
     Watch(Vec<Bytes>),
     Unwatch,
+    /// SUBSCRIBE (false) / PSUBSCRIBE (true) and their arguments.
+    Subscribe {
+        patterns: bool,
+        names: Vec<Bytes>,
+    },
+    /// UNSUBSCRIBE (false) / PUNSUBSCRIBE (true); no names: all of them.
+    Unsubscribe {
+        patterns: bool,
+        names: Vec<Bytes>,
+    },
+    /// PUBSUB CHANNELS [pattern].
+    PubSubChannels(Option<Bytes>),
+    /// PUBSUB NUMSUB [channel ...].
+    PubSubNumSub(Vec<Bytes>),
+    /// PUBSUB NUMPAT.
+    PubSubNumPat,
 }
 
 /// `CLUSTER` subcommands.
@@ -185,6 +201,13 @@ pub enum WriteCmd {
     Ts(ts::TsWrite),
     /// Cluster-wide state: member addresses, `CONFIG SET` of a cluster-wide setting.
     Meta(crate::db::meta::MetaWrite),
+    /// PUBLISH: changes no state; every node delivers the message to its own subscribers
+    /// when it applies the entry, so it reaches every node of the cluster once. (Appended
+    /// last: postcard numbers variants in order, so older entries still decode.)
+    Publish {
+        channel: Bytes,
+        message: Bytes,
+    },
 }
 
 /// The most keys `SCAN` returns per call whatever `COUNT` asks, so one call stays bounded.
@@ -245,6 +268,19 @@ pub fn parse(args: &[Bytes]) -> Result<Command, CommandError> {
         "watch" => Command::Conn(ConnCmd::Watch(a[1..].to_vec())),
         "unwatch" => Command::Conn(ConnCmd::Unwatch),
         "readonly" => Command::Conn(ConnCmd::ReadOnly),
+        "subscribe" | "psubscribe" => Command::Conn(ConnCmd::Subscribe {
+            patterns: spec.name == "psubscribe",
+            names: a[1..].to_vec(),
+        }),
+        "unsubscribe" | "punsubscribe" => Command::Conn(ConnCmd::Unsubscribe {
+            patterns: spec.name == "punsubscribe",
+            names: a[1..].to_vec(),
+        }),
+        "publish" => Command::Write(WriteCmd::Publish {
+            channel: a[1].clone(),
+            message: a[2].clone(),
+        }),
+        "pubsub" => parse_pubsub(a)?,
         "readwrite" => Command::Conn(ConnCmd::ReadWrite),
         "flushdb" | "flushall" => {
             match a.get(1) {
@@ -438,6 +474,22 @@ fn parse_config(a: &[Bytes]) -> Result<Command, CommandError> {
         ConnCmd::ConfigResetStat
     } else {
         return Err(unknown_sub("config", sub));
+    };
+    Ok(Command::Conn(cmd))
+}
+
+fn parse_pubsub(a: &[Bytes]) -> Result<Command, CommandError> {
+    let sub = &a[1];
+    let cmd = if is(sub, "CHANNELS") {
+        sub_arity("pubsub", "channels", a.len() <= 3)?;
+        ConnCmd::PubSubChannels(a.get(2).cloned())
+    } else if is(sub, "NUMSUB") {
+        ConnCmd::PubSubNumSub(a[2..].to_vec())
+    } else if is(sub, "NUMPAT") {
+        sub_arity("pubsub", "numpat", a.len() == 2)?;
+        ConnCmd::PubSubNumPat
+    } else {
+        return Err(unknown_sub("pubsub", sub));
     };
     Ok(Command::Conn(cmd))
 }

@@ -129,6 +129,10 @@ impl<S: Store> Node<S> {
                 line("total_cluster_bytes_in", &s.peer_bytes_in);
                 line("total_cluster_bytes_out", &s.peer_bytes_out);
                 line("total_peer_messages_dropped", &s.peer_messages_dropped);
+                let (channels, patterns) = self.pubsub.totals();
+                line("pubsub_channels", &channels);
+                line("pubsub_patterns", &patterns);
+                line("total_pubsub_messages_delivered", &s.pubsub_messages);
             }
             "persistence" => {
                 line("loading", &0);

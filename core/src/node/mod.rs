@@ -18,6 +18,7 @@ mod cluster;
 mod info;
 pub mod log;
 pub mod peer;
+mod pubsub;
 mod txn;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -37,6 +38,8 @@ use crate::{Instant, UnixMillis};
 
 use log::LogEntry;
 use peer::{ForwardItem, PeerBody};
+pub use pubsub::SUBSCRIPTIONS_MAX_PER_CONN;
+pub(crate) use pubsub::{notify_flags, notify_flags_text};
 
 /// A client connection, named by the driver; unique for the node's lifetime.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -419,6 +422,8 @@ struct Stats {
     peer_messages_out: u64,
     peer_bytes_in: u64,
     peer_bytes_out: u64,
+    /// Pub/sub messages delivered to this node's clients.
+    pubsub_messages: u64,
 }
 
 /// Most forwarded messages a leader runs at once; more are answered `-TRYAGAIN`.
@@ -461,6 +466,8 @@ pub struct Node<S: Store> {
     to_resume: Vec<ConnId>,
     /// The member addresses the driver was told (`Output::Member`), starting from the config.
     announced: BTreeMap<NodeId, String>,
+    /// This node's clients' channel and pattern subscriptions.
+    pubsub: pubsub::PubSub,
     outputs: VecDeque<Output>,
     stats: Stats,
     started: Instant,
@@ -548,6 +555,7 @@ impl<S: Store> Node<S> {
             to_apply: Vec::new(),
             to_resume: Vec::new(),
             announced,
+            pubsub: pubsub::PubSub::default(),
             outputs: VecDeque::new(),
             stats: Stats::default(),
             started: now,
@@ -676,6 +684,8 @@ impl<S: Store> Node<S> {
                 "a waiter at an applied index {index}"
             );
         }
+        self.pubsub
+            .check_invariants(|conn| self.conns.contains_key(&conn));
         if self.failed.is_some() {
             return;
         }
@@ -751,6 +761,7 @@ impl<S: Store> Node<S> {
             Input::Disconnect { conn } => {
                 if self.conns.get(&conn).is_some_and(|c| c.remote.is_none()) {
                     self.conns.remove(&conn);
+                    self.pubsub.drop_conn(conn);
                 }
             }
             Input::Peer { from, bytes } => self.peer_input(from, &bytes),
@@ -891,6 +902,12 @@ impl<S: Store> Node<S> {
         }
         if self.conns.get(&conn).is_some_and(|c| c.txn.queuing()) && !txn::is_control(&args[0]) {
             return self.queue_in_multi(conn, args);
+        }
+        if let Some(spec) = cmd::lookup(&args[0]).filter(|s| s.arity_ok(args.len()))
+            && !pubsub::allowed_when_subscribed(spec.name)
+            && self.in_subscribe_mode(conn)
+        {
+            return self.reply(conn, pubsub::not_in_subscribe_context(spec.name));
         }
         let parsed = cmd::parse(&args);
         let Some(c) = self.conns.get_mut(&conn) else {
@@ -1140,7 +1157,8 @@ impl<S: Store> Node<S> {
             self.applied.next(),
             "entries apply in log order right after the applied index"
         );
-        let applied = match apply_entries(&mut self.db, &mut self.store, &entries) {
+        let mut notes = pubsub::Notes::new(&self.db, !self.pubsub.is_empty());
+        let applied = match apply_entries(&mut self.db, &mut self.store, &entries, &mut notes) {
             Ok(replies) => replies,
             Err(e) => {
                 let frame = self.storage_failed(e);
@@ -1148,8 +1166,11 @@ impl<S: Store> Node<S> {
                 return;
             }
         };
-        for (entry, replies) in entries.iter().zip(applied) {
+        for (k, (entry, mut replies)) in entries.iter().zip(applied).enumerate() {
             self.applied = entry.index;
+            if !notes.out.is_empty() {
+                self.deliver_notes(&notes.out, k, replies.as_mut());
+            }
             let Some(mut replies) = replies else { continue };
             self.stats.writes_applied += 1;
             let Some(waiter) = self.waiters.remove(&entry.index.0) else {
@@ -1358,6 +1379,10 @@ impl<S: Store> Node<S> {
 
     fn conn_command(&mut self, conn: ConnId, cmd: ConnCmd, unix: UnixMillis) {
         let reply = match cmd {
+            ConnCmd::Ping(msg) if self.in_subscribe_mode(conn) => Frame::Array(vec![
+                Frame::bulk(Bytes::from_static(b"pong")),
+                Frame::Bulk(msg.unwrap_or_default()),
+            ]),
             ConnCmd::Ping(None) => match self.conns.get(&conn).map(|c| c.protocol) {
                 Some(_) => Frame::simple("PONG"),
                 None => return,
@@ -1382,6 +1407,7 @@ impl<S: Store> Node<S> {
                     c.txn = txn::ConnTxn::default();
                     c.authenticated = self.config.requirepass.is_none();
                 }
+                self.pubsub.drop_conn(conn);
                 Frame::simple("RESET")
             }
             ConnCmd::Hello {
@@ -1492,6 +1518,15 @@ impl<S: Store> Node<S> {
             ConnCmd::Discard => self.discard(conn),
             ConnCmd::Watch(keys) => self.watch(conn, keys),
             ConnCmd::Unwatch => self.unwatch(conn),
+            ConnCmd::Subscribe { patterns, names } => {
+                return self.subscribe(conn, patterns, names);
+            }
+            ConnCmd::Unsubscribe { patterns, names } => {
+                return self.unsubscribe(conn, patterns, names);
+            }
+            ConnCmd::PubSubChannels(pattern) => self.pubsub_channels(pattern.as_deref()),
+            ConnCmd::PubSubNumSub(channels) => self.pubsub_numsub(&channels),
+            ConnCmd::PubSubNumPat => self.pubsub_numpat(),
             ConnCmd::ReadOnly | ConnCmd::ReadWrite => {
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.readonly = matches!(cmd, ConnCmd::ReadOnly);
@@ -1655,8 +1690,14 @@ impl<S: Store> Node<S> {
             (false, false) => "N",
         };
         let resp = if c.protocol == Protocol::Resp3 { 3 } else { 2 };
+        let (sub, psub) = self.pubsub.counts(id);
+        let flags = if sub + psub > 0 && flags == "N" {
+            "P"
+        } else {
+            flags
+        };
         format!(
-            "id={} addr={} laddr= fd=-1 name={} age={age} idle={idle} flags={flags} db=0 sub=0 psub=0 ssub=0 multi={} watch={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll={} omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={resp} lib-name={} lib-ver={} transport={kind} pending-writes={} batch={}",
+            "id={} addr={} laddr= fd=-1 name={} age={age} idle={idle} flags={flags} db=0 sub={sub} psub={psub} ssub=0 multi={} watch={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll={} omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={resp} lib-name={} lib-ver={} transport={kind} pending-writes={} batch={}",
             id.0,
             c.addr,
             text(&c.name),
@@ -1679,6 +1720,7 @@ fn apply_entries<S: Store>(
     db: &mut Db,
     store: &mut S,
     entries: &[Entry],
+    notes: &mut pubsub::Notes,
 ) -> Result<Vec<Option<Vec<Frame>>>, StoreError> {
     let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
         return Ok(Vec::new());
@@ -1701,12 +1743,19 @@ fn apply_entries<S: Store>(
     );
     let mut tx = Tx::new(&*store);
     let mut all = Vec::with_capacity(entries.len());
-    for entry in entries {
+    for (k, entry) in entries.iter().enumerate() {
         let EntryKind::Normal(data) = &entry.kind else {
             all.push(None);
             continue;
         };
-        all.push(Some(txn::apply_entry(db, &mut tx, data, entry.index)?));
+        notes.entry = k;
+        all.push(Some(txn::apply_entry(
+            db,
+            &mut tx,
+            data,
+            entry.index,
+            notes,
+        )?));
     }
     let mut batch = tx.into_batch();
     raft::record_applied(&mut batch, last.index);
@@ -1717,7 +1766,8 @@ fn apply_entries<S: Store>(
 /// How a request orders against the ones before it (decided from the name alone).
 fn kind(args: &[Bytes]) -> Kind {
     match args.first().and_then(|n| cmd::lookup(n)) {
-        Some(s) if s.is_write() => Kind::Write,
+        // PUBLISH is a log entry too (see `pubsub`), though Redis does not flag it a write.
+        Some(s) if s.is_write() || s.name == "publish" => Kind::Write,
         // DBSIZE is answered from a local counter like a connection command.
         Some(s) if s.flags.contains(&"readonly") && s.name != "dbsize" => Kind::Read,
         _ => Kind::Other,

@@ -674,3 +674,224 @@ fn ping_echo_and_time_answer_alike_in_and_out_of_a_transaction() {
         Frame::Array(vec![bulk("hey"), bulk("hi"), time])
     );
 }
+
+fn push(items: &[&str]) -> Frame {
+    Frame::Push(items.iter().map(|s| bulk(s)).collect())
+}
+
+fn confirm(kind: &str, name: &str, count: i64) -> Frame {
+    Frame::Push(vec![bulk(kind), bulk(name), Frame::Integer(count)])
+}
+
+#[test]
+fn subscribers_get_published_messages_and_publish_counts_them() {
+    let mut h = Harness::new(NodeConfig::default());
+    for id in 1..=3 {
+        h.connect(id);
+    }
+    h.send(1, "SUBSCRIBE news ticks");
+    assert_eq!(
+        replies(&h.drain(), 1),
+        vec![
+            confirm("subscribe", "news", 1),
+            confirm("subscribe", "ticks", 2)
+        ]
+    );
+    h.send(2, "PSUBSCRIBE n*");
+    assert_eq!(replies(&h.drain(), 2), vec![confirm("psubscribe", "n*", 1)]);
+    h.send(3, "PUBLISH news hello");
+    let outs = h.drain();
+    assert_eq!(replies(&outs, 1), vec![push(&["message", "news", "hello"])]);
+    assert_eq!(
+        replies(&outs, 2),
+        vec![push(&["pmessage", "n*", "news", "hello"])]
+    );
+    assert_eq!(replies(&outs, 3), vec![Frame::Integer(2)]);
+    h.send(3, "PUBLISH nobody x");
+    let outs = h.drain();
+    assert_eq!(
+        replies(&outs, 2),
+        vec![push(&["pmessage", "n*", "nobody", "x"])]
+    );
+    assert_eq!(replies(&outs, 3), vec![Frame::Integer(1)]);
+    assert_eq!(h.call(3, "PUBLISH other x"), Frame::Integer(0));
+    assert_eq!(h.call(3, "PUBSUB NUMPAT"), Frame::Integer(1));
+    assert_eq!(
+        h.call(3, "PUBSUB NUMSUB news x"),
+        Frame::Array(vec![
+            bulk("news"),
+            Frame::Integer(1),
+            bulk("x"),
+            Frame::Integer(0)
+        ])
+    );
+    assert_eq!(
+        h.call(3, "PUBSUB CHANNELS t*"),
+        Frame::Array(vec![bulk("ticks")])
+    );
+    h.send(1, "UNSUBSCRIBE");
+    assert_eq!(
+        replies(&h.drain(), 1),
+        vec![
+            confirm("unsubscribe", "news", 1),
+            confirm("unsubscribe", "ticks", 0)
+        ]
+    );
+    h.send(1, "UNSUBSCRIBE");
+    assert_eq!(
+        replies(&h.drain(), 1),
+        vec![Frame::Push(vec![
+            bulk("unsubscribe"),
+            Frame::Null,
+            Frame::Integer(0)
+        ])]
+    );
+    // A client that leaves takes its subscriptions with it.
+    h.node
+        .handle_input(h.now, Input::Disconnect { conn: ConnId(2) });
+    h.node.check_invariants();
+    assert_eq!(h.call(3, "PUBSUB NUMPAT"), Frame::Integer(0));
+}
+
+#[test]
+fn resp2_subscribed_connection_only_runs_subscribe_commands() {
+    let mut h = Harness::new(NodeConfig::default());
+    h.connect(1);
+    h.send(1, "SUBSCRIBE ch");
+    let _ = h.drain();
+    assert_eq!(
+        h.call(1, "GET k"),
+        Frame::error(
+            "ERR Can't execute 'get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+        )
+    );
+    assert_eq!(
+        h.call(1, "PING"),
+        Frame::Array(vec![bulk("pong"), bulk("")])
+    );
+    assert_eq!(
+        h.call(1, "PING hi"),
+        Frame::Array(vec![bulk("pong"), bulk("hi")])
+    );
+    assert_eq!(h.call(1, "RESET"), Frame::simple("RESET"));
+    assert_eq!(h.call(1, "PING"), Frame::simple("PONG"));
+    assert_eq!(h.call(1, "GET k"), Frame::Null);
+}
+
+#[test]
+fn resp3_subscribed_connection_runs_any_command_and_gets_pushes() {
+    let mut h = Harness::new(NodeConfig::default());
+    h.connect(1);
+    let _ = h.call(1, "HELLO 3");
+    h.send(1, "SUBSCRIBE ch");
+    let outs = h.drain();
+    assert!(matches!(
+        &outs[..],
+        [Output::Reply {
+            protocol: Protocol::Resp3,
+            frame: Frame::Push(_),
+            ..
+        }]
+    ));
+    assert_eq!(h.call(1, "PING"), Frame::simple("PONG"));
+    h.send(1, "PUBLISH ch m");
+    assert_eq!(
+        replies(&h.drain(), 1),
+        vec![push(&["message", "ch", "m"]), Frame::Integer(1)]
+    );
+}
+
+#[test]
+fn keyspace_notifications_follow_the_configured_classes() {
+    let mut h = Harness::new(NodeConfig::default());
+    h.connect(1);
+    h.connect(2);
+    h.send(1, "PSUBSCRIBE __key*__:*");
+    let _ = h.drain();
+    // Off by default.
+    assert_eq!(h.call(2, "SET a 1"), Frame::ok());
+    assert_eq!(
+        h.call(2, "CONFIG SET notify-keyspace-events KEA"),
+        Frame::ok()
+    );
+    assert_eq!(
+        h.call(2, "CONFIG GET notify-keyspace-events"),
+        Frame::Map(vec![(
+            Frame::text("notify-keyspace-events"),
+            Frame::text("AKE")
+        )])
+    );
+    let ev = |ch: &str, msg: &str| push(&["pmessage", "__key*__:*", ch, msg]);
+    h.send(2, "SET a 2");
+    assert_eq!(
+        replies(&h.drain(), 1),
+        vec![ev("__keyspace@0__:a", "set"), ev("__keyevent@0__:set", "a")]
+    );
+    h.send(2, "DEL a missing");
+    assert_eq!(
+        replies(&h.drain(), 1),
+        vec![ev("__keyspace@0__:a", "del"), ev("__keyevent@0__:del", "a")]
+    );
+    h.send(2, "TS.ADD s 1000 1.5");
+    h.send(2, "TS.INCRBY s 1 TIMESTAMP 2000");
+    h.send(2, "TS.DECRBY s 1 TIMESTAMP 3000");
+    h.send(2, "INCRBY n 3");
+    h.send(2, "SET x 1 NX");
+    h.send(2, "SET x 1 NX");
+    let outs = h.drain();
+    let events: Vec<Frame> = replies(&outs, 1)
+        .into_iter()
+        .filter(|f| match f {
+            Frame::Push(items) => {
+                matches!(items.get(2), Some(Frame::Bulk(b)) if b.starts_with(b"__keyevent"))
+            }
+            _ => false,
+        })
+        .collect();
+    assert_eq!(
+        events,
+        vec![
+            ev("__keyevent@0__:ts.add", "s"),
+            ev("__keyevent@0__:ts.incrby", "s"),
+            ev("__keyevent@0__:ts.decrby", "s"),
+            ev("__keyevent@0__:incrby", "n"),
+            ev("__keyevent@0__:set", "x"),
+        ]
+    );
+    // Only the module class, only key events.
+    assert_eq!(
+        h.call(2, "CONFIG SET notify-keyspace-events Ed"),
+        Frame::ok()
+    );
+    h.send(2, "SET a 3");
+    h.send(2, "TS.CREATE t");
+    h.send(2, "TS.CREATERULE s t AGGREGATION avg 10");
+    assert_eq!(
+        replies(&h.drain(), 1),
+        vec![
+            ev("__keyevent@0__:ts.create", "t"),
+            ev("__keyevent@0__:ts.createrule:src", "s"),
+            ev("__keyevent@0__:ts.createrule:dest", "t"),
+        ]
+    );
+    assert!(h.call(2, "CONFIG SET notify-keyspace-events Kw").is_error());
+}
+
+#[test]
+fn publish_inside_a_transaction_counts_its_receivers() {
+    let mut h = Harness::new(NodeConfig::default());
+    h.connect(1);
+    h.connect(2);
+    h.send(1, "SUBSCRIBE ch");
+    let _ = h.drain();
+    assert_eq!(h.call(2, "MULTI"), Frame::ok());
+    assert_eq!(h.call(2, "PUBLISH ch a"), Frame::simple("QUEUED"));
+    assert_eq!(h.call(2, "SET k v"), Frame::simple("QUEUED"));
+    h.send(2, "EXEC");
+    let outs = h.drain();
+    assert_eq!(replies(&outs, 1), vec![push(&["message", "ch", "a"])]);
+    assert_eq!(
+        replies(&outs, 2),
+        vec![Frame::Array(vec![Frame::Integer(1), Frame::ok()])]
+    );
+}
