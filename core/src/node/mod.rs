@@ -15,6 +15,7 @@
 //! until that write has applied, so a pipelined `SET k v` / `GET k` reads its own write.
 
 mod cluster;
+mod expire;
 mod info;
 pub mod log;
 pub mod peer;
@@ -36,6 +37,7 @@ use crate::resp::{Frame, Protocol, encode};
 use crate::store::{Store, StoreError};
 use crate::{Instant, UnixMillis};
 
+pub use expire::{EXPIRE_BATCH_MAX, EXPIRE_TICK_MS};
 use log::LogEntry;
 use peer::{ForwardItem, PeerBody};
 pub use pubsub::SUBSCRIPTIONS_MAX_PER_CONN;
@@ -468,6 +470,10 @@ pub struct Node<S: Store> {
     announced: BTreeMap<NodeId, String>,
     /// This node's clients' channel and pattern subscriptions.
     pubsub: pubsub::PubSub,
+    /// The latest client request's wall-clock stamp and when it came (see `expire`).
+    clock: Option<(UnixMillis, Instant)>,
+    /// When the leader next looks for expired keys.
+    next_expire: Instant,
     outputs: VecDeque<Output>,
     stats: Stats,
     started: Instant,
@@ -556,6 +562,8 @@ impl<S: Store> Node<S> {
             to_resume: Vec::new(),
             announced,
             pubsub: pubsub::PubSub::default(),
+            clock: None,
+            next_expire: now,
             outputs: VecDeque::new(),
             stats: Stats::default(),
             started: now,
@@ -617,6 +625,9 @@ impl<S: Store> Node<S> {
         if let Some((_, f)) = self.forwards.first_key_value() {
             earlier(f.deadline);
         }
+        if let Some(d) = self.expire_timeout() {
+            earlier(d);
+        }
         t
     }
 
@@ -632,6 +643,7 @@ impl<S: Store> Node<S> {
         }
         self.promote_caught_up_learners();
         self.announce_members();
+        self.expire_tick();
         let expired: Vec<u64> = self
             .waiters
             .iter()
@@ -723,6 +735,7 @@ impl<S: Store> Node<S> {
                 unix,
             } => {
                 self.stats.net_input_bytes += wire_bytes;
+                self.note_unix(unix);
                 let k = kind(&args);
                 let path = (k == Kind::Read).then(|| self.read_via(conn));
                 let Some(c) = self.conns.get_mut(&conn) else {
@@ -1026,6 +1039,7 @@ impl<S: Store> Node<S> {
             .conns
             .get(&conn)
             .map_or(Protocol::Resp2, |c| c.protocol);
+        self.db.set_read_time(self.unix_now());
         let reply = match self.db.read(&self.store, r, protocol) {
             Ok(frame) => frame,
             Err(e) => self.storage_failed(e),

@@ -23,8 +23,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use bytes::Bytes;
 
 use super::{ConnId, ConnKind, Node, Output};
-use crate::cmd::WriteCmd;
+use crate::UnixMillis;
 use crate::cmd::ts::{MAddItem, TsWrite};
+use crate::cmd::{SetCond, TtlOpt, When, WriteCmd};
 use crate::db::{Db, Tx, glob};
 use crate::resp::{Frame, Protocol};
 use crate::store::{Space, Store, StoreError, StoreRead};
@@ -314,6 +315,12 @@ impl Notes {
                 cond: Some(_),
                 get: true,
                 ..
+            }
+            | WriteCmd::SetTtl {
+                key,
+                cond: Some(_),
+                get: true,
+                ..
             } => vec![exists(key)?],
             _ => Vec::new(),
         }))
@@ -327,6 +334,7 @@ impl Notes {
         reply: &Frame,
         before: &Before,
         slot: (usize, Option<usize>),
+        unix: UnixMillis,
     ) {
         if let WriteCmd::Meta(_) = cmd {
             self.flags = flags_of(db);
@@ -346,8 +354,25 @@ impl Notes {
         if !self.events_on() || reply.is_error() {
             return;
         }
-        for (class, event, key) in events(cmd, reply, before) {
+        if let (WriteCmd::ExpireDue(_), Frame::Array(keys)) = (cmd, reply) {
+            for key in keys {
+                if let Frame::Bulk(key) = key {
+                    self.event(EXPIRED, "expired", key);
+                }
+            }
+            return;
+        }
+        for (class, event, key) in events(cmd, reply, before, unix) {
             self.event(class, event, key);
+        }
+    }
+
+    /// Keys deleted because their deadline passed: Redis's `expired` event.
+    pub(super) fn expired(&mut self, keys: &[Bytes]) {
+        if self.events_on() {
+            for key in keys {
+                self.event(EXPIRED, "expired", key);
+            }
         }
     }
 
@@ -390,23 +415,12 @@ fn events<'a>(
     cmd: &'a WriteCmd,
     reply: &Frame,
     before: &Before,
+    unix: UnixMillis,
 ) -> Vec<(u32, &'static str, &'a Bytes)> {
     let one = |class, event, key| vec![(class, event, key)];
     match cmd {
-        WriteCmd::Set { key, cond, get, .. } => {
-            let done = match (cond, get) {
-                (None, _) => true,
-                (Some(_), false) => *reply != Frame::Null,
-                (Some(c), true) => {
-                    let existed = before.0.first().copied().unwrap_or(false);
-                    existed == matches!(c, crate::cmd::SetCond::Xx)
-                }
-            };
-            if done {
-                one(STRING, "set", key)
-            } else {
-                Vec::new()
-            }
+        WriteCmd::Set { key, cond, get, .. } if set_done(*cond, *get, reply, before) => {
+            one(STRING, "set", key)
         }
         WriteCmd::SetNx { key, .. } if *reply == Frame::Integer(1) => one(STRING, "set", key),
         WriteCmd::GetSet { key, .. } => one(STRING, "set", key),
@@ -423,7 +437,46 @@ fn events<'a>(
         WriteCmd::Append { key, .. } => one(STRING, "append", key),
         WriteCmd::BatchAdd { key, .. } => one(MODULE, "ts.add", key),
         WriteCmd::Ts(t) => ts_events(t, reply),
+        // A deadline already passed deletes the key: Redis reports `del`.
+        WriteCmd::Expire { key, when, .. } if *reply == Frame::Integer(1) => {
+            let past = match *when {
+                When::In(ms) => ms <= 0,
+                When::At(ms) => u64::try_from(ms).map_or(true, |at| at <= unix.0),
+            };
+            one(GENERIC, if past { "del" } else { "expire" }, key)
+        }
+        WriteCmd::Persist(key) if *reply == Frame::Integer(1) => one(GENERIC, "persist", key),
+        WriteCmd::SetTtl {
+            key,
+            cond,
+            get,
+            ttl,
+            ..
+        } if set_done(*cond, *get, reply, before) => {
+            let mut out = one(STRING, "set", key);
+            if matches!(ttl, TtlOpt::Set(_)) {
+                out.push((GENERIC, "expire", key));
+            }
+            out
+        }
+        WriteCmd::GetEx { key, ttl } if *reply != Frame::Null => match ttl {
+            Some(TtlOpt::Set(_)) => one(GENERIC, "expire", key),
+            Some(TtlOpt::Persist) => one(GENERIC, "persist", key),
+            _ => Vec::new(),
+        },
         _ => Vec::new(),
+    }
+}
+
+/// Whether a SET (that did not fail) wrote its key.
+fn set_done(cond: Option<SetCond>, get: bool, reply: &Frame, before: &Before) -> bool {
+    match (cond, get) {
+        (None, _) => true,
+        (Some(_), false) => *reply != Frame::Null,
+        (Some(c), true) => {
+            let existed = before.0.first().copied().unwrap_or(false);
+            existed == (c == SetCond::Xx)
+        }
     }
 }
 

@@ -895,3 +895,147 @@ fn publish_inside_a_transaction_counts_its_receivers() {
         vec![Frame::Array(vec![Frame::Integer(1), Frame::ok()])]
     );
 }
+
+/// The harness's requests carry this wall-clock stamp.
+const T0: u64 = 1_700_000_000_123;
+
+#[test]
+fn expire_ttl_persist_and_set_options_follow_redis() {
+    let mut h = Harness::new(NodeConfig::default());
+    h.connect(1);
+    assert_eq!(h.call(1, "TTL k"), Frame::Integer(-2));
+    assert_eq!(h.call(1, "SET k v EX 10"), Frame::ok());
+    assert_eq!(h.call(1, "TTL k"), Frame::Integer(10));
+    assert_eq!(h.call(1, "PTTL k"), Frame::Integer(10_000));
+    assert_eq!(
+        h.call(1, "PEXPIRETIME k"),
+        Frame::Integer((T0 + 10_000) as i64)
+    );
+    assert_eq!(
+        h.call(1, "EXPIRETIME k"),
+        Frame::Integer(((T0 + 10_000) / 1000) as i64)
+    );
+    assert_eq!(h.call(1, "EXPIRE k 20 NX"), Frame::Integer(0));
+    assert_eq!(h.call(1, "EXPIRE k 5 GT"), Frame::Integer(0));
+    assert_eq!(h.call(1, "EXPIRE k 5 LT"), Frame::Integer(1));
+    assert_eq!(h.call(1, "TTL k"), Frame::Integer(5));
+    assert_eq!(h.call(1, "SET k v2 KEEPTTL"), Frame::ok());
+    assert_eq!(h.call(1, "TTL k"), Frame::Integer(5));
+    assert_eq!(h.call(1, "INCR n"), Frame::Integer(1));
+    assert_eq!(h.call(1, "PEXPIRE n 1500 XX"), Frame::Integer(0));
+    assert_eq!(h.call(1, "PEXPIRE n 1500"), Frame::Integer(1));
+    assert_eq!(h.call(1, "INCR n"), Frame::Integer(2));
+    assert_eq!(
+        h.call(1, "TTL n"),
+        Frame::Integer(2),
+        "INCR keeps the deadline"
+    );
+    assert_eq!(h.call(1, "PERSIST n"), Frame::Integer(1));
+    assert_eq!(h.call(1, "PERSIST n"), Frame::Integer(0));
+    assert_eq!(h.call(1, "TTL n"), Frame::Integer(-1));
+    assert_eq!(h.call(1, "SET k v3"), Frame::ok());
+    assert_eq!(
+        h.call(1, "TTL k"),
+        Frame::Integer(-1),
+        "SET drops the deadline"
+    );
+    assert_eq!(h.call(1, "GETEX k PX 2500"), bulk("v3"));
+    assert_eq!(h.call(1, "PTTL k"), Frame::Integer(2500));
+    assert_eq!(h.call(1, "GETEX k PERSIST"), bulk("v3"));
+    assert_eq!(h.call(1, "TTL k"), Frame::Integer(-1));
+    assert_eq!(h.call(1, "EXPIRE missing 10"), Frame::Integer(0));
+    // A deadline already passed deletes the key.
+    assert_eq!(h.call(1, "EXPIRE k -1"), Frame::Integer(1));
+    assert_eq!(h.call(1, "EXISTS k"), Frame::Integer(0));
+    assert_eq!(
+        h.call(1, "EXPIRE n 10 NX XX"),
+        Frame::error("ERR NX and XX, GT or LT options at the same time are not compatible")
+    );
+    assert_eq!(
+        h.call(1, "SET k v EX 0"),
+        Frame::error("ERR invalid expire time in 'set' command")
+    );
+    assert_eq!(
+        h.call(1, "SET k v EX 1 PX 1"),
+        Frame::error("ERR syntax error")
+    );
+    // Series expire like any key.
+    assert_eq!(h.call(1, "TS.ADD s 1000 1"), Frame::Integer(1000));
+    assert_eq!(h.call(1, "EXPIRE s 100"), Frame::Integer(1));
+    assert_eq!(h.call(1, "TTL s"), Frame::Integer(100));
+}
+
+#[test]
+fn expired_keys_are_hidden_then_deleted_through_the_log_with_an_event() {
+    let mut h = Harness::new(NodeConfig::default());
+    h.connect(1);
+    h.connect(2);
+    assert_eq!(
+        h.call(2, "CONFIG SET notify-keyspace-events Ex"),
+        Frame::ok()
+    );
+    h.send(2, "SUBSCRIBE __keyevent@0__:expired");
+    let _ = h.drain();
+    assert_eq!(h.call(1, "SET a 1 PX 500"), Frame::ok());
+    assert_eq!(
+        h.call(1, "TS.ADD s 1000 1 LABELS k v"),
+        Frame::Integer(1000)
+    );
+    assert_eq!(h.call(1, "PEXPIRE s 500"), Frame::Integer(1));
+    assert_eq!(h.call(1, "SET keep 1"), Frame::ok());
+    // 600 ms later, before the leader's expiry runs: every read hides them.
+    h.now = h.now.saturating_add(Duration::from_millis(600));
+    assert_eq!(h.call(1, "GET a"), Frame::Null);
+    assert_eq!(h.call(1, "EXISTS a s keep"), Frame::Integer(1));
+    assert_eq!(h.call(1, "TTL a"), Frame::Integer(-2));
+    assert_eq!(h.call(1, "KEYS *"), Frame::Array(vec![bulk("keep")]));
+    assert!(h.call(1, "TS.GET s").is_error(), "the series is gone");
+    assert_eq!(h.call(1, "TS.QUERYINDEX k=v"), Frame::Array(Vec::new()));
+    assert_eq!(h.call(1, "DBSIZE"), Frame::Integer(3));
+    // The leader's timer proposes their deletion; every replica applies it.
+    h.node.handle_timeout(h.now);
+    let outs = h.drain();
+    assert_eq!(
+        replies(&outs, 2),
+        vec![
+            push(&["message", "__keyevent@0__:expired", "a"]),
+            push(&["message", "__keyevent@0__:expired", "s"]),
+        ]
+    );
+    assert_eq!(h.call(1, "DBSIZE"), Frame::Integer(1));
+    // A write to a key past its deadline finds it gone (and reports it expired).
+    assert_eq!(h.call(1, "SET c 5 PX 100"), Frame::ok());
+    // The write's entry carries its request's wall-clock stamp, past the deadline.
+    h.node.handle_input(
+        h.now,
+        Input::Request {
+            conn: ConnId(1),
+            args: args("INCR c"),
+            wire_bytes: 10,
+            unix: UnixMillis(T0 + 1000),
+        },
+    );
+    let outs = h.drain();
+    assert_eq!(replies(&outs, 1), vec![Frame::Integer(1)]);
+    assert_eq!(
+        replies(&outs, 2),
+        vec![push(&["message", "__keyevent@0__:expired", "c"])]
+    );
+    assert_eq!(h.call(1, "TTL c"), Frame::Integer(-1));
+}
+
+#[test]
+fn deadlines_survive_a_restart() {
+    let mut h = Harness::new(NodeConfig::default());
+    h.connect(1);
+    assert_eq!(h.call(1, "SET a 1 EX 100"), Frame::ok());
+    let store = std::mem::replace(
+        &mut h.node,
+        Node::new(NodeConfig::default(), MemStore::new(), h.now).unwrap(),
+    )
+    .into_store();
+    let mut h = Harness::on(NodeConfig::default(), store);
+    h.connect(1);
+    assert_eq!(h.call(1, "TTL a"), Frame::Integer(100));
+    assert_eq!(h.call(1, "PERSIST a"), Frame::Integer(1));
+}

@@ -246,9 +246,11 @@ pub(super) fn apply_entry<S: StoreRead>(
             let mut replies = Vec::with_capacity(entry.cmds.len());
             for (i, cmd) in entry.cmds.iter().enumerate() {
                 modified.note(cmd);
+                let expired = db.expire_stale(tx, cmd, entry.unix)?;
+                notes.expired(&expired);
                 let before = notes.before(tx, cmd)?;
                 let reply = db.apply(tx, cmd, entry.unix)?;
-                notes.after(db, cmd, &reply, &before, (i, None));
+                notes.after(db, cmd, &reply, &before, (i, None), entry.unix);
                 replies.push(reply);
             }
             replies
@@ -279,14 +281,19 @@ fn apply_txn<S: StoreRead>(
         replies.push(match op {
             TxnOp::Write(w) => {
                 modified.note(w);
+                let expired = db.expire_stale(tx, w, t.unix)?;
+                notes.expired(&expired);
                 let before = notes.before(tx, w)?;
                 let reply = db.apply(tx, w, t.unix)?;
-                notes.after(db, w, &reply, &before, (0, Some(j)));
+                notes.after(db, w, &reply, &before, (0, Some(j)), t.unix);
                 reply
             }
             TxnOp::Error(e) => Frame::error(e.clone()),
             TxnOp::Read(args) => match cmd::parse(args) {
-                Ok(Command::Read(r)) => db.read(&*tx, &r, protocol)?,
+                Ok(Command::Read(r)) => {
+                    db.set_read_time(t.unix);
+                    db.read(&*tx, &r, protocol)?
+                }
                 Ok(Command::Conn(c)) => conn_op(c, t.unix),
                 Ok(_) => Frame::error("ERR not a read"),
                 Err(e) => Frame::error(e.to_string()),
