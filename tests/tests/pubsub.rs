@@ -148,28 +148,29 @@ fn a_subscriber_that_does_not_read_is_disconnected() {
     let payload = "x".repeat(64 * 1024);
     // 128 MiB published: more than the 32 MiB pub/sub limit plus what the sockets may hold
     // (Linux grows a receive buffer up to `tcp_rmem`'s maximum, 32 MiB here).
-    let mut delivered_to_none = false;
     for _ in 0..MESSAGES {
         publ.send(&["PUBLISH", "flood", &payload]);
     }
+    // Each reply counts the clients its message was queued for when it applied; a round that
+    // applied many at once queued them all before the driver found the queue over its limit.
     for _ in 0..MESSAGES {
-        match publ.read() {
-            Some(Frame::Integer(0)) => delivered_to_none = true,
-            Some(Frame::Integer(1)) => {}
-            other => panic!("PUBLISH answered {other:?}"),
-        }
+        let reply = publ.read();
+        assert!(
+            matches!(reply, Some(Frame::Integer(0 | 1))),
+            "PUBLISH answered {reply:?}"
+        );
     }
-    assert!(delivered_to_none, "the slow subscriber was never dropped");
     assert_eq!(
         publ.call(&["PUBSUB", "NUMSUB", "flood"]),
-        Frame::Array(vec![bulk("flood"), Frame::Integer(0)])
+        Frame::Array(vec![bulk("flood"), Frame::Integer(0)]),
+        "the slow subscriber was dropped"
     );
     // Its connection was closed: reading drains what was sent, then ends.
     let mut frames = 0usize;
     while slow.read().is_some() {
         frames += 1;
-        assert!(frames <= MESSAGES, "more messages than were published");
     }
+    assert!(frames < MESSAGES, "it was dropped before it got them all");
     let info = match publ.call(&["INFO", "clients"]) {
         Frame::Bulk(b) => String::from_utf8_lossy(&b).into_owned(),
         other => format!("{other:?}"),
