@@ -205,6 +205,18 @@ impl Db {
         self.volatile > 0
     }
 
+    /// Asserts the deadline count matches the records in `store` (tests and simulation).
+    pub fn check_deadlines(&self, store: &impl StoreRead) {
+        if let Ok(n) = count(store) {
+            assert_eq!(self.volatile, n, "the deadline count is the records'");
+        }
+    }
+
+    /// How many keys have a deadline (INFO keyspace's `expires`).
+    pub fn deadline_count(&self) -> u64 {
+        self.volatile
+    }
+
     /// Sets the time reads compare deadlines against (the node's clock, see `node`).
     pub fn set_read_time(&mut self, now: UnixMillis) {
         self.read_now = now.0;

@@ -165,7 +165,8 @@ impl<S: Store> Node<S> {
             "keyspace" => {
                 let keys = self.db.key_count();
                 if keys > 0 {
-                    line("db0", &format!("keys={keys},expires=0,avg_ttl=0"));
+                    let expires = self.db.deadline_count();
+                    line("db0", &format!("keys={keys},expires={expires},avg_ttl=0"));
                 }
             }
             _ => {}

@@ -716,6 +716,7 @@ impl<S: Store> Node<S> {
                 stored, self.applied,
                 "the stored applied index is the state machine's"
             );
+            self.db.check_deadlines(&self.store);
         }
     }
 

@@ -1039,3 +1039,23 @@ fn deadlines_survive_a_restart() {
     assert_eq!(h.call(1, "TTL a"), Frame::Integer(100));
     assert_eq!(h.call(1, "PERSIST a"), Frame::Integer(1));
 }
+
+#[test]
+fn expire_makes_a_watch_on_the_key_fail() {
+    let mut h = Harness::new(NodeConfig::default());
+    h.connect(1);
+    h.connect(2);
+    assert_eq!(h.call(1, "SET k v"), Frame::ok());
+    assert_eq!(h.call(1, "WATCH k"), Frame::ok());
+    assert_eq!(h.call(2, "EXPIRE k 100"), Frame::Integer(1));
+    assert_eq!(h.call(1, "MULTI"), Frame::ok());
+    assert_eq!(h.call(1, "TTL k"), Frame::simple("QUEUED"));
+    assert_eq!(h.call(1, "EXEC"), Frame::NullArray);
+    assert_eq!(h.call(1, "MULTI"), Frame::ok());
+    assert_eq!(h.call(1, "TTL k"), Frame::simple("QUEUED"));
+    assert_eq!(h.call(1, "PERSIST k"), Frame::simple("QUEUED"));
+    assert_eq!(
+        h.call(1, "EXEC"),
+        Frame::Array(vec![Frame::Integer(100), Frame::Integer(1)])
+    );
+}
