@@ -7,9 +7,12 @@
 //! duplicate or late entry is harmless. Between a deadline and that entry, reads hide the key
 //! (`db::expiry::Unexpired`) and writes delete it first (`Db::expire_stale`).
 //!
-//! The node has no clock of its own: the time is the wall-clock stamp of the latest client
-//! request plus the monotonic time since, which is also the time reads compare deadlines
-//! against. A node that has served no request yet neither expires nor hides anything.
+//! The node has no clock of its own: its time is the newest wall-clock stamp it has seen, on a
+//! client request or on a log entry it applied, plus the monotonic time since. That is also
+//! the time reads compare deadlines against, so a follower never hides a key later than the
+//! stamps in its log say (a leader whose clients all connect to followers still expires keys:
+//! their entries carry the time). A node that has seen no stamp yet neither expires nor hides
+//! anything.
 
 use std::time::Duration;
 
@@ -30,7 +33,7 @@ pub const EXPIRE_BATCH_MAX: usize = 1000;
 const EXPIRER: ConnId = ConnId(u64::MAX);
 
 impl<S: Store> Node<S> {
-    /// Notes a client request's wall-clock stamp.
+    /// Notes a wall-clock stamp (a client request's, or an applied log entry's).
     pub(super) fn note_unix(&mut self, unix: UnixMillis) {
         let now = self.unix_now();
         if unix.0 >= now.0 {

@@ -1181,6 +1181,9 @@ impl<S: Store> Node<S> {
                 return;
             }
         };
+        if notes.unix.0 > 0 {
+            self.note_unix(notes.unix);
+        }
         for (k, (entry, mut replies)) in entries.iter().zip(applied).enumerate() {
             self.applied = entry.index;
             if !notes.out.is_empty() {

@@ -276,6 +276,9 @@ pub(super) struct Notes {
     flags: u32,
     pub(super) entry: usize,
     pub(super) out: Vec<Note>,
+    /// The newest wall-clock stamp among the entries applied (not a message: the node's clock
+    /// follows the log's time too, see `expire`).
+    pub(super) unix: UnixMillis,
 }
 
 /// What a command's notifications need to know from before it ran: which of its keys existed.
@@ -289,6 +292,7 @@ impl Notes {
             flags: flags_of(db),
             entry: 0,
             out: Vec::new(),
+            unix: UnixMillis(0),
         }
     }
 

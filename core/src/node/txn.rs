@@ -243,6 +243,7 @@ pub(super) fn apply_entry<S: StoreRead>(
     let mut modified = version::Modified::default();
     let replies = match Decoded::decode(data)? {
         Decoded::Writes(entry) => {
+            notes.unix = notes.unix.max(entry.unix);
             let mut replies = Vec::with_capacity(entry.cmds.len());
             for (i, cmd) in entry.cmds.iter().enumerate() {
                 modified.note(cmd);
@@ -268,6 +269,7 @@ fn apply_txn<S: StoreRead>(
     modified: &mut version::Modified,
     notes: &mut Notes,
 ) -> Result<Frame, StoreError> {
+    notes.unix = notes.unix.max(t.unix);
     if !version::unchanged(tx, &t.watch)? {
         return Ok(Frame::NullArray);
     }
