@@ -1059,3 +1059,32 @@ fn expire_makes_a_watch_on_the_key_fail() {
         Frame::Array(vec![Frame::Integer(100), Frame::Integer(1)])
     );
 }
+
+#[test]
+fn subscribe_is_refused_on_zeromq_and_inside_multi() {
+    let mut h = Harness::new(NodeConfig::default());
+    let input = Input::Connect {
+        conn: ConnId(1),
+        kind: ConnKind::Zmq,
+        addr: "zmq".into(),
+    };
+    h.node.handle_input(h.now, input);
+    assert_eq!(
+        h.call(1, "SUBSCRIBE ch"),
+        Frame::error(
+            "ERR SUBSCRIBE is not available on the ZeroMQ endpoint: subscribe over RESP on TCP"
+        )
+    );
+    assert_eq!(h.call(1, "PUBLISH ch m"), Frame::Integer(0));
+    h.connect(2);
+    assert_eq!(h.call(2, "MULTI"), Frame::ok());
+    assert!(h.call(2, "SUBSCRIBE ch").is_error());
+    assert_eq!(
+        h.call(2, "EXEC"),
+        Frame::error("EXECABORT Transaction discarded because of previous errors.")
+    );
+    assert_eq!(
+        h.call(2, "PUBSUB NUMSUB ch"),
+        Frame::Array(vec![bulk("ch"), Frame::Integer(0)])
+    );
+}
