@@ -212,6 +212,11 @@ impl Db {
         }
     }
 
+    /// Keys deleted at their deadline since this node started (INFO `expired_keys`).
+    pub fn expired_count(&self) -> u64 {
+        self.expired
+    }
+
     /// How many keys have a deadline (INFO keyspace's `expires`).
     pub fn deadline_count(&self) -> u64 {
         self.volatile
@@ -236,6 +241,7 @@ impl Db {
         }
         for key in write_keys(cmd) {
             if deadline(tx, key)?.is_some_and(|at| at <= unix.0) && self.delete_key(tx, key)? {
+                self.expired += 1;
                 out.push(key.clone());
             }
         }
@@ -384,6 +390,7 @@ impl Db {
                         && deadline(tx, key)? == Some(*at)
                         && self.delete_key(tx, key)?
                     {
+                        self.expired += 1;
                         gone.push(Frame::Bulk(key.clone()));
                     }
                 }

@@ -121,6 +121,8 @@ pub struct Db {
     volatile: u64,
     /// The Unix time (ms) reads compare deadlines against, set by the node before each read.
     read_now: u64,
+    /// Keys deleted at their deadline since start (INFO `expired_keys`; node-local).
+    expired: u64,
 }
 
 impl Db {

@@ -133,6 +133,7 @@ impl<S: Store> Node<S> {
                 line("pubsub_channels", &channels);
                 line("pubsub_patterns", &patterns);
                 line("total_pubsub_messages_delivered", &s.pubsub_messages);
+                line("expired_keys", &self.db.expired_count());
             }
             "persistence" => {
                 line("loading", &0);

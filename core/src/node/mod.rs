@@ -1184,10 +1184,14 @@ impl<S: Store> Node<S> {
         if notes.unix.0 > 0 {
             self.note_unix(notes.unix);
         }
+        // Notes are in entry order: each entry takes the run of them that is its own.
+        let mut pending = notes.out.as_slice();
         for (k, (entry, mut replies)) in entries.iter().zip(applied).enumerate() {
             self.applied = entry.index;
-            if !notes.out.is_empty() {
-                self.deliver_notes(&notes.out, k, replies.as_mut());
+            let own = pending.iter().take_while(|n| n.entry == k).count();
+            if own > 0 {
+                self.deliver_notes(&pending[..own], replies.as_mut());
+                pending = &pending[own..];
             }
             let Some(mut replies) = replies else { continue };
             self.stats.writes_applied += 1;

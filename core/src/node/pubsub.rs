@@ -680,16 +680,11 @@ impl<S: Store> Node<S> {
         n
     }
 
-    /// Delivers the messages of entry `entry` of a round, and puts each PUBLISH's receiver
-    /// count into its reply.
-    pub(super) fn deliver_notes(
-        &mut self,
-        notes: &[Note],
-        entry: usize,
-        replies: Option<&mut Vec<Frame>>,
-    ) {
+    /// Delivers the messages of one entry, and puts each PUBLISH's receiver count into its
+    /// reply.
+    pub(super) fn deliver_notes(&mut self, notes: &[Note], replies: Option<&mut Vec<Frame>>) {
         let mut replies = replies;
-        for note in notes.iter().filter(|n| n.entry == entry) {
+        for note in notes {
             let n = self.deliver(&note.channel, &note.message);
             let Some((i, op)) = note.publish else {
                 continue;

@@ -1003,6 +1003,13 @@ fn expired_keys_are_hidden_then_deleted_through_the_log_with_an_event() {
         ]
     );
     assert_eq!(h.call(1, "DBSIZE"), Frame::Integer(1));
+    let Frame::Verbatim { text, .. } = h.call(1, "INFO stats") else {
+        panic!("INFO")
+    };
+    assert!(
+        String::from_utf8_lossy(&text).contains("expired_keys:2"),
+        "{text:?}"
+    );
     // A write to a key past its deadline finds it gone (and reports it expired).
     assert_eq!(h.call(1, "SET c 5 PX 100"), Frame::ok());
     // The write's entry carries its request's wall-clock stamp, past the deadline.
