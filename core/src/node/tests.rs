@@ -1095,3 +1095,112 @@ fn subscribe_is_refused_on_zeromq_and_inside_multi() {
         Frame::Array(vec![bulk("ch"), Frame::Integer(0)])
     );
 }
+
+/// Expiry against a model: random SET (with and without PX), PEXPIRE, PERSIST, DEL, GET and
+/// PTTL on a few keys, the clock moving forward and the leader's timer firing, and restarts;
+/// every reply must be what a map of (value, deadline) says at that time.
+#[test]
+fn expiry_matches_a_model_through_time_and_restarts() {
+    use std::collections::BTreeMap;
+    let mut rng: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    let mut h = Harness::new(NodeConfig::default());
+    h.connect(1);
+    let mut t = T0;
+    let mut model: BTreeMap<String, (String, Option<u64>)> = BTreeMap::new();
+    let (mut expired, mut restarts, mut hits) = (0, 0, 0);
+    let call = |h: &mut Harness, t: u64, line: &str| -> Frame {
+        h.node.handle_input(
+            h.now,
+            Input::Request {
+                conn: ConnId(1),
+                args: args(line),
+                wire_bytes: 10,
+                unix: UnixMillis(t),
+            },
+        );
+        let outs = h.drain();
+        let mut r = replies(&outs, 1);
+        assert_eq!(r.len(), 1, "{line}: {outs:?}");
+        r.remove(0)
+    };
+    for step in 0..3000 {
+        // Drop what the model says has expired.
+        let before = model.len();
+        model.retain(|_, (_, d)| d.is_none_or(|d| d > t));
+        expired += before - model.len();
+        let key = format!("k{}", next(4));
+        let d = 1 + next(400);
+        let line = match next(8) {
+            0 => format!("SET {key} v{step}"),
+            1 => format!("SET {key} v{step} PX {d}"),
+            2 => format!("PEXPIRE {key} {d}"),
+            3 => format!("PERSIST {key}"),
+            4 => format!("DEL {key}"),
+            5 => format!("GET {key}"),
+            6 => format!("PTTL {key}"),
+            _ => {
+                let dt = next(300);
+                t += dt;
+                h.now = h.now.saturating_add(Duration::from_millis(dt));
+                h.node.handle_timeout(h.now);
+                let _ = h.drain();
+                if next(20) == 0 {
+                    let store = std::mem::replace(
+                        &mut h.node,
+                        Node::new(NodeConfig::default(), MemStore::new(), h.now).unwrap(),
+                    )
+                    .into_store();
+                    h = Harness::on(NodeConfig::default(), store);
+                    h.now = h.now.saturating_add(Duration::from_millis(t - T0));
+                    h.connect(1);
+                    restarts += 1;
+                }
+                continue;
+            }
+        };
+        let got = call(&mut h, t, &line);
+        let words: Vec<&str> = line.split(' ').collect();
+        let want = match words[0] {
+            "SET" => {
+                let deadline = (words.len() == 5).then(|| t + d);
+                model.insert(key.clone(), (words[2].to_string(), deadline));
+                Frame::ok()
+            }
+            "PEXPIRE" => match model.get_mut(&key) {
+                Some(entry) => {
+                    entry.1 = Some(t + d);
+                    Frame::Integer(1)
+                }
+                None => Frame::Integer(0),
+            },
+            "PERSIST" => match model.get_mut(&key) {
+                Some(entry) if entry.1.is_some() => {
+                    entry.1 = None;
+                    Frame::Integer(1)
+                }
+                _ => Frame::Integer(0),
+            },
+            "DEL" => Frame::Integer(i64::from(model.remove(&key).is_some())),
+            "GET" => model.get(&key).map_or(Frame::Null, |(v, _)| {
+                hits += 1;
+                bulk(v)
+            }),
+            _ => match model.get(&key) {
+                None => Frame::Integer(-2),
+                Some((_, None)) => Frame::Integer(-1),
+                Some((_, Some(d))) => Frame::Integer((d - t) as i64),
+            },
+        };
+        assert_eq!(got, want, "step {step} at t={}: {line}", t - T0);
+    }
+    assert!(
+        expired > 100 && restarts > 5 && hits > 100,
+        "{expired} {restarts} {hits}"
+    );
+}
