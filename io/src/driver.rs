@@ -90,8 +90,48 @@ pub const INPUT_QUEUE: usize = 65_536;
 #[derive(Debug)]
 pub enum ConnOut {
     Reply(Frame, Protocol),
+    /// A pub/sub message (or confirmation): written like a reply; its bytes count against
+    /// [`PUBSUB_OUTPUT_MAX_BYTES`] until the writer takes it off the queue.
+    Push(Frame, Protocol, PushBytes),
     /// Close after the replies before this one.
     Close,
+}
+
+/// Most bytes of pub/sub messages queued for one client, like Redis's hard
+/// `client-output-buffer-limit pubsub 32mb`: a subscriber that does not read is disconnected
+/// rather than buffered without bound. (Replies are bounded by count as well, by the queue.)
+pub const PUBSUB_OUTPUT_MAX_BYTES: u64 = 32 * 1024 * 1024;
+
+/// The size of one queued push message, given back to its connection's count when the writer
+/// has taken it (dropped it).
+#[derive(Debug)]
+pub struct PushBytes {
+    queued: Arc<AtomicU64>,
+    size: u64,
+}
+
+impl Drop for PushBytes {
+    fn drop(&mut self) {
+        self.queued.fetch_sub(self.size, Ordering::Relaxed);
+    }
+}
+
+/// A connection's reply queue and the push bytes in it.
+#[derive(Debug)]
+struct ConnQueue {
+    tx: mpsc::Sender<ConnOut>,
+    push_bytes: Arc<AtomicU64>,
+}
+
+type Conns = HashMap<ConnId, ConnQueue>;
+
+/// About the bytes `frame` takes encoded: its payloads plus a little per element.
+fn push_size(frame: &Frame) -> u64 {
+    match frame {
+        Frame::Push(items) | Frame::Array(items) => items.iter().map(push_size).sum::<u64>() + 16,
+        Frame::Bulk(b) | Frame::Simple(b) | Frame::Error(b) => b.len() as u64 + 16,
+        _ => 16,
+    }
 }
 
 /// What endpoints send the node task.
@@ -273,7 +313,7 @@ async fn run<S: Store, T: PeerTransport>(
     let bytes_out = Arc::clone(&handle.bytes_out);
     let dropped = Arc::clone(&handle.mesh_dropped);
     drop(handle);
-    let mut conns: HashMap<ConnId, mpsc::Sender<ConnOut>> = HashMap::new();
+    let mut conns: Conns = HashMap::new();
     loop {
         let deadline = node.poll_timeout();
         let peers = mesh.as_mut().and_then(|m| m.peers.as_mut());
@@ -348,7 +388,7 @@ async fn recv_peer(peers: Option<&mut mpsc::Receiver<(u64, Vec<u8>)>>) -> Option
 /// (`fed` already counted), so they share the drain that follows.
 fn feed_queued<S: Store, T>(
     node: &mut Node<S>,
-    conns: &mut HashMap<ConnId, mpsc::Sender<ConnOut>>,
+    conns: &mut Conns,
     now: Instant,
     rx: &mut mpsc::Receiver<DriverMsg>,
     mut mesh: Option<&mut PeerLink<T>>,
@@ -388,12 +428,7 @@ async fn sleep_until(clock: Clock, deadline: Option<Instant>) {
     }
 }
 
-fn feed<S: Store>(
-    node: &mut Node<S>,
-    conns: &mut HashMap<ConnId, mpsc::Sender<ConnOut>>,
-    now: Instant,
-    msg: DriverMsg,
-) {
+fn feed<S: Store>(node: &mut Node<S>, conns: &mut Conns, now: Instant, msg: DriverMsg) {
     match msg {
         DriverMsg::Connect {
             conn,
@@ -401,7 +436,14 @@ fn feed<S: Store>(
             addr,
             replies,
         } => {
-            conns.insert(conn, replies);
+            let push_bytes = Arc::default();
+            conns.insert(
+                conn,
+                ConnQueue {
+                    tx: replies,
+                    push_bytes,
+                },
+            );
             node.handle_input(now, Input::Connect { conn, kind, addr });
         }
         DriverMsg::Input(input) => {
@@ -415,12 +457,33 @@ fn feed<S: Store>(
 
 fn drain<S: Store, T: PeerTransport>(
     node: &mut Node<S>,
-    conns: &mut HashMap<ConnId, mpsc::Sender<ConnOut>>,
+    conns: &mut Conns,
     mut mesh: Option<&mut T>,
     dropped: &AtomicU64,
 ) {
     while let Some(out) = node.poll_output() {
         let (conn, msg) = match out {
+            Output::Reply {
+                conn,
+                frame: frame @ Frame::Push(_),
+                protocol,
+            } => {
+                let Some(q) = conns.get(&conn) else { continue };
+                let size = push_size(&frame);
+                let queued = Arc::clone(&q.push_bytes);
+                if queued.load(Ordering::Relaxed) + size > PUBSUB_OUTPUT_MAX_BYTES {
+                    tracing::warn!(
+                        conn = conn.0,
+                        "pub/sub output buffer over {PUBSUB_OUTPUT_MAX_BYTES} bytes: disconnecting a slow subscriber"
+                    );
+                    conns.remove(&conn);
+                    node.handle_input(Instant::ZERO, Input::Disconnect { conn });
+                    continue;
+                }
+                queued.fetch_add(size, Ordering::Relaxed);
+                let bytes = PushBytes { queued, size };
+                (conn, ConnOut::Push(frame, protocol, bytes))
+            }
             Output::Reply {
                 conn,
                 frame,
@@ -437,7 +500,9 @@ fn drain<S: Store, T: PeerTransport>(
             }
         };
         let closing = matches!(msg, ConnOut::Close);
-        let Some(tx) = conns.get(&conn) else { continue };
+        let Some(tx) = conns.get(&conn).map(|q| &q.tx) else {
+            continue;
+        };
         match tx.try_send(msg) {
             Ok(()) if closing => {
                 conns.remove(&conn);

@@ -279,6 +279,9 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                     resp::encode(&frame, protocol, &mut buf);
                     owed.reply();
                 }
+                ConnOut::Push(frame, protocol, _) => {
+                    resp::encode(&frame, protocol, &mut buf);
+                }
                 ConnOut::Close => {
                     close = true;
                     break;

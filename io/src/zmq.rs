@@ -500,7 +500,8 @@ impl ClientTask {
                 out = self.replies.recv() => out,
             };
             match out {
-                Some(ConnOut::Reply(frame, protocol)) => {
+                // Pushes do not happen here: the node refuses SUBSCRIBE on ZeroMQ clients.
+                Some(ConnOut::Reply(frame, protocol) | ConnOut::Push(frame, protocol, _)) => {
                     if let Some(p) = self.owner(&mut pending) {
                         resp::encode(&frame, protocol, &mut p.payload);
                         p.got += 1;

@@ -32,10 +32,20 @@ const SYNTAX: &[(&str, &str)] = &[
     ("del", "key:key..."),
     ("echo", "message"),
     ("exists", "key:key..."),
+    ("expire", "key:key seconds:integer [NX|XX|GT|LT]"),
+    (
+        "expireat",
+        "key:key unix-time-seconds:unix-time [NX|XX|GT|LT]",
+    ),
+    ("expiretime", "key:key"),
     ("flushall", "[ASYNC|SYNC]"),
     ("flushdb", "[ASYNC|SYNC]"),
     ("get", "key:key"),
     ("getdel", "key:key"),
+    (
+        "getex",
+        "key:key [EX seconds:integer|PX milliseconds:integer|EXAT unix-time-seconds:unix-time|PXAT unix-time-milliseconds:unix-time|PERSIST]",
+    ),
     ("getset", "key:key value"),
     (
         "hello",
@@ -48,15 +58,30 @@ const SYNTAX: &[(&str, &str)] = &[
     ("keys", "pattern:pattern"),
     ("mget", "key:key..."),
     ("mset", "(key:key value)..."),
+    ("persist", "key:key"),
+    ("pexpire", "key:key milliseconds:integer [NX|XX|GT|LT]"),
+    (
+        "pexpireat",
+        "key:key unix-time-milliseconds:unix-time [NX|XX|GT|LT]",
+    ),
+    ("pexpiretime", "key:key"),
     ("ping", "[message]"),
+    ("psubscribe", "pattern:pattern..."),
+    ("pttl", "key:key"),
+    ("publish", "channel message"),
+    ("punsubscribe", "[pattern:pattern...]"),
     (
         "scan",
         "cursor:integer [MATCH pattern:pattern] [COUNT count:integer] [TYPE type]",
     ),
     ("select", "index:integer"),
-    ("set", "key:key value [NX|XX] [GET] [KEEPTTL]"),
+    (
+        "set",
+        "key:key value [NX|XX] [GET] [EX seconds:integer|PX milliseconds:integer|EXAT unix-time-seconds:unix-time|PXAT unix-time-milliseconds:unix-time|KEEPTTL]",
+    ),
     ("setnx", "key:key value"),
     ("strlen", "key:key"),
+    ("subscribe", "channel..."),
     (
         "ts.add",
         "key:key timestamp value:double [RETENTION retentionPeriod:integer] [ENCODING (COMPRESSED|UNCOMPRESSED)] [CHUNK_SIZE size:integer] [DUPLICATE_POLICY policy] [ON_DUPLICATE policy_ovr] [IGNORE ignoreMaxTimediff:integer ignoreMaxValDiff:double] [LABELS (label value)...]",
@@ -121,8 +146,10 @@ const SYNTAX: &[(&str, &str)] = &[
         "key:key fromTimestamp:integer toTimestamp:integer",
     ),
     ("tsdb_set", "key:key timestamp:integer value:double"),
+    ("ttl", "key:key"),
     ("type", "key:key"),
     ("unlink", "key:key..."),
+    ("unsubscribe", "[channel...]"),
     ("watch", "key:key..."),
 ];
 
@@ -236,6 +263,24 @@ const SUBCOMMANDS: &[(&str, &str, &str, &str)] = &[
         "(parameter value)...",
     ),
     ("module", "list", "Returns all loaded modules.", ""),
+    (
+        "pubsub",
+        "channels",
+        "Returns the active channels.",
+        "[pattern:pattern]",
+    ),
+    (
+        "pubsub",
+        "numpat",
+        "Returns a count of unique pattern subscriptions.",
+        "",
+    ),
+    (
+        "pubsub",
+        "numsub",
+        "Returns a count of subscribers to channels.",
+        "[channel...]",
+    ),
 ];
 
 /// `COMMAND DOCS`' entry for `spec`.

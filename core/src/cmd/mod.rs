@@ -81,6 +81,22 @@ pub enum ConnCmd {
     Discard,
     Watch(Vec<Bytes>),
     Unwatch,
+    /// SUBSCRIBE (false) / PSUBSCRIBE (true) and their arguments.
+    Subscribe {
+        patterns: bool,
+        names: Vec<Bytes>,
+    },
+    /// UNSUBSCRIBE (false) / PUNSUBSCRIBE (true); no names: all of them.
+    Unsubscribe {
+        patterns: bool,
+        names: Vec<Bytes>,
+    },
+    /// PUBSUB CHANNELS [pattern].
+    PubSubChannels(Option<Bytes>),
+    /// PUBSUB NUMSUB [channel ...].
+    PubSubNumSub(Vec<Bytes>),
+    /// PUBSUB NUMPAT.
+    PubSubNumPat,
 }
 
 /// `CLUSTER` subcommands.
@@ -126,6 +142,46 @@ pub enum ReadCmd {
     },
     /// `TS.*` reads and `TSDB_GET`.
     Ts(ts::TsRead),
+    /// TTL / PTTL (`ms`) and EXPIRETIME / PEXPIRETIME (`absolute`).
+    Ttl {
+        key: Bytes,
+        ms: bool,
+        absolute: bool,
+    },
+}
+
+/// When a key expires, as a command gives it (milliseconds); resolved against the log entry's
+/// time when it applies, so every replica computes the same deadline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum When {
+    /// This many milliseconds after the entry's time (EXPIRE, PEXPIRE, EX, PX).
+    In(i64),
+    /// At this Unix time in milliseconds (EXPIREAT, PEXPIREAT, EXAT, PXAT).
+    At(i64),
+}
+
+/// EXPIRE's condition on the current deadline (Redis 7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExpireCond {
+    /// Only if the key has no deadline.
+    Nx,
+    /// Only if it has one.
+    Xx,
+    /// Only if the new one is later (no deadline counts as infinitely late).
+    Gt,
+    /// Only if the new one is earlier.
+    Lt,
+}
+
+/// What SET and GETEX do to a key's deadline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TtlOpt {
+    /// KEEPTTL: keep the current one.
+    Keep,
+    /// GETEX PERSIST: remove it.
+    Persist,
+    /// EX, PX, EXAT, PXAT.
+    Set(When),
 }
 
 /// `SET`'s existence condition.
@@ -185,6 +241,39 @@ pub enum WriteCmd {
     Ts(ts::TsWrite),
     /// Cluster-wide state: member addresses, `CONFIG SET` of a cluster-wide setting.
     Meta(crate::db::meta::MetaWrite),
+    /// PUBLISH: changes no state; every node delivers the message to its own subscribers
+    /// when it applies the entry, so it reaches every node of the cluster once. (Appended
+    /// last: postcard numbers variants in order, so older entries still decode.)
+    Publish {
+        channel: Bytes,
+        message: Bytes,
+    },
+    /// EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT. `name` is the command's, for its error text.
+    Expire {
+        key: Bytes,
+        when: When,
+        cond: Option<ExpireCond>,
+        name: String,
+    },
+    /// PERSIST.
+    Persist(Bytes),
+    /// SET with EX, PX, EXAT, PXAT or KEEPTTL (a plain SET stays [`WriteCmd::Set`], which
+    /// removes any deadline, as Redis's does).
+    SetTtl {
+        key: Bytes,
+        value: Bytes,
+        cond: Option<SetCond>,
+        get: bool,
+        ttl: TtlOpt,
+    },
+    /// GETEX key [EX|PX|EXAT|PXAT|PERSIST].
+    GetEx {
+        key: Bytes,
+        ttl: Option<TtlOpt>,
+    },
+    /// The leader's active expiry: delete each key whose deadline is still the one given and
+    /// has passed at the entry's time.
+    ExpireDue(Vec<(Bytes, u64)>),
 }
 
 /// The most keys `SCAN` returns per call whatever `COUNT` asks, so one call stays bounded.
@@ -245,6 +334,27 @@ pub fn parse(args: &[Bytes]) -> Result<Command, CommandError> {
         "watch" => Command::Conn(ConnCmd::Watch(a[1..].to_vec())),
         "unwatch" => Command::Conn(ConnCmd::Unwatch),
         "readonly" => Command::Conn(ConnCmd::ReadOnly),
+        "subscribe" | "psubscribe" => Command::Conn(ConnCmd::Subscribe {
+            patterns: spec.name == "psubscribe",
+            names: a[1..].to_vec(),
+        }),
+        "unsubscribe" | "punsubscribe" => Command::Conn(ConnCmd::Unsubscribe {
+            patterns: spec.name == "punsubscribe",
+            names: a[1..].to_vec(),
+        }),
+        "publish" => Command::Write(WriteCmd::Publish {
+            channel: a[1].clone(),
+            message: a[2].clone(),
+        }),
+        "pubsub" => parse_pubsub(a)?,
+        "expire" | "pexpire" | "expireat" | "pexpireat" => parse_expire(spec.name, a)?,
+        "persist" => Command::Write(WriteCmd::Persist(a[1].clone())),
+        "ttl" | "pttl" | "expiretime" | "pexpiretime" => Command::Read(ReadCmd::Ttl {
+            key: a[1].clone(),
+            ms: spec.name.starts_with('p'),
+            absolute: spec.name.ends_with("time"),
+        }),
+        "getex" => parse_getex(a)?,
         "readwrite" => Command::Conn(ConnCmd::ReadWrite),
         "flushdb" | "flushall" => {
             match a.get(1) {
@@ -442,6 +552,22 @@ fn parse_config(a: &[Bytes]) -> Result<Command, CommandError> {
     Ok(Command::Conn(cmd))
 }
 
+fn parse_pubsub(a: &[Bytes]) -> Result<Command, CommandError> {
+    let sub = &a[1];
+    let cmd = if is(sub, "CHANNELS") {
+        sub_arity("pubsub", "channels", a.len() <= 3)?;
+        ConnCmd::PubSubChannels(a.get(2).cloned())
+    } else if is(sub, "NUMSUB") {
+        ConnCmd::PubSubNumSub(a[2..].to_vec())
+    } else if is(sub, "NUMPAT") {
+        sub_arity("pubsub", "numpat", a.len() == 2)?;
+        ConnCmd::PubSubNumPat
+    } else {
+        return Err(unknown_sub("pubsub", sub));
+    };
+    Ok(Command::Conn(cmd))
+}
+
 fn parse_cluster(a: &[Bytes]) -> Result<Command, CommandError> {
     let sub = &a[1];
     let simple = [
@@ -553,31 +679,133 @@ fn parse_scan(a: &[Bytes]) -> Result<Command, CommandError> {
 
 fn parse_set(a: &[Bytes]) -> Result<Command, CommandError> {
     let (key, value) = (a[1].clone(), a[2].clone());
-    let (mut cond, mut get) = (None, false);
-    let mut it = Args::new(a, 3);
-    while let Some(opt) = it.next_arg() {
+    let (mut cond, mut get, mut ttl) = (None, false, None);
+    let mut i = 3;
+    while let Some(opt) = a.get(i) {
+        i += 1;
         if is(opt, "NX") && cond.is_none() {
             cond = Some(SetCond::Nx);
         } else if is(opt, "XX") && cond.is_none() {
             cond = Some(SetCond::Xx);
         } else if is(opt, "GET") {
             get = true;
-        } else if ["EX", "PX", "EXAT", "PXAT"].iter().any(|k| is(opt, k)) {
-            return Err(CommandError::other(
-                "ERR tickdb does not expire keys: SET's EX, PX, EXAT and PXAT are not supported",
-            ));
-        } else if is(opt, "KEEPTTL") {
-            // No key has a TTL, so keeping it is what SET does anyway.
+        } else if is(opt, "KEEPTTL") && ttl.is_none() {
+            ttl = Some(TtlOpt::Keep);
+        } else if let Some(unit) = ttl_unit(opt).filter(|_| ttl.is_none()) {
+            let n = a.get(i).ok_or(CommandError::Syntax)?;
+            i += 1;
+            ttl = Some(TtlOpt::Set(ttl_when(unit, n, "set")?));
         } else {
             return Err(CommandError::Syntax);
         }
     }
-    Ok(Command::Write(WriteCmd::Set {
-        key,
-        value,
-        cond,
-        get,
+    Ok(Command::Write(match ttl {
+        None => WriteCmd::Set {
+            key,
+            value,
+            cond,
+            get,
+        },
+        Some(ttl) => WriteCmd::SetTtl {
+            key,
+            value,
+            cond,
+            get,
+            ttl,
+        },
     }))
+}
+
+/// SET's and GETEX's EX, PX, EXAT, PXAT: (milliseconds per unit, absolute).
+fn ttl_unit(opt: &[u8]) -> Option<(i64, bool)> {
+    [
+        ("EX", 1000, false),
+        ("PX", 1, false),
+        ("EXAT", 1000, true),
+        ("PXAT", 1, true),
+    ]
+    .into_iter()
+    .find(|(name, ..)| is(opt, name))
+    .map(|(_, ms, abs)| (ms, abs))
+}
+
+/// The deadline of an EX/PX/EXAT/PXAT option: a positive integer that fits in milliseconds.
+fn ttl_when((per, absolute): (i64, bool), n: &[u8], cmd: &str) -> Result<When, CommandError> {
+    let n = int(n)?;
+    let invalid = || CommandError::other(format!("ERR invalid expire time in '{cmd}' command"));
+    if n <= 0 {
+        return Err(invalid());
+    }
+    let ms = n.checked_mul(per).ok_or_else(invalid)?;
+    Ok(if absolute { When::At(ms) } else { When::In(ms) })
+}
+
+fn parse_getex(a: &[Bytes]) -> Result<Command, CommandError> {
+    let ttl = match &a[2..] {
+        [] => None,
+        [opt] if is(opt, "PERSIST") => Some(TtlOpt::Persist),
+        [opt, n] => match ttl_unit(opt) {
+            Some(unit) => Some(TtlOpt::Set(ttl_when(unit, n, "getex")?)),
+            None => return Err(CommandError::Syntax),
+        },
+        _ => return Err(CommandError::Syntax),
+    };
+    Ok(Command::Write(WriteCmd::GetEx {
+        key: a[1].clone(),
+        ttl,
+    }))
+}
+
+fn parse_expire(name: &str, a: &[Bytes]) -> Result<Command, CommandError> {
+    let n = int(&a[2])?;
+    let per = if name.starts_with('p') { 1 } else { 1000 };
+    let invalid = || CommandError::other(format!("ERR invalid expire time in '{name}' command"));
+    let ms = n.checked_mul(per).ok_or_else(invalid)?;
+    let when = if name.ends_with("at") {
+        When::At(ms)
+    } else {
+        When::In(ms)
+    };
+    let mut cond = None;
+    for opt in &a[3..] {
+        let conds = [
+            ("NX", ExpireCond::Nx),
+            ("XX", ExpireCond::Xx),
+            ("GT", ExpireCond::Gt),
+            ("LT", ExpireCond::Lt),
+        ];
+        let Some((_, c)) = conds.into_iter().find(|(n, _)| is(opt, n)) else {
+            return Err(CommandError::other(format!(
+                "ERR Unsupported option {}",
+                String::from_utf8_lossy(opt)
+            )));
+        };
+        cond = Some(combine(cond, c)?);
+    }
+    Ok(Command::Write(WriteCmd::Expire {
+        key: a[1].clone(),
+        when,
+        cond,
+        name: name.to_string(),
+    }))
+}
+
+/// EXPIRE's options together, with Redis's errors: NX goes with nothing else, GT not with LT;
+/// XX with GT or LT is the comparison (which needs a deadline anyway).
+fn combine(prev: Option<ExpireCond>, c: ExpireCond) -> Result<ExpireCond, CommandError> {
+    use ExpireCond::{Gt, Lt, Nx, Xx};
+    match (prev, c) {
+        (None, c) => Ok(c),
+        (Some(p), c) if p == c => Ok(c),
+        (Some(Nx), _) | (_, Nx) => Err(CommandError::other(
+            "ERR NX and XX, GT or LT options at the same time are not compatible",
+        )),
+        (Some(Gt), Lt) | (Some(Lt), Gt) => Err(CommandError::other(
+            "ERR GT and LT options at the same time are not compatible",
+        )),
+        (Some(Xx), c) | (Some(c), Xx) => Ok(c),
+        (Some(_), c) => Ok(c),
+    }
 }
 
 /// Splits a command line on whitespace into request arguments (tests only: no quoting).

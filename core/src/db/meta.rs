@@ -79,12 +79,15 @@ impl Default for SeriesDefaults {
 
 /// The settings `CONFIG SET` changes cluster-wide, with their defaults (RedisTimeSeries' names
 /// and meanings).
-pub const SETTINGS: [(&str, &str); 5] = [
+pub const SETTINGS: [(&str, &str); 6] = [
     ("ts-retention-policy", "0"),
     ("ts-chunk-size-bytes", "4096"),
     ("ts-duplicate-policy", "block"),
     ("ts-ignore-max-time-diff", "0"),
     ("ts-ignore-max-val-diff", "0"),
+    // Redis's keyspace notifications (`crate::node` delivers them): cluster-wide here so a
+    // subscriber on any node sees the same events.
+    ("notify-keyspace-events", ""),
 ];
 
 /// Whether `name` is a cluster-wide setting.
@@ -114,6 +117,14 @@ pub fn validate(name: &str, value: &[u8]) -> Result<String, String> {
         "ts-duplicate-policy" => DupPolicy::parse(value)
             .map(|p| p.name().to_string())
             .ok_or_else(|| invalid(name, "must be block, first, last, min, max or sum")),
+        "notify-keyspace-events" => crate::node::notify_flags(value)
+            .map(crate::node::notify_flags_text)
+            .ok_or_else(|| {
+                invalid(
+                    name,
+                    "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.",
+                )
+            }),
         "ts-ignore-max-val-diff" => match text.parse::<f64>() {
             Ok(v) if v.is_finite() && v >= 0.0 => Ok(v.to_string()),
             _ => Err(invalid(name, "must be a non-negative number")),

@@ -7,6 +7,7 @@
 //! The keyspace lives in [`Space::Keys`]: each user key maps to a record
 //! `[RECORD_VERSION, kind, payload...]`. Strings keep their value as the payload.
 
+pub mod expiry;
 pub mod glob;
 pub mod meta;
 mod tx;
@@ -116,6 +117,12 @@ pub struct Db {
     next_cursor: u64,
     /// Cluster-wide state (member addresses, replicated settings).
     meta: meta::Meta,
+    /// Keys with a deadline (see [`expiry`]); none: no expiry checks at all.
+    volatile: u64,
+    /// The Unix time (ms) reads compare deadlines against, set by the node before each read.
+    read_now: u64,
+    /// Keys deleted at their deadline since start (INFO `expired_keys`; node-local).
+    expired: u64,
 }
 
 impl Db {
@@ -128,6 +135,7 @@ impl Db {
         }
         Ok(Self {
             keys,
+            volatile: expiry::count(store)?,
             meta: meta::Meta::open(store)?,
             ..Self::default()
         })
@@ -193,6 +201,8 @@ impl Db {
             WriteCmd::GetSet { key, value } => match self.string(tx, key)? {
                 Err(e) => Frame::error(e.to_string()),
                 Ok(old) => {
+                    // GETSET discards the deadline, as in Redis.
+                    self.drop_deadline(tx, key)?;
                     self.put_string(tx, key, value, old.is_some());
                     old.map_or(Frame::Null, Frame::Bulk)
                 }
@@ -254,10 +264,19 @@ impl Db {
                 crate::ts::engine::apply(tx, &mut self.keys, &self.meta.defaults, t, unix)?
             }
             WriteCmd::Meta(w) => self.meta.apply(tx, w),
+            // No state: the node delivers the message when the entry applies and replaces
+            // this count with its own subscribers' (see `node::pubsub`).
+            WriteCmd::Publish { .. } => Frame::Integer(0),
+            WriteCmd::Expire { .. }
+            | WriteCmd::Persist(_)
+            | WriteCmd::SetTtl { .. }
+            | WriteCmd::GetEx { .. }
+            | WriteCmd::ExpireDue(_) => self.apply_expiry(tx, cmd, unix)?,
             WriteCmd::Flush => {
                 for space in Space::KEYSPACE {
                     tx.clear(space)?;
                 }
+                self.clear_deadlines(tx);
                 self.keys = 0;
                 Frame::ok()
             }
@@ -313,6 +332,7 @@ impl Db {
         }
         tx.delete(Space::Keys, key.to_vec());
         self.keys = self.keys.saturating_sub(1);
+        self.drop_deadline(tx, key)?;
         Ok(true)
     }
 
@@ -368,7 +388,24 @@ impl Db {
 
     /// Runs a read against the store; `protocol` is the connection's, for replies whose RESP2
     /// shape is not the automatic lowering of their RESP3 shape (`TS.*`).
+    /// Answers a read from `store`, where keys expired at the read time do not exist.
     pub fn read(
+        &mut self,
+        store: &impl StoreRead,
+        cmd: &ReadCmd,
+        protocol: Protocol,
+    ) -> Result<Frame, StoreError> {
+        if self.volatile == 0 {
+            return self.read_view(store, cmd, protocol);
+        }
+        let view = expiry::Unexpired {
+            inner: store,
+            now: self.read_now,
+        };
+        self.read_view(&view, cmd, protocol)
+    }
+
+    fn read_view(
         &mut self,
         store: &impl StoreRead,
         cmd: &ReadCmd,
@@ -435,6 +472,7 @@ impl Db {
                 kind,
             } => self.scan(store, *cursor, pattern.as_deref(), *count, kind.as_deref())?,
             ReadCmd::Ts(t) => crate::ts::query::read(store, t, protocol)?,
+            ReadCmd::Ttl { key, ms, absolute } => self.ttl(store, key, *ms, *absolute)?,
         };
         Ok(reply)
     }

@@ -89,7 +89,12 @@ impl Modified {
         match cmd {
             WriteCmd::Flush => self.flushed = true,
             WriteCmd::Ts(TsWrite::MDel { .. }) => self.unnamed = true,
-            WriteCmd::Ts(TsWrite::Del { key, .. }) => {
+            // A changed deadline changes the key without rewriting its record (Redis's
+            // EXPIRE and PERSIST make a WATCH on the key fail too).
+            WriteCmd::Ts(TsWrite::Del { key, .. })
+            | WriteCmd::Expire { key, .. }
+            | WriteCmd::Persist(key)
+            | WriteCmd::GetEx { key, ttl: Some(_) } => {
                 self.keys.insert(key.to_vec());
             }
             _ => {}

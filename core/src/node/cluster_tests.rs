@@ -1119,3 +1119,40 @@ fn a_blocked_ts_read_on_a_follower_wakes_when_a_snapshot_installs() {
         "caught up by a snapshot"
     );
 }
+
+/// Deadlines are replicated state: a follower that catches up from a snapshot holds the same
+/// deadline as the leader, and the leader's active expiry then deletes the key everywhere.
+#[test]
+fn deadlines_travel_in_snapshots_and_expire_everywhere() {
+    let mut net = Net::compacting(3);
+    let leader = net.wait_leader();
+    let lagging = (leader + 1) % 3;
+    net.isolate(lagging);
+    let other = (leader + 2) % 3;
+    net.cut.remove(&(leader, other));
+    net.cut.remove(&(other, leader));
+    net.connect(leader, 1);
+    assert_eq!(net.call(leader, 1, "SET d v PX 5000"), Frame::ok());
+    for i in 0..60 {
+        assert_eq!(net.call(leader, 1, &format!("SET k{i} {i}")), Frame::ok());
+    }
+    assert!(net.node(leader).raft.status().snapshot_index.0 >= 40);
+    net.cut.clear();
+    net.advance(2_000);
+    net.connect(lagging, 2);
+    assert!(net.node(lagging).raft.status().snapshot_index.0 >= 40);
+    assert_eq!(net.call(lagging, 2, "READONLY"), Frame::ok());
+    assert_eq!(
+        net.call(lagging, 2, "PEXPIRETIME d"),
+        Frame::Integer(1_700_000_005_000)
+    );
+    assert_eq!(net.call(lagging, 2, "GET d"), bulk("v"));
+    // Past the deadline: the leader proposes the deletion; every node applies it.
+    net.advance(5_000);
+    for i in 0..3 {
+        net.connect(i, 3);
+        assert_eq!(net.call(i, 3, "READONLY"), Frame::ok());
+        assert_eq!(net.call(i, 3, "EXISTS d"), Frame::Integer(0), "node {i}");
+        assert_eq!(net.call(i, 3, "DBSIZE"), Frame::Integer(60), "node {i}");
+    }
+}

@@ -130,6 +130,11 @@ impl<S: Store> Node<S> {
                 line("total_cluster_bytes_in", &s.peer_bytes_in);
                 line("total_cluster_bytes_out", &s.peer_bytes_out);
                 line("total_peer_messages_dropped", &s.peer_messages_dropped);
+                let (channels, patterns) = self.pubsub.totals();
+                line("pubsub_channels", &channels);
+                line("pubsub_patterns", &patterns);
+                line("total_pubsub_messages_delivered", &s.pubsub_messages);
+                line("expired_keys", &self.db.expired_count());
             }
             "persistence" => {
                 line("loading", &0);
@@ -165,7 +170,8 @@ impl<S: Store> Node<S> {
             "keyspace" => {
                 let keys = self.db.key_count();
                 if keys > 0 {
-                    line("db0", &format!("keys={keys},expires=0,avg_ttl=0"));
+                    let expires = self.db.deadline_count();
+                    line("db0", &format!("keys={keys},expires={expires},avg_ttl=0"));
                 }
             }
             _ => {}

@@ -16,9 +16,11 @@
 
 mod blocking;
 mod cluster;
+mod expire;
 mod info;
 pub mod log;
 pub mod peer;
+mod pubsub;
 mod txn;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -37,8 +39,11 @@ use crate::store::{Store, StoreError};
 use crate::writeback::{CheckpointPolicy, WriteBack};
 use crate::{Instant, UnixMillis};
 
+pub use expire::{EXPIRE_BATCH_MAX, EXPIRE_TICK_MS};
 use log::LogEntry;
 use peer::{ForwardItem, PeerBody};
+pub use pubsub::SUBSCRIPTIONS_MAX_PER_CONN;
+pub(crate) use pubsub::{notify_flags, notify_flags_text};
 
 /// A client connection, named by the driver; unique for the node's lifetime.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -435,6 +440,8 @@ struct Stats {
     peer_messages_out: u64,
     peer_bytes_in: u64,
     peer_bytes_out: u64,
+    /// Pub/sub messages delivered to this node's clients.
+    pubsub_messages: u64,
 }
 
 /// Most forwarded messages a leader runs at once; more are answered `-TRYAGAIN`.
@@ -480,6 +487,12 @@ pub struct Node<S: Store> {
     blocked: blocking::Blocked,
     /// The member addresses the driver was told (`Output::Member`), starting from the config.
     announced: BTreeMap<NodeId, String>,
+    /// This node's clients' channel and pattern subscriptions.
+    pubsub: pubsub::PubSub,
+    /// The latest client request's wall-clock stamp and when it came (see `expire`).
+    clock: Option<(UnixMillis, Instant)>,
+    /// When the leader next looks for expired keys.
+    next_expire: Instant,
     outputs: VecDeque<Output>,
     stats: Stats,
     started: Instant,
@@ -576,6 +589,9 @@ impl<S: Store> Node<S> {
             to_resume: Vec::new(),
             blocked: blocking::Blocked::default(),
             announced,
+            pubsub: pubsub::PubSub::default(),
+            clock: None,
+            next_expire: now,
             outputs: VecDeque::new(),
             stats: Stats::default(),
             started: now,
@@ -641,6 +657,9 @@ impl<S: Store> Node<S> {
         if let Some(d) = self.blocked.next_deadline() {
             earlier(d);
         }
+        if let Some(d) = self.expire_timeout() {
+            earlier(d);
+        }
         t
     }
 
@@ -656,6 +675,7 @@ impl<S: Store> Node<S> {
         }
         self.promote_caught_up_learners();
         self.announce_members();
+        self.expire_tick();
         let expired: Vec<u64> = self
             .waiters
             .iter()
@@ -710,6 +730,8 @@ impl<S: Store> Node<S> {
             );
         }
         self.check_blocked();
+        self.pubsub
+            .check_invariants(|conn| self.conns.contains_key(&conn));
         if self.failed.is_some() {
             return;
         }
@@ -747,6 +769,7 @@ impl<S: Store> Node<S> {
                 state, self.applied,
                 "the state's applied index is the state machine's"
             );
+            self.db.check_deadlines(&self.store);
         }
     }
 
@@ -773,6 +796,7 @@ impl<S: Store> Node<S> {
                 unix,
             } => {
                 self.stats.net_input_bytes += wire_bytes;
+                self.note_unix(unix);
                 let k = kind(&args);
                 let path = (k == Kind::Read).then(|| self.read_via(conn));
                 let Some(c) = self.conns.get_mut(&conn) else {
@@ -812,6 +836,7 @@ impl<S: Store> Node<S> {
                 if self.conns.get(&conn).is_some_and(|c| c.remote.is_none()) {
                     self.conns.remove(&conn);
                     self.drop_blocked(conn);
+                    self.pubsub.drop_conn(conn);
                 }
             }
             Input::Peer { from, bytes } => self.peer_input(from, &bytes),
@@ -954,6 +979,12 @@ impl<S: Store> Node<S> {
         if self.conns.get(&conn).is_some_and(|c| c.txn.queuing()) && !txn::is_control(&args[0]) {
             return self.queue_in_multi(conn, args);
         }
+        if let Some(spec) = cmd::lookup(&args[0]).filter(|s| s.arity_ok(args.len()))
+            && !pubsub::allowed_when_subscribed(spec.name)
+            && self.in_subscribe_mode(conn)
+        {
+            return self.reply(conn, pubsub::not_in_subscribe_context(spec.name));
+        }
         let parsed = cmd::parse(&args);
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
@@ -1075,6 +1106,7 @@ impl<S: Store> Node<S> {
             .conns
             .get(&conn)
             .map_or(Protocol::Resp2, |c| c.protocol);
+        self.db.set_read_time(self.unix_now());
         let reply = match self.db.read(&self.store, r, protocol) {
             Ok(frame) => frame,
             Err(e) => self.storage_failed(e),
@@ -1206,7 +1238,8 @@ impl<S: Store> Node<S> {
             self.applied.next(),
             "entries apply in log order right after the applied index"
         );
-        let applied = match apply_entries(&mut self.db, &mut self.store, &entries) {
+        let mut notes = pubsub::Notes::new(&self.db, !self.pubsub.is_empty());
+        let applied = match apply_entries(&mut self.db, &mut self.store, &entries, &mut notes) {
             Ok(replies) => replies,
             Err(e) => {
                 let frame = self.storage_failed(e);
@@ -1214,8 +1247,18 @@ impl<S: Store> Node<S> {
                 return;
             }
         };
-        for (entry, replies) in entries.iter().zip(applied) {
+        if notes.unix.0 > 0 {
+            self.note_unix(notes.unix);
+        }
+        // Notes are in entry order: each entry takes the run of them that is its own.
+        let mut pending = notes.out.as_slice();
+        for (k, (entry, mut replies)) in entries.iter().zip(applied).enumerate() {
             self.applied = entry.index;
+            let own = pending.iter().take_while(|n| n.entry == k).count();
+            if own > 0 {
+                self.deliver_notes(&pending[..own], replies.as_mut());
+                pending = &pending[own..];
+            }
             let Some(mut replies) = replies else { continue };
             self.stats.writes_applied += 1;
             let Some(waiter) = self.waiters.remove(&entry.index.0) else {
@@ -1430,6 +1473,10 @@ impl<S: Store> Node<S> {
 
     fn conn_command(&mut self, conn: ConnId, cmd: ConnCmd, unix: UnixMillis) {
         let reply = match cmd {
+            ConnCmd::Ping(msg) if self.in_subscribe_mode(conn) => Frame::Array(vec![
+                Frame::bulk(Bytes::from_static(b"pong")),
+                Frame::Bulk(msg.unwrap_or_default()),
+            ]),
             ConnCmd::Ping(None) => match self.conns.get(&conn).map(|c| c.protocol) {
                 Some(_) => Frame::simple("PONG"),
                 None => return,
@@ -1454,6 +1501,7 @@ impl<S: Store> Node<S> {
                     c.txn = txn::ConnTxn::default();
                     c.authenticated = self.config.requirepass.is_none();
                 }
+                self.pubsub.drop_conn(conn);
                 Frame::simple("RESET")
             }
             ConnCmd::Hello {
@@ -1564,6 +1612,15 @@ impl<S: Store> Node<S> {
             ConnCmd::Discard => self.discard(conn),
             ConnCmd::Watch(keys) => self.watch(conn, keys),
             ConnCmd::Unwatch => self.unwatch(conn),
+            ConnCmd::Subscribe { patterns, names } => {
+                return self.subscribe(conn, patterns, names);
+            }
+            ConnCmd::Unsubscribe { patterns, names } => {
+                return self.unsubscribe(conn, patterns, names);
+            }
+            ConnCmd::PubSubChannels(pattern) => self.pubsub_channels(pattern.as_deref()),
+            ConnCmd::PubSubNumSub(channels) => self.pubsub_numsub(&channels),
+            ConnCmd::PubSubNumPat => self.pubsub_numpat(),
             ConnCmd::ReadOnly | ConnCmd::ReadWrite => {
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.readonly = matches!(cmd, ConnCmd::ReadOnly);
@@ -1727,8 +1784,14 @@ impl<S: Store> Node<S> {
             (false, false) => "N",
         };
         let resp = if c.protocol == Protocol::Resp3 { 3 } else { 2 };
+        let (sub, psub) = self.pubsub.counts(id);
+        let flags = if sub + psub > 0 && flags == "N" {
+            "P"
+        } else {
+            flags
+        };
         format!(
-            "id={} addr={} laddr= fd=-1 name={} age={age} idle={idle} flags={flags} db=0 sub=0 psub=0 ssub=0 multi={} watch={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll={} omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={resp} lib-name={} lib-ver={} transport={kind} pending-writes={} batch={}",
+            "id={} addr={} laddr= fd=-1 name={} age={age} idle={idle} flags={flags} db=0 sub={sub} psub={psub} ssub=0 multi={} watch={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll={} omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={resp} lib-name={} lib-ver={} transport={kind} pending-writes={} batch={}",
             id.0,
             c.addr,
             text(&c.name),
@@ -1752,6 +1815,7 @@ fn apply_entries<S: Store>(
     db: &mut Db,
     store: &mut WriteBack<S>,
     entries: &[Entry],
+    notes: &mut pubsub::Notes,
 ) -> Result<Vec<Option<Vec<Frame>>>, StoreError> {
     let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
         return Ok(Vec::new());
@@ -1775,13 +1839,20 @@ fn apply_entries<S: Store>(
     let mut tx = Tx::new(&*store);
     let mut all = Vec::with_capacity(entries.len());
     let mut bytes = 0;
-    for entry in entries {
+    for (k, entry) in entries.iter().enumerate() {
         let EntryKind::Normal(data) = &entry.kind else {
             all.push(None);
             continue;
         };
         bytes += data.len() as u64;
-        all.push(Some(txn::apply_entry(db, &mut tx, data, entry.index)?));
+        notes.entry = k;
+        all.push(Some(txn::apply_entry(
+            db,
+            &mut tx,
+            data,
+            entry.index,
+            notes,
+        )?));
     }
     let changes = tx.into_changes();
     store.defer(changes, last.index, entries.len() as u64, bytes);
@@ -1794,7 +1865,8 @@ fn apply_entries<S: Store>(
 /// How a request orders against the ones before it (decided from the name alone).
 fn kind(args: &[Bytes]) -> Kind {
     match args.first().and_then(|n| cmd::lookup(n)) {
-        Some(s) if s.is_write() => Kind::Write,
+        // PUBLISH is a log entry too (see `pubsub`), though Redis does not flag it a write.
+        Some(s) if s.is_write() || s.name == "publish" => Kind::Write,
         Some(_) if blocking::blocks(args) => Kind::Other,
         // DBSIZE is answered from a local counter like a connection command.
         Some(s) if s.flags.contains(&"readonly") && s.name != "dbsize" => Kind::Read,

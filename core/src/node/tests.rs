@@ -901,3 +901,539 @@ fn blocked_clients_are_bounded_per_node() {
     assert_eq!(outs.len(), BLOCKED_MAX + 1);
     assert_eq!(h.node.blocked.len(), 0);
 }
+
+fn push(items: &[&str]) -> Frame {
+    Frame::Push(items.iter().map(|s| bulk(s)).collect())
+}
+
+fn confirm(kind: &str, name: &str, count: i64) -> Frame {
+    Frame::Push(vec![bulk(kind), bulk(name), Frame::Integer(count)])
+}
+
+#[test]
+fn subscribers_get_published_messages_and_publish_counts_them() {
+    let mut h = Harness::new(NodeConfig::default());
+    for id in 1..=3 {
+        h.connect(id);
+    }
+    h.send(1, "SUBSCRIBE news ticks");
+    assert_eq!(
+        replies(&h.drain(), 1),
+        vec![
+            confirm("subscribe", "news", 1),
+            confirm("subscribe", "ticks", 2)
+        ]
+    );
+    h.send(2, "PSUBSCRIBE n*");
+    assert_eq!(replies(&h.drain(), 2), vec![confirm("psubscribe", "n*", 1)]);
+    h.send(3, "PUBLISH news hello");
+    let outs = h.drain();
+    assert_eq!(replies(&outs, 1), vec![push(&["message", "news", "hello"])]);
+    assert_eq!(
+        replies(&outs, 2),
+        vec![push(&["pmessage", "n*", "news", "hello"])]
+    );
+    assert_eq!(replies(&outs, 3), vec![Frame::Integer(2)]);
+    h.send(3, "PUBLISH nobody x");
+    let outs = h.drain();
+    assert_eq!(
+        replies(&outs, 2),
+        vec![push(&["pmessage", "n*", "nobody", "x"])]
+    );
+    assert_eq!(replies(&outs, 3), vec![Frame::Integer(1)]);
+    assert_eq!(h.call(3, "PUBLISH other x"), Frame::Integer(0));
+    assert_eq!(h.call(3, "PUBSUB NUMPAT"), Frame::Integer(1));
+    assert_eq!(
+        h.call(3, "PUBSUB NUMSUB news x"),
+        Frame::Array(vec![
+            bulk("news"),
+            Frame::Integer(1),
+            bulk("x"),
+            Frame::Integer(0)
+        ])
+    );
+    assert_eq!(
+        h.call(3, "PUBSUB CHANNELS t*"),
+        Frame::Array(vec![bulk("ticks")])
+    );
+    h.send(1, "UNSUBSCRIBE");
+    assert_eq!(
+        replies(&h.drain(), 1),
+        vec![
+            confirm("unsubscribe", "news", 1),
+            confirm("unsubscribe", "ticks", 0)
+        ]
+    );
+    h.send(1, "UNSUBSCRIBE");
+    assert_eq!(
+        replies(&h.drain(), 1),
+        vec![Frame::Push(vec![
+            bulk("unsubscribe"),
+            Frame::Null,
+            Frame::Integer(0)
+        ])]
+    );
+    // A client that leaves takes its subscriptions with it.
+    h.node
+        .handle_input(h.now, Input::Disconnect { conn: ConnId(2) });
+    h.node.check_invariants();
+    assert_eq!(h.call(3, "PUBSUB NUMPAT"), Frame::Integer(0));
+}
+
+#[test]
+fn resp2_subscribed_connection_only_runs_subscribe_commands() {
+    let mut h = Harness::new(NodeConfig::default());
+    h.connect(1);
+    h.send(1, "SUBSCRIBE ch");
+    let _ = h.drain();
+    assert_eq!(
+        h.call(1, "GET k"),
+        Frame::error(
+            "ERR Can't execute 'get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+        )
+    );
+    assert_eq!(
+        h.call(1, "PING"),
+        Frame::Array(vec![bulk("pong"), bulk("")])
+    );
+    assert_eq!(
+        h.call(1, "PING hi"),
+        Frame::Array(vec![bulk("pong"), bulk("hi")])
+    );
+    assert_eq!(h.call(1, "RESET"), Frame::simple("RESET"));
+    assert_eq!(h.call(1, "PING"), Frame::simple("PONG"));
+    assert_eq!(h.call(1, "GET k"), Frame::Null);
+}
+
+#[test]
+fn resp3_subscribed_connection_runs_any_command_and_gets_pushes() {
+    let mut h = Harness::new(NodeConfig::default());
+    h.connect(1);
+    let _ = h.call(1, "HELLO 3");
+    h.send(1, "SUBSCRIBE ch");
+    let outs = h.drain();
+    assert!(matches!(
+        &outs[..],
+        [Output::Reply {
+            protocol: Protocol::Resp3,
+            frame: Frame::Push(_),
+            ..
+        }]
+    ));
+    assert_eq!(h.call(1, "PING"), Frame::simple("PONG"));
+    h.send(1, "PUBLISH ch m");
+    assert_eq!(
+        replies(&h.drain(), 1),
+        vec![push(&["message", "ch", "m"]), Frame::Integer(1)]
+    );
+}
+
+#[test]
+fn keyspace_notifications_follow_the_configured_classes() {
+    let mut h = Harness::new(NodeConfig::default());
+    h.connect(1);
+    h.connect(2);
+    h.send(1, "PSUBSCRIBE __key*__:*");
+    let _ = h.drain();
+    // Off by default.
+    assert_eq!(h.call(2, "SET a 1"), Frame::ok());
+    assert_eq!(
+        h.call(2, "CONFIG SET notify-keyspace-events KEA"),
+        Frame::ok()
+    );
+    assert_eq!(
+        h.call(2, "CONFIG GET notify-keyspace-events"),
+        Frame::Map(vec![(
+            Frame::text("notify-keyspace-events"),
+            Frame::text("AKE")
+        )])
+    );
+    let ev = |ch: &str, msg: &str| push(&["pmessage", "__key*__:*", ch, msg]);
+    h.send(2, "SET a 2");
+    assert_eq!(
+        replies(&h.drain(), 1),
+        vec![ev("__keyspace@0__:a", "set"), ev("__keyevent@0__:set", "a")]
+    );
+    h.send(2, "DEL a missing");
+    assert_eq!(
+        replies(&h.drain(), 1),
+        vec![ev("__keyspace@0__:a", "del"), ev("__keyevent@0__:del", "a")]
+    );
+    h.send(2, "TS.ADD s 1000 1.5");
+    h.send(2, "TS.INCRBY s 1 TIMESTAMP 2000");
+    h.send(2, "TS.DECRBY s 1 TIMESTAMP 3000");
+    h.send(2, "INCRBY n 3");
+    h.send(2, "SET x 1 NX");
+    h.send(2, "SET x 1 NX");
+    let outs = h.drain();
+    let events: Vec<Frame> = replies(&outs, 1)
+        .into_iter()
+        .filter(|f| match f {
+            Frame::Push(items) => {
+                matches!(items.get(2), Some(Frame::Bulk(b)) if b.starts_with(b"__keyevent"))
+            }
+            _ => false,
+        })
+        .collect();
+    assert_eq!(
+        events,
+        vec![
+            ev("__keyevent@0__:ts.add", "s"),
+            ev("__keyevent@0__:ts.incrby", "s"),
+            ev("__keyevent@0__:ts.decrby", "s"),
+            ev("__keyevent@0__:incrby", "n"),
+            ev("__keyevent@0__:set", "x"),
+        ]
+    );
+    // Only the module class, only key events.
+    assert_eq!(
+        h.call(2, "CONFIG SET notify-keyspace-events Ed"),
+        Frame::ok()
+    );
+    h.send(2, "SET a 3");
+    h.send(2, "TS.CREATE t");
+    h.send(2, "TS.CREATERULE s t AGGREGATION avg 10");
+    assert_eq!(
+        replies(&h.drain(), 1),
+        vec![
+            ev("__keyevent@0__:ts.create", "t"),
+            ev("__keyevent@0__:ts.createrule:src", "s"),
+            ev("__keyevent@0__:ts.createrule:dest", "t"),
+        ]
+    );
+    assert!(h.call(2, "CONFIG SET notify-keyspace-events Kw").is_error());
+}
+
+#[test]
+fn publish_inside_a_transaction_counts_its_receivers() {
+    let mut h = Harness::new(NodeConfig::default());
+    h.connect(1);
+    h.connect(2);
+    h.send(1, "SUBSCRIBE ch");
+    let _ = h.drain();
+    assert_eq!(h.call(2, "MULTI"), Frame::ok());
+    assert_eq!(h.call(2, "PUBLISH ch a"), Frame::simple("QUEUED"));
+    assert_eq!(h.call(2, "SET k v"), Frame::simple("QUEUED"));
+    h.send(2, "EXEC");
+    let outs = h.drain();
+    assert_eq!(replies(&outs, 1), vec![push(&["message", "ch", "a"])]);
+    assert_eq!(
+        replies(&outs, 2),
+        vec![Frame::Array(vec![Frame::Integer(1), Frame::ok()])]
+    );
+}
+
+/// The harness's requests carry this wall-clock stamp.
+const T0: u64 = 1_700_000_000_123;
+
+#[test]
+fn expire_ttl_persist_and_set_options_follow_redis() {
+    let mut h = Harness::new(NodeConfig::default());
+    h.connect(1);
+    assert_eq!(h.call(1, "TTL k"), Frame::Integer(-2));
+    assert_eq!(h.call(1, "SET k v EX 10"), Frame::ok());
+    assert_eq!(h.call(1, "TTL k"), Frame::Integer(10));
+    assert_eq!(h.call(1, "PTTL k"), Frame::Integer(10_000));
+    assert_eq!(
+        h.call(1, "PEXPIRETIME k"),
+        Frame::Integer((T0 + 10_000) as i64)
+    );
+    assert_eq!(
+        h.call(1, "EXPIRETIME k"),
+        Frame::Integer(((T0 + 10_000) / 1000) as i64)
+    );
+    assert_eq!(h.call(1, "EXPIRE k 20 NX"), Frame::Integer(0));
+    assert_eq!(h.call(1, "EXPIRE k 5 GT"), Frame::Integer(0));
+    assert_eq!(h.call(1, "EXPIRE k 5 LT"), Frame::Integer(1));
+    assert_eq!(h.call(1, "TTL k"), Frame::Integer(5));
+    assert_eq!(h.call(1, "SET k v2 KEEPTTL"), Frame::ok());
+    assert_eq!(h.call(1, "TTL k"), Frame::Integer(5));
+    assert_eq!(h.call(1, "INCR n"), Frame::Integer(1));
+    assert_eq!(h.call(1, "PEXPIRE n 1500 XX"), Frame::Integer(0));
+    assert_eq!(h.call(1, "PEXPIRE n 1500"), Frame::Integer(1));
+    assert_eq!(h.call(1, "INCR n"), Frame::Integer(2));
+    assert_eq!(
+        h.call(1, "TTL n"),
+        Frame::Integer(2),
+        "INCR keeps the deadline"
+    );
+    assert_eq!(h.call(1, "PERSIST n"), Frame::Integer(1));
+    assert_eq!(h.call(1, "PERSIST n"), Frame::Integer(0));
+    assert_eq!(h.call(1, "TTL n"), Frame::Integer(-1));
+    assert_eq!(h.call(1, "SET k v3"), Frame::ok());
+    assert_eq!(
+        h.call(1, "TTL k"),
+        Frame::Integer(-1),
+        "SET drops the deadline"
+    );
+    assert_eq!(h.call(1, "GETEX k PX 2500"), bulk("v3"));
+    assert_eq!(h.call(1, "PTTL k"), Frame::Integer(2500));
+    assert_eq!(h.call(1, "GETEX k PERSIST"), bulk("v3"));
+    assert_eq!(h.call(1, "TTL k"), Frame::Integer(-1));
+    assert_eq!(h.call(1, "EXPIRE missing 10"), Frame::Integer(0));
+    // A deadline already passed deletes the key.
+    assert_eq!(h.call(1, "EXPIRE k -1"), Frame::Integer(1));
+    assert_eq!(h.call(1, "EXISTS k"), Frame::Integer(0));
+    assert_eq!(
+        h.call(1, "EXPIRE n 10 NX XX"),
+        Frame::error("ERR NX and XX, GT or LT options at the same time are not compatible")
+    );
+    assert_eq!(
+        h.call(1, "SET k v EX 0"),
+        Frame::error("ERR invalid expire time in 'set' command")
+    );
+    assert_eq!(
+        h.call(1, "SET k v EX 1 PX 1"),
+        Frame::error("ERR syntax error")
+    );
+    // Series expire like any key.
+    assert_eq!(h.call(1, "TS.ADD s 1000 1"), Frame::Integer(1000));
+    assert_eq!(h.call(1, "EXPIRE s 100"), Frame::Integer(1));
+    assert_eq!(h.call(1, "TTL s"), Frame::Integer(100));
+}
+
+#[test]
+fn expired_keys_are_hidden_then_deleted_through_the_log_with_an_event() {
+    let mut h = Harness::new(NodeConfig::default());
+    h.connect(1);
+    h.connect(2);
+    assert_eq!(
+        h.call(2, "CONFIG SET notify-keyspace-events Ex"),
+        Frame::ok()
+    );
+    h.send(2, "SUBSCRIBE __keyevent@0__:expired");
+    let _ = h.drain();
+    assert_eq!(h.call(1, "SET a 1 PX 500"), Frame::ok());
+    assert_eq!(
+        h.call(1, "TS.ADD s 1000 1 LABELS k v"),
+        Frame::Integer(1000)
+    );
+    assert_eq!(h.call(1, "PEXPIRE s 500"), Frame::Integer(1));
+    assert_eq!(h.call(1, "SET keep 1"), Frame::ok());
+    // 600 ms later, before the leader's expiry runs: every read hides them.
+    h.now = h.now.saturating_add(Duration::from_millis(600));
+    assert_eq!(h.call(1, "GET a"), Frame::Null);
+    assert_eq!(h.call(1, "EXISTS a s keep"), Frame::Integer(1));
+    assert_eq!(h.call(1, "TTL a"), Frame::Integer(-2));
+    assert_eq!(h.call(1, "KEYS *"), Frame::Array(vec![bulk("keep")]));
+    assert!(h.call(1, "TS.GET s").is_error(), "the series is gone");
+    assert_eq!(h.call(1, "TS.QUERYINDEX k=v"), Frame::Array(Vec::new()));
+    assert_eq!(h.call(1, "DBSIZE"), Frame::Integer(3));
+    // The leader's timer proposes their deletion; every replica applies it.
+    h.node.handle_timeout(h.now);
+    let outs = h.drain();
+    assert_eq!(
+        replies(&outs, 2),
+        vec![
+            push(&["message", "__keyevent@0__:expired", "a"]),
+            push(&["message", "__keyevent@0__:expired", "s"]),
+        ]
+    );
+    assert_eq!(h.call(1, "DBSIZE"), Frame::Integer(1));
+    let Frame::Verbatim { text, .. } = h.call(1, "INFO stats") else {
+        panic!("INFO")
+    };
+    assert!(
+        String::from_utf8_lossy(&text).contains("expired_keys:2"),
+        "{text:?}"
+    );
+    // A write to a key past its deadline finds it gone (and reports it expired).
+    assert_eq!(h.call(1, "SET c 5 PX 100"), Frame::ok());
+    // The write's entry carries its request's wall-clock stamp, past the deadline.
+    h.node.handle_input(
+        h.now,
+        Input::Request {
+            conn: ConnId(1),
+            args: args("INCR c"),
+            wire_bytes: 10,
+            unix: UnixMillis(T0 + 1000),
+        },
+    );
+    let outs = h.drain();
+    assert_eq!(replies(&outs, 1), vec![Frame::Integer(1)]);
+    assert_eq!(
+        replies(&outs, 2),
+        vec![push(&["message", "__keyevent@0__:expired", "c"])]
+    );
+    assert_eq!(h.call(1, "TTL c"), Frame::Integer(-1));
+}
+
+#[test]
+fn deadlines_survive_a_restart() {
+    let mut h = Harness::new(NodeConfig::default());
+    h.connect(1);
+    assert_eq!(h.call(1, "SET a 1 EX 100"), Frame::ok());
+    let store = std::mem::replace(
+        &mut h.node,
+        Node::new(NodeConfig::default(), MemStore::new(), h.now).unwrap(),
+    )
+    .into_store();
+    let mut h = Harness::on(NodeConfig::default(), store);
+    h.connect(1);
+    assert_eq!(h.call(1, "TTL a"), Frame::Integer(100));
+    assert_eq!(h.call(1, "PERSIST a"), Frame::Integer(1));
+}
+
+#[test]
+fn expire_makes_a_watch_on_the_key_fail() {
+    let mut h = Harness::new(NodeConfig::default());
+    h.connect(1);
+    h.connect(2);
+    assert_eq!(h.call(1, "SET k v"), Frame::ok());
+    assert_eq!(h.call(1, "WATCH k"), Frame::ok());
+    assert_eq!(h.call(2, "EXPIRE k 100"), Frame::Integer(1));
+    assert_eq!(h.call(1, "MULTI"), Frame::ok());
+    assert_eq!(h.call(1, "TTL k"), Frame::simple("QUEUED"));
+    assert_eq!(h.call(1, "EXEC"), Frame::NullArray);
+    assert_eq!(h.call(1, "MULTI"), Frame::ok());
+    assert_eq!(h.call(1, "TTL k"), Frame::simple("QUEUED"));
+    assert_eq!(h.call(1, "PERSIST k"), Frame::simple("QUEUED"));
+    assert_eq!(
+        h.call(1, "EXEC"),
+        Frame::Array(vec![Frame::Integer(100), Frame::Integer(1)])
+    );
+}
+
+#[test]
+fn subscribe_is_refused_on_zeromq_and_inside_multi() {
+    let mut h = Harness::new(NodeConfig::default());
+    let input = Input::Connect {
+        conn: ConnId(1),
+        kind: ConnKind::Zmq,
+        addr: "zmq".into(),
+    };
+    h.node.handle_input(h.now, input);
+    assert_eq!(
+        h.call(1, "SUBSCRIBE ch"),
+        Frame::error(
+            "ERR SUBSCRIBE is not available on the ZeroMQ endpoint: subscribe over RESP on TCP"
+        )
+    );
+    assert_eq!(h.call(1, "PUBLISH ch m"), Frame::Integer(0));
+    h.connect(2);
+    assert_eq!(h.call(2, "MULTI"), Frame::ok());
+    assert!(h.call(2, "SUBSCRIBE ch").is_error());
+    assert_eq!(
+        h.call(2, "EXEC"),
+        Frame::error("EXECABORT Transaction discarded because of previous errors.")
+    );
+    assert_eq!(
+        h.call(2, "PUBSUB NUMSUB ch"),
+        Frame::Array(vec![bulk("ch"), Frame::Integer(0)])
+    );
+}
+
+/// Expiry against a model: random SET (with and without PX), PEXPIRE, PERSIST, DEL, GET and
+/// PTTL on a few keys, the clock moving forward and the leader's timer firing, and restarts;
+/// every reply must be what a map of (value, deadline) says at that time.
+#[test]
+fn expiry_matches_a_model_through_time_and_restarts() {
+    use std::collections::BTreeMap;
+    let mut rng: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    let mut h = Harness::new(NodeConfig::default());
+    h.connect(1);
+    let mut t = T0;
+    let mut model: BTreeMap<String, (String, Option<u64>)> = BTreeMap::new();
+    let (mut expired, mut restarts, mut hits) = (0, 0, 0);
+    let call = |h: &mut Harness, t: u64, line: &str| -> Frame {
+        h.node.handle_input(
+            h.now,
+            Input::Request {
+                conn: ConnId(1),
+                args: args(line),
+                wire_bytes: 10,
+                unix: UnixMillis(t),
+            },
+        );
+        let outs = h.drain();
+        let mut r = replies(&outs, 1);
+        assert_eq!(r.len(), 1, "{line}: {outs:?}");
+        r.remove(0)
+    };
+    for step in 0..3000 {
+        // Drop what the model says has expired.
+        let before = model.len();
+        model.retain(|_, (_, d)| d.is_none_or(|d| d > t));
+        expired += before - model.len();
+        let key = format!("k{}", next(4));
+        let d = 1 + next(400);
+        let line = match next(8) {
+            0 => format!("SET {key} v{step}"),
+            1 => format!("SET {key} v{step} PX {d}"),
+            2 => format!("PEXPIRE {key} {d}"),
+            3 => format!("PERSIST {key}"),
+            4 => format!("DEL {key}"),
+            5 => format!("GET {key}"),
+            6 => format!("PTTL {key}"),
+            _ => {
+                let dt = next(300);
+                t += dt;
+                h.now = h.now.saturating_add(Duration::from_millis(dt));
+                h.node.handle_timeout(h.now);
+                let _ = h.drain();
+                if next(20) == 0 {
+                    let store = std::mem::replace(
+                        &mut h.node,
+                        Node::new(NodeConfig::default(), MemStore::new(), h.now).unwrap(),
+                    )
+                    .into_store();
+                    // The monotonic clock goes on from where it was: the restarted node
+                    // replays the log after its checkpoint, and the entries' times it sees
+                    // there are anchored at this instant.
+                    let now = h.now;
+                    h = Harness {
+                        node: Node::new(NodeConfig::default(), store, now).unwrap(),
+                        now,
+                    };
+                    h.connect(1);
+                    restarts += 1;
+                }
+                continue;
+            }
+        };
+        let got = call(&mut h, t, &line);
+        let words: Vec<&str> = line.split(' ').collect();
+        let want = match words[0] {
+            "SET" => {
+                let deadline = (words.len() == 5).then(|| t + d);
+                model.insert(key.clone(), (words[2].to_string(), deadline));
+                Frame::ok()
+            }
+            "PEXPIRE" => match model.get_mut(&key) {
+                Some(entry) => {
+                    entry.1 = Some(t + d);
+                    Frame::Integer(1)
+                }
+                None => Frame::Integer(0),
+            },
+            "PERSIST" => match model.get_mut(&key) {
+                Some(entry) if entry.1.is_some() => {
+                    entry.1 = None;
+                    Frame::Integer(1)
+                }
+                _ => Frame::Integer(0),
+            },
+            "DEL" => Frame::Integer(i64::from(model.remove(&key).is_some())),
+            "GET" => model.get(&key).map_or(Frame::Null, |(v, _)| {
+                hits += 1;
+                bulk(v)
+            }),
+            _ => match model.get(&key) {
+                None => Frame::Integer(-2),
+                Some((_, None)) => Frame::Integer(-1),
+                Some((_, Some(d))) => Frame::Integer((d - t) as i64),
+            },
+        };
+        assert_eq!(got, want, "step {step} at t={}: {line}", t - T0);
+    }
+    assert!(
+        expired > 100 && restarts > 5 && hits > 100,
+        "{expired} {restarts} {hits}"
+    );
+}

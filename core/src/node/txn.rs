@@ -22,6 +22,7 @@
 use bytes::Bytes;
 
 use super::log::{Decoded, TxnEntry, TxnOp};
+use super::pubsub::Notes;
 use super::{ConnId, Node, ReplyShape, peer};
 use crate::UnixMillis;
 use crate::cmd::{self, Command, CommandError, ConnCmd};
@@ -240,20 +241,27 @@ pub(super) fn apply_entry<S: StoreRead>(
     tx: &mut Tx<'_, S>,
     data: &[u8],
     index: LogIndex,
+    notes: &mut Notes,
 ) -> Result<Vec<Frame>, StoreError> {
     // Changes before this entry were recorded by the entry that made them.
     tx.take_touched();
     let mut modified = version::Modified::default();
     let replies = match Decoded::decode(data)? {
         Decoded::Writes(entry) => {
+            notes.unix = notes.unix.max(entry.unix);
             let mut replies = Vec::with_capacity(entry.cmds.len());
-            for cmd in &entry.cmds {
+            for (i, cmd) in entry.cmds.iter().enumerate() {
                 modified.note(cmd);
-                replies.push(db.apply(tx, cmd, entry.unix)?);
+                let expired = db.expire_stale(tx, cmd, entry.unix)?;
+                notes.expired(&expired);
+                let before = notes.before(tx, cmd)?;
+                let reply = db.apply(tx, cmd, entry.unix)?;
+                notes.after(db, cmd, &reply, &before, (i, None), entry.unix);
+                replies.push(reply);
             }
             replies
         }
-        Decoded::Txn(t) => vec![apply_txn(db, tx, &t, &mut modified)?],
+        Decoded::Txn(t) => vec![apply_txn(db, tx, &t, &mut modified, notes)?],
     };
     version::record(tx, modified, index.0)?;
     Ok(replies)
@@ -264,7 +272,9 @@ fn apply_txn<S: StoreRead>(
     tx: &mut Tx<'_, S>,
     t: &TxnEntry,
     modified: &mut version::Modified,
+    notes: &mut Notes,
 ) -> Result<Frame, StoreError> {
+    notes.unix = notes.unix.max(t.unix);
     if !version::unchanged(tx, &t.watch)? {
         return Ok(Frame::NullArray);
     }
@@ -274,15 +284,23 @@ fn apply_txn<S: StoreRead>(
         Protocol::Resp2
     };
     let mut replies = Vec::with_capacity(t.ops.len());
-    for op in &t.ops {
+    for (j, op) in t.ops.iter().enumerate() {
         replies.push(match op {
             TxnOp::Write(w) => {
                 modified.note(w);
-                db.apply(tx, w, t.unix)?
+                let expired = db.expire_stale(tx, w, t.unix)?;
+                notes.expired(&expired);
+                let before = notes.before(tx, w)?;
+                let reply = db.apply(tx, w, t.unix)?;
+                notes.after(db, w, &reply, &before, (0, Some(j)), t.unix);
+                reply
             }
             TxnOp::Error(e) => Frame::error(e.clone()),
             TxnOp::Read(args) => match cmd::parse(args) {
-                Ok(Command::Read(r)) => db.read(&*tx, &r, protocol)?,
+                Ok(Command::Read(r)) => {
+                    db.set_read_time(t.unix);
+                    db.read(&*tx, &r, protocol)?
+                }
                 Ok(Command::Conn(c)) => conn_op(c, t.unix),
                 Ok(_) => Frame::error("ERR not a read"),
                 Err(e) => Frame::error(e.to_string()),
