@@ -17,9 +17,11 @@ run: build
 	$(CARGO_TARGET_DIR)/release/tickdb --data-dir ./data $(ARGS)
 
 # The binary is built first: the integration tests run it as a separate process. This includes
-# a ~60 s run of the fault suite (tests/tests/nemesis.rs; needs root for network namespaces).
+# a ~60 s run of the fault suite (tests/tests/nemesis.rs; needs root for network namespaces)
+# and redis-py's own time-series tests (below), so `make test` is everything CI runs as tests.
 test: build
 	$(CARGO) test --release --workspace
+	@bash tests/redis_py_suite.sh
 
 # The real-cluster fault suite alone, as long as asked: `make nemesis SECONDS=600 SEED=42`.
 # Without SEED a seed is drawn and printed; a failure prints the command that replays it.
