@@ -18,6 +18,13 @@ fn node(seed: u64, nodes: u64) -> SimConfig {
     }
 }
 
+/// Seed 9337 had a follower restarted while the leader still owed its previous incarnation
+/// a forward's reply; the new incarnation took that reply (a SET's `OK`) for its own TS.ADD's.
+#[test]
+fn a_restarted_followers_forwards_get_only_their_own_replies() {
+    assert_clean(&node(9337, 3));
+}
+
 /// Pinned seeds, which also install snapshots often (small compaction thresholds), pause
 /// nodes and feed their queued inputs in one batch, as the driver does after a SIGSTOP.
 #[test]

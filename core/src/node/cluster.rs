@@ -73,13 +73,21 @@ impl<S: Store> Node<S> {
             } => {
                 let window = self.forwards_seen.entry(from).or_default();
                 if window.first_time(session, id) {
-                    self.forwarded(from, id, protocol, items);
+                    self.forwarded(from, id, session, protocol, items);
                 } else {
                     tracing::debug!(from = from.0, id, "dropped a duplicated forward");
                 }
             }
-            PeerBody::ForwardReply { id, replies } => {
-                if self.forwards.get(&id).is_some_and(|f| f.to == from) {
+            PeerBody::ForwardReply {
+                id,
+                session,
+                replies,
+            } => {
+                // A reply to this process's forward, not to one its previous incarnation
+                // sent under the same id before a restart.
+                if session == self.config.cluster.seed
+                    && self.forwards.get(&id).is_some_and(|f| f.to == from)
+                {
                     self.forward_done(id, replies);
                 }
             }
@@ -185,12 +193,20 @@ impl<S: Store> Node<S> {
     }
 
     /// Leader: runs a follower's forwarded items on an internal connection, in order.
-    fn forwarded(&mut self, from: NodeId, id: u64, protocol: u8, items: Vec<ForwardItem>) {
+    fn forwarded(
+        &mut self,
+        from: NodeId,
+        id: u64,
+        session: u64,
+        protocol: u8,
+        items: Vec<ForwardItem>,
+    ) {
         if items.is_empty() {
             return self.send_peer(
                 from,
                 PeerBody::ForwardReply {
                     id,
+                    session,
                     replies: Vec::new(),
                 },
             );
@@ -204,7 +220,12 @@ impl<S: Store> Node<S> {
             let mut bytes = Vec::new();
             resp::encode(&frame, Protocol::Resp3, &mut bytes);
             let replies = vec![bytes; items.len()];
-            return self.send_peer(from, PeerBody::ForwardReply { id, replies });
+            let reply = PeerBody::ForwardReply {
+                id,
+                session,
+                replies,
+            };
+            return self.send_peer(from, reply);
         }
         self.stats.forwards_served += 1;
         let conn = ConnId(REMOTE_CONN_BASE + self.next_remote);
@@ -218,6 +239,7 @@ impl<S: Store> Node<S> {
         c.remote = Some(Remote {
             from,
             id,
+            session,
             expected: items.len(),
             replies: Vec::with_capacity(items.len()),
         });

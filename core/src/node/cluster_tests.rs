@@ -470,6 +470,7 @@ fn bytes_that_are_not_a_peer_message_are_dropped_and_counted() {
         NodeId(leader as u64 + 1),
         PeerBody::ForwardReply {
             id: 0,
+            session: 0,
             replies: Vec::new(),
         },
     );
@@ -1155,4 +1156,61 @@ fn deadlines_travel_in_snapshots_and_expire_everywhere() {
         assert_eq!(net.call(i, 3, "EXISTS d"), Frame::Integer(0), "node {i}");
         assert_eq!(net.call(i, 3, "DBSIZE"), Frame::Integer(60), "node {i}");
     }
+}
+
+/// A follower restarted while the leader still owed its previous incarnation a forward's reply
+/// numbers its forwards from zero again: that late reply (same id, the old session) must not
+/// answer the new request. Found by seed 9337 of the node-mode sweep, where a `TS.ADD` was
+/// answered `OK`: the reply to a `SET` forwarded before the restart.
+#[test]
+fn a_forward_reply_meant_for_an_earlier_incarnation_answers_nothing() {
+    let mut net = Net::new(3);
+    let leader = net.wait_leader();
+    let f = (leader + 1) % 3;
+    // The forward never reaches the leader, so only the replies fed below can answer it.
+    net.cut.insert((f, leader));
+    net.connect(f, 1);
+    net.send(f, 1, "TS.ADD s 5 1");
+    net.settle();
+    let id = *net
+        .node(f)
+        .forwards
+        .keys()
+        .next()
+        .expect("a forward in flight");
+    let own = net.node(f).config.cluster.seed;
+    let mut ok = Vec::new();
+    encode(&Frame::ok(), Protocol::Resp3, &mut ok);
+    let feed = |net: &mut Net, session: u64| {
+        let bytes = peer::encode(
+            7,
+            Some(b"test-secret"),
+            NodeId(leader as u64 + 1),
+            NodeId(f as u64 + 1),
+            PeerBody::ForwardReply {
+                id,
+                session,
+                replies: vec![ok.clone()],
+            },
+        );
+        let now = net.now;
+        let from = NodeId(leader as u64 + 1);
+        let input = Input::Peer {
+            from,
+            bytes: Bytes::from(bytes),
+        };
+        net.node(f).handle_input(now, input);
+        net.settle();
+    };
+    feed(&mut net, own.wrapping_add(1));
+    assert!(
+        net.silent(f, 1),
+        "a reply for another session answered the client"
+    );
+    feed(&mut net, own);
+    assert_eq!(
+        net.reply(f, 1, 0),
+        Frame::ok(),
+        "this session's reply answers it"
+    );
 }

@@ -321,6 +321,8 @@ impl Conn {
 struct Remote {
     from: NodeId,
     id: u64,
+    /// The forwarding process's session, echoed in the reply.
+    session: u64,
     expected: usize,
     replies: Vec<Vec<u8>>,
 }
@@ -947,11 +949,16 @@ impl<S: Store> Node<S> {
             }
             r.replies.push(bytes);
             if r.replies.len() >= r.expected {
-                let (from, id) = (r.from, r.id);
+                let (from, id, session) = (r.from, r.id, r.session);
                 let replies = std::mem::take(&mut r.replies);
                 self.conns.remove(&conn);
                 self.remotes -= 1;
-                self.send_peer(from, PeerBody::ForwardReply { id, replies });
+                let reply = PeerBody::ForwardReply {
+                    id,
+                    session,
+                    replies,
+                };
+                self.send_peer(from, reply);
             }
             return;
         }

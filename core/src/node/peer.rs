@@ -21,8 +21,9 @@ use crate::UnixMillis;
 use crate::cmd::ClusterCmd;
 use crate::raft::{self, NodeId};
 
-/// The envelope format this build writes and the only one it reads.
-pub const PEER_WIRE_VERSION: u8 = 1;
+/// The envelope format this build writes and the only one it reads. 2: a forward's reply
+/// carries the forwarding process's session.
+pub const PEER_WIRE_VERSION: u8 = 2;
 
 /// Upper bound on the encoded log entry of one write ([`crate::node::log::LogEntry`]). Entries
 /// travel in AppendEntries messages (up to `max_bytes_per_append` plus one entry) and in
@@ -66,7 +67,13 @@ pub enum PeerBody {
         items: Vec<ForwardItem>,
     },
     /// The replies to a [`PeerBody::Forward`], in item order, each one RESP3-encoded frame.
-    ForwardReply { id: u64, replies: Vec<Vec<u8>> },
+    /// `session` is the forward's: a follower restarted since numbers its forwards from zero
+    /// again, and must not take a reply meant for its previous incarnation for its own.
+    ForwardReply {
+        id: u64,
+        session: u64,
+        replies: Vec<Vec<u8>>,
+    },
 }
 
 /// One forwarded request.
