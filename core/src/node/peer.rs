@@ -253,11 +253,13 @@ mod tests {
         let bytes = encode(9, None, NodeId(1), NodeId(2), raft.clone());
         assert_eq!(decode(&bytes, 9, None, NodeId(2), NodeId(1)), Ok(raft));
         let mut bad = bytes;
-        bad[0] = 2;
-        assert_eq!(
-            decode(&bad, 9, None, NodeId(2), NodeId(1)),
-            Err(PeerError::Version(2))
-        );
+        for other in [PEER_WIRE_VERSION - 1, PEER_WIRE_VERSION + 1] {
+            bad[0] = other;
+            assert_eq!(
+                decode(&bad, 9, None, NodeId(2), NodeId(1)),
+                Err(PeerError::Version(other))
+            );
+        }
         assert!(decode(&[], 9, None, NodeId(2), NodeId(1)).is_err());
     }
 
