@@ -289,7 +289,7 @@ mod tests {
     fn checkpoints_fall_due_by_entries_and_bytes() {
         let policy = CheckpointPolicy {
             entries: 3,
-            bytes: 100,
+            bytes: 100_000,
             log_bytes: 1_000,
         };
         let mut wb = WriteBack::new(MemStore::new(), policy).unwrap();
@@ -300,10 +300,18 @@ mod tests {
         assert!(wb.checkpoint_due(), "by entries");
         wb.checkpoint().unwrap();
         assert!(!wb.checkpoint_due());
-        wb.defer(put("c", &"x".repeat(100)), LogIndex(3), 1, 10);
+        wb.defer(put("c", &"x".repeat(100_000)), LogIndex(3), 1, 10);
         assert!(wb.checkpoint_due(), "by bytes held");
         wb.checkpoint().unwrap();
         wb.defer(put("d", "1"), LogIndex(4), 1, 1_000);
         assert!(wb.checkpoint_due(), "by bytes of commands applied");
+        wb.checkpoint().unwrap();
+        // Every read checks every range deletion held: they are bounded too.
+        let mut ranges = Changes::new();
+        for i in 0..RANGES_MAX {
+            ranges.delete_range(Space::Keys, vec![b'r', i as u8], vec![b'r', i as u8, 0]);
+        }
+        wb.defer(ranges, LogIndex(5), 1, 0);
+        assert!(wb.checkpoint_due(), "by range deletions held");
     }
 }

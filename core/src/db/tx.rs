@@ -112,13 +112,23 @@ impl Changes {
 
     fn insert(&mut self, space: Space, key: Vec<u8>, value: Option<Vec<u8>>) {
         let seq = self.next_seq();
-        let added = key.len() + value.as_ref().map_or(0, Vec::len);
-        let map = self.overlay.entry(space).or_default();
+        self.insert_pending(space, key, Pending { value, seq });
+    }
+
+    /// Records `p` as `key`'s newest change, keeping [`Changes::bytes`] in step.
+    fn insert_pending(&mut self, space: Space, key: Vec<u8>, p: Pending) {
+        let size = |key: &[u8], p: &Pending| key.len() + p.value.as_ref().map_or(0, Vec::len);
+        self.bytes += size(&key, &p);
         let key_len = key.len();
-        if let Some(old) = map.insert(key, Pending { value, seq }) {
+        if let Some(old) = self.overlay.entry(space).or_default().insert(key, p) {
             self.bytes -= key_len + old.value.map_or(0, |v| v.len());
         }
-        self.bytes += added;
+    }
+
+    /// Records a range deletion, keeping [`Changes::bytes`] in step.
+    fn push_range(&mut self, r: RangeDelete) {
+        self.bytes += r.start.len() + r.end.len();
+        self.ranges.push(r);
     }
 
     pub fn put(&mut self, space: Space, key: Vec<u8>, value: Vec<u8>) {
@@ -135,8 +145,7 @@ impl Changes {
             return;
         }
         let seq = self.next_seq();
-        self.bytes += start.len() + end.len();
-        self.ranges.push(RangeDelete {
+        self.push_range(RangeDelete {
             space,
             start,
             end,
@@ -154,25 +163,18 @@ impl Changes {
         // Renumbered after ours, `later`'s changes keep their order among themselves.
         let base = self.seq;
         for r in later.ranges {
-            self.bytes += r.start.len() + r.end.len();
-            self.ranges.push(RangeDelete {
+            self.push_range(RangeDelete {
                 seq: base + r.seq,
                 ..r
             });
         }
         for (space, keys) in later.overlay {
-            let map = self.overlay.entry(space).or_default();
             for (key, p) in keys {
-                let added = key.len() + p.value.as_ref().map_or(0, Vec::len);
-                let key_len = key.len();
                 let p = Pending {
                     seq: base + p.seq,
                     ..p
                 };
-                if let Some(old) = map.insert(key, p) {
-                    self.bytes -= key_len + old.value.map_or(0, |v| v.len());
-                }
-                self.bytes += added;
+                self.insert_pending(space, key, p);
             }
         }
         self.seq = base + later.seq;

@@ -94,6 +94,19 @@ impl Net {
         net
     }
 
+    /// Elects a leader and cuts one follower off from both other nodes, leaving the leader a
+    /// majority with the third: what the leader writes now, the follower misses.
+    /// Returns (leader, the cut-off follower).
+    fn cut_off_a_follower(&mut self) -> (usize, usize) {
+        let leader = self.wait_leader();
+        let lagging = (leader + 1) % 3;
+        self.isolate(lagging);
+        let other = (leader + 2) % 3;
+        self.cut.remove(&(leader, other));
+        self.cut.remove(&(other, leader));
+        (leader, lagging)
+    }
+
     fn node(&mut self, i: usize) -> &mut Node<MemStore> {
         self.nodes[i].as_mut().expect("node is up")
     }
@@ -626,12 +639,7 @@ fn a_duplicated_forward_runs_once() {
 #[test]
 fn a_follower_behind_the_compacted_log_catches_up_from_a_snapshot() {
     let mut net = Net::compacting(3);
-    let leader = net.wait_leader();
-    let lagging = (leader + 1) % 3;
-    net.isolate(lagging);
-    let other = (leader + 2) % 3;
-    net.cut.remove(&(leader, other));
-    net.cut.remove(&(other, leader));
+    let (leader, lagging) = net.cut_off_a_follower();
     net.connect(leader, 1);
     assert_eq!(
         net.call(leader, 1, "CONFIG SET ts-duplicate-policy SUM"),
@@ -964,12 +972,7 @@ fn a_transaction_on_a_follower_is_forwarded_as_one_entry_and_watch_holds() {
 #[test]
 fn watch_decides_alike_on_a_follower_that_caught_up_from_a_snapshot() {
     let mut net = Net::compacting(3);
-    let leader = net.wait_leader();
-    let lagging = (leader + 1) % 3;
-    net.isolate(lagging);
-    let other = (leader + 2) % 3;
-    net.cut.remove(&(leader, other));
-    net.cut.remove(&(other, leader));
+    let (leader, lagging) = net.cut_off_a_follower();
     net.connect(leader, 1);
     assert_eq!(net.call(leader, 1, "SET w 1"), Frame::ok());
     for i in 0..60 {
@@ -1126,12 +1129,7 @@ fn a_blocked_ts_read_on_a_follower_wakes_when_a_snapshot_installs() {
 #[test]
 fn deadlines_travel_in_snapshots_and_expire_everywhere() {
     let mut net = Net::compacting(3);
-    let leader = net.wait_leader();
-    let lagging = (leader + 1) % 3;
-    net.isolate(lagging);
-    let other = (leader + 2) % 3;
-    net.cut.remove(&(leader, other));
-    net.cut.remove(&(other, leader));
+    let (leader, lagging) = net.cut_off_a_follower();
     net.connect(leader, 1);
     assert_eq!(net.call(leader, 1, "SET d v PX 5000"), Frame::ok());
     for i in 0..60 {

@@ -546,10 +546,7 @@ where
             continue;
         }
         let start = bucket_start(ts, spec.bucket_ms, spec.align);
-        match buckets.last_mut() {
-            Some((s, b)) if *s == start => b.push(ts, value),
-            _ => buckets.push((start, Bucket::new(ts, value))),
-        }
+        buckets.push((start, Bucket::new(ts, value)));
     }
     // The next non-NaN sample after each bucket, found from the end.
     let mut next_of = vec![after; buckets.len()];
