@@ -388,6 +388,17 @@ pub fn err(s: &str) -> Frame {
     Frame::Error(Bytes::copy_from_slice(s.as_bytes()))
 }
 
+/// Runs `tests/python/<name>` with `TICKDB_PORT=port` (the node it checks) and returns its
+/// stdout, failing on a non-zero exit.
+pub fn run_python(name: &str, port: u16) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("python")
+        .join(name);
+    run(Command::new("python3")
+        .arg(script)
+        .env("TICKDB_PORT", port.to_string()))
+}
+
 /// Runs an external command (e.g. redis-cli) and returns its stdout, failing on a non-zero exit.
 pub fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| {

@@ -4,7 +4,7 @@
 use std::process::Command;
 
 use tickdb_core::resp::Frame;
-use tickdb_tests::{Server, bulk, run};
+use tickdb_tests::{Server, bulk, run, run_python};
 
 fn cli(server: &Server) -> Command {
     let mut c = Command::new("redis-cli");
@@ -65,20 +65,14 @@ fn redis_cli_pipe_mass_insertion() {
 #[test]
 fn redis_py_resp2_and_resp3() {
     let server = Server::start(&[]);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/redis_py_basic.py");
-    let out = run(Command::new("python3")
-        .arg(script)
-        .env("TICKDB_PORT", server.port.to_string()));
+    let out = run_python("redis_py_basic.py", server.port);
     assert!(out.contains("RESP2 and RESP3 checks passed"), "{out}");
 }
 
 #[test]
 fn redis_py_transactional_pipelines_resp2_and_resp3() {
     let server = Server::start(&[]);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/redis_py_txn.py");
-    let out = run(Command::new("python3")
-        .arg(script)
-        .env("TICKDB_PORT", server.port.to_string()));
+    let out = run_python("redis_py_txn.py", server.port);
     assert!(
         out.contains("transaction and identity checks passed"),
         "{out}"

@@ -513,13 +513,8 @@ fn transactions_and_redis_cli_through_a_follower() {
     let cluster = Cluster::start(3);
     let leader = cluster.wait_leader(ELECTION);
     let f = followers(&cluster, leader)[0];
-    let port = cluster.ports(f).client.to_string();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/redis_py_txn.py");
-    let out = tickdb_tests::run(
-        std::process::Command::new("python3")
-            .arg(script)
-            .env("TICKDB_PORT", &port),
-    );
+    let port = cluster.ports(f).client;
+    let out = tickdb_tests::run_python("redis_py_txn.py", port);
     assert!(
         out.contains("transaction and identity checks passed"),
         "{out}"

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tickdb_core::resp::Frame;
 use tickdb_tests::cluster::Cluster;
-use tickdb_tests::{Client, Server, bulk, run};
+use tickdb_tests::{Client, Server, bulk, run, run_python};
 
 fn cli(server: &Server, args: &[&str]) -> String {
     run(Command::new("redis-cli")
@@ -67,10 +67,7 @@ fn redis_cli_expire_ttl_persist_and_restart() {
 #[test]
 fn redis_py_expiry_resp2_and_resp3() {
     let server = Server::start(&[]);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/redis_py_expiry.py");
-    let out = run(Command::new("python3")
-        .arg(script)
-        .env("TICKDB_PORT", server.port.to_string()));
+    let out = run_python("redis_py_expiry.py", server.port);
     assert!(
         out.contains("expiry checks passed in RESP2 and RESP3"),
         "{out}"

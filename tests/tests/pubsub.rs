@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tickdb_core::resp::Frame;
 use tickdb_tests::cluster::Cluster;
-use tickdb_tests::{Client, Server, bulk, err, run};
+use tickdb_tests::{Client, Server, bulk, err, run_python};
 
 fn push(items: &[&str]) -> Frame {
     Frame::Array(items.iter().map(|s| bulk(s)).collect())
@@ -125,10 +125,7 @@ fn redis_cli_subscriber_receives_messages_and_keyspace_events() {
 #[test]
 fn redis_py_pubsub_resp2_and_resp3() {
     let server = Server::start(&[]);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/redis_py_pubsub.py");
-    let out = run(Command::new("python3")
-        .arg(script)
-        .env("TICKDB_PORT", server.port.to_string()));
+    let out = run_python("redis_py_pubsub.py", server.port);
     assert!(
         out.contains("pub/sub checks passed in RESP2 and RESP3"),
         "{out}"

@@ -1,11 +1,9 @@
 //! The time-series engine through the real binary: redis-py's `r.ts()` in RESP2 and RESP3, the
 //! seed dialect over raw RESP, and `kill -9` with samples in flight.
 
-use std::process::Command;
-
 use bytes::Bytes;
 use tickdb_core::resp::Frame;
-use tickdb_tests::{Client, Server, bulk, err, kill9_mid_stream, run};
+use tickdb_tests::{Client, Server, bulk, err, kill9_mid_stream, run_python};
 
 fn sample(ts: i64, v: &str) -> Frame {
     Frame::Array(vec![
@@ -17,10 +15,7 @@ fn sample(ts: i64, v: &str) -> Frame {
 #[test]
 fn redis_py_ts_resp2_and_resp3() {
     let server = Server::start(&[]);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/redis_py_ts.py");
-    let out = run(Command::new("python3")
-        .arg(script)
-        .env("TICKDB_PORT", server.port.to_string()));
+    let out = run_python("redis_py_ts.py", server.port);
     assert!(out.contains("RESP2 and RESP3 ts checks passed"), "{out}");
 }
 
