@@ -162,6 +162,46 @@ fn entries_synced_but_not_applied_are_applied_on_restart() {
     );
 }
 
+/// Between checkpoints a crash replays the log after the last one; a clean stop
+/// (`Node::sync`) writes a checkpoint, makes it durable and compacts the log behind it, so the
+/// next start has nothing to replay and the store holds the state once.
+#[test]
+fn held_state_replays_after_a_crash_and_a_clean_stop_leaves_no_log() {
+    let mut h = Harness::new(NodeConfig::default());
+    h.connect(1);
+    for i in 1..=5 {
+        assert_eq!(h.call(1, "INCR n"), Frame::Integer(i));
+    }
+    let applied = h.node.applied;
+    assert!(
+        h.node.store.checkpointed() < applied,
+        "the applied state is held, not yet written"
+    );
+    let mut crashed = h.node.store().clone();
+    crashed.crash();
+    let mut r = Harness::on(NodeConfig::default(), crashed);
+    r.connect(1);
+    assert_eq!(r.call(1, "INCR n"), Frame::Integer(6), "replayed once each");
+
+    h.node.sync().unwrap();
+    let status = h.node.raft.status();
+    assert_eq!(h.node.store.checkpointed(), applied);
+    assert_eq!(
+        status.snapshot_index, applied,
+        "the log is compacted behind it"
+    );
+    let mut stopped = h.node.store().clone();
+    stopped.crash();
+    assert_eq!(
+        crate::store::StoreRead::scan(&stopped, crate::store::Space::Log, b"", None, false).count(),
+        0,
+        "no log entry is left to replay"
+    );
+    let mut h = Harness::on(NodeConfig::default(), stopped);
+    h.connect(1);
+    assert_eq!(h.call(1, "INCR n"), Frame::Integer(6));
+}
+
 #[test]
 fn hello_switches_protocol_and_reports_the_server() {
     let mut h = Harness::new(NodeConfig::default());
