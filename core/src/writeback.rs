@@ -40,7 +40,7 @@ pub struct CheckpointPolicy {
 impl Default for CheckpointPolicy {
     fn default() -> Self {
         Self {
-            entries: 4_096,
+            entries: 32_768,
             bytes: 32 << 20,
             log_bytes: 16 << 20,
         }
@@ -178,6 +178,14 @@ impl<S: StoreRead> StoreRead for WriteBack<S> {
             self.changes.scan(&self.inner, space, start, end, reverse)
         } else {
             self.inner.scan(space, start, end, reverse)
+        }
+    }
+
+    fn last_held(&self, space: Space, start: &[u8], end: &[u8]) -> Option<(&[u8], &[u8])> {
+        if is_state(space) {
+            self.changes.last_written(space, start, end)
+        } else {
+            None
         }
     }
 }

@@ -365,6 +365,25 @@ impl<'a, S: StoreRead> Tx<'a, S> {
         self.changes.last_written(space, start, end)
     }
 
+    /// The record [`Tx::last_written`] finds or, when this transaction wrote nothing in
+    /// `[start, end)`, the greatest key there the store holds in memory above itself
+    /// ([`StoreRead::last_held`]) and this transaction left alone: a record that rewriting
+    /// costs the store nothing, as the store has not written it yet. (A record the
+    /// transaction wrote may not be the greatest in the range; callers check what they find.)
+    pub fn last_written_or_held(
+        &self,
+        space: Space,
+        start: &[u8],
+        end: &[u8],
+    ) -> Option<(&[u8], &[u8])> {
+        if let Some(found) = self.changes.last_written(space, start, end) {
+            return Some(found);
+        }
+        self.store
+            .last_held(space, start, end)
+            .filter(|(key, _)| self.changes.lookup(space, key).is_none())
+    }
+
     /// Changes in place the value of a key this transaction wrote and still holds (appends a
     /// sample to a record, say): the same as a `put` of the changed value, without copying it.
     /// Returns `false`, calling nothing, when the transaction holds no value for the key.
@@ -374,6 +393,26 @@ impl<'a, S: StoreRead> Tx<'a, S> {
         }
         self.touch(space, key);
         true
+    }
+
+    /// Changes the value of `key` as it reads here: in place when this transaction holds it
+    /// ([`Tx::edit`]), else a copy of the stored value, changed and put. Returns `false`,
+    /// calling nothing, when the key has no value.
+    pub fn update(
+        &mut self,
+        space: Space,
+        key: &[u8],
+        change: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<bool, StoreError> {
+        if self.changes.lookup(space, key).is_some() {
+            return Ok(self.edit(space, key, change));
+        }
+        let Some(mut value) = self.store.get(space, key)? else {
+            return Ok(false);
+        };
+        change(&mut value);
+        self.put(space, key.to_vec(), value);
+        Ok(true)
     }
 
     /// Deletes every key `k` with `start <= k < end`.

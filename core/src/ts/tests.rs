@@ -883,6 +883,75 @@ fn one_round_writes_one_record_and_one_head_run_per_series() {
     );
 }
 
+/// Applies `lines` as one apply round on top of a write-back layer, as the node does.
+fn held_round(
+    db: &mut Db,
+    wb: &mut crate::writeback::WriteBack<MemStore>,
+    index: &mut u64,
+    lines: &[&str],
+) -> Vec<Frame> {
+    let mut tx = Tx::new(&*wb);
+    let replies = lines
+        .iter()
+        .map(|line| match parse(&crate::cmd::test_args(line)) {
+            Ok(Command::Write(w)) => db.apply(&mut tx, &w, UnixMillis(1_000_000)).unwrap(),
+            other => panic!("not a write: {other:?}"),
+        })
+        .collect();
+    let changes = tx.into_changes();
+    *index += 1;
+    wb.defer(changes, crate::raft::LogIndex(*index), 1, 0);
+    replies
+}
+
+#[test]
+fn a_run_the_write_back_layer_holds_grows_across_rounds_until_a_checkpoint() {
+    use crate::writeback::{CheckpointPolicy, WriteBack};
+    let mut wb = WriteBack::new(MemStore::new(), CheckpointPolicy::default()).unwrap();
+    let mut db = Db::default();
+    let mut index = 0;
+    held_round(&mut db, &mut wb, &mut index, &["TS.CREATE a"]);
+    for i in 0..10u64 {
+        let line = format!("TS.ADD a {} {i}", 1000 + i);
+        held_round(&mut db, &mut wb, &mut index, &[&line]);
+    }
+    assert_eq!(chunk_keys(wb.inner()), 0, "nothing written before a checkpoint");
+    wb.checkpoint().unwrap();
+    assert_eq!(
+        chunk_keys(wb.inner()),
+        1,
+        "ten rounds of one sample each: one run"
+    );
+    // After a checkpoint the written run stays as it is: the next sample starts a run, and
+    // later rounds (a duplicate of the newest sample among them) edit that one while it is held.
+    held_round(&mut db, &mut wb, &mut index, &["TS.ADD a 1010 10"]);
+    let replies = held_round(
+        &mut db,
+        &mut wb,
+        &mut index,
+        &["TS.ADD a 1010 5 ON_DUPLICATE SUM"],
+    );
+    assert_eq!(replies, vec![Frame::Integer(1010)]);
+    held_round(&mut db, &mut wb, &mut index, &["TS.ADD a 1011 1"]);
+    let get = parse(&crate::cmd::test_args("TS.GET a")).unwrap();
+    let Command::Read(get) = get else {
+        panic!("TS.GET reads")
+    };
+    assert_eq!(db.read(&wb, &get, Protocol::Resp3).unwrap(), s(1011, 1.0));
+    wb.checkpoint().unwrap();
+    assert_eq!(chunk_keys(wb.inner()), 2);
+    let meta = load(wb.inner(), b"a").unwrap().unwrap();
+    check_series(wb.inner(), &meta).unwrap();
+    let range = parse(&crate::cmd::test_args("TS.RANGE a 1009 +")).unwrap();
+    let Command::Read(range) = range else {
+        panic!("TS.RANGE reads")
+    };
+    assert_eq!(
+        db.read(wb.inner(), &range, Protocol::Resp3).unwrap(),
+        arr(vec![s(1009, 9.0), s(1010, 15.0), s(1011, 1.0)])
+    );
+}
+
 #[test]
 fn head_samples_from_before_runs_are_read_merged_and_sealed() {
     use super::meta::keys;
