@@ -99,7 +99,7 @@ pub(crate) struct Flags {
     /// Compact the Raft log (behind the applied checkpoint) once this many entries were
     /// appended since the last compaction; a follower behind the compacted log then catches up
     /// from a snapshot. Small values make snapshots install often (the fault suite uses them);
-    /// 0 disables compaction by entry count [default: 10000].
+    /// 0 disables compaction by entry count [default: 65536].
     #[arg(long, value_name = "N")]
     pub(crate) raft_compaction_entries: Option<u64>,
 }

@@ -243,7 +243,7 @@ impl RaftConfig {
             max_entries_per_append: 256,
             max_bytes_per_append: 1 << 20,
             snapshot_chunk_bytes: 1 << 20,
-            log_compaction_threshold: 10_000,
+            log_compaction_threshold: 65_536,
             log_compaction_bytes: 64 << 20,
             pre_vote: true,
             check_quorum: true,
