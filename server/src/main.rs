@@ -11,6 +11,12 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Parser as _;
 use tickdb_core::node::{ClusterConfig, Member, Node, NodeConfig};
+
+/// mimalloc, not the system allocator: the request path allocates and frees many small
+/// buffers, which glibc's malloc made a quarter of the server's CPU (see the workspace
+/// manifest).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use tickdb_core::raft::NodeId;
 use tickdb_io::tcp::{self, TcpConfig};
 use tickdb_io::zmq::{self, ZmqConfig};
