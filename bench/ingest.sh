@@ -18,8 +18,9 @@
 #
 # Peers: Debian's redis-server `always` and `everysec` (plain commands only: it has no TS.*
 # commands). When RTS_MODULE names a RedisTimeSeries module file, redis-server with it loaded
-# (in memory) gets a column for the TS rows; so does valkey-server with valkey-timeseries when
-# VALKEY_SERVER and VALKEY_TS_MODULE name them; BASE_BIN adds an earlier tickdb build. Every
+# gets two columns for the TS rows (in memory, and `appendfsync always`); valkey-server with
+# valkey-timeseries gets one when VALKEY_SERVER and VALKEY_TS_MODULE name them; BASE_BIN adds
+# an earlier tickdb build. Every
 # peer runs in this same run, taking turns workload by workload (REPEAT rounds, best result
 # kept). Nothing here builds a peer.
 #
@@ -167,7 +168,9 @@ EOF
 # RedisTimeSeries and valkey-timeseries. Every one runs each workload in this same run.
 names=(tickdb); bins=("$BIN")
 [ -n "${BASE_BIN:-}" ] && { names+=("tickdb before"); bins+=("$BASE_BIN"); }
-[ -n "${RTS_MODULE:-}" ] && { names+=("RTS in memory"); bins+=(rts); }
+# RedisTimeSeries twice: in memory (the issue's ingest bar) and with `appendfsync always`, which
+# acknowledges only what is fsynced, as tickdb does (the bar for TS.ADD -P 1).
+[ -n "${RTS_MODULE:-}" ] && { names+=("RTS in memory" "RTS appendfsync always"); bins+=(rts rts-always); }
 if [ -n "${VALKEY_SERVER:-}" ] || [ -n "${VALKEY_TS_MODULE:-}" ]; then
   if ! [ -x "${VALKEY_SERVER:-}" ] || ! [ -f "${VALKEY_TS_MODULE:-}" ]; then
     echo "VALKEY_SERVER and VALKEY_TS_MODULE must both name files" >&2; exit 1
@@ -177,6 +180,7 @@ fi
 start_peer() { # start_peer INDEX -> $port, $peer_pid (tickdb only)
   case ${bins[$1]} in
     rts) start_redis rts --loadmodule "$RTS_MODULE"; peer_pid= ;;
+    rts-always) start_redis rts --loadmodule "$RTS_MODULE" --appendonly yes --appendfsync always; peer_pid= ;;
     valkey) start_server "$VALKEY_SERVER" --loadmodule "$VALKEY_TS_MODULE"; peer_pid= ;;
     *) start_tickdb "${bins[$1]}"; peer_pid=$tickdb_pid ;;
   esac
