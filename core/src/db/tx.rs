@@ -6,7 +6,7 @@
 //! (a series record updated by every sample of an apply round) costs the store one put, not
 //! one per write. Range deletions come first in the batch, then the surviving point changes.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::iter::Peekable;
 use std::ops::Bound;
 
@@ -304,7 +304,9 @@ pub struct Tx<'a, S: StoreRead> {
 /// The user keys a stretch of a transaction modified.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Touched {
-    pub keys: BTreeSet<Vec<u8>>,
+    /// Each key written or deleted, with whether its last change left it existing (a put or
+    /// an edit: `true`) or deleted (`false`); a range deletion after it sets `all` instead.
+    pub keys: BTreeMap<Vec<u8>, bool>,
     /// A range of user keys was deleted (FLUSHALL): treat every key as modified.
     pub all: bool,
 }
@@ -341,21 +343,28 @@ impl<'a, S: StoreRead> Tx<'a, S> {
         self.changes.get(self.store, space, key)
     }
 
-    /// Records a change to a user key for [`Tx::take_touched`].
-    fn touch(&mut self, space: Space, key: &[u8]) {
+    /// Records a change to a user key for [`Tx::take_touched`]: whether it left the key
+    /// existing.
+    fn touch(&mut self, space: Space, key: &[u8], exists: bool) {
+        if space != Space::Keys {
+            return;
+        }
         // A series record is rewritten by every sample: no copy of a key already recorded.
-        if space == Space::Keys && !self.touched.keys.contains(key) {
-            self.touched.keys.insert(key.to_vec());
+        match self.touched.keys.get_mut(key) {
+            Some(e) => *e = exists,
+            None => {
+                self.touched.keys.insert(key.to_vec(), exists);
+            }
         }
     }
 
     pub fn put(&mut self, space: Space, key: Vec<u8>, value: Vec<u8>) {
-        self.touch(space, &key);
+        self.touch(space, &key, true);
         self.changes.put(space, key, value);
     }
 
     pub fn delete(&mut self, space: Space, key: Vec<u8>) {
-        self.touch(space, &key);
+        self.touch(space, &key, false);
         self.changes.delete(space, key);
     }
 
@@ -391,7 +400,7 @@ impl<'a, S: StoreRead> Tx<'a, S> {
         if !self.changes.edit(space, key, change) {
             return false;
         }
-        self.touch(space, key);
+        self.touch(space, key, true);
         true
     }
 

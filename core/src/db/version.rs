@@ -117,7 +117,7 @@ pub fn record<S: StoreRead>(
         tx.delete_range(Space::Meta, OWN_PREFIX.to_vec(), OWN_END.to_vec());
         tx.put(Space::Meta, DELETED.to_vec(), stamp.clone());
         // Keys the entry wrote after the flush exist again.
-        for key in touched.keys.into_iter().chain(extra.keys) {
+        for key in touched.keys.into_keys().chain(extra.keys) {
             if tx.get(Space::Keys, &key)?.is_some() {
                 tx.put(Space::Meta, own_key(&key), stamp.clone());
             }
@@ -128,8 +128,15 @@ pub fn record<S: StoreRead>(
         tx.put(Space::Meta, ALL.to_vec(), stamp.clone());
     }
     let mut deleted = false;
-    for key in touched.keys.into_iter().chain(extra.keys) {
-        if tx.get(Space::Keys, &key)?.is_some() {
+    // A written key's last change says whether it exists (no read of its record); the
+    // commands' extra keys are read.
+    let written = touched.keys.into_iter().map(|(k, e)| (k, Some(e)));
+    for (key, exists) in written.chain(extra.keys.into_iter().map(|k| (k, None))) {
+        let exists = match exists {
+            Some(e) => e,
+            None => tx.get(Space::Keys, &key)?.is_some(),
+        };
+        if exists {
             tx.put(Space::Meta, own_key(&key), stamp.clone());
         } else {
             tx.delete(Space::Meta, own_key(&key));
