@@ -10,7 +10,7 @@ use bytes::Bytes;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use tickdb_core::UnixMillis;
 use tickdb_core::cmd::{Command, WriteCmd, parse};
-use tickdb_core::db::{Db, Tx};
+use tickdb_core::db::Db;
 use tickdb_core::raft::LogIndex;
 use tickdb_core::store::MemStore;
 use tickdb_core::writeback::{CheckpointPolicy, WriteBack};
@@ -32,13 +32,13 @@ fn write(args: Vec<String>) -> WriteCmd {
 /// Applies one round as the node does: one transaction, held by the write-back layer, a
 /// checkpoint when its policy says so.
 fn apply_round(db: &mut Db, store: &mut WriteBack<MemStore>, cmds: &[WriteCmd]) {
-    let mut tx = Tx::new(&*store);
+    let next = LogIndex(store.applied().0 + cmds.len() as u64);
+    let mut tx = store.round();
     for cmd in cmds {
         db.apply(&mut tx, cmd, UnixMillis(0)).expect("applies");
     }
-    let changes = tx.into_changes();
-    let next = LogIndex(store.applied().0 + cmds.len() as u64);
-    store.defer(changes, next, cmds.len() as u64, 0);
+    drop(tx);
+    store.end_round(next, cmds.len() as u64, 0);
     if store.checkpoint_due() {
         store.checkpoint().expect("checkpoints");
     }
@@ -83,8 +83,16 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("ingest");
     g.sample_size(20);
     for (name, commands, samples) in [
-        ("madd_round_32x100_over_1000_series", MADD_COMMANDS_PER_ROUND, MADD_SAMPLES),
-        ("add_round_800x1_over_1000_series", ADD_COMMANDS_PER_ROUND, 1),
+        (
+            "madd_round_32x100_over_1000_series",
+            MADD_COMMANDS_PER_ROUND,
+            MADD_SAMPLES,
+        ),
+        (
+            "add_round_800x1_over_1000_series",
+            ADD_COMMANDS_PER_ROUND,
+            1,
+        ),
     ] {
         g.throughput(Throughput::Elements(commands * samples));
         g.bench_function(name, |b| {

@@ -163,14 +163,6 @@ pub trait StoreRead {
     /// Entries with `start <= key < end` (`end: None` means no upper bound), ascending, or
     /// descending when `reverse`.
     fn scan(&self, space: Space, start: &[u8], end: Option<&[u8]>, reverse: bool) -> ScanIter<'_>;
-
-    /// The greatest key in `[start, end)` whose newest value is held in memory above the store
-    /// itself (by a write-back layer, [`crate::writeback::WriteBack`]), with that value: a
-    /// record the next writer may rewrite without the store ever seeing the old value. Plain
-    /// stores hold nothing there.
-    fn last_held(&self, _space: Space, _start: &[u8], _end: &[u8]) -> Option<(&[u8], &[u8])> {
-        None
-    }
 }
 
 /// The storage port.

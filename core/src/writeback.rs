@@ -20,7 +20,7 @@
 //! - A batch written directly to a state space replaces the whole state (a snapshot install)
 //!   and carries its own applied index: the changes held are discarded with it.
 
-use crate::db::Changes;
+use crate::db::{Changes, Tx};
 use crate::raft::{self, LogIndex};
 use crate::store::{Op, ScanIter, Space, Store, StoreError, StoreRead, WriteBatch};
 
@@ -70,6 +70,9 @@ pub struct WriteBack<S> {
     entry_bytes: u64,
     policy: CheckpointPolicy,
     checkpoints: u64,
+    /// A round's transaction was opened ([`WriteBack::round`]) and not ended: what is held
+    /// may hold part of its entries' changes, which must never reach the store.
+    round_open: bool,
 }
 
 impl<S: Store> WriteBack<S> {
@@ -84,6 +87,7 @@ impl<S: Store> WriteBack<S> {
             entry_bytes: 0,
             policy,
             checkpoints: 0,
+            round_open: false,
         })
     }
 
@@ -125,6 +129,7 @@ impl<S: Store> WriteBack<S> {
     /// [`WriteBack::applied`]; `entries` is how many entries they are, `entry_bytes` the bytes
     /// of their commands.
     pub fn defer(&mut self, changes: Changes, applied: LogIndex, entries: u64, entry_bytes: u64) {
+        assert!(!self.round_open, "changes deferred while a round is open");
         assert!(
             applied >= self.applied(),
             "the applied index goes backwards: {} after {}",
@@ -132,6 +137,33 @@ impl<S: Store> WriteBack<S> {
             self.applied().0
         );
         self.changes.append(changes);
+        self.applied = Some(applied);
+        self.entries += entries;
+        self.entry_bytes += entry_bytes;
+    }
+
+    /// A transaction for one apply round that writes straight into the changes held (reads
+    /// see the store with them applied): no copy of the round's changes, and a series' head
+    /// run held since the last checkpoint takes this round's samples in place. End the round
+    /// with [`WriteBack::end_round`]; until then checkpoints are refused, so a round that failed
+    /// halfway (the node then refuses everything until restarted) never reaches the store.
+    pub fn round(&mut self) -> Tx<'_, S> {
+        self.round_open = true;
+        Tx::on_held(&self.inner, &mut self.changes)
+    }
+
+    /// Ends the round [`WriteBack::round`] opened: what is held is now the state after the
+    /// entries up to `applied`; `entries` is how many entries the round applied, `entry_bytes`
+    /// the bytes of their commands.
+    pub fn end_round(&mut self, applied: LogIndex, entries: u64, entry_bytes: u64) {
+        assert!(self.round_open, "ending a round that was not opened");
+        assert!(
+            applied >= self.applied(),
+            "the applied index goes backwards: {} after {}",
+            applied.0,
+            self.applied().0
+        );
+        self.round_open = false;
         self.applied = Some(applied);
         self.entries += entries;
         self.entry_bytes += entry_bytes;
@@ -149,6 +181,11 @@ impl<S: Store> WriteBack<S> {
     /// Writes everything held with its applied index as one batch (not synced: until the next
     /// sync a crash may lose it, which leaves the previous checkpoint and the log after it).
     pub fn checkpoint(&mut self) -> Result<(), StoreError> {
+        if self.round_open {
+            return Err(StoreError::Engine(
+                "an apply round failed before it ended: its partial changes are not written".into(),
+            ));
+        }
         let Some(applied) = self.applied else {
             return Ok(());
         };
@@ -180,14 +217,6 @@ impl<S: StoreRead> StoreRead for WriteBack<S> {
             self.inner.scan(space, start, end, reverse)
         }
     }
-
-    fn last_held(&self, space: Space, start: &[u8], end: &[u8]) -> Option<(&[u8], &[u8])> {
-        if is_state(space) {
-            self.changes.last_written(space, start, end)
-        } else {
-            None
-        }
-    }
 }
 
 impl<S: Store> Store for WriteBack<S> {
@@ -213,6 +242,7 @@ impl<S: Store> Store for WriteBack<S> {
                 stored.0
             );
             self.changes = Changes::new();
+            self.round_open = false;
             self.applied = None;
             self.stored = stored;
             self.entries = 0;
@@ -321,5 +351,33 @@ mod tests {
         }
         wb.defer(ranges, LogIndex(5), 1, 0);
         assert!(wb.checkpoint_due(), "by range deletions held");
+    }
+
+    #[test]
+    fn a_round_writes_into_what_is_held_and_one_that_never_ended_is_never_written() {
+        let mut wb = WriteBack::new(MemStore::new(), CheckpointPolicy::default()).unwrap();
+        let mut tx = wb.round();
+        tx.put(Space::Keys, b"a".to_vec(), b"1".to_vec());
+        assert_eq!(tx.get(Space::Keys, b"a").unwrap(), Some(b"1".to_vec()));
+        drop(tx);
+        wb.end_round(LogIndex(1), 1, 0);
+        // The next round reads the last one's writes and edits them in place.
+        let mut tx = wb.round();
+        assert!(tx.edit(Space::Keys, b"a", |v| v.push(b'2')));
+        drop(tx);
+        wb.end_round(LogIndex(2), 1, 0);
+        assert_eq!(keys(&wb), vec![kv("a", "12")]);
+        assert_eq!(keys(wb.inner()), vec![], "held, not written");
+        wb.checkpoint().unwrap();
+        assert_eq!(keys(wb.inner()), vec![kv("a", "12")]);
+        assert_eq!(raft::applied_index(wb.inner()).unwrap(), LogIndex(2));
+        // A round that fails halfway is never ended: its writes must not reach the store.
+        let mut tx = wb.round();
+        tx.put(Space::Keys, b"b".to_vec(), b"half".to_vec());
+        drop(tx);
+        assert!(wb.checkpoint().is_err());
+        assert!(wb.write_back().is_err(), "nor in a snapshot for a follower");
+        assert_eq!(keys(wb.inner()), vec![kv("a", "12")]);
+        assert_eq!(raft::applied_index(wb.inner()).unwrap(), LogIndex(2));
     }
 }

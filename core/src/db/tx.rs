@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::iter::Peekable;
-use std::ops::Bound;
+use std::ops::{Bound, Deref, DerefMut};
 
 use crate::store::{KeyValue, ScanIter, Space, StoreError, StoreRead, WriteBatch};
 
@@ -292,10 +292,38 @@ impl Changes {
     }
 }
 
+/// Where a transaction's writes go: changes of its own, handed back at the end, or changes it
+/// writes into and leaves there (a node's apply round writes straight into what its write-back
+/// layer holds, [`crate::writeback::WriteBack::round`]).
+enum Buffer<'a> {
+    Own(Changes),
+    Held(&'a mut Changes),
+}
+
+impl Deref for Buffer<'_> {
+    type Target = Changes;
+
+    fn deref(&self) -> &Changes {
+        match self {
+            Buffer::Own(c) => c,
+            Buffer::Held(c) => c,
+        }
+    }
+}
+
+impl DerefMut for Buffer<'_> {
+    fn deref_mut(&mut self) -> &mut Changes {
+        match self {
+            Buffer::Own(c) => c,
+            Buffer::Held(c) => c,
+        }
+    }
+}
+
 /// Reads through to `store`, buffers writes.
 pub struct Tx<'a, S: StoreRead> {
     store: &'a S,
-    changes: Changes,
+    changes: Buffer<'a>,
     /// User keys ([`Space::Keys`]) written or deleted since the last [`Tx::take_touched`]:
     /// what a command modified, for WATCH's key versions.
     touched: Touched,
@@ -315,7 +343,18 @@ impl<'a, S: StoreRead> Tx<'a, S> {
     pub fn new(store: &'a S) -> Self {
         Self {
             store,
-            changes: Changes::new(),
+            changes: Buffer::Own(Changes::new()),
+            touched: Touched::default(),
+        }
+    }
+
+    /// A transaction on `held`, changes on top of `store` that it has not written yet: reads
+    /// see `store` with `held` and this transaction's writes applied, and the writes go into
+    /// `held` and stay there ([`Tx::into_changes`] and [`Tx::into_batch`] are not for it).
+    pub fn on_held(store: &'a S, held: &'a mut Changes) -> Self {
+        Self {
+            store,
+            changes: Buffer::Held(held),
             touched: Touched::default(),
         }
     }
@@ -327,12 +366,18 @@ impl<'a, S: StoreRead> Tx<'a, S> {
 
     /// One batch that leaves the store as applying every change in order would.
     pub fn into_batch(self) -> WriteBatch {
-        self.changes.into_batch()
+        self.into_changes().into_batch()
     }
 
     /// The changes this transaction made.
+    ///
+    /// # Panics
+    /// On a transaction made by [`Tx::on_held`]: its changes are where it wrote them.
     pub fn into_changes(self) -> Changes {
-        self.changes
+        match self.changes {
+            Buffer::Own(c) => c,
+            Buffer::Held(_) => panic!("a transaction on held changes leaves them in place"),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -374,25 +419,6 @@ impl<'a, S: StoreRead> Tx<'a, S> {
         self.changes.last_written(space, start, end)
     }
 
-    /// The record [`Tx::last_written`] finds or, when this transaction wrote nothing in
-    /// `[start, end)`, the greatest key there the store holds in memory above itself
-    /// ([`StoreRead::last_held`]) and this transaction left alone: a record that rewriting
-    /// costs the store nothing, as the store has not written it yet. (A record the
-    /// transaction wrote may not be the greatest in the range; callers check what they find.)
-    pub fn last_written_or_held(
-        &self,
-        space: Space,
-        start: &[u8],
-        end: &[u8],
-    ) -> Option<(&[u8], &[u8])> {
-        if let Some(found) = self.changes.last_written(space, start, end) {
-            return Some(found);
-        }
-        self.store
-            .last_held(space, start, end)
-            .filter(|(key, _)| self.changes.lookup(space, key).is_none())
-    }
-
     /// Changes in place the value of a key this transaction wrote and still holds (appends a
     /// sample to a record, say): the same as a `put` of the changed value, without copying it.
     /// Returns `false`, calling nothing, when the transaction holds no value for the key.
@@ -402,26 +428,6 @@ impl<'a, S: StoreRead> Tx<'a, S> {
         }
         self.touch(space, key, true);
         true
-    }
-
-    /// Changes the value of `key` as it reads here: in place when this transaction holds it
-    /// ([`Tx::edit`]), else a copy of the stored value, changed and put. Returns `false`,
-    /// calling nothing, when the key has no value.
-    pub fn update(
-        &mut self,
-        space: Space,
-        key: &[u8],
-        change: impl FnOnce(&mut Vec<u8>),
-    ) -> Result<bool, StoreError> {
-        if self.changes.lookup(space, key).is_some() {
-            return Ok(self.edit(space, key, change));
-        }
-        let Some(mut value) = self.store.get(space, key)? else {
-            return Ok(false);
-        };
-        change(&mut value);
-        self.put(space, key.to_vec(), value);
-        Ok(true)
     }
 
     /// Deletes every key `k` with `start <= k < end`.

@@ -29,7 +29,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::cmd::{self, ClusterCmd, Command, CommandError, ConnCmd, ReadCmd, WriteCmd};
-use crate::db::{Db, Tx};
+use crate::db::Db;
 use crate::raft::{
     self, Entry, EntryKind, LogIndex, NodeId, ProposeError, Raft, RaftConfig, RaftOutput, Role,
     Term,
@@ -1843,7 +1843,7 @@ fn apply_entries<S: Store>(
         entries.windows(2).all(|w| w[1].index == w[0].index.next()),
         "entries apply without gaps"
     );
-    let mut tx = Tx::new(&*store);
+    let mut tx = store.round();
     let mut all = Vec::with_capacity(entries.len());
     let mut bytes = 0;
     for (k, entry) in entries.iter().enumerate() {
@@ -1861,8 +1861,8 @@ fn apply_entries<S: Store>(
             notes,
         )?));
     }
-    let changes = tx.into_changes();
-    store.defer(changes, last.index, entries.len() as u64, bytes);
+    drop(tx);
+    store.end_round(last.index, entries.len() as u64, bytes);
     if store.checkpoint_due() {
         store.checkpoint()?;
     }

@@ -10,11 +10,12 @@
 //! The head is a sequence of runs, each one record `[RUN_VERSION, (ts: u64, value bits: u64)
 //! big-endian per sample...]` keyed by its first timestamp. An in-order sample extends the run
 //! that holds the series' newest sample (when it has fewer than `RUN_SAMPLES_MAX` samples) if
-//! the store has not written that run yet: the same transaction wrote it, or the node's
-//! write-back layer holds it since an earlier apply round ([`Tx::last_written_or_held`]). A
-//! duplicate of the newest sample is merged into it the same way. So the samples a series
-//! takes between two checkpoints cost the store one record, not one key each; a sample after
-//! a checkpoint starts a new run (rewriting a written run would write it again).
+//! the transaction holds that run, not yet written to the store; a duplicate of the newest
+//! sample is merged into it in place. A node's apply rounds write into the changes its
+//! write-back layer holds since the last checkpoint ([`crate::writeback::WriteBack::round`]),
+//! so the samples a series takes between two checkpoints cost the store one record, not one
+//! key each; a sample after a checkpoint starts a new run (rewriting a written run would write
+//! it again).
 //! A head value of exactly 8 bytes is one sample in the layout before runs (the value's bits,
 //! the timestamp in the key): still read, never written.
 
@@ -275,28 +276,25 @@ fn upsert_head<S: StoreRead>(
     let id = meta.id;
     let ts = sample.ts;
     let head_end = keys::prefix_end(&keys::head_prefix(id));
-    // The newest sample, when it is in the head, and the run that ends with it when this
-    // transaction wrote it or the store holds it in memory (not yet written: new samples at or
-    // after the newest are edited into that run, so a series costs the store one record per
-    // checkpoint, not one per apply round).
+    // The newest sample, when it is in the head, and the run that ends with it when the
+    // transaction holds it (not yet in the store: new samples at or after the newest are
+    // edited into that run in place; on a node the transaction holds everything since the last
+    // checkpoint, so a series costs the store one record per checkpoint).
     let newest = meta
         .last
         .filter(|(l, _)| meta.sealed_end.is_none_or(|e| *l > e));
     let open_run = newest.and_then(|(l, _)| {
-        let (key, value) =
-            tx.last_written_or_held(Space::Chunks, &head_start(meta), &head_end)?;
+        let (key, value) = tx.last_written(Space::Chunks, &head_start(meta), &head_end)?;
         let (last, count) = run_tail(value)?;
         (last == l).then(|| (key.to_vec(), count))
     });
     if meta.last.is_none_or(|(l, _)| ts > l) {
-        let extended = match open_run {
-            Some((key, count)) if count < RUN_SAMPLES_MAX => {
-                tx.update(Space::Chunks, &key, |v| {
+        let extended = open_run.is_some_and(|(key, count)| {
+            count < RUN_SAMPLES_MAX
+                && tx.edit(Space::Chunks, &key, |v| {
                     v.extend_from_slice(&run_sample(sample))
-                })?
-            }
-            _ => false,
-        };
+                })
+        });
         if !extended {
             put_run(tx, id, &[sample]);
         }
@@ -310,11 +308,11 @@ fn upsert_head<S: StoreRead>(
         // A duplicate of the newest sample (common with `*` timestamps): its value is the
         // last 8 bytes of the open run.
         let merged = policy.merge(stored, sample.value)?;
-        let edited = tx.update(Space::Chunks, key, |v| {
+        let edited = tx.edit(Space::Chunks, key, |v| {
             let at = v.len() - 8;
             v[at..].copy_from_slice(&merged.to_bits().to_be_bytes());
-        })?;
-        assert!(edited, "the open run was just found");
+        });
+        assert!(edited, "the open run was just found in the transaction");
         return Ok(Upserted::Merged(merged));
     }
     // Out of order: the run with the greatest start <= ts holds ts or takes it (a run keeps

@@ -890,7 +890,7 @@ fn held_round(
     index: &mut u64,
     lines: &[&str],
 ) -> Vec<Frame> {
-    let mut tx = Tx::new(&*wb);
+    let mut tx = wb.round();
     let replies = lines
         .iter()
         .map(|line| match parse(&crate::cmd::test_args(line)) {
@@ -898,9 +898,9 @@ fn held_round(
             other => panic!("not a write: {other:?}"),
         })
         .collect();
-    let changes = tx.into_changes();
+    drop(tx);
     *index += 1;
-    wb.defer(changes, crate::raft::LogIndex(*index), 1, 0);
+    wb.end_round(crate::raft::LogIndex(*index), 1, 0);
     replies
 }
 
@@ -915,7 +915,11 @@ fn a_run_the_write_back_layer_holds_grows_across_rounds_until_a_checkpoint() {
         let line = format!("TS.ADD a {} {i}", 1000 + i);
         held_round(&mut db, &mut wb, &mut index, &[&line]);
     }
-    assert_eq!(chunk_keys(wb.inner()), 0, "nothing written before a checkpoint");
+    assert_eq!(
+        chunk_keys(wb.inner()),
+        0,
+        "nothing written before a checkpoint"
+    );
     wb.checkpoint().unwrap();
     assert_eq!(
         chunk_keys(wb.inner()),
