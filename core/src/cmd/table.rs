@@ -847,18 +847,23 @@ pub static COMMANDS: &[CommandSpec] = &[
     ),
 ];
 
-/// Looks a command up by name, case-insensitively.
+/// Bytes of the longest command name (the table test checks every name fits).
+const NAME_MAX: usize = 32;
+
+/// Looks a command up by name, case-insensitively. Every request looks its name up a few
+/// times, so the name is lowercased once into a stack buffer and the binary search compares
+/// plain bytes.
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
+    let mut buf = [0u8; NAME_MAX];
+    let lower = buf.get_mut(..name.len())?;
+    for (l, c) in lower.iter_mut().zip(name) {
+        *l = c.to_ascii_lowercase();
+    }
+    let lower = &*lower;
     COMMANDS
-        .binary_search_by(|spec| cmp_ignore_case(spec.name.as_bytes(), name))
+        .binary_search_by(|spec| spec.name.as_bytes().cmp(lower))
         .ok()
         .map(|i| &COMMANDS[i])
-}
-
-fn cmp_ignore_case(lower: &[u8], other: &[u8]) -> std::cmp::Ordering {
-    let a = lower.iter().copied();
-    let b = other.iter().map(u8::to_ascii_lowercase);
-    a.cmp(b)
 }
 
 impl CommandSpec {
@@ -989,12 +994,19 @@ mod tests {
         }
         for spec in COMMANDS {
             assert_eq!(spec.name, spec.name.to_ascii_lowercase());
+            assert!(
+                spec.name.len() <= NAME_MAX,
+                "{} is too long to look up",
+                spec.name
+            );
             assert!(std::ptr::eq(
                 lookup(spec.name.to_ascii_uppercase().as_bytes()).unwrap(),
                 spec
             ));
         }
         assert!(lookup(b"nosuchcommand").is_none());
+        assert!(lookup(&[b'a'; NAME_MAX + 1]).is_none());
+        assert!(lookup(b"").is_none());
     }
 
     #[test]

@@ -986,7 +986,8 @@ impl<S: Store> Node<S> {
         if self.conns.get(&conn).is_some_and(|c| c.txn.queuing()) && !txn::is_control(&args[0]) {
             return self.queue_in_multi(conn, args);
         }
-        if let Some(spec) = cmd::lookup(&args[0]).filter(|s| s.arity_ok(args.len()))
+        let spec = cmd::lookup(&args[0]);
+        if let Some(spec) = spec.filter(|s| s.arity_ok(args.len()))
             && !pubsub::allowed_when_subscribed(spec.name)
             && self.in_subscribe_mode(conn)
         {
@@ -996,9 +997,9 @@ impl<S: Store> Node<S> {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        c.last_cmd = match &parsed {
-            Ok(_) => cmd::lookup(&args[0]).map_or("NULL", |s| s.name),
-            Err(_) => "NULL",
+        c.last_cmd = match (&parsed, spec) {
+            (Ok(_), Some(spec)) => spec.name,
+            _ => "NULL",
         };
         let cmd = match parsed {
             Ok(cmd) => cmd,
