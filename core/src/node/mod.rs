@@ -469,8 +469,8 @@ pub struct Node<S: Store> {
     remotes: usize,
     next_remote: u64,
     proposals: Vec<Proposal>,
-    /// Log index -> the client waiting for it.
-    waiters: BTreeMap<u64, Waiter>,
+    /// (log index, member of a group entry, 0 for a plain entry) -> the client waiting for it.
+    waiters: BTreeMap<(u64, u32), Waiter>,
     /// Reads registered with ReadIndex (by context) and the ones confirmed, waiting to apply.
     reads: BTreeMap<u64, (ConnId, ReadCmd)>,
     reads_ready: VecDeque<(LogIndex, u64)>,
@@ -678,14 +678,14 @@ impl<S: Store> Node<S> {
         self.promote_caught_up_learners();
         self.announce_members();
         self.expire_tick();
-        let expired: Vec<u64> = self
+        let expired: Vec<(u64, u32)> = self
             .waiters
             .iter()
             .filter(|(_, w)| w.deadline <= self.now)
-            .map(|(&index, _)| index)
+            .map(|(&slot, _)| slot)
             .collect();
-        for index in expired {
-            let Some(w) = self.waiters.remove(&index) else {
+        for slot in expired {
+            let Some(w) = self.waiters.remove(&slot) else {
                 continue;
             };
             self.answer(
@@ -725,7 +725,7 @@ impl<S: Store> Node<S> {
             self.to_apply.is_empty(),
             "entries collected and left unapplied"
         );
-        if let Some((&index, _)) = self.waiters.first_key_value() {
+        if let Some((&(index, _), _)) = self.waiters.first_key_value() {
             assert!(
                 index > self.applied.0,
                 "a waiter at an applied index {index}"
@@ -1161,37 +1161,38 @@ impl<S: Store> Node<S> {
         }
     }
 
-    /// Proposes every write of this round in one store write (group commit).
+    /// Proposes every write of this round in one store write (group commit), several
+    /// clients' writes to an entry ([`log::encode_group`]) up to the entry size limit.
     fn propose_round(&mut self) {
         let proposals = std::mem::take(&mut self.proposals);
-        let (entries, who): (Vec<Vec<u8>>, Vec<(ConnId, ReplyShape)>) = proposals
-            .into_iter()
-            .map(|p| (p.entry, (p.conn, p.shape)))
-            .unzip();
+        let (entries, who) = group_proposals(proposals);
         match self.raft.propose_many(&mut self.store, self.now, entries) {
             Ok((first, term)) => {
                 let deadline = self.now.saturating_add(self.request_timeout());
-                for (i, (conn, shape)) in who.into_iter().enumerate() {
-                    let waiter = Waiter {
-                        conn,
-                        shape,
-                        term,
-                        deadline,
-                    };
-                    if let Some(old) = self.waiters.insert(first.0 + i as u64, waiter) {
-                        // Its entry was overwritten by a later leader's log: never applied.
-                        self.answer(old.conn, Kind::Write, write_lost());
+                for (i, members) in who.into_iter().enumerate() {
+                    for (sub, (conn, shape)) in members.into_iter().enumerate() {
+                        let waiter = Waiter {
+                            conn,
+                            shape,
+                            term,
+                            deadline,
+                        };
+                        let slot = (first.0 + i as u64, sub as u32);
+                        if let Some(old) = self.waiters.insert(slot, waiter) {
+                            // Its entry was overwritten by a later leader's log: never applied.
+                            self.answer(old.conn, Kind::Write, write_lost());
+                        }
                     }
                 }
             }
             Err(ProposeError::NotLeader { .. }) => {
-                for (conn, _) in who {
+                for (conn, _) in who.into_iter().flatten() {
                     self.answer(conn, Kind::Write, not_leader());
                 }
             }
             Err(e) => {
                 let frame = self.storage_failed(StoreError::Engine(e.to_string()));
-                for (conn, _) in who {
+                for (conn, _) in who.into_iter().flatten() {
                     self.answer(conn, Kind::Write, frame.clone());
                 }
                 self.fail_all(&frame);
@@ -1258,10 +1259,13 @@ impl<S: Store> Node<S> {
         if notes.unix.0 > 0 {
             self.note_unix(notes.unix);
         }
-        // Notes are in entry order: each entry takes the run of them that is its own.
+        // Notes are in order: each applied entry (or member of a group) takes the run of them
+        // that is its own.
         let mut pending = notes.out.as_slice();
-        for (k, (entry, mut replies)) in entries.iter().zip(applied).enumerate() {
+        for (k, item) in applied.into_iter().enumerate() {
+            let entry = &entries[item.entry];
             self.applied = entry.index;
+            let mut replies = item.replies;
             let own = pending.iter().take_while(|n| n.entry == k).count();
             if own > 0 {
                 self.deliver_notes(&pending[..own], replies.as_mut());
@@ -1269,7 +1273,7 @@ impl<S: Store> Node<S> {
             }
             let Some(mut replies) = replies else { continue };
             self.stats.writes_applied += 1;
-            let Some(waiter) = self.waiters.remove(&entry.index.0) else {
+            let Some(waiter) = self.waiters.remove(&(entry.index.0, item.member)) else {
                 continue;
             };
             let frame = if waiter.term != entry.term {
@@ -1290,11 +1294,11 @@ impl<S: Store> Node<S> {
         }
         self.announce_members();
         // Waiters at indexes that applied as no-ops or config changes lost their entry.
-        while let Some((&index, _)) = self.waiters.first_key_value() {
-            if index > self.applied.0 {
+        while let Some((&slot, _)) = self.waiters.first_key_value() {
+            if slot.0 > self.applied.0 {
                 break;
             }
-            if let Some(w) = self.waiters.remove(&index) {
+            if let Some(w) = self.waiters.remove(&slot) {
                 self.answer(w.conn, Kind::Write, write_lost());
             }
         }
@@ -1359,9 +1363,13 @@ impl<S: Store> Node<S> {
         }
         self.applied = index;
         self.announce_members();
-        let lost: Vec<u64> = self.waiters.range(..=index.0).map(|(&i, _)| i).collect();
-        for i in lost {
-            if let Some(w) = self.waiters.remove(&i) {
+        let lost: Vec<(u64, u32)> = self
+            .waiters
+            .range(..=(index.0, u32::MAX))
+            .map(|(&slot, _)| slot)
+            .collect();
+        for slot in lost {
+            if let Some(w) = self.waiters.remove(&slot) {
                 let frame = unknown_outcome("was overtaken by a snapshot from the leader");
                 self.answer(w.conn, Kind::Write, frame);
             }
@@ -1815,16 +1823,62 @@ impl<S: Store> Node<S> {
     }
 }
 
+/// Who waits for each member of one proposed entry, in member order.
+type Members = Vec<(ConnId, ReplyShape)>;
+
+/// The round's proposals as log entries: consecutive writes share a group entry
+/// ([`log::encode_group`]) while it stays within the entry size limit; a lone write stays a
+/// plain entry. Returns the entries and, per entry, who waits for each member.
+fn group_proposals(proposals: Vec<Proposal>) -> (Vec<Vec<u8>>, Vec<Members>) {
+    let mut entries = Vec::new();
+    let mut who = Vec::new();
+    let mut members: Vec<Vec<u8>> = Vec::new();
+    let mut waiting = Vec::new();
+    let mut size = log::GROUP_HEADER;
+    let mut close = |members: &mut Vec<Vec<u8>>, waiting: &mut Vec<_>| {
+        let entry = match members.len() {
+            0 => return,
+            1 => members.pop().expect("one member"),
+            _ => log::encode_group(members),
+        };
+        members.clear();
+        entries.push(entry);
+        who.push(std::mem::take(waiting));
+    };
+    for p in proposals {
+        let add = log::GROUP_MEMBER_OVERHEAD + p.entry.len();
+        if size + add > peer::MAX_ENTRY_BYTES {
+            close(&mut members, &mut waiting);
+            size = log::GROUP_HEADER;
+        }
+        size += add;
+        members.push(p.entry);
+        waiting.push((p.conn, p.shape));
+    }
+    close(&mut members, &mut waiting);
+    (entries, who)
+}
+
+/// What applying one entry, or one member of a group entry, gave.
+struct Applied {
+    /// Position of the entry in the applied slice.
+    entry: usize,
+    /// Member of a group entry (0 for a plain entry).
+    member: u32,
+    /// The replies of its commands (`None` for no-ops and membership changes).
+    replies: Option<Vec<Frame>>,
+}
+
 /// Applies committed entries, in order, in one transaction whose changes the write-back layer
 /// holds with the applied index until the next checkpoint (no store write per drive round:
-/// the Raft log, synced before the entries committed, is their durable record); returns the
-/// replies of each entry's commands (`None` for no-ops and membership changes).
+/// the Raft log, synced before the entries committed, is their durable record); returns what
+/// each entry, and each member of a group entry, gave.
 fn apply_entries<S: Store>(
     db: &mut Db,
     store: &mut WriteBack<S>,
     entries: &[Entry],
     notes: &mut pubsub::Notes,
-) -> Result<Vec<Option<Vec<Frame>>>, StoreError> {
+) -> Result<Vec<Applied>, StoreError> {
     let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
         return Ok(Vec::new());
     };
@@ -1849,18 +1903,27 @@ fn apply_entries<S: Store>(
     let mut bytes = 0;
     for (k, entry) in entries.iter().enumerate() {
         let EntryKind::Normal(data) = &entry.kind else {
-            all.push(None);
+            all.push(Applied {
+                entry: k,
+                member: 0,
+                replies: None,
+            });
             continue;
         };
         bytes += data.len() as u64;
-        notes.entry = k;
-        all.push(Some(txn::apply_entry(
-            db,
-            &mut tx,
-            data,
-            entry.index,
-            notes,
-        )?));
+        let members = match log::group_members(data) {
+            Some(members) => members?,
+            None => vec![&data[..]],
+        };
+        for (member, data) in members.into_iter().enumerate() {
+            notes.entry = all.len();
+            let replies = txn::apply_entry(db, &mut tx, data, entry.index, notes)?;
+            all.push(Applied {
+                entry: k,
+                member: u32::try_from(member).expect("a group's members fit its u32 count"),
+                replies: Some(replies),
+            });
+        }
     }
     drop(tx);
     store.end_round(last.index, entries.len() as u64, bytes);

@@ -1477,3 +1477,40 @@ fn expiry_matches_a_model_through_time_and_restarts() {
         "{expired} {restarts} {hits}"
     );
 }
+
+#[test]
+fn one_rounds_writes_from_several_clients_share_one_log_entry_and_each_gets_its_own_reply() {
+    let mut h = Harness::new(NodeConfig::default());
+    for id in 1..=4 {
+        h.connect(id);
+    }
+    h.call(1, "SET w 0");
+    h.call(1, "SET s abc");
+    assert_eq!(h.call(4, "WATCH w"), Frame::ok());
+    assert_eq!(h.call(4, "MULTI"), Frame::ok());
+    assert_eq!(h.call(4, "GET w"), Frame::simple("QUEUED"));
+    let before = h.node.raft.last_index();
+    // One round: a write, an error reply, a write to the watched key, then the transaction,
+    // which must see that write (same entry, earlier member) and abort.
+    h.send(1, "INCR n");
+    h.send(2, "INCR s");
+    h.send(3, "SET w changed");
+    h.send(4, "EXEC");
+    let outs = h.drain();
+    assert_eq!(
+        h.node.raft.last_index(),
+        before.next(),
+        "four clients' writes, one log entry"
+    );
+    assert_eq!(replies(&outs, 1), vec![Frame::Integer(1)]);
+    assert!(replies(&outs, 2)[0].is_error(), "{outs:?}");
+    assert_eq!(replies(&outs, 3), vec![Frame::ok()]);
+    assert_eq!(replies(&outs, 4), vec![Frame::NullArray]);
+    // The group survives a crash: replayed member by member from the log.
+    let mut store = h.node.into_store();
+    store.crash();
+    let mut h = Harness::on(NodeConfig::default(), store);
+    h.connect(1);
+    assert_eq!(h.call(1, "GET n"), bulk("1"));
+    assert_eq!(h.call(1, "GET w"), bulk("changed"));
+}
