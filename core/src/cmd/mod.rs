@@ -281,10 +281,19 @@ pub const SCAN_COUNT_MAX: u64 = 100_000;
 
 /// Parses a request (name first) into a command.
 pub fn parse(args: &[Bytes]) -> Result<Command, CommandError> {
+    parse_as(args.first().and_then(|name| lookup(name)), args)
+}
+
+/// [`parse`] for a caller that has already looked the name up (`spec`, `None` for an unknown
+/// name): the request path looks each name up once.
+pub fn parse_as(
+    spec: Option<&'static CommandSpec>,
+    args: &[Bytes],
+) -> Result<Command, CommandError> {
     let Some(name) = args.first() else {
         return Err(CommandError::Syntax);
     };
-    let Some(spec) = lookup(name) else {
+    let Some(spec) = spec else {
         return Err(CommandError::unknown_command(name, &args[1..]));
     };
     if !spec.arity_ok(args.len()) {

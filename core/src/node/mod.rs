@@ -349,7 +349,7 @@ enum Deferred {
 impl Deferred {
     fn kind(&self) -> Kind {
         match self {
-            Self::Request { args, .. } => kind(args),
+            Self::Request { args, .. } => kind(args.first().and_then(|n| cmd::lookup(n)), args),
             Self::Write { .. } => Kind::Write,
             Self::ProtocolError(_) | Self::Cluster { .. } => Kind::Other,
         }
@@ -799,7 +799,8 @@ impl<S: Store> Node<S> {
             } => {
                 self.stats.net_input_bytes += wire_bytes;
                 self.note_unix(unix);
-                let k = kind(&args);
+                let spec = args.first().and_then(|name| cmd::lookup(name));
+                let k = kind(spec, &args);
                 let path = (k == Kind::Read).then(|| self.read_via(conn));
                 let Some(c) = self.conns.get_mut(&conn) else {
                     return;
@@ -822,7 +823,7 @@ impl<S: Store> Node<S> {
                     c.deferred.push_back(Deferred::Request { args, unix });
                     return;
                 }
-                self.request(conn, args, unix);
+                self.request_as(conn, spec, args, unix);
             }
             Input::ProtocolError { conn, error } => {
                 let Some(c) = self.conns.get_mut(&conn) else {
@@ -979,6 +980,18 @@ impl<S: Store> Node<S> {
 
     /// Executes one request now (nothing pending on the connection stands in its way).
     fn request(&mut self, conn: ConnId, args: Vec<Bytes>, unix: UnixMillis) {
+        let spec = args.first().and_then(|name| cmd::lookup(name));
+        self.request_as(conn, spec, args, unix);
+    }
+
+    /// [`Node::request`] with the name already looked up (`spec`).
+    fn request_as(
+        &mut self,
+        conn: ConnId,
+        spec: Option<&'static cmd::CommandSpec>,
+        args: Vec<Bytes>,
+        unix: UnixMillis,
+    ) {
         self.stats.commands += 1;
         if args.is_empty() {
             return;
@@ -986,14 +999,13 @@ impl<S: Store> Node<S> {
         if self.conns.get(&conn).is_some_and(|c| c.txn.queuing()) && !txn::is_control(&args[0]) {
             return self.queue_in_multi(conn, args);
         }
-        let spec = cmd::lookup(&args[0]);
         if let Some(spec) = spec.filter(|s| s.arity_ok(args.len()))
             && !pubsub::allowed_when_subscribed(spec.name)
             && self.in_subscribe_mode(conn)
         {
             return self.reply(conn, pubsub::not_in_subscribe_context(spec.name));
         }
-        let parsed = cmd::parse(&args);
+        let parsed = cmd::parse_as(spec, &args);
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -1934,8 +1946,8 @@ fn apply_entries<S: Store>(
 }
 
 /// How a request orders against the ones before it (decided from the name alone).
-fn kind(args: &[Bytes]) -> Kind {
-    match args.first().and_then(|n| cmd::lookup(n)) {
+fn kind(spec: Option<&cmd::CommandSpec>, args: &[Bytes]) -> Kind {
+    match spec {
         // PUBLISH is a log entry too (see `pubsub`), though Redis does not flag it a write.
         Some(s) if s.is_write() || s.name == "publish" => Kind::Write,
         Some(_) if blocking::blocks(args) => Kind::Other,
