@@ -302,10 +302,18 @@ pub(crate) struct Moments {
     pub(crate) max: f64,
     mean: f64,
     m2: f64,
+    /// Whether `mean` and `m2` are kept: only the variance aggregators read them, and their
+    /// update (a division per value) was most of an `avg` aggregation's per-sample cost.
+    spread: bool,
 }
 
 impl Moments {
     pub(crate) fn new(value: f64) -> Self {
+        Self::keeping(value, true)
+    }
+
+    /// Moments of one value, keeping the variance's terms when `spread`.
+    pub(crate) fn keeping(value: f64, spread: bool) -> Self {
         Self {
             count: 1,
             sum: value,
@@ -313,6 +321,7 @@ impl Moments {
             max: value,
             mean: value,
             m2: 0.0,
+            spread,
         }
     }
 
@@ -321,16 +330,20 @@ impl Moments {
         self.sum += value;
         self.min = self.min.min(value);
         self.max = self.max.max(value);
-        let delta = value - self.mean;
-        self.mean += delta / self.count as f64;
-        self.m2 += delta * (value - self.mean);
+        if self.spread {
+            let delta = value - self.mean;
+            self.mean += delta / self.count as f64;
+            self.m2 += delta * (value - self.mean);
+        }
     }
 
     pub(crate) fn var_p(&self) -> f64 {
+        debug_assert!(self.spread, "variance of moments that do not keep it");
         (self.m2 / self.count as f64).max(0.0)
     }
 
     pub(crate) fn var_s(&self) -> f64 {
+        debug_assert!(self.spread, "variance of moments that do not keep it");
         if self.count < 2 {
             0.0
         } else {
@@ -361,30 +374,60 @@ impl Moments {
     }
 }
 
+/// What a bucket keeps beyond count, sum, extremes, first and last: only what its
+/// aggregators read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Need {
+    /// The variance terms (`std.p`, `std.s`, `var.p`, `var.s`).
+    spread: bool,
+    /// The trapezoid area (`twa`).
+    area: bool,
+}
+
+impl Need {
+    pub(crate) fn of(aggregators: &[Aggregator]) -> Self {
+        let any = |f: fn(&Aggregator) -> bool| aggregators.iter().any(f);
+        Self {
+            spread: any(|a| {
+                matches!(
+                    a,
+                    Aggregator::StdP | Aggregator::StdS | Aggregator::VarP | Aggregator::VarS
+                )
+            }),
+            area: any(|a| matches!(a, Aggregator::Twa)),
+        }
+    }
+}
+
 /// Running statistics of one bucket; every aggregator is a function of these.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct Stats {
     pub(crate) m: Moments,
     first: Sample,
     last: Sample,
-    /// Trapezoid area between consecutive samples of the bucket, in value·ms.
+    /// Trapezoid area between consecutive samples of the bucket, in value·ms (when
+    /// `area_kept`).
     area: f64,
+    area_kept: bool,
 }
 
 impl Stats {
-    pub(crate) fn new(ts: u64, value: f64) -> Self {
+    pub(crate) fn new(ts: u64, value: f64, need: Need) -> Self {
         Self {
-            m: Moments::new(value),
+            m: Moments::keeping(value, need.spread),
             first: (ts, value),
             last: (ts, value),
             area: 0.0,
+            area_kept: need.area,
         }
     }
 
     pub(crate) fn push(&mut self, ts: u64, value: f64) {
         debug_assert!(ts >= self.last.0, "samples arrive in time order");
         self.m.push(value);
-        self.area += (value + self.last.1) / 2.0 * (ts - self.last.0) as f64;
+        if self.area_kept {
+            self.area += (value + self.last.1) / 2.0 * (ts - self.last.0) as f64;
+        }
         self.last = (ts, value);
     }
 
@@ -406,6 +449,10 @@ impl Stats {
     }
 
     fn twa(&self, start: i128, end: i128, prev: Option<Sample>, next: Option<Sample>) -> f64 {
+        debug_assert!(
+            self.area_kept,
+            "twa of a bucket that does not keep its area"
+        );
         let mut area = self.area;
         let mut lo = i128::from(self.first.0);
         let mut hi = i128::from(self.last.0);
@@ -435,14 +482,16 @@ pub(crate) struct Bucket {
     nan: u64,
     /// The newest timestamp pushed, NaN or not.
     last_ts: u64,
+    need: Need,
 }
 
 impl Bucket {
-    pub(crate) fn new(ts: u64, value: f64) -> Self {
+    pub(crate) fn new(ts: u64, value: f64, need: Need) -> Self {
         let mut b = Self {
             stats: None,
             nan: 0,
             last_ts: ts,
+            need,
         };
         b.push(ts, value);
         b
@@ -457,7 +506,7 @@ impl Bucket {
         }
         match &mut self.stats {
             Some(s) => s.push(ts, value),
-            None => self.stats = Some(Stats::new(ts, value)),
+            None => self.stats = Some(Stats::new(ts, value, self.need)),
         }
     }
 
@@ -521,6 +570,7 @@ where
     let mut before: Option<Sample> = None;
     let mut after: Option<Sample> = None;
     let mut buckets: Vec<(i128, Bucket)> = Vec::new();
+    let need = Need::of(&spec.aggregators);
     for (ts, value) in samples {
         if ts < range.0 {
             if !value.is_nan() {
@@ -546,7 +596,7 @@ where
             continue;
         }
         let start = bucket_start(ts, spec.bucket_ms, spec.align);
-        buckets.push((start, Bucket::new(ts, value)));
+        buckets.push((start, Bucket::new(ts, value, need)));
     }
     // The next non-NaN sample after each bucket, found from the end.
     let mut next_of = vec![after; buckets.len()];
@@ -717,11 +767,11 @@ impl Accumulator {
                 let next = Some((ts, value)).filter(|n| !n.1.is_nan());
                 let v = b.value(self.aggregator, s, end, self.prev, next);
                 self.prev = b.last().or(self.prev);
-                self.open = Some((start, Bucket::new(ts, value)));
+                self.open = Some((start, Bucket::new(ts, value, Need::of(&[self.aggregator]))));
                 Ok(Some((clamp_u64(s), v)))
             }
             None => {
-                self.open = Some((start, Bucket::new(ts, value)));
+                self.open = Some((start, Bucket::new(ts, value, Need::of(&[self.aggregator]))));
                 Ok(None)
             }
         }
