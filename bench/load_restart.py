@@ -17,11 +17,7 @@ import argparse, os, random, shutil, signal, socket, subprocess, sys, tempfile, 
 
 import redis
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from benchlib import free_port, wait_ping
 
 
 def main():
@@ -40,16 +36,7 @@ def main():
     def start():
         p = subprocess.Popen([a.bin, "--port", str(port), "--zmq-port", "0", "--data-dir", data],
                              stderr=log, env=dict(os.environ, RUST_LOG="info"))
-        t0 = time.time()
-        while time.time() - t0 < 120:
-            try:
-                redis.Redis(port=port).ping()
-                return p, time.time() - t0
-            except redis.ConnectionError:
-                if p.poll() is not None:
-                    sys.exit(f"tickdb exited with {p.returncode}; log in {work}/log")
-                time.sleep(0.02)
-        sys.exit(f"tickdb did not answer within 120 s; log in {work}/log")
+        return p, wait_ping(port, p, f"tickdb (log in {work}/log)")
 
     def size():
         return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(data) for f in fs)

@@ -20,11 +20,7 @@ import argparse, os, shutil, socket, subprocess, sys, tempfile, time
 
 import redis
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from benchlib import free_port, wait_ping
 
 
 def rss(pid):
@@ -33,19 +29,6 @@ def rss(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     raise RuntimeError("no VmRSS")
-
-
-def wait_ping(port, proc, what):
-    t0 = time.time()
-    while time.time() - t0 < 120:
-        try:
-            redis.Redis(port=port).ping()
-            return
-        except redis.ConnectionError:
-            if proc.poll() is not None:
-                sys.exit(f"{what} exited with {proc.returncode}")
-            time.sleep(0.05)
-    sys.exit(f"{what} did not answer within 120 s")
 
 
 def load(port, n, k):

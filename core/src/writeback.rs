@@ -4,9 +4,9 @@
 //! store write per drive round, with every series record and head run it touched. But the
 //! Raft log is already a durable record of every applied entry, so the state only has to reach
 //! the store often enough for the log behind it to be compacted. [`WriteBack`] wraps the
-//! store: [`WriteBack::defer`] keeps an applied round's changes in memory ([`Changes`]), every
-//! read sees them on top of the store, and [`WriteBack::checkpoint`] writes all of them with
-//! their applied index as one atomic batch.
+//! store: an apply round's transaction ([`WriteBack::round`]) writes into changes held in
+//! memory ([`Changes`]), every read sees them on top of the store, and
+//! [`WriteBack::checkpoint`] writes all of them with their applied index as one atomic batch.
 //!
 //! What holds at every moment, crash or not:
 //! - The store holds exactly the state at its stored applied index (the checkpoint): the
@@ -123,23 +123,6 @@ impl<S: Store> WriteBack<S> {
     /// Checkpoints written since start.
     pub fn checkpoints(&self) -> u64 {
         self.checkpoints
-    }
-
-    /// Holds the changes of the entries up to `applied`, applied in order on the state at
-    /// [`WriteBack::applied`]; `entries` is how many entries they are, `entry_bytes` the bytes
-    /// of their commands.
-    pub fn defer(&mut self, changes: Changes, applied: LogIndex, entries: u64, entry_bytes: u64) {
-        assert!(!self.round_open, "changes deferred while a round is open");
-        assert!(
-            applied >= self.applied(),
-            "the applied index goes backwards: {} after {}",
-            applied.0,
-            self.applied().0
-        );
-        self.changes.append(changes);
-        self.applied = Some(applied);
-        self.entries += entries;
-        self.entry_bytes += entry_bytes;
     }
 
     /// A transaction for one apply round that writes straight into the changes held (reads
@@ -271,10 +254,19 @@ mod tests {
     use super::*;
     use crate::store::MemStore;
 
-    fn put(key: &str, value: &str) -> Changes {
-        let mut c = Changes::new();
-        c.put(Space::Keys, key.into(), value.into());
-        c
+    /// Holds one round that puts `key` = `value`, ending at `applied`.
+    fn put(
+        wb: &mut WriteBack<MemStore>,
+        key: &str,
+        value: &str,
+        applied: u64,
+        entries: u64,
+        bytes: u64,
+    ) {
+        let mut tx = wb.round();
+        tx.put(Space::Keys, key.into(), value.into());
+        drop(tx);
+        wb.end_round(LogIndex(applied), entries, bytes);
     }
 
     fn keys(s: &impl StoreRead) -> Vec<(String, String)> {
@@ -293,15 +285,15 @@ mod tests {
     #[test]
     fn reads_see_what_is_held_and_a_crash_keeps_the_checkpoint() {
         let mut wb = WriteBack::new(MemStore::new(), CheckpointPolicy::default()).unwrap();
-        wb.defer(put("a", "1"), LogIndex(1), 1, 0);
-        wb.defer(put("b", "2"), LogIndex(2), 1, 0);
+        put(&mut wb, "a", "1", 1, 1, 0);
+        put(&mut wb, "b", "2", 2, 1, 0);
         assert_eq!(wb.get(Space::Keys, b"a").unwrap(), Some(b"1".to_vec()));
         assert_eq!(keys(&wb), [kv("a", "1"), kv("b", "2")]);
         assert_eq!(raft::applied_index(&wb).unwrap(), LogIndex(0), "not stored");
         assert_eq!(wb.applied(), LogIndex(2));
         wb.checkpoint().unwrap();
         wb.sync().unwrap();
-        wb.defer(put("a", "3"), LogIndex(3), 1, 0);
+        put(&mut wb, "a", "3", 3, 1, 0);
         assert_eq!(keys(&wb), [kv("a", "3"), kv("b", "2")]);
         let mut store = wb.into_inner();
         store.crash();
@@ -312,7 +304,7 @@ mod tests {
     #[test]
     fn a_snapshot_install_discards_what_is_held() {
         let mut wb = WriteBack::new(MemStore::new(), CheckpointPolicy::default()).unwrap();
-        wb.defer(put("a", "1"), LogIndex(1), 1, 0);
+        put(&mut wb, "a", "1", 1, 1, 0);
         let mut install = WriteBatch::new();
         install.delete_range(Space::Keys, Vec::new(), vec![0xff]);
         install.put(Space::Keys, b"z".to_vec(), b"9".to_vec());
@@ -332,24 +324,25 @@ mod tests {
         };
         let mut wb = WriteBack::new(MemStore::new(), policy).unwrap();
         assert!(!wb.checkpoint_due());
-        wb.defer(put("a", "1"), LogIndex(1), 2, 10);
+        put(&mut wb, "a", "1", 1, 2, 10);
         assert!(!wb.checkpoint_due());
-        wb.defer(put("b", "1"), LogIndex(2), 1, 10);
+        put(&mut wb, "b", "1", 2, 1, 10);
         assert!(wb.checkpoint_due(), "by entries");
         wb.checkpoint().unwrap();
         assert!(!wb.checkpoint_due());
-        wb.defer(put("c", &"x".repeat(100_000)), LogIndex(3), 1, 10);
+        put(&mut wb, "c", &"x".repeat(100_000), 3, 1, 10);
         assert!(wb.checkpoint_due(), "by bytes held");
         wb.checkpoint().unwrap();
-        wb.defer(put("d", "1"), LogIndex(4), 1, 1_000);
+        put(&mut wb, "d", "1", 4, 1, 1_000);
         assert!(wb.checkpoint_due(), "by bytes of commands applied");
         wb.checkpoint().unwrap();
         // Every read checks every range deletion held: they are bounded too.
-        let mut ranges = Changes::new();
+        let mut tx = wb.round();
         for i in 0..RANGES_MAX {
-            ranges.delete_range(Space::Keys, vec![b'r', i as u8], vec![b'r', i as u8, 0]);
+            tx.delete_range(Space::Keys, vec![b'r', i as u8], vec![b'r', i as u8, 0]);
         }
-        wb.defer(ranges, LogIndex(5), 1, 0);
+        drop(tx);
+        wb.end_round(LogIndex(5), 1, 0);
         assert!(wb.checkpoint_due(), "by range deletions held");
     }
 

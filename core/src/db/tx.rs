@@ -153,33 +153,6 @@ impl Changes {
         });
     }
 
-    /// Applies `later` (changes made after these, on top of them) in order on top of these,
-    /// moving its keys and values rather than copying them.
-    pub fn append(&mut self, later: Self) {
-        if self.is_empty() {
-            *self = later;
-            return;
-        }
-        // Renumbered after ours, `later`'s changes keep their order among themselves.
-        let base = self.seq;
-        for r in later.ranges {
-            self.push_range(RangeDelete {
-                seq: base + r.seq,
-                ..r
-            });
-        }
-        for (space, keys) in later.overlay {
-            for (key, p) in keys {
-                let p = Pending {
-                    seq: base + p.seq,
-                    ..p
-                };
-                self.insert_pending(space, key, p);
-            }
-        }
-        self.seq = base + later.seq;
-    }
-
     /// One batch that leaves the store as applying every change in order would: the range
     /// deletions, then each key's newest change unless a later range deletion covers it.
     pub fn into_batch(self) -> WriteBatch {
@@ -639,30 +612,38 @@ mod tests {
     }
 
     #[test]
-    fn appended_changes_read_as_both_applied_in_order() {
+    fn a_transaction_on_held_changes_reads_as_both_applied_in_order() {
         let mut s = store_with(&["a", "b", "c", "d"]);
         let mut first = Tx::new(&s);
         first.put(Space::Keys, b"e".to_vec(), b"1".to_vec());
         first.delete(Space::Keys, b"a".to_vec());
         first.put(Space::Keys, b"bb".to_vec(), b"1".to_vec());
         let first = first.into_changes();
-        let mut second = Changes::new();
-        // Hides the earlier `bb` and the stored `b`, then writes `b` again.
-        second.delete_range(Space::Keys, b"b".to_vec(), b"c".to_vec());
-        second.put(Space::Keys, b"b".to_vec(), b"2".to_vec());
-        second.put(Space::Keys, b"e".to_vec(), b"2".to_vec());
-        second.put(Space::Keys, b"a".to_vec(), b"2".to_vec());
-        let mut both = first.clone();
-        both.append(second.clone());
+        // The second round hides the earlier `bb` and the stored `b`, then writes `b` again.
+        let second = |tx: &mut Tx<'_, MemStore>| {
+            tx.delete_range(Space::Keys, b"b".to_vec(), b"c".to_vec());
+            tx.put(Space::Keys, b"b".to_vec(), b"2".to_vec());
+            tx.put(Space::Keys, b"e".to_vec(), b"2".to_vec());
+            tx.put(Space::Keys, b"a".to_vec(), b"2".to_vec());
+        };
+        let mut held = first.clone();
+        second(&mut Tx::on_held(&s, &mut held));
         let read = |c: &Changes, s: &MemStore| -> Vec<KeyValue> {
             c.scan(s, Space::Keys, b"", None, false)
                 .map(Result::unwrap)
                 .collect()
         };
-        let merged = read(&both, &s);
+        let merged = read(&held, &s);
         s.write(first.into_batch()).unwrap();
-        s.write(second.into_batch()).unwrap();
+        let mut tx = Tx::new(&s);
+        second(&mut tx);
+        let batch = tx.into_batch();
+        s.write(batch).unwrap();
         assert_eq!(merged, read(&Changes::new(), &s));
+        // The held changes written as one batch leave the same store.
+        let mut fresh = store_with(&["a", "b", "c", "d"]);
+        fresh.write(held.into_batch()).unwrap();
+        assert_eq!(read(&Changes::new(), &fresh), merged);
         let kv = |k: &str, v: &str| (k.as_bytes().to_vec(), v.as_bytes().to_vec());
         assert_eq!(
             merged,

@@ -107,6 +107,18 @@ impl Net {
         (leader, lagging)
     }
 
+    /// Writes 60 keys through `conn` on `leader`, enough for a compacting cluster's leader to
+    /// take a snapshot past index 40 (so a follower cut off before must catch up from it).
+    fn write_past_a_snapshot(&mut self, leader: usize, conn: u64) {
+        for i in 0..60 {
+            assert_eq!(
+                self.call(leader, conn, &format!("SET k{i} {i}")),
+                Frame::ok()
+            );
+        }
+        assert!(self.node(leader).raft.status().snapshot_index.0 >= 40);
+    }
+
     fn node(&mut self, i: usize) -> &mut Node<MemStore> {
         self.nodes[i].as_mut().expect("node is up")
     }
@@ -975,10 +987,7 @@ fn watch_decides_alike_on_a_follower_that_caught_up_from_a_snapshot() {
     let (leader, lagging) = net.cut_off_a_follower();
     net.connect(leader, 1);
     assert_eq!(net.call(leader, 1, "SET w 1"), Frame::ok());
-    for i in 0..60 {
-        assert_eq!(net.call(leader, 1, &format!("SET k{i} {i}")), Frame::ok());
-    }
-    assert!(net.node(leader).raft.status().snapshot_index.0 >= 40);
+    net.write_past_a_snapshot(leader, 1);
     // The watched key was last written before the snapshot: its version travels in it.
     assert_eq!(net.call(leader, 1, "WATCH w"), Frame::ok());
     assert_eq!(net.call(leader, 1, "MULTI"), Frame::ok());
@@ -1132,10 +1141,7 @@ fn deadlines_travel_in_snapshots_and_expire_everywhere() {
     let (leader, lagging) = net.cut_off_a_follower();
     net.connect(leader, 1);
     assert_eq!(net.call(leader, 1, "SET d v PX 5000"), Frame::ok());
-    for i in 0..60 {
-        assert_eq!(net.call(leader, 1, &format!("SET k{i} {i}")), Frame::ok());
-    }
-    assert!(net.node(leader).raft.status().snapshot_index.0 >= 40);
+    net.write_past_a_snapshot(leader, 1);
     net.cut.clear();
     net.advance(2_000);
     net.connect(lagging, 2);

@@ -1842,33 +1842,33 @@ type Members = Vec<(ConnId, ReplyShape)>;
 /// ([`log::encode_group`]) while it stays within the entry size limit; a lone write stays a
 /// plain entry. Returns the entries and, per entry, who waits for each member.
 fn group_proposals(proposals: Vec<Proposal>) -> (Vec<Vec<u8>>, Vec<Members>) {
-    let mut entries = Vec::new();
-    let mut who = Vec::new();
-    let mut members: Vec<Vec<u8>> = Vec::new();
-    let mut waiting = Vec::new();
-    let mut size = log::GROUP_HEADER;
-    let mut close = |members: &mut Vec<Vec<u8>>, waiting: &mut Vec<_>| {
-        let entry = match members.len() {
-            0 => return,
-            1 => members.pop().expect("one member"),
-            _ => log::encode_group(members),
-        };
-        members.clear();
-        entries.push(entry);
-        who.push(std::mem::take(waiting));
-    };
+    // Runs of proposals that fit one entry, with the size of each run's group.
+    let mut runs: Vec<Vec<Proposal>> = Vec::new();
+    let mut size = 0;
     for p in proposals {
         let add = log::GROUP_MEMBER_OVERHEAD + p.entry.len();
-        if size + add > peer::MAX_ENTRY_BYTES {
-            close(&mut members, &mut waiting);
-            size = log::GROUP_HEADER;
+        match runs.last_mut() {
+            Some(run) if size + add <= peer::MAX_ENTRY_BYTES => run.push(p),
+            _ => {
+                size = log::GROUP_HEADER;
+                runs.push(vec![p]);
+            }
         }
         size += add;
-        members.push(p.entry);
-        waiting.push((p.conn, p.shape));
     }
-    close(&mut members, &mut waiting);
-    (entries, who)
+    runs.into_iter()
+        .map(|run| {
+            let (mut members, who): (Vec<Vec<u8>>, Members) = run
+                .into_iter()
+                .map(|p| (p.entry, (p.conn, p.shape)))
+                .unzip();
+            let entry = match members.len() {
+                1 => members.pop().expect("one member"),
+                _ => log::encode_group(&members),
+            };
+            (entry, who)
+        })
+        .unzip()
 }
 
 /// What applying one entry, or one member of a group entry, gave.

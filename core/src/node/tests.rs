@@ -1514,3 +1514,40 @@ fn one_rounds_writes_from_several_clients_share_one_log_entry_and_each_gets_its_
     assert_eq!(h.call(1, "GET n"), bulk("1"));
     assert_eq!(h.call(1, "GET w"), bulk("changed"));
 }
+
+#[test]
+fn a_round_is_grouped_into_entries_within_the_entry_size_limit() {
+    let proposal = |conn: u64, len: usize| Proposal {
+        conn: ConnId(conn),
+        entry: vec![log::ENTRY_VERSION; len],
+        shape: ReplyShape::Single,
+    };
+    let big = 3 * peer::MAX_ENTRY_BYTES / 8;
+    let (entries, who) = group_proposals(vec![
+        proposal(1, big),
+        proposal(2, big),
+        proposal(3, big),
+        proposal(4, 10),
+        proposal(5, peer::MAX_ENTRY_BYTES),
+    ]);
+    let conns = |w: &Members| w.iter().map(|(c, _)| c.0).collect::<Vec<_>>();
+    assert_eq!(
+        who.iter().map(conns).collect::<Vec<_>>(),
+        vec![vec![1, 2], vec![3, 4], vec![5]],
+        "a third big write starts a new entry; one at the limit stays alone"
+    );
+    for (entry, w) in entries.iter().zip(&who) {
+        assert!(entry.len() <= peer::MAX_ENTRY_BYTES, "{}", entry.len());
+        match log::group_members(entry) {
+            Some(members) => assert_eq!(members.unwrap().len(), w.len()),
+            None => assert_eq!(w.len(), 1, "only a lone write is a plain entry"),
+        }
+    }
+    assert_eq!(
+        entries[2].len(),
+        peer::MAX_ENTRY_BYTES,
+        "a lone write is not wrapped"
+    );
+    let (entries, who) = group_proposals(Vec::new());
+    assert!(entries.is_empty() && who.is_empty());
+}

@@ -708,6 +708,8 @@ fn fill_empty(
 #[derive(Clone, Debug, PartialEq)]
 pub struct Accumulator {
     aggregator: Aggregator,
+    /// What its buckets keep for `aggregator`.
+    need: Need,
     bucket_ms: u64,
     align: u64,
     open: Option<(i128, Bucket)>,
@@ -723,6 +725,7 @@ impl Accumulator {
         }
         Ok(Self {
             aggregator,
+            need: Need::of(&[aggregator]),
             bucket_ms,
             align,
             open: None,
@@ -767,11 +770,11 @@ impl Accumulator {
                 let next = Some((ts, value)).filter(|n| !n.1.is_nan());
                 let v = b.value(self.aggregator, s, end, self.prev, next);
                 self.prev = b.last().or(self.prev);
-                self.open = Some((start, Bucket::new(ts, value, Need::of(&[self.aggregator]))));
+                self.open = Some((start, Bucket::new(ts, value, self.need)));
                 Ok(Some((clamp_u64(s), v)))
             }
             None => {
-                self.open = Some((start, Bucket::new(ts, value, Need::of(&[self.aggregator]))));
+                self.open = Some((start, Bucket::new(ts, value, self.need)));
                 Ok(None)
             }
         }
