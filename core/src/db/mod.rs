@@ -23,7 +23,7 @@ use crate::cmd::{CommandError, ReadCmd, SetCond, WriteCmd, args};
 use crate::resp::{Frame, Protocol};
 use crate::store::{Space, StoreError, StoreRead};
 
-pub use tx::{Changes, Touched, Tx};
+pub use tx::{Changes, Touched, Tx, Typed};
 
 /// Version of the key record layout; a record with another version is refused, not guessed.
 pub const RECORD_VERSION: u8 = 1;

@@ -5,18 +5,111 @@
 //! The batch holds each key's final state only: a key written many times in one transaction
 //! (a series record updated by every sample of an apply round) costs the store one put, not
 //! one per write. Range deletions come first in the batch, then the surviving point changes.
+//!
+//! A value may be held in typed form ([`Typed`], [`Tx::put_typed`]): a series record that
+//! every sample of a round rewrites is then neither decoded nor encoded per sample, only
+//! encoded when something reads its bytes or a batch writes it.
 
+use std::any::Any;
 use std::collections::BTreeMap;
+use std::fmt;
 use std::iter::Peekable;
 use std::ops::{Bound, Deref, DerefMut};
+use std::sync::OnceLock;
 
 use crate::store::{KeyValue, ScanIter, Space, StoreError, StoreRead, WriteBatch};
+
+/// A value held decoded. Its bytes are [`Typed::encode`]'s, exactly what a put of them would
+/// hold: every reader that asks for bytes gets those.
+pub trait Typed: Any + Send + Sync + fmt::Debug {
+    /// The stored bytes of this value.
+    fn encode(&self) -> Vec<u8>;
+    /// About the length of [`Typed::encode`]'s bytes, for the memory estimate of what is
+    /// held; the same for the same value.
+    fn len_hint(&self) -> usize;
+    fn clone_box(&self) -> Box<dyn Typed>;
+}
+
+/// A held value: bytes, or a typed value with its bytes encoded on first read.
+enum Value {
+    Bytes(Vec<u8>),
+    Typed {
+        value: Box<dyn Typed>,
+        bytes: OnceLock<Vec<u8>>,
+    },
+}
+
+impl Value {
+    fn typed(value: Box<dyn Typed>) -> Self {
+        Self::Typed {
+            value,
+            bytes: OnceLock::new(),
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Self::Bytes(b) => b,
+            Self::Typed { value, bytes } => bytes.get_or_init(|| value.encode()),
+        }
+    }
+
+    fn into_bytes(self) -> Vec<u8> {
+        match self {
+            Self::Bytes(b) => b,
+            Self::Typed { value, bytes } => bytes.into_inner().unwrap_or_else(|| value.encode()),
+        }
+    }
+
+    /// The length [`Changes::bytes`] counts: the same for a value as long as it is held.
+    fn len(&self) -> usize {
+        match self {
+            Self::Bytes(b) => b.len(),
+            Self::Typed { value, .. } => value.len_hint(),
+        }
+    }
+
+    /// The value as bytes to change in place (a typed value becomes its bytes).
+    fn bytes_mut(&mut self) -> &mut Vec<u8> {
+        if let Self::Typed { value, bytes } = self {
+            let b = std::mem::take(bytes)
+                .into_inner()
+                .unwrap_or_else(|| value.encode());
+            *self = Self::Bytes(b);
+        }
+        match self {
+            Self::Bytes(b) => b,
+            Self::Typed { .. } => unreachable!("converted to bytes above"),
+        }
+    }
+}
+
+impl Clone for Value {
+    fn clone(&self) -> Self {
+        match self {
+            Self::Bytes(b) => Self::Bytes(b.clone()),
+            Self::Typed { value, bytes } => Self::Typed {
+                value: value.clone_box(),
+                bytes: bytes.clone(),
+            },
+        }
+    }
+}
+
+impl fmt::Debug for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Bytes(b) => f.debug_tuple("Bytes").field(b).finish(),
+            Self::Typed { value, .. } => f.debug_tuple("Typed").field(value).finish(),
+        }
+    }
+}
 
 /// A pending change to one key.
 #[derive(Clone, Debug)]
 struct Pending {
     /// `None`: deleted.
-    value: Option<Vec<u8>>,
+    value: Option<Value>,
     /// Order of the change within the transaction, to compare with range deletions.
     seq: u64,
 }
@@ -87,14 +180,55 @@ impl Changes {
     /// What these changes say about `key`: `Some(Some(value))` written, `Some(None)` deleted,
     /// `None` untouched (the store underneath decides).
     pub fn lookup(&self, space: Space, key: &[u8]) -> Option<Option<&[u8]>> {
+        self.lookup_value(space, key)
+            .map(|v| v.map(Value::as_bytes))
+    }
+
+    fn lookup_value(&self, space: Space, key: &[u8]) -> Option<Option<&Value>> {
         let pending = self.overlay.get(&space).and_then(|m| m.get(key));
         let range_seq = self.deleted_at(space, key);
         match (pending, range_seq) {
             (Some(p), Some(r)) if r > p.seq => Some(None),
-            (Some(p), _) => Some(p.value.as_deref()),
+            (Some(p), _) => Some(p.value.as_ref()),
             (None, Some(_)) => Some(None),
             (None, None) => None,
         }
+    }
+
+    /// `key`'s value if these changes hold it in typed form as a `T` (and it was not deleted
+    /// since); `None` says nothing about the key otherwise.
+    pub fn typed<T: Typed>(&self, space: Space, key: &[u8]) -> Option<&T> {
+        match self.lookup_value(space, key)?? {
+            Value::Typed { value, .. } => (&**value as &dyn Any).downcast_ref::<T>(),
+            Value::Bytes(_) => None,
+        }
+    }
+
+    /// Writes `value` in typed form: the same as a put of its bytes, which are encoded only
+    /// when read or written out. A key held already is changed in place (no copy of the key).
+    pub fn put_typed<T: Typed>(&mut self, space: Space, key: &[u8], value: T) {
+        self.seq += 1;
+        let seq = self.seq;
+        let held = self.overlay.get_mut(&space).and_then(|m| m.get_mut(key));
+        let Some(p) = held else {
+            let value = Some(Value::typed(Box::new(value)));
+            self.insert_pending(space, key.to_vec(), Pending { value, seq });
+            return;
+        };
+        let before = p.value.as_ref().map_or(0, Value::len);
+        p.seq = seq;
+        match &mut p.value {
+            Some(Value::Typed { value: old, bytes }) => {
+                match (&mut **old as &mut dyn Any).downcast_mut::<T>() {
+                    Some(t) => *t = value,
+                    None => *old = Box::new(value),
+                }
+                *bytes = OnceLock::new();
+            }
+            v => *v = Some(Value::typed(Box::new(value))),
+        }
+        let after = p.value.as_ref().map_or(0, Value::len);
+        self.bytes = self.bytes - before + after;
     }
 
     /// `key`'s value read through these changes onto `store`.
@@ -110,14 +244,14 @@ impl Changes {
         }
     }
 
-    fn insert(&mut self, space: Space, key: Vec<u8>, value: Option<Vec<u8>>) {
+    fn insert(&mut self, space: Space, key: Vec<u8>, value: Option<Value>) {
         let seq = self.next_seq();
         self.insert_pending(space, key, Pending { value, seq });
     }
 
     /// Records `p` as `key`'s newest change, keeping [`Changes::bytes`] in step.
     fn insert_pending(&mut self, space: Space, key: Vec<u8>, p: Pending) {
-        let size = |key: &[u8], p: &Pending| key.len() + p.value.as_ref().map_or(0, Vec::len);
+        let size = |key: &[u8], p: &Pending| key.len() + p.value.as_ref().map_or(0, Value::len);
         self.bytes += size(&key, &p);
         let key_len = key.len();
         if let Some(old) = self.overlay.entry(space).or_default().insert(key, p) {
@@ -132,7 +266,7 @@ impl Changes {
     }
 
     pub fn put(&mut self, space: Space, key: Vec<u8>, value: Vec<u8>) {
-        self.insert(space, key, Some(value));
+        self.insert(space, key, Some(Value::Bytes(value)));
     }
 
     pub fn delete(&mut self, space: Space, key: Vec<u8>) {
@@ -171,7 +305,7 @@ impl Changes {
                 continue;
             }
             match p.value {
-                Some(v) => batch.put(space, key, v),
+                Some(v) => batch.put(space, key, v.into_bytes()),
                 None => batch.delete(space, key),
             }
         }
@@ -189,7 +323,7 @@ impl Changes {
             .get(&space)?
             .range::<[u8], _>((Bound::Included(start), Bound::Excluded(end)))
             .next_back()?;
-        let value = p.value.as_deref()?;
+        let value = p.value.as_ref()?.as_bytes();
         if self.deleted_at(space, key).is_some_and(|r| r > p.seq) {
             return None;
         }
@@ -210,8 +344,9 @@ impl Changes {
             return false;
         };
         let before = v.len();
-        change(v);
-        self.bytes = self.bytes - before + v.len();
+        let bytes = v.bytes_mut();
+        change(bytes);
+        self.bytes = self.bytes - before + bytes.len();
         self.seq += 1;
         p.seq = self.seq;
         true
@@ -248,7 +383,8 @@ impl Changes {
             .flatten();
         let owned = move |(k, p): (&Vec<u8>, &Pending)| {
             let hidden = self.deleted_at(space, k).is_some_and(|r| r > p.seq);
-            (k.clone(), if hidden { None } else { p.value.clone() })
+            let value = p.value.as_ref().filter(|_| !hidden);
+            (k.clone(), value.map(|v| v.as_bytes().to_vec()))
         };
         let pending: PendingIter<'t> = if reverse {
             Box::new(range.rev().map(owned))
@@ -379,6 +515,17 @@ impl<'a, S: StoreRead> Tx<'a, S> {
     pub fn put(&mut self, space: Space, key: Vec<u8>, value: Vec<u8>) {
         self.touch(space, &key, true);
         self.changes.put(space, key, value);
+    }
+
+    /// A put of `value`'s bytes, held in typed form ([`Changes::put_typed`]).
+    pub fn put_typed<T: Typed>(&mut self, space: Space, key: &[u8], value: T) {
+        self.touch(space, key, true);
+        self.changes.put_typed(space, key, value);
+    }
+
+    /// `key`'s value if this transaction (or the changes it is on) holds it as a `T`.
+    pub fn typed<T: Typed>(&self, space: Space, key: &[u8]) -> Option<&T> {
+        self.changes.typed(space, key)
     }
 
     pub fn delete(&mut self, space: Space, key: Vec<u8>) {
@@ -668,5 +815,89 @@ mod tests {
         s.write(batch).unwrap();
         let tx = Tx::new(&s);
         assert_eq!(scan_keys(&tx, false), expect);
+    }
+
+    /// A typed value for the tests: its bytes are its decimal digits.
+    #[derive(Clone, Debug, PartialEq)]
+    struct Num(u64);
+
+    impl Typed for Num {
+        fn encode(&self) -> Vec<u8> {
+            self.0.to_string().into_bytes()
+        }
+
+        fn len_hint(&self) -> usize {
+            20
+        }
+
+        fn clone_box(&self) -> Box<dyn Typed> {
+            Box::new(self.clone())
+        }
+    }
+
+    #[test]
+    fn a_typed_value_reads_and_writes_as_its_bytes() {
+        let s = store_with(&["a", "b"]);
+        let mut held = Changes::new();
+        let mut tx = Tx::on_held(&s, &mut held);
+        tx.put_typed(Space::Keys, b"a", Num(7));
+        assert_eq!(tx.typed::<Num>(Space::Keys, b"a"), Some(&Num(7)));
+        assert_eq!(
+            tx.get(Space::Keys, b"a").unwrap().as_deref(),
+            Some(&b"7"[..])
+        );
+        assert_eq!(scan_keys(&tx, false), ["a=7", "b=s"]);
+        // Rewritten in place: the bytes read before are not served again.
+        tx.put_typed(Space::Keys, b"a", Num(42));
+        assert_eq!(
+            tx.get(Space::Keys, b"a").unwrap().as_deref(),
+            Some(&b"42"[..])
+        );
+        assert_eq!(scan_keys(&tx, true), ["b=s", "a=42"]);
+        // WATCH sees a typed put as a write.
+        assert_eq!(tx.take_touched().keys.get(&b"a"[..]), Some(&true));
+        // A put of bytes, or a deletion after it, hides the typed value.
+        tx.put(Space::Keys, b"a".to_vec(), b"x".to_vec());
+        assert_eq!(tx.typed::<Num>(Space::Keys, b"a"), None);
+        tx.put_typed(Space::Keys, b"a", Num(1));
+        tx.delete_range(Space::Keys, b"a".to_vec(), b"b".to_vec());
+        assert_eq!(tx.typed::<Num>(Space::Keys, b"a"), None);
+        assert_eq!(tx.get(Space::Keys, b"a").unwrap(), None);
+        // Written again after the range deletion, it is visible and typed again.
+        tx.put_typed(Space::Keys, b"a", Num(5));
+        assert_eq!(tx.typed::<Num>(Space::Keys, b"a"), Some(&Num(5)));
+        // Another type under the key is not this one.
+        #[derive(Clone, Debug)]
+        struct Other;
+        impl Typed for Other {
+            fn encode(&self) -> Vec<u8> {
+                b"other".to_vec()
+            }
+            fn len_hint(&self) -> usize {
+                5
+            }
+            fn clone_box(&self) -> Box<dyn Typed> {
+                Box::new(Other)
+            }
+        }
+        tx.put_typed(Space::Keys, b"b", Other);
+        assert_eq!(tx.typed::<Num>(Space::Keys, b"b"), None);
+        tx.put_typed(Space::Keys, b"b", Num(9));
+        assert_eq!(tx.typed::<Num>(Space::Keys, b"b"), Some(&Num(9)));
+        // An edit changes the value's bytes; it is no longer typed.
+        assert!(tx.edit(Space::Keys, b"b", |v| v.push(b'9')));
+        assert_eq!(tx.typed::<Num>(Space::Keys, b"b"), None);
+        assert_eq!(
+            tx.get(Space::Keys, b"b").unwrap().as_deref(),
+            Some(&b"99"[..])
+        );
+        drop(tx);
+        // The batch holds the bytes; the memory estimate counts each key's value once (and
+        // the range deletion's bounds).
+        assert_eq!(held.bytes(), (1 + 20) + (1 + 2) + 2);
+        let mut s = s;
+        s.write(held.into_batch()).unwrap();
+        let tx = Tx::new(&s);
+        assert_eq!(scan_keys(&tx, false), ["a=5", "b=99"]);
     }
 }

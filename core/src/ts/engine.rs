@@ -10,7 +10,7 @@ use crate::UnixMillis;
 use crate::cmd::CommandError;
 use crate::cmd::ts::{MAddItem, SeriesOpts, TsWrite};
 use crate::db::meta::SeriesDefaults;
-use crate::db::{Kind, Record, Tx};
+use crate::db::{Kind, Record, Tx, Typed};
 use crate::resp::Frame;
 use crate::store::{Space, StoreError, StoreRead};
 
@@ -30,7 +30,14 @@ fn no_key() -> TsError {
 
 /// A series' metadata, `None` when the key does not exist or is not a series.
 pub fn load(r: &impl StoreRead, key: &[u8]) -> Result<Option<SeriesMeta>, StoreError> {
-    match lookup(r, key) {
+    series_or_none(lookup(r, key))
+}
+
+/// A lookup's series; `None` for a key that holds something else.
+fn series_or_none(
+    found: Result<Option<SeriesMeta>, TsError>,
+) -> Result<Option<SeriesMeta>, StoreError> {
+    match found {
         Ok(m) => Ok(m),
         Err(TsError::Store(e)) => Err(e),
         Err(TsError::Command(_)) => Ok(None),
@@ -49,12 +56,27 @@ pub fn lookup(r: &impl StoreRead, key: &[u8]) -> Result<Option<SeriesMeta>, TsEr
     Ok(Some(SeriesMeta::decode(&rec.payload)?))
 }
 
-fn save<S: StoreRead>(tx: &mut Tx<'_, S>, key: &[u8], meta: &SeriesMeta) {
-    tx.put(
-        Space::Keys,
-        key.to_vec(),
-        meta.encode_after(Record::header(Kind::Series)),
-    );
+/// A series record held decoded by the apply round that writes it ([`Tx::put_typed`]): the
+/// samples of a round read and rewrite it without decoding or encoding it each time.
+#[derive(Clone, Debug)]
+struct SeriesRecord(SeriesMeta);
+
+impl Typed for SeriesRecord {
+    fn encode(&self) -> Vec<u8> {
+        self.0.encode_after(Record::header(Kind::Series))
+    }
+
+    fn len_hint(&self) -> usize {
+        self.0.encoded_len_hint()
+    }
+
+    fn clone_box(&self) -> Box<dyn Typed> {
+        Box::new(self.clone())
+    }
+}
+
+fn save<S: StoreRead>(tx: &mut Tx<'_, S>, key: &[u8], meta: SeriesMeta) {
+    tx.put_typed(Space::Keys, key, SeriesRecord(meta));
 }
 
 /// Applies a `TS.*` write. `keys` is the Db's key count, kept in step; `defaults` are the
@@ -151,12 +173,12 @@ pub fn drop_series<S: StoreRead>(
         && let Some(mut s) = load(tx, src)?
     {
         s.rules.retain(|r| r.dest.as_ref() != key);
-        save(tx, src, &s);
+        save(tx, src, s);
     }
     for rule in &meta.rules {
         if let Some(mut d) = load(tx, &rule.dest)? {
             d.source = None;
-            save(tx, &rule.dest, &d);
+            save(tx, &rule.dest, d);
         }
     }
     Ok(())
@@ -171,7 +193,14 @@ struct Engine<'t, 'a, S: StoreRead> {
 
 impl<S: StoreRead> Engine<'_, '_, S> {
     fn lookup(&self, key: &[u8]) -> Result<Option<SeriesMeta>, TsError> {
+        if let Some(held) = self.tx.typed::<SeriesRecord>(Space::Keys, key) {
+            return Ok(Some(held.0.clone()));
+        }
         lookup(&*self.tx, key)
+    }
+
+    fn load(&self, key: &[u8]) -> Result<Option<SeriesMeta>, StoreError> {
+        series_or_none(self.lookup(key))
     }
 
     fn existing(&self, key: &[u8]) -> Result<SeriesMeta, TsError> {
@@ -194,7 +223,7 @@ impl<S: StoreRead> Engine<'_, '_, S> {
             meta.uncompressed = u;
         }
         index::add(self.tx, key, &meta);
-        save(self.tx, key, &meta);
+        save(self.tx, key, meta.clone());
         *self.keys += 1;
         Ok(meta)
     }
@@ -211,7 +240,7 @@ impl<S: StoreRead> Engine<'_, '_, S> {
         if meta.head_samples >= meta.head_capacity() {
             samples::seal(self.tx, &mut meta)?;
         }
-        save(self.tx, key, &meta);
+        save(self.tx, key, meta);
         Ok(())
     }
 
@@ -270,7 +299,7 @@ impl<S: StoreRead> Engine<'_, '_, S> {
             return Ok(newest);
         }
         self.upsert(key, &mut meta, ts, value, policy, 0)?;
-        save(self.tx, key, &meta);
+        save(self.tx, key, meta);
         Ok(ts)
     }
 
@@ -310,7 +339,7 @@ impl<S: StoreRead> Engine<'_, '_, S> {
             return Ok(newest);
         }
         self.upsert(key, &mut meta, ts, value, DupPolicy::Last, 0)?;
-        save(self.tx, key, &meta);
+        save(self.tx, key, meta);
         Ok(ts)
     }
 
@@ -339,7 +368,7 @@ impl<S: StoreRead> Engine<'_, '_, S> {
     fn del(&mut self, key: &Bytes, from: u64, to: u64) -> Result<u64, TsError> {
         let mut meta = self.existing(key)?;
         let n = self.delete_and_refresh(key, &mut meta, from, to, 0)?;
-        save(self.tx, key, &meta);
+        save(self.tx, key, meta);
         Ok(n)
     }
 
@@ -385,7 +414,7 @@ impl<S: StoreRead> Engine<'_, '_, S> {
             depth <= RULE_CHAIN_DEPTH_MAX,
             "rule chains are bounded at creation"
         );
-        let Some(mut dest) = load(&*self.tx, &rule.dest)? else {
+        let Some(mut dest) = self.load(&rule.dest)? else {
             return Ok(());
         };
         if range.0 >= range.1 {
@@ -398,7 +427,7 @@ impl<S: StoreRead> Engine<'_, '_, S> {
         let open = src.last.map_or(0, |(l, _)| bucket_lo(rule, l));
         let hi = range.1.min(open);
         if range.0 >= hi {
-            save(self.tx, &dest_key, &dest);
+            save(self.tx, &dest_key, dest);
             return Ok(());
         }
         let (lo, hi_incl) = (range.0, hi - 1);
@@ -415,7 +444,7 @@ impl<S: StoreRead> Engine<'_, '_, S> {
                 Err(e) => return Err(e),
             }
         }
-        save(self.tx, &dest_key, &dest);
+        save(self.tx, &dest_key, dest);
         Ok(())
     }
 
@@ -441,9 +470,9 @@ impl<S: StoreRead> Engine<'_, '_, S> {
         }
         let mut dest = dest;
         dest.source = Some(src_key.clone());
-        save(self.tx, &rule.dest, &dest);
+        save(self.tx, &rule.dest, dest);
         src.rules.push(rule.clone());
-        save(self.tx, src_key, &src);
+        save(self.tx, src_key, src.clone());
         // Beyond RedisTimeSeries: existing samples feed the new destination at once.
         // Only the closed buckets: data the destination already holds beyond them stays.
         if let Some((last, _)) = src.last {
@@ -463,7 +492,7 @@ impl<S: StoreRead> Engine<'_, '_, S> {
             if depth > RULE_CHAIN_DEPTH_MAX {
                 break;
             }
-            cur = load(&*self.tx, &s)?.and_then(|m| m.source);
+            cur = self.load(&s)?.and_then(|m| m.source);
             _at = s;
         }
         Ok(depth)
@@ -488,7 +517,7 @@ impl<S: StoreRead> Engine<'_, '_, S> {
             if r.dest == *forbidden {
                 return Err(tsdb("the compaction rule would create a cycle"));
             }
-            if let Some(m) = load(&*self.tx, &r.dest)? {
+            if let Some(m) = self.load(&r.dest)? {
                 deepest = deepest.max(1 + self.depth_down(&r.dest, &m, forbidden, level + 1)?);
             }
         }
@@ -504,8 +533,8 @@ impl<S: StoreRead> Engine<'_, '_, S> {
             return Err(tsdb("compaction rule does not exist"));
         }
         dest.source = None;
-        save(self.tx, src_key, &src);
-        save(self.tx, dst, &dest);
+        save(self.tx, src_key, src);
+        save(self.tx, dst, dest);
         Ok(())
     }
 
@@ -514,11 +543,11 @@ impl<S: StoreRead> Engine<'_, '_, S> {
         let mut total = 0;
         for (key, _) in selected {
             // Reload: deleting from an earlier series may have refreshed this one (a rule).
-            let Some(mut meta) = load(&*self.tx, &key)? else {
+            let Some(mut meta) = self.load(&key)? else {
                 continue;
             };
             total += self.delete_and_refresh(&key, &mut meta, from, to, 0)?;
-            save(self.tx, &key, &meta);
+            save(self.tx, &key, meta);
         }
         Ok(total)
     }

@@ -180,7 +180,7 @@ impl SeriesMeta {
 
     /// At least the encoded length, so encoding allocates once: fixed fields take at most 10
     /// bytes each as varints, a byte string its length plus a 5-byte length prefix.
-    fn encoded_len_hint(&self) -> usize {
+    pub(crate) fn encoded_len_hint(&self) -> usize {
         let bytes = |b: &[u8]| b.len() + 5;
         let labels: usize = self.labels.iter().map(|(n, v)| bytes(n) + bytes(v)).sum();
         let rules: usize = self
