@@ -877,7 +877,7 @@ mod tests {
                 5
             }
             fn clone_box(&self) -> Box<dyn Typed> {
-                Box::new(Other)
+                Box::new(Self)
             }
         }
         tx.put_typed(Space::Keys, b"b", Other);
