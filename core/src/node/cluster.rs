@@ -258,15 +258,16 @@ impl<S: Store> Node<S> {
     /// Leader: a write a follower forwarded. The entry is untrusted bytes: it is decoded before
     /// it is proposed, so nothing that would fail to apply reaches the log.
     pub(super) fn forwarded_write(&mut self, conn: ConnId, entry: Vec<u8>, count: bool) {
-        if let Err(e) = super::log::Decoded::decode(&entry) {
-            return self.reply(conn, Frame::error(format!("ERR forwarded write: {e}")));
-        }
+        let decoded = match super::log::Decoded::decode(&entry) {
+            Ok(d) => d,
+            Err(e) => return self.reply(conn, Frame::error(format!("ERR forwarded write: {e}"))),
+        };
         let shape = if count {
             ReplyShape::Count
         } else {
             ReplyShape::Single
         };
-        self.submit_write(conn, entry, shape);
+        self.submit_write(conn, entry, shape, Some(decoded));
     }
 
     /// Leader: hands the leadership to follower `to`.

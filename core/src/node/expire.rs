@@ -16,7 +16,7 @@
 
 use std::time::Duration;
 
-use super::log::LogEntry;
+use super::log::{Decoded, LogEntry};
 use super::{ConnId, Node, Proposal, ReplyShape};
 use crate::cmd::WriteCmd;
 use crate::store::Store;
@@ -77,11 +77,12 @@ impl<S: Store> Node<S> {
         if due.is_empty() {
             return;
         }
-        let entry = LogEntry::new(unix, vec![WriteCmd::ExpireDue(due)]).encode();
+        let decoded = LogEntry::new(unix, vec![WriteCmd::ExpireDue(due)]);
         self.proposals.push(Proposal {
             conn: EXPIRER,
-            entry,
+            entry: decoded.encode(),
             shape: ReplyShape::Single,
+            decoded: Some(Decoded::Writes(decoded)),
         });
     }
 }

@@ -155,6 +155,14 @@ pub enum Decoded {
 }
 
 impl Decoded {
+    /// The bytes this entry is logged as.
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            Self::Writes(e) => e.encode(),
+            Self::Txn(t) => t.encode(),
+        }
+    }
+
     /// Decodes an entry of any known version; anything else is refused as corrupt.
     pub fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
         match bytes.first() {

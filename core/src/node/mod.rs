@@ -40,7 +40,7 @@ use crate::writeback::{CheckpointPolicy, WriteBack};
 use crate::{Instant, UnixMillis};
 
 pub use expire::{EXPIRE_BATCH_MAX, EXPIRE_TICK_MS};
-use log::LogEntry;
+use log::{Decoded, LogEntry};
 use peer::{ForwardItem, PeerBody};
 pub use pubsub::SUBSCRIPTIONS_MAX_PER_CONN;
 pub(crate) use pubsub::{notify_flags, notify_flags_text};
@@ -395,6 +395,10 @@ struct Waiter {
     term: Term,
     /// After this the client is told the outcome is unknown.
     deadline: Instant,
+    /// The entry as proposed, which its apply takes instead of decoding the logged bytes: the
+    /// entry at this index in this term is the one this node proposed (one entry per index
+    /// and term), and its bytes decode to exactly this.
+    decoded: Option<Decoded>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -411,6 +415,8 @@ struct Proposal {
     conn: ConnId,
     entry: Vec<u8>,
     shape: ReplyShape,
+    /// `entry` decoded, when this node has it at hand (it encoded it, or checked a forward).
+    decoded: Option<Decoded>,
 }
 
 /// A follower's forward in flight.
@@ -1141,11 +1147,20 @@ impl<S: Store> Node<S> {
     /// A write from a client: encoded once, checked against the entry limit, then proposed
     /// (leader) or forwarded (follower).
     fn write(&mut self, conn: ConnId, cmds: Vec<WriteCmd>, shape: ReplyShape, unix: UnixMillis) {
-        let entry = LogEntry::new(unix, cmds).encode();
-        self.submit_write(conn, entry, shape);
+        let decoded = LogEntry::new(unix, cmds);
+        let entry = decoded.encode();
+        self.submit_write(conn, entry, shape, Some(Decoded::Writes(decoded)));
     }
 
-    fn submit_write(&mut self, conn: ConnId, entry: Vec<u8>, shape: ReplyShape) {
+    /// Proposes (leader) or forwards (follower) the encoded `entry`; `decoded` is what it
+    /// decodes to, kept for the apply when this node proposes it.
+    fn submit_write(
+        &mut self,
+        conn: ConnId,
+        entry: Vec<u8>,
+        shape: ReplyShape,
+        decoded: Option<Decoded>,
+    ) {
         if entry.len() > peer::MAX_ENTRY_BYTES {
             let msg = format!(
                 "ERR write of {} bytes exceeds the limit of one replicated log entry ({} bytes)",
@@ -1161,7 +1176,12 @@ impl<S: Store> Node<S> {
         };
         if leader {
             c.writes += 1;
-            self.proposals.push(Proposal { conn, entry, shape });
+            self.proposals.push(Proposal {
+                conn,
+                entry,
+                shape,
+                decoded,
+            });
         } else if c.remote.is_some() {
             self.reply(conn, not_leader());
         } else if known.is_some() {
@@ -1182,12 +1202,13 @@ impl<S: Store> Node<S> {
             Ok((first, term)) => {
                 let deadline = self.now.saturating_add(self.request_timeout());
                 for (i, members) in who.into_iter().enumerate() {
-                    for (sub, (conn, shape)) in members.into_iter().enumerate() {
+                    for (sub, (conn, shape, decoded)) in members.into_iter().enumerate() {
                         let waiter = Waiter {
                             conn,
                             shape,
                             term,
                             deadline,
+                            decoded,
                         };
                         let slot = (first.0 + i as u64, sub as u32);
                         if let Some(old) = self.waiters.insert(slot, waiter) {
@@ -1198,13 +1219,13 @@ impl<S: Store> Node<S> {
                 }
             }
             Err(ProposeError::NotLeader { .. }) => {
-                for (conn, _) in who.into_iter().flatten() {
+                for (conn, _, _) in who.into_iter().flatten() {
                     self.answer(conn, Kind::Write, not_leader());
                 }
             }
             Err(e) => {
                 let frame = self.storage_failed(StoreError::Engine(e.to_string()));
-                for (conn, _) in who.into_iter().flatten() {
+                for (conn, _, _) in who.into_iter().flatten() {
                     self.answer(conn, Kind::Write, frame.clone());
                 }
                 self.fail_all(&frame);
@@ -1260,7 +1281,19 @@ impl<S: Store> Node<S> {
             "entries apply in log order right after the applied index"
         );
         let mut notes = pubsub::Notes::new(&self.db, !self.pubsub.is_empty());
-        let applied = match apply_entries(&mut self.db, &mut self.store, &entries, &mut notes) {
+        let proposed = |index: LogIndex, term: Term, member: u32| {
+            self.waiters
+                .get_mut(&(index.0, member))
+                .filter(|w| w.term == term)
+                .and_then(|w| w.decoded.take())
+        };
+        let applied = match apply_entries(
+            &mut self.db,
+            &mut self.store,
+            &entries,
+            &mut notes,
+            proposed,
+        ) {
             Ok(replies) => replies,
             Err(e) => {
                 let frame = self.storage_failed(e);
@@ -1835,8 +1868,9 @@ impl<S: Store> Node<S> {
     }
 }
 
-/// Who waits for each member of one proposed entry, in member order.
-type Members = Vec<(ConnId, ReplyShape)>;
+/// Who waits for each member of one proposed entry, in member order, with the member decoded
+/// when the proposal had it.
+type Members = Vec<(ConnId, ReplyShape, Option<Decoded>)>;
 
 /// The round's proposals as log entries: consecutive writes share a group entry
 /// ([`log::encode_group`]) while it stays within the entry size limit; a lone write stays a
@@ -1860,7 +1894,7 @@ fn group_proposals(proposals: Vec<Proposal>) -> (Vec<Vec<u8>>, Vec<Members>) {
         .map(|run| {
             let (mut members, who): (Vec<Vec<u8>>, Members) = run
                 .into_iter()
-                .map(|p| (p.entry, (p.conn, p.shape)))
+                .map(|p| (p.entry, (p.conn, p.shape, p.decoded)))
                 .unzip();
             let entry = match members.len() {
                 1 => members.pop().expect("one member"),
@@ -1885,11 +1919,15 @@ struct Applied {
 /// holds with the applied index until the next checkpoint (no store write per drive round:
 /// the Raft log, synced before the entries committed, is their durable record); returns what
 /// each entry, and each member of a group entry, gave.
+///
+/// `proposed(index, term, member)` gives the member as this node proposed it, decoded, if it
+/// still has it: that saves decoding the bytes it logged.
 fn apply_entries<S: Store>(
     db: &mut Db,
     store: &mut WriteBack<S>,
     entries: &[Entry],
     notes: &mut pubsub::Notes,
+    mut proposed: impl FnMut(LogIndex, Term, u32) -> Option<Decoded>,
 ) -> Result<Vec<Applied>, StoreError> {
     let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
         return Ok(Vec::new());
@@ -1929,10 +1967,24 @@ fn apply_entries<S: Store>(
         };
         for (member, data) in members.into_iter().enumerate() {
             notes.entry = all.len();
-            let replies = txn::apply_entry(db, &mut tx, data, entry.index, notes)?;
+            let member = u32::try_from(member).expect("a group's members fit its u32 count");
+            let decoded = match proposed(entry.index, entry.term, member) {
+                Some(d) => {
+                    // The node's own tests check that what it kept is what it logged.
+                    #[cfg(test)]
+                    assert_eq!(
+                        d.encode(),
+                        data,
+                        "a proposal kept decoded is what was logged"
+                    );
+                    d
+                }
+                None => Decoded::decode(data)?,
+            };
+            let replies = txn::apply_entry(db, &mut tx, &decoded, entry.index, notes)?;
             all.push(Applied {
                 entry: k,
-                member: u32::try_from(member).expect("a group's members fit its u32 count"),
+                member,
                 replies: Some(replies),
             });
         }

@@ -1521,6 +1521,7 @@ fn a_round_is_grouped_into_entries_within_the_entry_size_limit() {
         conn: ConnId(conn),
         entry: vec![log::ENTRY_VERSION; len],
         shape: ReplyShape::Single,
+        decoded: None,
     };
     let big = 3 * peer::MAX_ENTRY_BYTES / 8;
     let (entries, who) = group_proposals(vec![
@@ -1530,7 +1531,7 @@ fn a_round_is_grouped_into_entries_within_the_entry_size_limit() {
         proposal(4, 10),
         proposal(5, peer::MAX_ENTRY_BYTES),
     ]);
-    let conns = |w: &Members| w.iter().map(|(c, _)| c.0).collect::<Vec<_>>();
+    let conns = |w: &Members| w.iter().map(|(c, _, _)| c.0).collect::<Vec<_>>();
     assert_eq!(
         who.iter().map(conns).collect::<Vec<_>>(),
         vec![vec![1, 2], vec![3, 4], vec![5]],

@@ -197,8 +197,9 @@ impl<S: Store> Node<S> {
         if queue.ops.is_empty() && watched.is_empty() {
             return self.reply(conn, Frame::Array(Vec::new()));
         }
-        let entry = TxnEntry::new(unix, protocol, watched, queue.ops).encode();
-        self.submit_write(conn, entry, ReplyShape::Single);
+        let decoded = TxnEntry::new(unix, protocol, watched, queue.ops);
+        let entry = decoded.encode();
+        self.submit_write(conn, entry, ReplyShape::Single, Some(Decoded::Txn(decoded)));
     }
 }
 
@@ -239,14 +240,14 @@ fn queued_op(args: &[Bytes]) -> Result<TxnOp, CommandError> {
 pub(super) fn apply_entry<S: StoreRead>(
     db: &mut Db,
     tx: &mut Tx<'_, S>,
-    data: &[u8],
+    decoded: &Decoded,
     index: LogIndex,
     notes: &mut Notes,
 ) -> Result<Vec<Frame>, StoreError> {
     // Changes before this entry were recorded by the entry that made them.
     tx.take_touched();
     let mut modified = version::Modified::default();
-    let replies = match Decoded::decode(data)? {
+    let replies = match decoded {
         Decoded::Writes(entry) => {
             notes.unix = notes.unix.max(entry.unix);
             let mut replies = Vec::with_capacity(entry.cmds.len());
@@ -261,7 +262,7 @@ pub(super) fn apply_entry<S: StoreRead>(
             }
             replies
         }
-        Decoded::Txn(t) => vec![apply_txn(db, tx, &t, &mut modified, notes)?],
+        Decoded::Txn(t) => vec![apply_txn(db, tx, t, &mut modified, notes)?],
     };
     version::record(tx, modified, index.0)?;
     Ok(replies)
