@@ -207,28 +207,58 @@ impl Changes {
     /// Writes `value` in typed form: the same as a put of its bytes, which are encoded only
     /// when read or written out. A key held already is changed in place (no copy of the key).
     pub fn put_typed<T: Typed>(&mut self, space: Space, key: &[u8], value: T) {
-        self.seq += 1;
-        let seq = self.seq;
-        let held = self.overlay.get_mut(&space).and_then(|m| m.get_mut(key));
-        let Some(p) = held else {
-            let value = Some(Value::typed(Box::new(value)));
-            self.insert_pending(space, key.to_vec(), Pending { value, seq });
-            return;
+        let mut value = Some(value);
+        let replaced = self.replace_held(space, key, |held| {
+            let value = value.take().expect("replace_held calls once");
+            match held {
+                Some(Value::Typed { value: old, bytes }) => {
+                    match (&mut **old as &mut dyn Any).downcast_mut::<T>() {
+                        Some(t) => *t = value,
+                        None => *old = Box::new(value),
+                    }
+                    *bytes = OnceLock::new();
+                }
+                v => *v = Some(Value::typed(Box::new(value))),
+            }
+        });
+        if let Some(value) = value.filter(|_| !replaced) {
+            self.insert(space, key.to_vec(), Some(Value::typed(Box::new(value))));
+        }
+    }
+
+    /// A put of a copy of `value` that changes a key held already in place (no copy of the
+    /// key, its value's buffer reused).
+    pub fn put_ref(&mut self, space: Space, key: &[u8], value: &[u8]) {
+        let replaced = self.replace_held(space, key, |held| match held {
+            Some(Value::Bytes(b)) => {
+                b.clear();
+                b.extend_from_slice(value);
+            }
+            v => *v = Some(Value::Bytes(value.to_vec())),
+        });
+        if !replaced {
+            self.put(space, key.to_vec(), value.to_vec());
+        }
+    }
+
+    /// Changes the held entry of `key` (whatever it holds: the change is the newest, after
+    /// any range deletion) with `change`; `false`, calling nothing, when none is held.
+    fn replace_held(
+        &mut self,
+        space: Space,
+        key: &[u8],
+        change: impl FnOnce(&mut Option<Value>),
+    ) -> bool {
+        let Some(p) = self.overlay.get_mut(&space).and_then(|m| m.get_mut(key)) else {
+            return false;
         };
         let before = p.value.as_ref().map_or(0, Value::len);
-        p.seq = seq;
-        match &mut p.value {
-            Some(Value::Typed { value: old, bytes }) => {
-                match (&mut **old as &mut dyn Any).downcast_mut::<T>() {
-                    Some(t) => *t = value,
-                    None => *old = Box::new(value),
-                }
-                *bytes = OnceLock::new();
-            }
-            v => *v = Some(Value::typed(Box::new(value))),
-        }
+        change(&mut p.value);
         let after = p.value.as_ref().map_or(0, Value::len);
+        self.seq += 1;
+        p.seq = self.seq;
         self.bytes = self.bytes - before + after;
+        true
     }
 
     /// `key`'s value read through these changes onto `store`.
@@ -350,6 +380,42 @@ impl Changes {
         self.seq += 1;
         p.seq = self.seq;
         true
+    }
+
+    /// Lets `change` edit in place the value of the greatest key in `[start, end)` written here
+    /// and still held, as [`Changes::last_written`] finds it; `change` returns whether it
+    /// changed it. One search, where finding the key and then editing it would take two.
+    pub fn edit_last_written(
+        &mut self,
+        space: Space,
+        start: &[u8],
+        end: &[u8],
+        change: impl FnOnce(&mut Vec<u8>) -> bool,
+    ) -> bool {
+        if start >= end {
+            return false;
+        }
+        let Some((key, p)) = self.overlay.get_mut(&space).and_then(|m| {
+            m.range_mut::<[u8], _>((Bound::Included(start), Bound::Excluded(end)))
+                .next_back()
+        }) else {
+            return false;
+        };
+        if newest_range(&self.ranges, space, key).is_some_and(|r| r > p.seq) {
+            return false;
+        }
+        let Some(v) = p.value.as_mut() else {
+            return false;
+        };
+        let before = v.len();
+        let bytes = v.bytes_mut();
+        let changed = change(bytes);
+        self.bytes = self.bytes - before + bytes.len();
+        if changed {
+            self.seq += 1;
+            p.seq = self.seq;
+        }
+        changed
     }
 
     /// The greatest key of `space` held here (written or deleted), for [`Tx::clear`].
@@ -515,6 +581,25 @@ impl<'a, S: StoreRead> Tx<'a, S> {
     pub fn put(&mut self, space: Space, key: Vec<u8>, value: Vec<u8>) {
         self.touch(space, &key, true);
         self.changes.put(space, key, value);
+    }
+
+    /// [`Changes::put_ref`].
+    pub fn put_ref(&mut self, space: Space, key: &[u8], value: &[u8]) {
+        self.touch(space, key, true);
+        self.changes.put_ref(space, key, value);
+    }
+
+    /// [`Changes::edit_last_written`], outside the user keys (whose changes WATCH must see by
+    /// name).
+    pub fn edit_last_written(
+        &mut self,
+        space: Space,
+        start: &[u8],
+        end: &[u8],
+        change: impl FnOnce(&mut Vec<u8>) -> bool,
+    ) -> bool {
+        assert_ne!(space, Space::Keys, "user keys are edited by name");
+        self.changes.edit_last_written(space, start, end, change)
     }
 
     /// A put of `value`'s bytes, held in typed form ([`Changes::put_typed`]).
@@ -899,5 +984,62 @@ mod tests {
         s.write(held.into_batch()).unwrap();
         let tx = Tx::new(&s);
         assert_eq!(scan_keys(&tx, false), ["a=5", "b=99"]);
+    }
+
+    #[test]
+    fn puts_by_reference_and_edits_of_the_last_written_key_change_in_place() {
+        let s = store_with(&["a"]);
+        let mut held = Changes::new();
+        let mut tx = Tx::on_held(&s, &mut held);
+        tx.put_ref(Space::Meta, b"v/a", b"1");
+        tx.put_ref(Space::Meta, b"v/a", b"22");
+        assert_eq!(
+            tx.get(Space::Meta, b"v/a").unwrap().as_deref(),
+            Some(&b"22"[..])
+        );
+        tx.delete_range(Space::Meta, b"v/".to_vec(), b"v0".to_vec());
+        assert_eq!(tx.get(Space::Meta, b"v/a").unwrap(), None);
+        tx.put_ref(Space::Meta, b"v/a", b"3");
+        assert_eq!(
+            tx.get(Space::Meta, b"v/a").unwrap().as_deref(),
+            Some(&b"3"[..])
+        );
+        // The last written key in a range, edited in place; none when the range holds no
+        // written value, or its newest is deleted by a later range deletion.
+        tx.put(Space::Chunks, b"r1".to_vec(), b"x".to_vec());
+        tx.put(Space::Chunks, b"r2".to_vec(), b"y".to_vec());
+        let append = |v: &mut Vec<u8>| {
+            v.push(b'+');
+            true
+        };
+        assert!(tx.edit_last_written(Space::Chunks, b"r", b"s", append));
+        assert!(!tx.edit_last_written(Space::Chunks, b"r", b"s", |_| false));
+        assert!(!tx.edit_last_written(Space::Chunks, b"s", b"t", append));
+        assert!(!tx.edit_last_written(Space::Chunks, b"s", b"r", append));
+        assert_eq!(
+            tx.get(Space::Chunks, b"r2").unwrap().as_deref(),
+            Some(&b"y+"[..])
+        );
+        assert_eq!(
+            tx.get(Space::Chunks, b"r1").unwrap().as_deref(),
+            Some(&b"x"[..])
+        );
+        tx.delete_range(Space::Chunks, b"r2".to_vec(), b"r3".to_vec());
+        assert!(!tx.edit_last_written(Space::Chunks, b"r", b"s", append));
+        drop(tx);
+        // Each key's value counted once, at its final length (plus both ranges' bounds).
+        let expected = (3 + 1) + (2 + 1) + (2 + 2) + (2 + 2) + (2 + 2);
+        assert_eq!(held.bytes(), expected);
+        let mut s = s;
+        s.write(held.into_batch()).unwrap();
+        assert_eq!(
+            s.get(Space::Meta, b"v/a").unwrap().as_deref(),
+            Some(&b"3"[..])
+        );
+        assert_eq!(s.get(Space::Chunks, b"r2").unwrap(), None);
+        assert_eq!(
+            s.get(Space::Chunks, b"r1").unwrap().as_deref(),
+            Some(&b"x"[..])
+        );
     }
 }

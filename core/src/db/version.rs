@@ -33,9 +33,15 @@ const ALL: &[u8] = b"watch-all";
 
 fn own_key(key: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(OWN_PREFIX.len() + key.len());
-    k.extend_from_slice(OWN_PREFIX);
-    k.extend_from_slice(key);
+    own_key_into(&mut k, key);
     k
+}
+
+/// Makes `buf` the record key of `key`'s version (reusing its allocation).
+fn own_key_into(buf: &mut Vec<u8>, key: &[u8]) {
+    buf.clear();
+    buf.extend_from_slice(OWN_PREFIX);
+    buf.extend_from_slice(key);
 }
 
 fn index_at(r: &impl StoreRead, key: &[u8]) -> Result<Option<u64>, StoreError> {
@@ -131,13 +137,17 @@ pub fn record<S: StoreRead>(
     // A written key's last change says whether it exists (no read of its record); the
     // commands' extra keys are read.
     let written = touched.keys.into_iter().map(|(k, e)| (k, Some(e)));
+    let mut own = Vec::new();
     for (key, exists) in written.chain(extra.keys.into_iter().map(|k| (k, None))) {
         let exists = match exists {
             Some(e) => e,
             None => tx.get(Space::Keys, &key)?.is_some(),
         };
         if exists {
-            tx.put(Space::Meta, own_key(&key), stamp.clone());
+            // A key written again since the last checkpoint has its record held: changed in
+            // place.
+            own_key_into(&mut own, &key);
+            tx.put_ref(Space::Meta, &own, &stamp);
         } else {
             tx.delete(Space::Meta, own_key(&key));
             deleted = true;

@@ -283,43 +283,58 @@ fn upsert_head<S: StoreRead>(
     let newest = meta
         .last
         .filter(|(l, _)| meta.sealed_end.is_none_or(|e| *l > e));
-    let open_run = newest.and_then(|(l, _)| {
-        let (key, value) = tx.last_written(Space::Chunks, &head_start(meta), &head_end)?;
-        let (last, count) = run_tail(value)?;
-        (last == l).then(|| (key.to_vec(), count))
-    });
+    let start = head_start(meta);
+    // Edits the open run: the last run held, if it ends with the newest sample.
+    let edit_open_run = |tx: &mut Tx<'_, S>, change: &mut dyn FnMut(&mut Vec<u8>, usize)| {
+        let Some((l, _)) = newest else {
+            return false;
+        };
+        tx.edit_last_written(Space::Chunks, &start, &head_end, |v| match run_tail(v) {
+            Some((last, count)) if last == l => {
+                change(v, count);
+                true
+            }
+            _ => false,
+        })
+    };
     if meta.last.is_none_or(|(l, _)| ts > l) {
-        let extended = open_run.is_some_and(|(key, count)| {
-            count < RUN_SAMPLES_MAX
-                && tx.edit(Space::Chunks, &key, |v| {
-                    v.extend_from_slice(&run_sample(sample))
-                })
+        let mut full = false;
+        let extended = edit_open_run(tx, &mut |v, count| {
+            full = count >= RUN_SAMPLES_MAX;
+            if !full {
+                v.extend_from_slice(&run_sample(sample));
+            }
         });
-        if !extended {
+        if !extended || full {
             put_run(tx, id, &[sample]);
         }
         meta.head_samples += 1;
         meta.total_samples += 1;
         return Ok(Upserted::Added);
     }
-    if let (Some((l, stored)), Some((key, _))) = (newest, &open_run)
+    if let Some((l, stored)) = newest
         && ts == l
     {
         // A duplicate of the newest sample (common with `*` timestamps): its value is the
         // last 8 bytes of the open run.
-        let merged = policy.merge(stored, sample.value)?;
-        let edited = tx.edit(Space::Chunks, key, |v| {
-            let at = v.len() - 8;
-            v[at..].copy_from_slice(&merged.to_bits().to_be_bytes());
+        let mut merged = None;
+        edit_open_run(tx, &mut |v, _| {
+            let m = policy.merge(stored, sample.value);
+            if let Ok(m) = m {
+                let at = v.len() - 8;
+                v[at..].copy_from_slice(&m.to_bits().to_be_bytes());
+            }
+            merged = Some(m);
         });
-        assert!(edited, "the open run was just found in the transaction");
-        return Ok(Upserted::Merged(merged));
+        if let Some(m) = merged {
+            return Ok(Upserted::Merged(m?));
+        }
     }
     // Out of order: the run with the greatest start <= ts holds ts or takes it (a run keeps
     // its first timestamp, so its key; it cannot reach the next run, which starts after ts).
     let upto = keys::head(id, ts.saturating_add(1));
     let found = tx
-        .scan(Space::Chunks, &head_start(meta), Some(&upto), true)
+        .scan(Space::Chunks, &start, Some(&upto), true)
         .next()
         .transpose()?;
     let Some((key, record)) = found else {
