@@ -105,6 +105,33 @@ impl fmt::Debug for Value {
     }
 }
 
+/// Lets `change` edit `p`'s value in place unless it is a deletion or the range deletion
+/// `range_seq` came after it; returns whether `change` changed it, which makes it the newest
+/// change (`seq`). `bytes` is the estimate of what is held, kept in step.
+fn edit_pending(
+    p: &mut Pending,
+    range_seq: Option<u64>,
+    seq: &mut u64,
+    bytes: &mut usize,
+    change: impl FnOnce(&mut Vec<u8>) -> bool,
+) -> bool {
+    if range_seq.is_some_and(|r| r > p.seq) {
+        return false;
+    }
+    let Some(v) = p.value.as_mut() else {
+        return false;
+    };
+    let before = v.len();
+    let b = v.bytes_mut();
+    let changed = change(b);
+    *bytes = *bytes - before + b.len();
+    if changed {
+        *seq += 1;
+        p.seq = *seq;
+    }
+    changed
+}
+
 /// A pending change to one key.
 #[derive(Clone, Debug)]
 struct Pending {
@@ -363,23 +390,24 @@ impl Changes {
     /// Changes in place the value of a key written here and still held; `false`, calling
     /// nothing, when there is no such value.
     pub fn edit(&mut self, space: Space, key: &[u8], change: impl FnOnce(&mut Vec<u8>)) -> bool {
+        self.edit_if(space, key, |v| {
+            change(v);
+            true
+        })
+    }
+
+    /// [`Changes::edit`] where `change` may decline: it returns whether it changed the value.
+    pub fn edit_if(
+        &mut self,
+        space: Space,
+        key: &[u8],
+        change: impl FnOnce(&mut Vec<u8>) -> bool,
+    ) -> bool {
         let range_seq = self.deleted_at(space, key);
         let Some(p) = self.overlay.get_mut(&space).and_then(|m| m.get_mut(key)) else {
             return false;
         };
-        if range_seq.is_some_and(|r| r > p.seq) {
-            return false;
-        }
-        let Some(v) = p.value.as_mut() else {
-            return false;
-        };
-        let before = v.len();
-        let bytes = v.bytes_mut();
-        change(bytes);
-        self.bytes = self.bytes - before + bytes.len();
-        self.seq += 1;
-        p.seq = self.seq;
-        true
+        edit_pending(p, range_seq, &mut self.seq, &mut self.bytes, change)
     }
 
     /// Lets `change` edit in place the value of the greatest key in `[start, end)` written here
@@ -401,21 +429,8 @@ impl Changes {
         }) else {
             return false;
         };
-        if newest_range(&self.ranges, space, key).is_some_and(|r| r > p.seq) {
-            return false;
-        }
-        let Some(v) = p.value.as_mut() else {
-            return false;
-        };
-        let before = v.len();
-        let bytes = v.bytes_mut();
-        let changed = change(bytes);
-        self.bytes = self.bytes - before + bytes.len();
-        if changed {
-            self.seq += 1;
-            p.seq = self.seq;
-        }
-        changed
+        let range_seq = newest_range(&self.ranges, space, key);
+        edit_pending(p, range_seq, &mut self.seq, &mut self.bytes, change)
     }
 
     /// The greatest key of `space` held here (written or deleted), for [`Tx::clear`].
@@ -628,7 +643,20 @@ impl<'a, S: StoreRead> Tx<'a, S> {
     /// sample to a record, say): the same as a `put` of the changed value, without copying it.
     /// Returns `false`, calling nothing, when the transaction holds no value for the key.
     pub fn edit(&mut self, space: Space, key: &[u8], change: impl FnOnce(&mut Vec<u8>)) -> bool {
-        if !self.changes.edit(space, key, change) {
+        self.edit_if(space, key, |v| {
+            change(v);
+            true
+        })
+    }
+
+    /// [`Tx::edit`] where `change` may decline: it returns whether it changed the value.
+    pub fn edit_if(
+        &mut self,
+        space: Space,
+        key: &[u8],
+        change: impl FnOnce(&mut Vec<u8>) -> bool,
+    ) -> bool {
+        if !self.changes.edit_if(space, key, change) {
             return false;
         }
         self.touch(space, key, true);

@@ -141,6 +141,22 @@ pub struct SeriesMeta {
     pub chunk_count: u64,
     /// Bytes of sealed chunk records (header and compressed samples).
     pub chunk_bytes: u64,
+    /// Not stored: where the apply path last started a head run.
+    #[serde(skip)]
+    pub open_run: RunHint,
+}
+
+/// The first timestamp of the head run the apply path started last for a series, kept while
+/// its record is held decoded (`ts::engine`): a guess that `ts::store` checks (the run must be
+/// held and end with the series' newest sample) before it appends there instead of searching.
+/// Never stored, and no part of a series' value: every two hints compare equal.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunHint(pub Option<u64>);
+
+impl PartialEq for RunHint {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl SeriesMeta {
@@ -162,6 +178,7 @@ impl SeriesMeta {
             head_samples: 0,
             chunk_count: 0,
             chunk_bytes: 0,
+            open_run: RunHint(None),
         }
     }
 

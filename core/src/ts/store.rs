@@ -284,18 +284,24 @@ fn upsert_head<S: StoreRead>(
         .last
         .filter(|(l, _)| meta.sealed_end.is_none_or(|e| *l > e));
     let start = head_start(meta);
-    // Edits the open run: the last run held, if it ends with the newest sample.
+    let hint = meta.open_run.0;
+    // Edits the open run: the last run held, if it ends with the newest sample (runs do not
+    // overlap, so a held run that ends with it is that one).
     let edit_open_run = |tx: &mut Tx<'_, S>, change: &mut dyn FnMut(&mut Vec<u8>, usize)| {
         let Some((l, _)) = newest else {
             return false;
         };
-        tx.edit_last_written(Space::Chunks, &start, &head_end, |v| match run_tail(v) {
+        let mut at_newest = |v: &mut Vec<u8>| match run_tail(v) {
             Some((last, count)) if last == l => {
                 change(v, count);
                 true
             }
             _ => false,
-        })
+        };
+        // The run this series started last, found by its key when the hint still holds;
+        // else the last run held, found by a range search.
+        hint.is_some_and(|first| tx.edit_if(Space::Chunks, &keys::head(id, first), &mut at_newest))
+            || tx.edit_last_written(Space::Chunks, &start, &head_end, at_newest)
     };
     if meta.last.is_none_or(|(l, _)| ts > l) {
         let mut full = false;
@@ -307,6 +313,7 @@ fn upsert_head<S: StoreRead>(
         });
         if !extended || full {
             put_run(tx, id, &[sample]);
+            meta.open_run.0 = Some(sample.ts);
         }
         meta.head_samples += 1;
         meta.total_samples += 1;
