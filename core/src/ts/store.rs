@@ -39,10 +39,18 @@ fn corrupt(detail: impl Into<String>) -> StoreError {
 
 /// A decoded sealed-chunk record.
 fn decode_chunk(value: &[u8]) -> Result<Vec<Sample>, StoreError> {
+    let mut samples = Vec::new();
+    decode_chunk_into(value, &mut samples)?;
+    Ok(samples)
+}
+
+/// A sealed-chunk record decoded into `out`, replacing what it held: a scan decodes all its
+/// chunks into one buffer.
+fn decode_chunk_into(value: &[u8], out: &mut Vec<Sample>) -> Result<(), StoreError> {
     let body = value
         .get(CHUNK_HEADER..)
         .ok_or_else(|| corrupt("truncated chunk record"))?;
-    chunk::decode(body).map_err(|e| corrupt(e.to_string()))
+    chunk::decode_into(body, out).map_err(|e| corrupt(e.to_string()))
 }
 
 fn chunk_end(value: &[u8]) -> Result<u64, StoreError> {
@@ -611,12 +619,14 @@ pub fn scan_samples(
     }
     let id = meta.id;
     let (start, sealed_hi) = sealed_range(r, id, from, to)?;
+    let mut decoded = Vec::new();
     for kv in r.scan(Space::Chunks, &start, Some(&sealed_hi), false) {
         let (_, v) = kv?;
         if chunk_end(&v)? < from {
             continue;
         }
-        for s in decode_chunk(&v)? {
+        decode_chunk_into(&v, &mut decoded)?;
+        for s in &decoded {
             if s.ts >= from && s.ts <= to && !each(s.ts, s.value) {
                 return Ok(());
             }
@@ -674,13 +684,15 @@ pub fn scan_samples_rev(
         }
     }
     let (start, sealed_hi) = sealed_range(r, id, from, to)?;
+    let mut decoded = Vec::new();
     for kv in r.scan(Space::Chunks, &start, Some(&sealed_hi), true) {
         let (_, v) = kv?;
         if chunk_end(&v)? < from {
             // Chunks do not overlap: every earlier one ends before `from` too.
             break;
         }
-        for s in decode_chunk(&v)?.into_iter().rev() {
+        decode_chunk_into(&v, &mut decoded)?;
+        for s in decoded.iter().rev() {
             if s.ts >= from && s.ts <= to && !each(s.ts, s.value) {
                 return Ok(());
             }
