@@ -49,6 +49,8 @@
 
 use std::cmp::Ordering;
 
+use crate::chunk;
+
 /// The most empty buckets `EMPTY` may add to one query's reply (a 1 ms bucket over a decade is
 /// 3e11 rows: refused rather than built).
 pub const MAX_EMPTY_BUCKETS: u64 = 10_000_000;
@@ -325,6 +327,7 @@ impl Moments {
         }
     }
 
+    #[inline]
     pub(crate) fn push(&mut self, value: f64) {
         self.count += 1;
         self.sum += value;
@@ -422,6 +425,7 @@ impl Stats {
         }
     }
 
+    #[inline]
     pub(crate) fn push(&mut self, ts: u64, value: f64) {
         debug_assert!(ts >= self.last.0, "samples arrive in time order");
         self.m.push(value);
@@ -497,6 +501,7 @@ impl Bucket {
         b
     }
 
+    #[inline]
     pub(crate) fn push(&mut self, ts: u64, value: f64) {
         debug_assert!(ts >= self.last_ts, "samples arrive in time order");
         self.last_ts = ts;
@@ -601,6 +606,26 @@ struct Open {
     bucket: Bucket,
 }
 
+impl Open {
+    /// Pushes the samples at the start of `run` that go to this bucket; returns how many. The
+    /// bucket is folded in a copy that stays in registers: through `&mut self` every sample's
+    /// count, sum and extremes made a round trip through memory (with the call per sample, a
+    /// fifth of an aggregated 1M-sample `TS.RANGE` in `perf`).
+    fn fold(&mut self, run: &[chunk::Sample]) -> usize {
+        let mut bucket = self.bucket;
+        let mut n = 0;
+        for s in run {
+            if s.ts < self.lo || s.ts > self.hi {
+                break;
+            }
+            bucket.push(s.ts, s.value);
+            n += 1;
+        }
+        self.bucket = bucket;
+        n
+    }
+}
+
 impl<'a> Aggregation<'a> {
     /// An aggregation per `spec` over the inclusive `range`; refuses a spec that does not
     /// validate.
@@ -630,6 +655,23 @@ impl<'a> Aggregation<'a> {
             return true;
         }
         self.push_outside(ts, value)
+    }
+
+    /// [`Self::push`] for a run of samples in ascending timestamp order: the samples that
+    /// fall in the open bucket are folded in one loop.
+    pub fn push_all(&mut self, mut run: &[chunk::Sample]) -> bool {
+        while let Some(first) = run.first() {
+            let folded = self.open.as_mut().map_or(0, |o| o.fold(run));
+            if folded > 0 {
+                run = &run[folded..];
+                continue;
+            }
+            if !self.push_outside(first.ts, first.value) {
+                return false;
+            }
+            run = &run[1..];
+        }
+        true
     }
 
     /// A sample outside the open bucket: a neighbour, or the first of a new bucket.

@@ -7,6 +7,7 @@
 use bytes::Bytes;
 
 use crate::UnixMillis;
+use crate::chunk::Sample;
 use crate::cmd::CommandError;
 use crate::cmd::ts::{MAddItem, SeriesOpts, TsWrite};
 use crate::db::meta::SeriesDefaults;
@@ -604,7 +605,7 @@ pub fn compute_buckets(
         empty: false,
     };
     let mut aggregation = Aggregation::new(&spec, (lo, hi))?;
-    each_with_neighbours(r, src, lo, hi, |t, v| aggregation.push(t, v))?;
+    each_with_neighbours(r, src, lo, hi, |run| aggregation.push_all(run))?;
     let rows = aggregation.finish(false)?;
     Ok(rows
         .into_iter()
@@ -613,27 +614,27 @@ pub fn compute_buckets(
 }
 
 /// The samples in `[lo, hi]` plus the nearest one on each side (for `twa` and `EMPTY`), in
-/// time order, until `each` returns `false`.
+/// time order and in runs (see [`samples::scan_runs`]), until `each` returns `false`.
 pub fn each_with_neighbours(
     r: &impl StoreRead,
     meta: &SeriesMeta,
     lo: u64,
     hi: u64,
-    mut each: impl FnMut(u64, f64) -> bool,
+    mut each: impl FnMut(&[Sample]) -> bool,
 ) -> Result<(), StoreError> {
-    if let Some((t, v)) = samples::last_before(r, meta, lo)?
-        && !each(t, v)
+    if let Some((ts, value)) = samples::last_before(r, meta, lo)?
+        && !each(&[Sample { ts, value }])
     {
         return Ok(());
     }
     let mut more = true;
-    samples::scan_samples(r, meta, lo, hi, |t, v| {
-        more = each(t, v);
+    samples::scan_runs(r, meta, lo, hi, |run| {
+        more = each(run);
         more
     })?;
     if more && hi < u64::MAX {
-        samples::scan_samples(r, meta, hi + 1, u64::MAX, |t, v| {
-            each(t, v);
+        samples::scan_runs(r, meta, hi + 1, u64::MAX, |run| {
+            each(&run[..1]);
             false
         })?;
     }

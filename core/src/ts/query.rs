@@ -363,7 +363,7 @@ fn range_rows(
         // collected.
         let spec = agg_spec(agg, q)?;
         let mut aggregation = Aggregation::new(&spec, (q.from, q.to))?;
-        each_with_neighbours(r, meta, q.from, q.to, |t, v| aggregation.push(t, v))?;
+        each_with_neighbours(r, meta, q.from, q.to, |run| aggregation.push_all(run))?;
         if let Some((ts, v)) = latest_open_bucket(r, key, meta, q)? {
             aggregation.push(ts, v);
         }

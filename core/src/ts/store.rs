@@ -613,6 +613,21 @@ pub fn scan_samples(
     to: u64,
     mut each: impl FnMut(u64, f64) -> bool,
 ) -> Result<(), StoreError> {
+    scan_runs(r, meta, from, to, |run| {
+        run.iter().all(|s| each(s.ts, s.value))
+    })
+}
+
+/// [`scan_samples`] a run at a time: the part of each sealed chunk or head run in the range,
+/// never empty, so a caller can fold a chunk's samples in one loop. `each` returns `false` to
+/// stop.
+pub fn scan_runs(
+    r: &impl StoreRead,
+    meta: &SeriesMeta,
+    from: u64,
+    to: u64,
+    mut each: impl FnMut(&[Sample]) -> bool,
+) -> Result<(), StoreError> {
     let from = from.max(meta.retention_cutoff().unwrap_or(0));
     if from > to {
         return Ok(());
@@ -626,10 +641,9 @@ pub fn scan_samples(
             continue;
         }
         decode_chunk_into(&v, &mut decoded)?;
-        for s in &decoded {
-            if s.ts >= from && s.ts <= to && !each(s.ts, s.value) {
-                return Ok(());
-            }
+        let part = within(&decoded, from, to);
+        if !part.is_empty() && !each(part) {
+            return Ok(());
         }
     }
     let hi = if to == u64::MAX {
@@ -639,16 +653,24 @@ pub fn scan_samples(
     };
     for kv in r.scan(Space::Chunks, &head_start(meta), Some(&hi), false) {
         let (k, v) = kv?;
-        for s in decode_run(&k, &v)? {
-            if s.ts > to {
-                return Ok(());
-            }
-            if s.ts >= from && !each(s.ts, s.value) {
-                return Ok(());
-            }
+        let run = decode_run(&k, &v)?;
+        let part = within(&run, from, to);
+        if !part.is_empty() && !each(part) {
+            return Ok(());
+        }
+        if run.last().is_some_and(|s| s.ts > to) {
+            // Every later run is past `to` too.
+            return Ok(());
         }
     }
     Ok(())
+}
+
+/// The samples of a chunk or run (strictly increasing timestamps) with `from <= ts <= to`.
+fn within(samples: &[Sample], from: u64, to: u64) -> &[Sample] {
+    let lo = samples.partition_point(|s| s.ts < from);
+    let hi = samples.partition_point(|s| s.ts <= to).max(lo);
+    &samples[lo..hi]
 }
 
 /// The samples with `from <= ts <= to` that retention keeps visible, newest first: the head
