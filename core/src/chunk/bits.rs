@@ -244,9 +244,11 @@ impl<'a> BitReader<'a> {
     #[inline(always)]
     fn fill(&mut self) {
         let Some(word) = self.bytes.get(self.next..self.next + 8) else {
-            // By value, like every cold path: a `&mut self` call would pin the reader to memory
-            // in the loops that run on a local copy (`in_registers`).
-            *self = self.clone().fill_tail();
+            if self.next < self.bytes.len() {
+                // By value, like every cold path: a `&mut self` call would pin the reader to
+                // memory in the loops that run on a local copy (`in_registers`).
+                *self = self.clone().fill_tail();
+            }
             return;
         };
         let mut b = [0u8; 8];
@@ -260,17 +262,31 @@ impl<'a> BitReader<'a> {
         self.avail |= FILL_BITS;
     }
 
-    /// [`Self::fill`] within the last 8 bytes of the input.
+    /// [`Self::fill`] with fewer than 8 bytes left, some not loaded yet: the same word, zero
+    /// past the end, counting only the bytes that are there.
     #[inline(never)]
     fn fill_tail(mut self) -> Self {
-        while self.avail < FILL_BITS {
-            let Some(&byte) = self.bytes.get(self.next) else {
-                break;
-            };
-            self.acc |= u64::from(byte) << (FILL_BITS - self.avail);
-            self.avail += 8;
-            self.next += 1;
-        }
+        let len = self.bytes.len();
+        let left = len - self.next; // 1..=7
+        let word = match len.checked_sub(8).and_then(|at| self.bytes.get(at..)) {
+            // The input's last 8 bytes, shifted so that byte `next` comes first.
+            Some(last) => {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(last);
+                u64::from_be_bytes(b) << (8 * (8 - left))
+            }
+            // An input shorter than 8 bytes.
+            None => {
+                let mut b = [0u8; 8];
+                b[..left].copy_from_slice(&self.bytes[self.next..]);
+                u64::from_be_bytes(b)
+            }
+        };
+        let take = ((63 - self.avail) as usize / 8).min(left);
+        self.acc |= word >> self.avail;
+        self.next += take;
+        // take <= (63 - avail) / 8, so avail stays below 64.
+        self.avail += 8 * take as u32;
         self
     }
 
