@@ -183,20 +183,38 @@ pub(super) fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
 
+#[inline(always)]
 pub(super) fn unzigzag(u: u64) -> i64 {
     ((u >> 1) as i64) ^ -((u & 1) as i64)
 }
 
 /// Reads bits most-significant first from a byte slice.
-#[derive(Debug)]
+///
+/// The next input bits wait left-aligned in a 64-bit buffer, topped up without a branch on its
+/// fill level: one unaligned big-endian load, a shift and an OR (F. Giesen, "Reading bits in
+/// far too many ways", variant 4). An Exp-Golomb code is its leading zeros counted in one
+/// instruction and one shift; the load for the code after it has its address before this one
+/// is decoded, so only the buffer's shifts sit on a column decoder's critical path. Small
+/// fields refill only when the buffer runs short, so several share one load.
+///
+/// The fast paths are inlined into the column decoders' loops, which run on a copy of the
+/// reader in registers ([`Self::in_registers`]); the last bytes of the input, fields wider
+/// than a refill and malformed codes take cold paths that report the exact error, and take
+/// the reader by value so that the copy never has its address taken.
+#[derive(Clone, Debug)]
 pub(super) struct BitReader<'a> {
     bytes: &'a [u8],
-    /// Index of the next byte to load into `acc`.
+    /// Index of the first byte not counted in `avail`.
     next: usize,
-    /// Loaded bits, left-aligned.
+    /// Loaded bits, left-aligned: the top `avail` are the next input bits. The bits below them
+    /// are zero or the input bits that follow, which the next refill ORs in again unchanged.
     acc: u64,
+    /// At most 63.
     avail: u32,
 }
+
+/// Bits the buffer holds after a refill, unless the input ends first: 56 to 63.
+const FILL_BITS: u32 = 56;
 
 impl<'a> BitReader<'a> {
     pub(super) fn new(bytes: &'a [u8]) -> Self {
@@ -208,116 +226,191 @@ impl<'a> BitReader<'a> {
         }
     }
 
-    /// Tops `acc` up to at least 57 bits, or to the end of the input.
-    fn refill(&mut self) {
-        if let Some(chunk) = self.bytes.get(self.next..self.next + 8) {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            let word = u64::from_be_bytes(word);
-            // Take as many whole bytes as fit.
-            let take = (64 - self.avail) / 8;
-            if take == 0 {
-                return;
+    /// Runs a decoding loop on a copy of the reader in a local, then stores the copy back.
+    ///
+    /// Through `&mut self` the loop would keep the reader's fields in memory, and every code
+    /// would wait for the buffer to round-trip through a store and a load (in `perf annotate`,
+    /// about a third of a tick chunk's decoding); a local that does not escape lives in
+    /// registers.
+    #[inline(always)]
+    pub(super) fn in_registers<T>(&mut self, run: impl FnOnce(&mut Self) -> T) -> T {
+        let mut local = self.clone();
+        let out = run(&mut local);
+        *self = local;
+        out
+    }
+
+    /// Tops the buffer up to at least [`FILL_BITS`] bits, or to the end of the input.
+    #[inline(always)]
+    fn fill(&mut self) {
+        let Some(word) = self.bytes.get(self.next..self.next + 8) else {
+            if self.next < self.bytes.len() {
+                // By value, like every cold path: a `&mut self` call would pin the reader to
+                // memory in the loops that run on a local copy (`in_registers`).
+                *self = self.clone().fill_tail();
             }
-            let bits = take * 8;
-            let fresh = if bits == 64 {
-                word
-            } else {
-                word >> (64 - bits)
-            };
-            // 0 < bits <= 64 - avail, so the shift is below 64.
-            self.acc |= fresh << (64 - self.avail - bits);
-            self.avail += bits;
-            self.next += take as usize;
             return;
-        }
-        while self.avail <= 56 {
-            let Some(&byte) = self.bytes.get(self.next) else {
-                return;
-            };
-            self.acc |= u64::from(byte) << (56 - self.avail);
-            self.avail += 8;
-            self.next += 1;
-        }
+        };
+        let mut b = [0u8; 8];
+        b.copy_from_slice(word);
+        debug_assert!(self.avail < 64);
+        // The new bits go right below the loaded ones; as many whole bytes as fit are counted,
+        // which leaves avail + 8 * bytes = 56 + avail % 8. avail < 64, so the shift and the
+        // subtraction are in range (wrapping only skips the overflow checks).
+        self.acc |= u64::from_be_bytes(b).wrapping_shr(self.avail);
+        self.next += (63u32.wrapping_sub(self.avail) / 8) as usize;
+        self.avail |= FILL_BITS;
+    }
+
+    /// [`Self::fill`] with fewer than 8 bytes left, some not loaded yet: the same word, zero
+    /// past the end, counting only the bytes that are there.
+    #[inline(never)]
+    fn fill_tail(mut self) -> Self {
+        let len = self.bytes.len();
+        let left = len - self.next; // 1..=7
+        let word = match len.checked_sub(8).and_then(|at| self.bytes.get(at..)) {
+            // The input's last 8 bytes, shifted so that byte `next` comes first.
+            Some(last) => {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(last);
+                u64::from_be_bytes(b) << (8 * (8 - left))
+            }
+            // An input shorter than 8 bytes.
+            None => {
+                let mut b = [0u8; 8];
+                b[..left].copy_from_slice(&self.bytes[self.next..]);
+                u64::from_be_bytes(b)
+            }
+        };
+        let take = ((63 - self.avail) as usize / 8).min(left);
+        self.acc |= word >> self.avail;
+        self.next += take;
+        // take <= (63 - avail) / 8, so avail stays below 64.
+        self.avail += 8 * take as u32;
+        self
+    }
+
+    /// Drops `n` of the `avail` loaded bits.
+    #[inline(always)]
+    fn consume(&mut self, n: u32) {
+        debug_assert!(n <= self.avail && self.avail < 64);
+        // n <= avail < 64: the shift is in range.
+        self.acc = self.acc.wrapping_shl(n);
+        self.avail -= n;
     }
 
     /// Reads `n <= 64` bits as an unsigned integer.
+    #[inline(always)]
     pub(super) fn read_bits(&mut self, n: u32) -> Result<u64, ChunkError> {
         assert!(n <= 64);
-        if n > 56 {
-            let hi = self.read_bits(n - 32)?;
-            let lo = self.read_bits(32)?;
-            return Ok((hi << 32) | lo);
+        if n == 0 || n > FILL_BITS {
+            let (reader, value) = self.clone().read_bits_wide(n);
+            *self = reader;
+            return value;
         }
-        if n == 0 {
-            return Ok(0);
-        }
-        if self.avail < n {
-            self.refill();
-            if self.avail < n {
+        // Several small fields often share one refill.
+        if n > self.avail {
+            self.fill();
+            if n > self.avail {
                 return Err(ChunkError::Truncated);
             }
         }
+        // 1 <= n <= avail <= 63: the shifts are in range.
         let value = self.acc >> (64 - n);
-        self.acc <<= n;
-        self.avail -= n;
+        self.consume(n);
         Ok(value)
     }
 
+    /// [`Self::read_bits`] of nothing or of more bits than one refill loads.
+    #[inline(never)]
+    fn read_bits_wide(mut self, n: u32) -> (Self, Result<u64, ChunkError>) {
+        let value = match n {
+            0 => Ok(0),
+            n => self
+                .read_bits(n - 32)
+                .and_then(|hi| Ok((hi << 32) | self.read_bits(32)?)),
+        };
+        (self, value)
+    }
+
+    #[inline(always)]
     pub(super) fn read_bit(&mut self) -> Result<bool, ChunkError> {
         Ok(self.read_bits(1)? == 1)
+    }
+
+    /// Counts one bits, at most `max < 64`, and consumes them and the zero that ends them
+    /// when there are fewer than `max`: the unary prefixes of the timestamp buckets.
+    #[inline(always)]
+    pub(super) fn read_ones(&mut self, max: u32) -> Result<u32, ChunkError> {
+        debug_assert!(max < 64);
+        self.fill();
+        // The count may run into bits not yet counted in `avail`; `used` then exceeds it.
+        let ones = (!self.acc).leading_zeros().min(max);
+        let used = if ones == max { max } else { ones + 1 };
+        if used > self.avail {
+            return Err(ChunkError::Truncated);
+        }
+        self.consume(used);
+        Ok(ones)
+    }
+
+    /// Reads an Exp-Golomb code of order `k` written by [`BitWriter::write_exp_golomb`].
+    #[inline(always)]
+    pub(super) fn read_exp_golomb(&mut self, k: u32) -> Result<u64, ChunkError> {
+        debug_assert!(k <= MAX_EXP_GOLOMB_ORDER);
+        self.fill();
+        // Fast path: the whole code is loaded, its zeros the high bits of one field. Zeros
+        // that run past the loaded bits make `len` exceed `avail`.
+        let zeros = self.acc.leading_zeros();
+        let len = 2 * zeros + k + 1;
+        if len <= self.avail {
+            // 1 <= len <= avail < 64: the shifts are in range.
+            let x = self.acc.wrapping_shr(64 - len);
+            self.consume(len);
+            // x has zeros + k + 1 significant bits, so x >= 2^k.
+            return Ok(x - (1u64 << k));
+        }
+        let (reader, value) = self.clone().read_exp_golomb_slow(k);
+        *self = reader;
+        value
+    }
+
+    /// A code longer than the buffer holds, or one that runs past the end of the input.
+    #[cold]
+    fn read_exp_golomb_slow(mut self, k: u32) -> (Self, Result<u64, ChunkError>) {
+        let value = (|| {
+            // Width of u + 2^k is at most 65 bits for any u64.
+            let zeros = self.read_zeros(65 - 1 - k)?;
+            let rest = zeros + k; // bits after the leading one, at most 64
+            let low = self.read_bits(rest)?;
+            let x = (1u128 << rest) | u128::from(low);
+            let u = x - (1u128 << k);
+            u64::try_from(u).map_err(|_| ChunkError::BadExpGolomb)
+        })();
+        (self, value)
     }
 
     /// Counts zero bits up to and including the first one bit; fails past `max` zeros.
     fn read_zeros(&mut self, max: u32) -> Result<u32, ChunkError> {
         let mut zeros = 0;
         loop {
+            self.fill();
             if self.avail == 0 {
-                self.refill();
-                if self.avail == 0 {
-                    return Err(ChunkError::Truncated);
-                }
+                return Err(ChunkError::Truncated);
             }
-            // Bits beyond `avail` are zero, so cap the count at what is loaded.
+            // Cap the count at what is loaded: the bits below may be unread zeros.
             let run = self.acc.leading_zeros().min(self.avail);
             zeros += run;
             if zeros > max {
                 return Err(ChunkError::BadExpGolomb);
             }
             if run < self.avail {
-                // Consume the zeros and the terminating one bit.
-                self.acc = self.acc.checked_shl(run + 1).unwrap_or(0);
-                self.avail -= run + 1;
+                // The zeros and the terminating one bit.
+                self.consume(run + 1);
                 return Ok(zeros);
             }
-            self.acc = 0;
-            self.avail = 0;
+            self.consume(run);
         }
-    }
-
-    /// Reads an Exp-Golomb code of order `k` written by [`BitWriter::write_exp_golomb`].
-    pub(super) fn read_exp_golomb(&mut self, k: u32) -> Result<u64, ChunkError> {
-        debug_assert!(k <= MAX_EXP_GOLOMB_ORDER);
-        if self.avail < 57 {
-            self.refill();
-        }
-        // Fast path: the whole code is loaded. Its zeros are the high bits of one field.
-        let zeros = self.acc.leading_zeros();
-        let len = 2 * zeros + k + 1;
-        if len <= self.avail && len < 64 {
-            let x = self.acc >> (64 - len);
-            self.acc <<= len;
-            self.avail -= len;
-            // x has len - zeros = zeros + k + 1 significant bits, so x >= 2^k.
-            return Ok(x - (1u64 << k));
-        }
-        // Width of u + 2^k is at most 65 bits for any u64.
-        let zeros = self.read_zeros(65 - 1 - k)?;
-        let rest = zeros + k; // bits after the leading one, at most 64
-        let low = self.read_bits(rest)?;
-        let x = (1u128 << rest) | u128::from(low);
-        let u = x - (1u128 << k);
-        u64::try_from(u).map_err(|_| ChunkError::BadExpGolomb)
     }
 
     /// Bits consumed so far.

@@ -153,33 +153,56 @@ pub(super) fn write(w: &mut BitWriter, residuals: &[u64], scheme: MantissaScheme
     }
 }
 
-/// Reads the values of the samples already in `out`.
+/// Sets the values of the samples in `out` (their timestamps are read already).
 pub(super) fn read(
     r: &mut BitReader<'_>,
     out: &mut [Sample],
     scale: u8,
     scheme: MantissaScheme,
 ) -> Result<(), ChunkError> {
-    let mut m = 0i64;
-    let mut prev_d = 0i64;
-    for (i, s) in out.iter_mut().enumerate() {
-        let residual = bits::unzigzag(r.read_exp_golomb(scheme.order)?);
-        let d = if scheme.delta_of_delta && i > 0 {
-            prev_d
-                .checked_add(residual)
-                .ok_or(ChunkError::MantissaOutOfRange)?
-        } else {
-            residual
-        };
-        // As in `residuals`: the first delta is from zero and starts no trend.
-        prev_d = if i == 0 { 0 } else { d };
-        m = m.checked_add(d).ok_or(ChunkError::MantissaOutOfRange)?;
-        if !MANTISSA_RANGE.contains(&m) {
-            return Err(ChunkError::MantissaOutOfRange);
+    r.in_registers(|r| read_values(r, out, scale, scheme))
+}
+
+fn read_values(
+    r: &mut BitReader<'_>,
+    out: &mut [Sample],
+    scale: u8,
+    scheme: MantissaScheme,
+) -> Result<(), ChunkError> {
+    let Some((head, rest)) = out.split_first_mut() else {
+        return Ok(());
+    };
+    let order = scheme.order;
+    // As in `value_of`, with the divisor looked up once per chunk.
+    let pow = POW10[usize::from(scale)];
+    // As in `residuals`: the first mantissa is a delta from zero and starts no trend.
+    let mut m = step(0, bits::unzigzag(r.read_exp_golomb(order)?))?;
+    head.value = m as f64 / pow;
+    if scheme.delta_of_delta {
+        let mut d = 0i64;
+        for s in rest {
+            d = d
+                .checked_add(bits::unzigzag(r.read_exp_golomb(order)?))
+                .ok_or(ChunkError::MantissaOutOfRange)?;
+            m = step(m, d)?;
+            s.value = m as f64 / pow;
         }
-        s.value = value_of(m, scale);
+    } else {
+        for s in rest {
+            m = step(m, bits::unzigzag(r.read_exp_golomb(order)?))?;
+            s.value = m as f64 / pow;
+        }
     }
     Ok(())
+}
+
+/// The next mantissa, if it stays within [`MAX_DECIMAL_MANTISSA`].
+#[inline]
+fn step(m: i64, d: i64) -> Result<i64, ChunkError> {
+    match m.checked_add(d) {
+        Some(next) if MANTISSA_RANGE.contains(&next) => Ok(next),
+        _ => Err(ChunkError::MantissaOutOfRange),
+    }
 }
 
 #[cfg(test)]

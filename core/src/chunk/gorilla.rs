@@ -75,6 +75,10 @@ pub(super) fn write(w: &mut impl BitSink, samples: &[Sample]) {
 
 /// Reads values into the `count` samples already in `out` (timestamps set, values not).
 pub(super) fn read(r: &mut BitReader<'_>, out: &mut [Sample]) -> Result<(), ChunkError> {
+    r.in_registers(|r| read_values(r, out))
+}
+
+fn read_values(r: &mut BitReader<'_>, out: &mut [Sample]) -> Result<(), ChunkError> {
     let Some((first, rest)) = out.split_first_mut() else {
         return Ok(());
     };

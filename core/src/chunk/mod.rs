@@ -47,6 +47,8 @@ mod gorilla;
 mod timestamps;
 
 #[cfg(test)]
+mod reference;
+#[cfg(test)]
 mod synth;
 
 pub use decimal::{MAX_DECIMAL_MANTISSA, MAX_DECIMAL_SCALE};
@@ -198,10 +200,56 @@ pub fn encode_with(samples: &[Sample], encoding: Encoding) -> Option<Vec<u8>> {
 
 /// Decodes a chunk.
 pub fn decode(bytes: &[u8]) -> Result<Vec<Sample>, ChunkError> {
+    let mut samples = Vec::new();
+    decode_into(bytes, &mut samples)?;
+    Ok(samples)
+}
+
+/// Decodes a chunk into `out`, replacing what it held and reusing its allocation: a reader of
+/// many chunks decodes them all into one buffer. On an error `out` is left empty.
+pub fn decode_into(bytes: &[u8], out: &mut Vec<Sample>) -> Result<(), ChunkError> {
+    out.clear();
+    let decoded = decode_body(bytes, out);
+    if decoded.is_err() {
+        out.clear();
+    }
+    decoded
+}
+
+fn decode_body(bytes: &[u8], out: &mut Vec<Sample>) -> Result<(), ChunkError> {
+    let Some(h) = parse_header(bytes)? else {
+        return Ok(());
+    };
+    // count <= MAX_SAMPLES_PER_CHUNK, so this is a bounded allocation. Filling the samples in
+    // place, column by column, needs no capacity check per sample.
+    out.resize(h.count as usize, Sample { ts: 0, value: 0.0 });
+    let mut reader = BitReader::new(h.body);
+    timestamps::read(&mut reader, h.first_ts, h.ts_scheme, out)?;
+    match h.values {
+        ValueScheme::Gorilla => gorilla::read(&mut reader, out)?,
+        ValueScheme::Decimal { scale, scheme } => {
+            decimal::read(&mut reader, out, scale, scheme)?;
+        }
+    }
+    reader.finish()
+}
+
+/// What the header of a non-empty chunk says, and its body.
+struct Header<'a> {
+    /// At least 1, at most [`MAX_SAMPLES_PER_CHUNK`], and no more than the body can hold.
+    count: u32,
+    first_ts: u64,
+    ts_scheme: TsScheme,
+    values: ValueScheme,
+    body: &'a [u8],
+}
+
+/// The header of a chunk, or `None` for an empty chunk (which is only its prefix).
+fn parse_header(bytes: &[u8]) -> Result<Option<Header<'_>>, ChunkError> {
     let (encoding, count) = prefix(bytes)?;
     if count == 0 {
         return match bytes.len() - PREFIX_LEN {
-            0 => Ok(Vec::new()),
+            0 => Ok(None),
             extra => Err(ChunkError::TrailingBytes {
                 extra: extra as u64,
             }),
@@ -229,19 +277,13 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Sample>, ChunkError> {
     if u64::from(count - 1) * MIN_BITS_PER_SAMPLE > body_bits {
         return Err(ChunkError::CountExceedsBody { count, body_bits });
     }
-    // count <= MAX_SAMPLES_PER_CHUNK, so this is a bounded allocation.
-    let count = count as usize;
-    let mut samples = Vec::with_capacity(count);
-    let mut reader = BitReader::new(body);
-    timestamps::read(&mut reader, first_ts, count, ts_scheme, &mut samples)?;
-    match values {
-        ValueScheme::Gorilla => gorilla::read(&mut reader, &mut samples)?,
-        ValueScheme::Decimal { scale, scheme } => {
-            decimal::read(&mut reader, &mut samples, scale, scheme)?;
-        }
-    }
-    reader.finish()?;
-    Ok(samples)
+    Ok(Some(Header {
+        count,
+        first_ts,
+        ts_scheme,
+        values,
+        body,
+    }))
 }
 
 /// The encoding named in a chunk's header.
@@ -395,7 +437,7 @@ mod tests {
     use proptest::prelude::*;
 
     /// Samples as (timestamp, value bits): the identity the codec promises.
-    fn bits_of(samples: &[Sample]) -> Vec<(u64, u64)> {
+    pub(super) fn bits_of(samples: &[Sample]) -> Vec<(u64, u64)> {
         samples.iter().map(|s| (s.ts, s.value.to_bits())).collect()
     }
 
@@ -635,7 +677,7 @@ mod tests {
     }
 
     /// Value bits: arbitrary patterns, IEEE specials, and decimals so Decimal gets picked too.
-    fn value_bits() -> impl Strategy<Value = u64> {
+    pub(super) fn value_bits() -> impl Strategy<Value = u64> {
         prop_oneof![
             any::<u64>(),
             prop::sample::select(vec![
@@ -664,7 +706,7 @@ mod tests {
     }
 
     /// Strictly increasing samples: gaps are summed until the next one would overflow.
-    fn series(values: impl Strategy<Value = u64>) -> impl Strategy<Value = Vec<Sample>> {
+    pub(super) fn series(values: impl Strategy<Value = u64>) -> impl Strategy<Value = Vec<Sample>> {
         (
             prop_oneof![Just(0u64), any::<u64>(), Just(1_700_000_000_000)],
             prop::collection::vec((gap(), values), 0..=2000),
@@ -689,7 +731,7 @@ mod tests {
     }
 
     /// Decimal-friendly samples: one scale per series, small steps or arbitrary jumps.
-    fn decimal_series() -> impl Strategy<Value = Vec<Sample>> {
+    pub(super) fn decimal_series() -> impl Strategy<Value = Vec<Sample>> {
         (0u8..=MAX_DECIMAL_SCALE, series(any::<u64>())).prop_flat_map(|(scale, samples)| {
             let n = samples.len();
             let limit = MAX_DECIMAL_MANTISSA;

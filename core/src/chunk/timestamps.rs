@@ -173,42 +173,54 @@ fn write_dod(w: &mut BitWriter, delta: u64, dod: i128) {
     }
 }
 
-/// Reads `count - 1` timestamps after `first` and pushes a sample (value 0.0) for each of the
-/// `count` timestamps.
+/// Sets the timestamps of `out`: `first`, then `out.len() - 1` read from `r`.
 pub(super) fn read(
     r: &mut BitReader<'_>,
     first: u64,
-    count: usize,
     scheme: TsScheme,
-    out: &mut Vec<Sample>,
+    out: &mut [Sample],
 ) -> Result<(), ChunkError> {
-    if count == 0 {
+    let Some((head, rest)) = out.split_first_mut() else {
         return Ok(());
-    }
+    };
+    head.ts = first;
+    r.in_registers(|r| read_rest(r, first, scheme, rest))
+}
+
+fn read_rest(
+    r: &mut BitReader<'_>,
+    first: u64,
+    scheme: TsScheme,
+    rest: &mut [Sample],
+) -> Result<(), ChunkError> {
     let mut ts = first;
-    out.push(Sample { ts, value: 0.0 });
-    let mut prev = 0u64;
-    for _ in 1..count {
-        let delta = match scheme {
-            TsScheme::DeltaOfDelta => read_delta_dod(r, prev)?,
-            TsScheme::Delta { order } => r
-                .read_exp_golomb(order)?
-                .checked_add(1)
-                .ok_or(ChunkError::TimestampOverflow)?,
-        };
-        ts = ts.checked_add(delta).ok_or(ChunkError::TimestampOverflow)?;
-        out.push(Sample { ts, value: 0.0 });
-        prev = delta;
+    match scheme {
+        TsScheme::Delta { order } => {
+            for s in rest {
+                let delta = r
+                    .read_exp_golomb(order)?
+                    .checked_add(1)
+                    .ok_or(ChunkError::TimestampOverflow)?;
+                ts = ts.checked_add(delta).ok_or(ChunkError::TimestampOverflow)?;
+                s.ts = ts;
+            }
+        }
+        TsScheme::DeltaOfDelta => {
+            let mut prev = 0u64;
+            for s in rest {
+                let delta = read_delta_dod(r, prev)?;
+                ts = ts.checked_add(delta).ok_or(ChunkError::TimestampOverflow)?;
+                s.ts = ts;
+                prev = delta;
+            }
+        }
     }
     Ok(())
 }
 
+#[inline]
 fn read_delta_dod(r: &mut BitReader<'_>, prev: u64) -> Result<u64, ChunkError> {
-    let mut ones = 0;
-    while ones < ESCAPE_PREFIX_BITS && r.read_bit()? {
-        ones += 1;
-    }
-    let delta = match ones {
+    let delta = match r.read_ones(ESCAPE_PREFIX_BITS)? {
         0 => i128::from(prev),
         n if n == ESCAPE_PREFIX_BITS => i128::from(r.read_bits(64)?),
         n => {
@@ -241,8 +253,8 @@ mod tests {
         write(&mut w, &s, scheme);
         let bytes = w.finish();
         let mut r = BitReader::new(&bytes);
-        let mut out = Vec::new();
-        read(&mut r, ts[0], ts.len(), scheme, &mut out).expect("own encoding decodes");
+        let mut out = samples(&vec![0; ts.len()]);
+        read(&mut r, ts[0], scheme, &mut out).expect("own encoding decodes");
         r.finish().expect("no trailing bits");
         out.iter().map(|s| s.ts).collect()
     }
@@ -303,22 +315,20 @@ mod tests {
         w.write_bits(0b10, 2);
         w.write_bits(0b1_0000, 5);
         let bytes = w.finish();
-        let mut out = Vec::new();
+        let mut out = samples(&[0, 0]);
         let err = read(
             &mut BitReader::new(&bytes),
             5,
-            2,
             TsScheme::DeltaOfDelta,
             &mut out,
         );
         assert_eq!(err, Err(ChunkError::TimestampNotIncreasing));
 
         // A zero dod after a zero previous delta repeats the timestamp.
-        let mut out = Vec::new();
+        let mut out = samples(&[0, 0]);
         let err = read(
             &mut BitReader::new(&[0]),
             5,
-            2,
             TsScheme::DeltaOfDelta,
             &mut out,
         );
@@ -329,11 +339,10 @@ mod tests {
         w.write_bits(ESCAPE_PREFIX, ESCAPE_PREFIX_BITS);
         w.write_bits(2, 64);
         let bytes = w.finish();
-        let mut out = Vec::new();
+        let mut out = samples(&[0, 0]);
         let err = read(
             &mut BitReader::new(&bytes),
             u64::MAX - 1,
-            2,
             TsScheme::DeltaOfDelta,
             &mut out,
         );

@@ -7,6 +7,7 @@
 use bytes::Bytes;
 
 use crate::UnixMillis;
+use crate::chunk::Sample;
 use crate::cmd::CommandError;
 use crate::cmd::ts::{MAddItem, SeriesOpts, TsWrite};
 use crate::db::meta::SeriesDefaults;
@@ -15,7 +16,7 @@ use crate::resp::Frame;
 use crate::store::{Space, StoreError, StoreRead};
 
 use super::TsError;
-use super::aggregate::{AggSpec, Aggregator, BucketTimestamp, aggregate, bucket_start};
+use super::aggregate::{AggSpec, Aggregation, Aggregator, BucketTimestamp, bucket_start};
 use super::index;
 use super::meta::{DupPolicy, RULE_CHAIN_DEPTH_MAX, RULES_PER_SERIES_MAX, Rule, SeriesMeta};
 use super::store::{self as samples, Upserted};
@@ -632,33 +633,39 @@ pub fn compute_buckets(
         bucket_ts: BucketTimestamp::Start,
         empty: false,
     };
-    let input = with_neighbours(r, src, lo, hi)?;
-    let rows = aggregate(input, &spec, (lo, hi), false)
-        .map_err(|e| TsError::Command(CommandError::other(e.to_string())))?;
+    let mut aggregation = Aggregation::new(&spec, (lo, hi))?;
+    each_with_neighbours(r, src, lo, hi, |run| aggregation.push_all(run))?;
+    let rows = aggregation.finish(false)?;
     Ok(rows
         .into_iter()
         .filter_map(|(ts, v)| v.first().map(|v| (ts, *v)))
         .collect())
 }
 
-/// The samples in `[lo, hi]` plus the nearest one on each side (for `twa` and `EMPTY`).
-pub fn with_neighbours(
+/// The samples in `[lo, hi]` plus the nearest one on each side (for `twa` and `EMPTY`), in
+/// time order and in runs (see [`samples::scan_runs`]), until `each` returns `false`.
+pub fn each_with_neighbours(
     r: &impl StoreRead,
     meta: &SeriesMeta,
     lo: u64,
     hi: u64,
-) -> Result<Vec<(u64, f64)>, StoreError> {
-    let mut out = Vec::new();
-    out.extend(samples::last_before(r, meta, lo)?);
-    samples::scan_samples(r, meta, lo, hi, |t, v| {
-        out.push((t, v));
-        true
+    mut each: impl FnMut(&[Sample]) -> bool,
+) -> Result<(), StoreError> {
+    if let Some((ts, value)) = samples::last_before(r, meta, lo)?
+        && !each(&[Sample { ts, value }])
+    {
+        return Ok(());
+    }
+    let mut more = true;
+    samples::scan_runs(r, meta, lo, hi, |run| {
+        more = each(run);
+        more
     })?;
-    if hi < u64::MAX {
-        samples::scan_samples(r, meta, hi + 1, u64::MAX, |t, v| {
-            out.push((t, v));
+    if more && hi < u64::MAX {
+        samples::scan_runs(r, meta, hi + 1, u64::MAX, |run| {
+            each(&run[..1]);
             false
         })?;
     }
-    Ok(out)
+    Ok(())
 }

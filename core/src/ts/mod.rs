@@ -80,5 +80,12 @@ pub enum TsError {
     Store(#[from] StoreError),
 }
 
+/// A refused aggregation is the client's request: its text is the error reply.
+impl From<aggregate::AggError> for TsError {
+    fn from(e: aggregate::AggError) -> Self {
+        Self::Command(CommandError::other(e.to_string()))
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -13,8 +13,8 @@ use crate::resp::{Frame, Protocol};
 use crate::store::{StoreError, StoreRead};
 
 use super::TsError;
-use super::aggregate::{AggSpec, Aggregator, BucketTimestamp, aggregate};
-use super::engine::{compute_buckets, load, lookup, with_neighbours};
+use super::aggregate::{AggSpec, Aggregation, Aggregator, BucketTimestamp, aggregate};
+use super::engine::{compute_buckets, each_with_neighbours, load, lookup};
 use super::groupby::{Reducer, SeriesRows, group};
 use super::index;
 use super::meta::{DupPolicy, SeriesMeta};
@@ -355,13 +355,26 @@ fn range_rows(
         q.filter_by_ts.as_ref().is_none_or(|l| l.contains(&ts))
             && q.filter_by_value.is_none_or(|(lo, hi)| v >= lo && v <= hi)
     };
+    let want = q.count.map(|c| usize::try_from(c).unwrap_or(usize::MAX));
+    if let Some(agg) = &q.aggregation
+        && !filtered
+    {
+        // Folded as the chunks decode, with the neighbours outside the range: no sample is
+        // collected.
+        let spec = agg_spec(agg, q)?;
+        let mut aggregation = Aggregation::new(&spec, (q.from, q.to))?;
+        each_with_neighbours(r, meta, q.from, q.to, |run| aggregation.push_all(run))?;
+        if let Some((ts, v)) = latest_open_bucket(r, key, meta, q)? {
+            aggregation.push(ts, v);
+        }
+        let mut rows = aggregation.finish(reverse)?;
+        rows.truncate(want.unwrap_or(usize::MAX));
+        return Ok(rows);
+    }
     let mut raw: Vec<(u64, f64)> = Vec::new();
     let mut too_many = false;
     let stop_early = q.aggregation.is_none() && !reverse;
-    let want = q.count.map(|c| usize::try_from(c).unwrap_or(usize::MAX));
-    if q.aggregation.is_some() && !filtered {
-        raw = with_neighbours(r, meta, q.from, q.to)?;
-    } else if reverse && q.aggregation.is_none() && want.is_some() {
+    if reverse && q.aggregation.is_none() && want.is_some() {
         // The newest `want` samples, read from the newest end; put back in ascending order
         // for the shared code below.
         samples::scan_samples_rev(r, meta, q.from, q.to, |ts, v| {
@@ -391,11 +404,7 @@ fn range_rows(
             "the range holds more than {RANGE_SAMPLES_MAX} samples: use COUNT or AGGREGATION"
         )));
     }
-    if q.latest
-        && let Some((ts, v)) = open_bucket(r, key, meta)?
-        && meta.last.is_none_or(|(l, _)| ts > l)
-        && ts >= q.from
-        && ts <= q.to
+    if let Some((ts, v)) = latest_open_bucket(r, key, meta, q)?
         && keep(ts, v)
     {
         raw.push((ts, v));
@@ -408,16 +417,27 @@ fn range_rows(
             }
             rows
         }
-        Some(agg) => {
-            let spec = agg_spec(agg, q)?;
-            aggregate(raw, &spec, (q.from, q.to), reverse)
-                .map_err(|e| TsError::Command(CommandError::other(e.to_string())))?
-        }
+        Some(agg) => aggregate(raw, &agg_spec(agg, q)?, (q.from, q.to), reverse)?,
     };
     if let Some(w) = want {
         rows.truncate(w);
     }
     Ok(rows)
+}
+
+/// With `LATEST` on a compaction destination: the source's open bucket, when it is newer than
+/// what the destination holds and inside the query's range.
+fn latest_open_bucket(
+    r: &impl StoreRead,
+    key: &[u8],
+    meta: &SeriesMeta,
+    q: &RangeQuery,
+) -> Result<Option<(u64, f64)>, TsError> {
+    if !q.latest {
+        return Ok(None);
+    }
+    Ok(open_bucket(r, key, meta)?
+        .filter(|&(ts, _)| meta.last.is_none_or(|(l, _)| ts > l) && ts >= q.from && ts <= q.to))
 }
 
 fn agg_spec(agg: &AggQuery, q: &RangeQuery) -> Result<AggSpec, TsError> {

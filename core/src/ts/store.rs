@@ -39,10 +39,18 @@ fn corrupt(detail: impl Into<String>) -> StoreError {
 
 /// A decoded sealed-chunk record.
 fn decode_chunk(value: &[u8]) -> Result<Vec<Sample>, StoreError> {
+    let mut samples = Vec::new();
+    decode_chunk_into(value, &mut samples)?;
+    Ok(samples)
+}
+
+/// A sealed-chunk record decoded into `out`, replacing what it held: a scan decodes all its
+/// chunks into one buffer.
+fn decode_chunk_into(value: &[u8], out: &mut Vec<Sample>) -> Result<(), StoreError> {
     let body = value
         .get(CHUNK_HEADER..)
         .ok_or_else(|| corrupt("truncated chunk record"))?;
-    chunk::decode(body).map_err(|e| corrupt(e.to_string()))
+    chunk::decode_into(body, out).map_err(|e| corrupt(e.to_string()))
 }
 
 fn chunk_end(value: &[u8]) -> Result<u64, StoreError> {
@@ -627,21 +635,37 @@ pub fn scan_samples(
     to: u64,
     mut each: impl FnMut(u64, f64) -> bool,
 ) -> Result<(), StoreError> {
+    scan_runs(r, meta, from, to, |run| {
+        run.iter().all(|s| each(s.ts, s.value))
+    })
+}
+
+/// [`scan_samples`] a run at a time: the part of each sealed chunk or head run in the range,
+/// never empty, so a caller can fold a chunk's samples in one loop. `each` returns `false` to
+/// stop.
+pub fn scan_runs(
+    r: &impl StoreRead,
+    meta: &SeriesMeta,
+    from: u64,
+    to: u64,
+    mut each: impl FnMut(&[Sample]) -> bool,
+) -> Result<(), StoreError> {
     let from = from.max(meta.retention_cutoff().unwrap_or(0));
     if from > to {
         return Ok(());
     }
     let id = meta.id;
     let (start, sealed_hi) = sealed_range(r, id, from, to)?;
+    let mut decoded = Vec::new();
     for kv in r.scan(Space::Chunks, &start, Some(&sealed_hi), false) {
         let (_, v) = kv?;
         if chunk_end(&v)? < from {
             continue;
         }
-        for s in decode_chunk(&v)? {
-            if s.ts >= from && s.ts <= to && !each(s.ts, s.value) {
-                return Ok(());
-            }
+        decode_chunk_into(&v, &mut decoded)?;
+        let part = within(&decoded, from, to);
+        if !part.is_empty() && !each(part) {
+            return Ok(());
         }
     }
     let hi = if to == u64::MAX {
@@ -651,16 +675,24 @@ pub fn scan_samples(
     };
     for kv in r.scan(Space::Chunks, &head_start(meta), Some(&hi), false) {
         let (k, v) = kv?;
-        for s in decode_run(&k, &v)? {
-            if s.ts > to {
-                return Ok(());
-            }
-            if s.ts >= from && !each(s.ts, s.value) {
-                return Ok(());
-            }
+        let run = decode_run(&k, &v)?;
+        let part = within(&run, from, to);
+        if !part.is_empty() && !each(part) {
+            return Ok(());
+        }
+        if run.last().is_some_and(|s| s.ts > to) {
+            // Every later run is past `to` too.
+            return Ok(());
         }
     }
     Ok(())
+}
+
+/// The samples of a chunk or run (strictly increasing timestamps) with `from <= ts <= to`.
+fn within(samples: &[Sample], from: u64, to: u64) -> &[Sample] {
+    let lo = samples.partition_point(|s| s.ts < from);
+    let hi = samples.partition_point(|s| s.ts <= to).max(lo);
+    &samples[lo..hi]
 }
 
 /// The samples with `from <= ts <= to` that retention keeps visible, newest first: the head
@@ -696,13 +728,15 @@ pub fn scan_samples_rev(
         }
     }
     let (start, sealed_hi) = sealed_range(r, id, from, to)?;
+    let mut decoded = Vec::new();
     for kv in r.scan(Space::Chunks, &start, Some(&sealed_hi), true) {
         let (_, v) = kv?;
         if chunk_end(&v)? < from {
             // Chunks do not overlap: every earlier one ends before `from` too.
             break;
         }
-        for s in decode_chunk(&v)?.into_iter().rev() {
+        decode_chunk_into(&v, &mut decoded)?;
+        for s in decoded.iter().rev() {
             if s.ts >= from && s.ts <= to && !each(s.ts, s.value) {
                 return Ok(());
             }

@@ -1060,3 +1060,100 @@ fn uncompressed_series_report_their_raw_size() {
     let raw = memory(&mut h, "u") - memory(&mut h, "c");
     assert!(raw > 1000 * 8, "{raw}");
 }
+
+/// `(timestamp, value bits per aggregator)` of an aggregated range reply (RESP3).
+fn agg_rows(reply: &Frame) -> Vec<(i64, Vec<u64>)> {
+    let Frame::Array(rows) = reply else {
+        panic!("not rows: {reply:?}")
+    };
+    rows.iter()
+        .map(|row| match row {
+            Frame::Array(cells) => match cells.split_first() {
+                Some((Frame::Integer(ts), values)) => (
+                    *ts,
+                    values
+                        .iter()
+                        .map(|v| match v {
+                            Frame::Double(v) => v.to_bits(),
+                            other => panic!("not a double: {other:?}"),
+                        })
+                        .collect(),
+                ),
+                _ => panic!("not a row: {row:?}"),
+            },
+            _ => panic!("not a row: {row:?}"),
+        })
+        .collect()
+}
+
+proptest! {
+    /// An aggregated range folds samples as the store's chunks decode (`Aggregation`), with its
+    /// neighbours read from the store; whatever the chunk size (sealed chunks of either
+    /// encoding plus head runs), it equals `aggregate` over all the series' samples in memory.
+    #[test]
+    fn streamed_aggregation_matches_aggregate_over_all_samples(
+        points in prop::collection::vec((1u64..400, -3i64..=3), 1..1500),
+        decimal in any::<bool>(),
+        chunk_size in prop::sample::select(vec![64u64, 256, 4096]),
+        (lo, hi) in (-500i64..3000, 0i64..3000),
+        aggs in prop::collection::vec(prop::sample::select(super::aggregate::Aggregator::ALL.to_vec()), 1..4),
+        bucket in prop_oneof![1u64..50, 50u64..5000],
+        align in prop::option::of(0u64..10_000),
+        empty in any::<bool>(),
+        reverse in any::<bool>(),
+        count in prop::option::of(1u64..20),
+    ) {
+        use super::aggregate::{AggSpec, BucketTimestamp, aggregate};
+        let mut h = Harness::new();
+        h.run(&format!("TS.CREATE k CHUNK_SIZE {chunk_size}"));
+        let (mut ts, mut cents) = (1_000_000u64, 10_000i64);
+        let mut samples = Vec::with_capacity(points.len());
+        for (gap, step) in points {
+            ts += gap;
+            cents += step;
+            let value = if decimal { cents as f64 / 100.0 } else { cents as f64 * 0.37 };
+            samples.push((ts, value));
+        }
+        for batch in samples.chunks(100) {
+            let mut line = "TS.MADD".to_string();
+            for (t, v) in batch {
+                line.push_str(&format!(" k {t} {v}"));
+            }
+            h.run(&line);
+        }
+        h.check("k");
+        // The range starts before, inside or after the samples and covers some or all of them.
+        let first = samples[0].0;
+        let from = first.saturating_add_signed(lo * 100);
+        let to = from + u64::try_from(hi).unwrap() * 100;
+        let names: Vec<&str> = aggs.iter().map(|a| a.name()).collect();
+        let mut line = format!(
+            "TS.{} k {from} {to}",
+            if reverse { "REVRANGE" } else { "RANGE" }
+        );
+        if let Some(n) = count {
+            line.push_str(&format!(" COUNT {n}"));
+        }
+        if let Some(a) = align {
+            line.push_str(&format!(" ALIGN {a}"));
+        }
+        line.push_str(&format!(" AGGREGATION {} {bucket}", names.join(",")));
+        if empty {
+            line.push_str(" EMPTY");
+        }
+        let spec = AggSpec {
+            aggregators: aggs,
+            bucket_ms: bucket,
+            align: align.unwrap_or(0),
+            bucket_ts: BucketTimestamp::Start,
+            empty,
+        };
+        let mut want = aggregate(samples.iter().copied(), &spec, (from, to), reverse).unwrap();
+        want.truncate(count.map_or(usize::MAX, |n| usize::try_from(n).unwrap()));
+        let want: Vec<(i64, Vec<u64>)> = want
+            .into_iter()
+            .map(|(t, vs)| (i64::try_from(t).unwrap(), vs.iter().map(|v| v.to_bits()).collect()))
+            .collect();
+        prop_assert_eq!(agg_rows(&h.run(&line)), want, "{}", line);
+    }
+}
