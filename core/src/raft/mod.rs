@@ -220,6 +220,11 @@ pub struct RaftConfig {
     /// (a few large entries, e.g. 4 MiB BATCH_FLUSHes, must not pin gigabytes of log).
     /// Default 64 MiB. Zero disables this trigger.
     pub log_compaction_bytes: u64,
+    /// Compact the log behind each new durable checkpoint at once, keeping only what a
+    /// follower in contact still needs, instead of waiting for the thresholds above (which
+    /// still bound what is kept for a lagging one). Default true: the log behind a checkpoint
+    /// is dead weight on disk (in a RocksDB store, WAL and SST bytes until compacted).
+    pub log_compaction_eager: bool,
     /// Run a PreVote round before incrementing the term. Default true: a node returning from a
     /// partition cannot force an election.
     pub pre_vote: bool,
@@ -245,6 +250,7 @@ impl RaftConfig {
             snapshot_chunk_bytes: 1 << 20,
             log_compaction_threshold: 65_536,
             log_compaction_bytes: 64 << 20,
+            log_compaction_eager: true,
             pre_vote: true,
             check_quorum: true,
             #[cfg(feature = "planted-bugs")]
