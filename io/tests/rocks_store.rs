@@ -52,24 +52,43 @@ fn wal_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
+/// `n` bytes that zstd cannot shrink (the WAL is compressed): an xorshift stream.
+fn incompressible(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Bytes of the SST files in a database directory.
+fn sst_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "sst"))
+        .map(|e| e.metadata().unwrap().len())
+        .sum()
+}
+
 #[test]
 fn close_flushes_so_no_wal_is_left_to_replay() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = open(dir.path());
-    let value = vec![7u8; 1000];
     for i in 0..1000u32 {
         let mut b = WriteBatch::new();
-        b.put(Space::Log, i.to_be_bytes().to_vec(), value.clone());
+        b.put(
+            Space::Log,
+            i.to_be_bytes().to_vec(),
+            incompressible(1000, i.into()),
+        );
         b.put(Space::Chunks, i.to_be_bytes().to_vec(), b"c".to_vec());
         s.write(b).unwrap();
     }
-    let mut b = WriteBatch::new();
-    b.delete_range(
-        Space::Log,
-        0u32.to_be_bytes().to_vec(),
-        1000u32.to_be_bytes().to_vec(),
-    );
-    s.write(b).unwrap();
     s.sync().unwrap();
     assert!(
         wal_bytes(dir.path()) > 1_000_000,
@@ -85,6 +104,46 @@ fn close_flushes_so_no_wal_is_left_to_replay() {
     assert_eq!(
         s.get(Space::Chunks, &999u32.to_be_bytes()).unwrap(),
         Some(b"c".to_vec())
+    );
+    assert_eq!(keys(&s, Space::Log, b"", None, false).len(), 1000);
+}
+
+#[test]
+fn a_log_compaction_flushes_so_dead_entries_reach_no_sst_and_the_wal_goes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open(dir.path());
+    for i in 0..1000u32 {
+        let mut b = WriteBatch::new();
+        b.put(
+            Space::Log,
+            i.to_be_bytes().to_vec(),
+            incompressible(1000, i.into()),
+        );
+        s.write(b).unwrap();
+    }
+    s.sync().unwrap();
+    assert!(wal_bytes(dir.path()) > 1_000_000, "the entries are in the WAL");
+    let mut b = WriteBatch::new();
+    b.delete_range(
+        Space::Log,
+        0u32.to_be_bytes().to_vec(),
+        1000u32.to_be_bytes().to_vec(),
+    );
+    s.write(b).unwrap();
+    // The flush runs in the background: wait for its WAL files to go (bounded).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while wal_bytes(dir.path()) > 100_000 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        wal_bytes(dir.path()) < 100_000,
+        "WAL left after a log compaction: {} bytes",
+        wal_bytes(dir.path())
+    );
+    assert!(
+        sst_bytes(dir.path()) < 100_000,
+        "the deleted entries were flushed into SSTs: {} bytes",
+        sst_bytes(dir.path())
     );
     assert_eq!(
         keys(&s, Space::Log, b"", None, false),
