@@ -213,8 +213,8 @@ pub struct RaftConfig {
     pub max_bytes_per_append: u64,
     /// Bytes of state per InstallSnapshot chunk. Default 1 MiB.
     pub snapshot_chunk_bytes: u64,
-    /// Compact the log once this many entries sit behind the durable applied index. Default
-    /// 10 000. Zero disables compaction.
+    /// Compact the log once this many entries sit behind the durable applied index, whatever
+    /// followers need (see `log_compaction_eager`). Default 65 536. Zero disables this trigger.
     pub log_compaction_threshold: u64,
     /// Also compact once this many bytes of entries were appended since the last compaction
     /// (a few large entries, e.g. 4 MiB BATCH_FLUSHes, must not pin gigabytes of log).
