@@ -122,7 +122,10 @@ fn a_log_compaction_flushes_so_dead_entries_reach_no_sst_and_the_wal_goes() {
         s.write(b).unwrap();
     }
     s.sync().unwrap();
-    assert!(wal_bytes(dir.path()) > 1_000_000, "the entries are in the WAL");
+    assert!(
+        wal_bytes(dir.path()) > 1_000_000,
+        "the entries are in the WAL"
+    );
     let mut b = WriteBatch::new();
     b.delete_range(
         Space::Log,
