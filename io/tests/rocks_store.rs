@@ -42,39 +42,55 @@ fn v(items: &[&[u8]]) -> Vec<Vec<u8>> {
     items.iter().map(|k| k.to_vec()).collect()
 }
 
-/// Bytes of the WAL files (`*.log`) in a database directory.
-fn wal_bytes(dir: &Path) -> u64 {
+/// Bytes of the files named `*.{ext}` in a database directory.
+fn bytes_of(dir: &Path, ext: &str) -> u64 {
     std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap())
-        .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+        .filter(|e| e.path().extension().is_some_and(|x| x == ext))
         .map(|e| e.metadata().unwrap().len())
         .sum()
+}
+
+/// Bytes of the WAL files (`*.log`) in a database directory.
+fn wal_bytes(dir: &Path) -> u64 {
+    bytes_of(dir, "log")
+}
+
+/// `n` bytes that zstd cannot shrink (the WAL is compressed): an xorshift stream.
+fn incompressible(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Writes and syncs 1,000 log entries of 1,000 incompressible bytes, keys 0..1000 (`u32` big
+/// endian), each batch with what `also` adds under the same key; asserts they are in the WAL.
+fn write_synced_log(s: &mut RocksStore, dir: &Path, also: impl Fn(&mut WriteBatch, Vec<u8>)) {
+    for i in 0..1000u32 {
+        let mut b = WriteBatch::new();
+        let key = i.to_be_bytes().to_vec();
+        b.put(Space::Log, key.clone(), incompressible(1000, i.into()));
+        also(&mut b, key);
+        s.write(b).unwrap();
+    }
+    s.sync().unwrap();
+    assert!(wal_bytes(dir) > 1_000_000, "the writes are in the WAL");
 }
 
 #[test]
 fn close_flushes_so_no_wal_is_left_to_replay() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = open(dir.path());
-    let value = vec![7u8; 1000];
-    for i in 0..1000u32 {
-        let mut b = WriteBatch::new();
-        b.put(Space::Log, i.to_be_bytes().to_vec(), value.clone());
-        b.put(Space::Chunks, i.to_be_bytes().to_vec(), b"c".to_vec());
-        s.write(b).unwrap();
-    }
-    let mut b = WriteBatch::new();
-    b.delete_range(
-        Space::Log,
-        0u32.to_be_bytes().to_vec(),
-        1000u32.to_be_bytes().to_vec(),
-    );
-    s.write(b).unwrap();
-    s.sync().unwrap();
-    assert!(
-        wal_bytes(dir.path()) > 1_000_000,
-        "the writes are in the WAL"
-    );
+    write_synced_log(&mut s, dir.path(), |b, key| {
+        b.put(Space::Chunks, key, b"c".to_vec());
+    });
     s.close().unwrap();
     assert!(
         wal_bytes(dir.path()) < 10_000,
@@ -85,6 +101,36 @@ fn close_flushes_so_no_wal_is_left_to_replay() {
     assert_eq!(
         s.get(Space::Chunks, &999u32.to_be_bytes()).unwrap(),
         Some(b"c".to_vec())
+    );
+    assert_eq!(keys(&s, Space::Log, b"", None, false).len(), 1000);
+}
+
+#[test]
+fn a_log_compaction_flushes_so_dead_entries_reach_no_sst_and_the_wal_goes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open(dir.path());
+    write_synced_log(&mut s, dir.path(), |_, _| {});
+    let mut b = WriteBatch::new();
+    b.delete_range(
+        Space::Log,
+        0u32.to_be_bytes().to_vec(),
+        1000u32.to_be_bytes().to_vec(),
+    );
+    s.write(b).unwrap();
+    // The flush runs in the background: wait for its WAL files to go (bounded).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while wal_bytes(dir.path()) > 100_000 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        wal_bytes(dir.path()) < 100_000,
+        "WAL left after a log compaction: {} bytes",
+        wal_bytes(dir.path())
+    );
+    assert!(
+        bytes_of(dir.path(), "sst") < 100_000,
+        "the deleted entries were flushed into SSTs: {} bytes",
+        bytes_of(dir.path(), "sst")
     );
     assert_eq!(
         keys(&s, Space::Log, b"", None, false),

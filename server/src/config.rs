@@ -96,10 +96,11 @@ pub(crate) struct Flags {
     /// the node does not vote until the leader adds it (CLUSTER ADDNODE on the leader).
     #[arg(long)]
     pub(crate) cluster_join: bool,
-    /// Compact the Raft log (behind the applied checkpoint) once this many entries were
-    /// appended since the last compaction; a follower behind the compacted log then catches up
-    /// from a snapshot. Small values make snapshots install often (the fault suite uses them);
-    /// 0 disables compaction by entry count [default: 65536].
+    /// Keep at most this many Raft log entries behind the durable checkpoint for a lagging
+    /// follower (the log behind it goes at once when every follower in contact has it); a
+    /// follower behind the compacted log catches up from a snapshot. Small values make
+    /// snapshots install often (the fault suite uses them); 0 disables this bound by entry
+    /// count [default: 65536].
     #[arg(long, value_name = "N")]
     pub(crate) raft_compaction_entries: Option<u64>,
 }

@@ -136,16 +136,17 @@ pub struct ClusterConfig {
     /// Shared secret that authenticates cluster messages (HMAC-SHA256); `None`: unauthenticated
     /// (the cluster port must then be reachable only by the members).
     pub secret: Option<Vec<u8>>,
-    /// Compact the Raft log once this many applied entries pile up behind it (default:
-    /// [`raft::RaftConfig`]'s 10,000). Small values make a lagging follower need a snapshot
-    /// after a few writes: the simulator and the fault suite use them so snapshots install
-    /// often, while requests and appends are in flight.
+    /// The most Raft log entries kept behind the durable checkpoint for a lagging follower
+    /// (default: [`raft::RaftConfig`]'s 65,536; the log behind a checkpoint goes at once when
+    /// every follower in contact has it). Small values make a lagging follower need a
+    /// snapshot after a few writes: the simulator and the fault suite use them so snapshots
+    /// install often, while requests and appends are in flight.
     pub compaction_entries: Option<u64>,
     /// Bytes per InstallSnapshot chunk (default 1 MiB); small values make a snapshot take
     /// several chunks, so faults land in the middle of a transfer.
     pub snapshot_chunk_bytes: Option<u64>,
     /// Write the applied state to the store (a checkpoint, see [`crate::writeback`]) after
-    /// this many applied entries (default: 4,096, or half the compaction threshold when that
+    /// this many applied entries (default: 32,768, or half the compaction threshold when that
     /// is lower, since the log is compacted only behind a checkpoint).
     pub checkpoint_entries: Option<u64>,
     /// Bugs to plant in this node's Raft, so the simulator can prove its checkers fail.

@@ -213,13 +213,18 @@ pub struct RaftConfig {
     pub max_bytes_per_append: u64,
     /// Bytes of state per InstallSnapshot chunk. Default 1 MiB.
     pub snapshot_chunk_bytes: u64,
-    /// Compact the log once this many entries sit behind the durable applied index. Default
-    /// 10 000. Zero disables compaction.
+    /// Compact the log once this many entries sit behind the durable applied index, whatever
+    /// followers need (see `log_compaction_eager`). Default 65 536. Zero disables this trigger.
     pub log_compaction_threshold: u64,
     /// Also compact once this many bytes of entries were appended since the last compaction
     /// (a few large entries, e.g. 4 MiB BATCH_FLUSHes, must not pin gigabytes of log).
     /// Default 64 MiB. Zero disables this trigger.
     pub log_compaction_bytes: u64,
+    /// Compact the log behind each new durable checkpoint at once, keeping only what a
+    /// follower in contact still needs, instead of waiting for the thresholds above (which
+    /// still bound what is kept for a lagging one). Default true: the log behind a checkpoint
+    /// is dead weight on disk (in a RocksDB store, WAL and SST bytes until compacted).
+    pub log_compaction_eager: bool,
     /// Run a PreVote round before incrementing the term. Default true: a node returning from a
     /// partition cannot force an election.
     pub pre_vote: bool,
@@ -245,6 +250,7 @@ impl RaftConfig {
             snapshot_chunk_bytes: 1 << 20,
             log_compaction_threshold: 65_536,
             log_compaction_bytes: 64 << 20,
+            log_compaction_eager: true,
             pre_vote: true,
             check_quorum: true,
             #[cfg(feature = "planted-bugs")]

@@ -181,6 +181,8 @@ pub struct Raft {
     syncs: u64,
     /// Approximate bytes of entries appended since the last compaction.
     bytes_since_compaction: u64,
+    /// The durable applied index eager compaction last looked at ([`Raft::maybe_compact`]).
+    eager_checked: LogIndex,
     /// The newest entries, in memory: applying and replicating them needs no store read and
     /// decode. A contiguous run ending at `last_index`, bounded by [`ENTRY_CACHE_BYTES`].
     cache: VecDeque<Entry>,
@@ -263,6 +265,7 @@ impl Raft {
             durable_applied: applied,
             syncs: 0,
             bytes_since_compaction: 0,
+            eager_checked: applied,
             cache: VecDeque::new(),
             cache_bytes: 0,
             cfg: config,
@@ -517,7 +520,10 @@ impl Raft {
         Ok(())
     }
 
-    /// Drops log entries behind the durable applied index once enough have piled up.
+    /// Drops log entries behind the durable applied index: as soon as a new durable
+    /// checkpoint makes them redundant, except those a follower in contact still needs, and
+    /// all of them once enough have piled up whatever followers need (the thresholds bound
+    /// the log kept for a lagging follower, which then catches up from a snapshot).
     fn maybe_compact(&mut self, store: &mut impl Store) -> R {
         let threshold = self.cfg.log_compaction_threshold;
         let target = self.durable_applied.min(self.applied);
@@ -525,10 +531,43 @@ impl Raft {
         let by_bytes = self.cfg.log_compaction_bytes > 0
             && self.bytes_since_compaction >= self.cfg.log_compaction_bytes
             && target > self.base.index;
-        if !by_count && !by_bytes {
+        if by_count || by_bytes {
+            return self.compact_to(store, target);
+        }
+        // Once per durable checkpoint: a follower that held compaction back is looked at again
+        // at the next one (so a slow follower does not make every round a compaction).
+        if !self.cfg.log_compaction_eager || target <= self.eager_checked {
+            return Ok(());
+        }
+        self.eager_checked = target;
+        let target = target.min(self.followers_need());
+        if target <= self.base.index {
             return Ok(());
         }
         self.compact_to(store, target)
+    }
+
+    /// The last log index every follower the leader is in contact with has, so that it can go
+    /// on from the log rather than from a snapshot (the largest index when none needs any: not
+    /// the leader, or no follower heard from within an election timeout). A follower being
+    /// sent a snapshot needs the entries after the snapshot's index.
+    fn followers_need(&self) -> LogIndex {
+        if self.role != Role::Leader {
+            return LogIndex(u64::MAX);
+        }
+        let recent = Duration::from_millis(self.cfg.election_timeout_ms_max);
+        let in_contact = |id: &NodeId| {
+            self.contacts
+                .get(id)
+                .and_then(|c| c.last_heard)
+                .is_some_and(|t| self.now.saturating_since(t) < recent)
+        };
+        self.progress
+            .iter()
+            .filter(|(id, _)| **id != self.cfg.id && in_contact(id))
+            .map(|(_, p)| p.snap.as_ref().map_or(p.matched, |s| s.meta.index))
+            .min()
+            .unwrap_or(LogIndex(u64::MAX))
     }
 
     /// Compacts the log up to the applied index the store holds, whatever the thresholds:

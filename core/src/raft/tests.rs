@@ -36,6 +36,7 @@ fn config(id: u64, voters: &BTreeSet<NodeId>, compact: bool) -> RaftConfig {
     } else {
         c.log_compaction_threshold = 0;
         c.log_compaction_bytes = 0;
+        c.log_compaction_eager = false;
     }
     c
 }
@@ -789,4 +790,58 @@ fn a_few_large_entries_trigger_compaction_by_bytes() {
         "320 KiB appended, compaction every 64 KiB: {status:?}"
     );
     assert!(status.snapshot_index <= status.applied);
+}
+
+#[test]
+fn eager_compaction_keeps_what_a_follower_in_contact_needs() {
+    let mut c = Cluster::new(3);
+    for (id, node) in &mut c.nodes {
+        // Thresholds off: only eager compaction behind each durable applied index runs.
+        let mut cfg = config(id.0, &c.voters, false);
+        cfg.log_compaction_eager = true;
+        node.raft = Raft::new(cfg, &node.store, id.0, Instant::ZERO).unwrap();
+    }
+    let leader = c.elect();
+    for i in 0..10u8 {
+        c.propose(leader, &[i]);
+    }
+    c.run_ms(300);
+    let status = c.nodes[&leader].raft.status();
+    assert!(
+        status.snapshot_index.0 >= 9,
+        "every follower has the entries, so the log behind the applied index went: {status:?}"
+    );
+    let slow = *c.nodes.keys().find(|id| **id != leader).unwrap();
+    let slow_has = c.nodes[&slow].raft.status().last_index;
+    c.isolate(slow);
+    for i in 10..20u8 {
+        c.propose(leader, &[i]);
+    }
+    let status = c.nodes[&leader].raft.status();
+    assert!(
+        status.applied.0 >= slow_has.0 + 10,
+        "the others commit: {status:?}"
+    );
+    assert!(
+        status.snapshot_index <= slow_has,
+        "heard from within an election timeout, {slow:?} still needs the entries after {}: \
+         {status:?}",
+        slow_has.0
+    );
+    // Out of contact for longer than an election timeout: the next durable applied index
+    // compacts past it, and it catches up from a snapshot.
+    c.run_ms(2500);
+    c.propose(leader, b"late");
+    let status = c.nodes[&leader].raft.status();
+    assert!(
+        status.snapshot_index > slow_has,
+        "compacted past the silent follower: {status:?}"
+    );
+    c.heal();
+    c.run_ms(3000);
+    assert_eq!(c.nodes[&slow].snapshots.len(), 1, "one snapshot installed");
+    assert_eq!(
+        c.nodes[&slow].raft.commit_index(),
+        c.nodes[&leader].raft.commit_index()
+    );
 }
