@@ -365,6 +365,12 @@ impl Sim {
         c.max_entries_per_append = self.limits.0;
         c.max_inflight_appends = self.limits.1;
         c.log_compaction_threshold = self.limits.2;
+        // A quarter of the runs never compact (threshold 0, and no compaction behind each
+        // durable apply either), as production would with both triggers off: long logs keep
+        // old-term entries around for elections to fight over (Figure 8 of the Raft paper,
+        // which the planted `commit-old-term` bug needs). The rest compact eagerly, as
+        // production does by default.
+        c.log_compaction_eager = self.limits.2 != 0;
         c.snapshot_chunk_bytes = 16;
         c.bugs = Bug::planted(self.cfg.bug);
         c
