@@ -136,15 +136,20 @@ fn bad_input_gets_redis_errors_and_other_clients_are_unaffected() {
 fn max_connections_and_graceful_shutdown() {
     let mut server = Server::start(&["--max-connections", "2"]);
     // The start-up probe's connection is closed, but the server may not have counted it gone
-    // yet; with at most two slots, `a` fits either way. Wait until `a` is the only client
-    // before taking the second slot.
+    // yet, nor even seen it arrive (each accepted connection announces itself from its own
+    // task, so the probe may register after `a`); with at most two slots, `a` fits either way.
+    // Wait until the server has seen both connections and `a` is the only client left before
+    // taking the second slot.
     let mut a = server.client();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
-        let Frame::Bulk(info) = a.call(&["INFO", "clients"]) else {
-            panic!("INFO clients answers a bulk string")
+        let Frame::Bulk(info) = a.call(&["INFO", "all"]) else {
+            panic!("INFO answers a bulk string")
         };
-        if String::from_utf8_lossy(&info).contains("connected_clients:1\r\n") {
+        let info = String::from_utf8_lossy(&info);
+        if info.contains("connected_clients:1\r\n")
+            && info.contains("total_connections_received:2\r\n")
+        {
             break;
         }
         assert!(
