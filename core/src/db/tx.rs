@@ -387,16 +387,8 @@ impl Changes {
         Some((key, value))
     }
 
-    /// Changes in place the value of a key written here and still held; `false`, calling
-    /// nothing, when there is no such value.
-    pub fn edit(&mut self, space: Space, key: &[u8], change: impl FnOnce(&mut Vec<u8>)) -> bool {
-        self.edit_if(space, key, |v| {
-            change(v);
-            true
-        })
-    }
-
-    /// [`Changes::edit`] where `change` may decline: it returns whether it changed the value.
+    /// Lets `change` edit in place the value of a key written here and still held; it returns
+    /// whether it changed the value. `false`, calling nothing, when there is no such value.
     pub fn edit_if(
         &mut self,
         space: Space,
