@@ -155,7 +155,9 @@ pub enum Decoded {
 }
 
 impl Decoded {
-    /// The bytes this entry is logged as.
+    /// The bytes this entry is logged as (the node's tests check kept proposals against
+    /// them; production encodes each kind where it builds it).
+    #[cfg(test)]
     pub fn encode(&self) -> Vec<u8> {
         match self {
             Self::Writes(e) => e.encode(),
