@@ -40,6 +40,11 @@ impl Space {
         Self::Meta,
     ];
 
+    /// The position of this space in [`Space::ALL`].
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
     /// The column family name on disk. Never change one: it is part of the on-disk format.
     pub const fn name(self) -> &'static str {
         match self {

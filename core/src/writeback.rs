@@ -91,6 +91,18 @@ impl<S: Store> WriteBack<S> {
         })
     }
 
+    /// Hashes the keys held with `seed` (drawn by the node at start, so clients cannot pick
+    /// keys that collide); [`Changes::new`]'s fixed seed until then.
+    #[must_use]
+    pub fn with_hash_seed(mut self, seed: u64) -> Self {
+        assert!(
+            self.changes.is_empty(),
+            "the seed is set before anything is held"
+        );
+        self.changes = Changes::with_seed(seed);
+        self
+    }
+
     pub fn inner(&self) -> &S {
         &self.inner
     }
@@ -172,7 +184,8 @@ impl<S: Store> WriteBack<S> {
         let Some(applied) = self.applied else {
             return Ok(());
         };
-        let mut batch = std::mem::take(&mut self.changes).into_batch();
+        let empty = self.changes.empty_like();
+        let mut batch = std::mem::replace(&mut self.changes, empty).into_batch();
         raft::record_applied(&mut batch, applied);
         self.inner.write(batch)?;
         self.applied = None;
@@ -224,7 +237,7 @@ impl<S: Store> Store for WriteBack<S> {
                 self.applied().0,
                 stored.0
             );
-            self.changes = Changes::new();
+            self.changes = self.changes.empty_like();
             self.round_open = false;
             self.applied = None;
             self.stored = stored;

@@ -11,11 +11,11 @@
 //! encoded when something reads its bytes or a batch writes it.
 
 use std::any::Any;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::iter::Peekable;
 use std::ops::{Bound, Deref, DerefMut};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use crate::store::{KeyValue, ScanIter, Space, StoreError, StoreRead, WriteBatch};
 
@@ -158,30 +158,104 @@ fn newest_range(ranges: &[RangeDelete], space: Space, key: &[u8]) -> Option<u64>
         .max()
 }
 
+/// The held changes of one space, by key. `clippy.toml` keeps `HashMap` out of the core for its
+/// per-process iteration order; this one is seeded by the node ([`Changes::with_seed`]) and
+/// never iterated: every ordered walk goes through [`Held::order`].
+#[allow(clippy::disallowed_types)]
+type KeyMap = std::collections::HashMap<Arc<[u8]>, Pending, foldhash::fast::FixedState>;
+
+/// The changes held to one space: each key's newest change found by one hash lookup (what
+/// every sample of a write does to its series record, head run and WATCH version), and the
+/// keys in order for ranges, scans and batches.
+#[derive(Clone, Debug, Default)]
+struct Held {
+    /// The newest change to each key.
+    values: KeyMap,
+    /// Every key of `values`, in order (the same allocations).
+    order: BTreeSet<Arc<[u8]>>,
+}
+
+impl Held {
+    fn with_seed(seed: u64) -> Self {
+        Self {
+            values: KeyMap::with_hasher(foldhash::fast::FixedState::with_seed(seed)),
+            order: BTreeSet::new(),
+        }
+    }
+
+    /// The greatest key in `[start, end)` held (written or deleted).
+    fn last_in(&self, start: &[u8], end: &[u8]) -> Option<&Arc<[u8]>> {
+        self.order
+            .range::<[u8], _>((Bound::Included(start), Bound::Excluded(end)))
+            .next_back()
+    }
+
+    fn pending(&self, key: &[u8]) -> &Pending {
+        self.values.get(key).expect("every ordered key is held")
+    }
+}
+
 /// Changes to a store that are not in it yet: each key's newest value (or deletion) and the
 /// range deletions, in order. A [`Tx`] holds those of one transaction; the node's
 /// [`crate::writeback::WriteBack`] holds those of every applied entry since the last
 /// checkpoint. Reading through them onto a store ([`Changes::get`], [`Changes::scan`]) gives
 /// what applying them would leave.
-#[derive(Clone, Debug, Default)]
+///
+/// Keys are found by hash: the hasher's seed ([`Changes::with_seed`]) is the node's, drawn at
+/// start, so a client cannot choose keys that collide. Nothing depends on the hash order
+/// (ranges, scans and batches go through the ordered keys), so every replica does the same.
+#[derive(Clone, Debug)]
 pub struct Changes {
-    /// The newest change to each key, per space (so lookups and ranges borrow the caller's
-    /// key instead of allocating one).
-    overlay: BTreeMap<Space, BTreeMap<Vec<u8>, Pending>>,
+    /// The changes to each space, indexed by [`Space::index`].
+    overlay: [Held; Space::ALL.len()],
     /// Range deletions, oldest first.
     ranges: Vec<RangeDelete>,
     seq: u64,
     /// Bytes of keys and values held (an estimate of the memory they take).
     bytes: usize,
+    seed: u64,
+}
+
+impl Default for Changes {
+    fn default() -> Self {
+        Self::with_seed(0)
+    }
 }
 
 impl Changes {
+    /// Changes whose key hashes are seeded with 0: for transactions whose keys a client does
+    /// not choose by the thousand (tests, tools). A node's held changes use
+    /// [`Changes::with_seed`].
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Empty changes hashing keys with `seed`.
+    pub fn with_seed(seed: u64) -> Self {
+        Self {
+            overlay: std::array::from_fn(|_| Held::with_seed(seed)),
+            ranges: Vec::new(),
+            seq: 0,
+            bytes: 0,
+            seed,
+        }
+    }
+
+    /// Empty changes with the same hash seed as these.
+    pub fn empty_like(&self) -> Self {
+        Self::with_seed(self.seed)
+    }
+
+    fn held(&self, space: Space) -> &Held {
+        &self.overlay[space.index()]
+    }
+
+    fn held_mut(&mut self, space: Space) -> &mut Held {
+        &mut self.overlay[space.index()]
+    }
+
     pub fn is_empty(&self) -> bool {
-        self.overlay.values().all(BTreeMap::is_empty) && self.ranges.is_empty()
+        self.overlay.iter().all(|h| h.values.is_empty()) && self.ranges.is_empty()
     }
 
     /// Bytes of the keys and values held.
@@ -212,7 +286,7 @@ impl Changes {
     }
 
     fn lookup_value(&self, space: Space, key: &[u8]) -> Option<Option<&Value>> {
-        let pending = self.overlay.get(&space).and_then(|m| m.get(key));
+        let pending = self.held(space).values.get(key);
         let range_seq = self.deleted_at(space, key);
         match (pending, range_seq) {
             (Some(p), Some(r)) if r > p.seq => Some(None),
@@ -276,7 +350,7 @@ impl Changes {
         key: &[u8],
         change: impl FnOnce(&mut Option<Value>),
     ) -> bool {
-        let Some(p) = self.overlay.get_mut(&space).and_then(|m| m.get_mut(key)) else {
+        let Some(p) = self.overlay[space.index()].values.get_mut(key) else {
             return false;
         };
         let before = p.value.as_ref().map_or(0, Value::len);
@@ -308,12 +382,22 @@ impl Changes {
 
     /// Records `p` as `key`'s newest change, keeping [`Changes::bytes`] in step.
     fn insert_pending(&mut self, space: Space, key: Vec<u8>, p: Pending) {
-        let size = |key: &[u8], p: &Pending| key.len() + p.value.as_ref().map_or(0, Value::len);
-        self.bytes += size(&key, &p);
-        let key_len = key.len();
-        if let Some(old) = self.overlay.entry(space).or_default().insert(key, p) {
-            self.bytes -= key_len + old.value.map_or(0, |v| v.len());
-        }
+        let len = |p: &Pending| p.value.as_ref().map_or(0, Value::len);
+        let added = len(&p);
+        let held = self.held_mut(space);
+        // A new key counts once: both maps share its allocation.
+        let removed = match held.values.get_mut(key.as_slice()) {
+            Some(old) => len(&std::mem::replace(old, p)),
+            None => {
+                let key_len = key.len();
+                let key: Arc<[u8]> = key.into();
+                held.order.insert(Arc::clone(&key));
+                held.values.insert(key, p);
+                self.bytes += key_len;
+                0
+            }
+        };
+        self.bytes = self.bytes + added - removed;
     }
 
     /// Records a range deletion, keeping [`Changes::bytes`] in step.
@@ -354,16 +438,18 @@ impl Changes {
         for r in &ranges {
             batch.delete_range(r.space, r.start.clone(), r.end.clone());
         }
-        for (space, key, p) in overlay
-            .into_iter()
-            .flat_map(|(space, keys)| keys.into_iter().map(move |(k, p)| (space, k, p)))
-        {
-            if newest_range(&ranges, space, &key).is_some_and(|r| r > p.seq) {
-                continue;
-            }
-            match p.value {
-                Some(v) => batch.put(space, key, v.into_bytes()),
-                None => batch.delete(space, key),
+        for (space, held) in Space::ALL.into_iter().zip(overlay) {
+            let Held { mut values, order } = held;
+            for key in order {
+                let p = values.remove(&key).expect("every ordered key is held");
+                if newest_range(&ranges, space, &key).is_some_and(|r| r > p.seq) {
+                    continue;
+                }
+                let key = key.to_vec();
+                match p.value {
+                    Some(v) => batch.put(space, key, v.into_bytes()),
+                    None => batch.delete(space, key),
+                }
             }
         }
         batch
@@ -375,11 +461,9 @@ impl Changes {
         if start >= end {
             return None;
         }
-        let (key, p) = self
-            .overlay
-            .get(&space)?
-            .range::<[u8], _>((Bound::Included(start), Bound::Excluded(end)))
-            .next_back()?;
+        let held = self.held(space);
+        let key = held.last_in(start, end)?;
+        let p = held.pending(key);
         let value = p.value.as_ref()?.as_bytes();
         if self.deleted_at(space, key).is_some_and(|r| r > p.seq) {
             return None;
@@ -396,7 +480,7 @@ impl Changes {
         change: impl FnOnce(&mut Vec<u8>) -> bool,
     ) -> bool {
         let range_seq = self.deleted_at(space, key);
-        let Some(p) = self.overlay.get_mut(&space).and_then(|m| m.get_mut(key)) else {
+        let Some(p) = self.overlay[space.index()].values.get_mut(key) else {
             return false;
         };
         edit_pending(p, range_seq, &mut self.seq, &mut self.bytes, change)
@@ -415,19 +499,21 @@ impl Changes {
         if start >= end {
             return false;
         }
-        let Some((key, p)) = self.overlay.get_mut(&space).and_then(|m| {
-            m.range_mut::<[u8], _>((Bound::Included(start), Bound::Excluded(end)))
-                .next_back()
-        }) else {
+        let Held { values, order } = &mut self.overlay[space.index()];
+        let Some(key) = order
+            .range::<[u8], _>((Bound::Included(start), Bound::Excluded(end)))
+            .next_back()
+        else {
             return false;
         };
         let range_seq = newest_range(&self.ranges, space, key);
+        let p = values.get_mut(key).expect("every ordered key is held");
         edit_pending(p, range_seq, &mut self.seq, &mut self.bytes, change)
     }
 
     /// The greatest key of `space` held here (written or deleted), for [`Tx::clear`].
-    fn last_key(&self, space: Space) -> Option<&Vec<u8>> {
-        self.overlay.get(&space).and_then(|m| m.keys().next_back())
+    fn last_key(&self, space: Space) -> Option<&[u8]> {
+        self.held(space).order.last().map(|k| &**k)
     }
 
     /// Entries with `start <= key < end` of `store` with these changes applied, ascending or
@@ -448,16 +534,13 @@ impl Changes {
         let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
         // Lazily: a reverse scan that stops after a few entries (the newest samples) must not
         // copy every change held in its range first.
-        let range = self
-            .overlay
-            .get(&space)
-            .map(|m| m.range::<[u8], _>((Bound::Included(start), upper)))
-            .into_iter()
-            .flatten();
-        let owned = move |(k, p): (&Vec<u8>, &Pending)| {
+        let held = self.held(space);
+        let range = held.order.range::<[u8], _>((Bound::Included(start), upper));
+        let owned = move |k: &Arc<[u8]>| {
+            let p = held.pending(k);
             let hidden = self.deleted_at(space, k).is_some_and(|r| r > p.seq);
             let value = p.value.as_ref().filter(|_| !hidden);
-            (k.clone(), value.map(|v| v.as_bytes().to_vec()))
+            (k.to_vec(), value.map(|v| v.as_bytes().to_vec()))
         };
         let pending: PendingIter<'t> = if reverse {
             Box::new(range.rev().map(owned))
@@ -478,7 +561,7 @@ impl Changes {
 /// writes into and leaves there (a node's apply round writes straight into what its write-back
 /// layer holds, [`crate::writeback::WriteBack::round`]).
 enum Buffer<'a> {
-    Own(Changes),
+    Own(Box<Changes>),
     Held(&'a mut Changes),
 }
 
@@ -525,7 +608,7 @@ impl<'a, S: StoreRead> Tx<'a, S> {
     pub fn new(store: &'a S) -> Self {
         Self {
             store,
-            changes: Buffer::Own(Changes::new()),
+            changes: Buffer::Own(Box::default()),
             touched: Touched::default(),
         }
     }
@@ -557,7 +640,7 @@ impl<'a, S: StoreRead> Tx<'a, S> {
     /// On a transaction made by [`Tx::on_held`]: its changes are where it wrote them.
     pub fn into_changes(self) -> Changes {
         match self.changes {
-            Buffer::Own(c) => c,
+            Buffer::Own(c) => *c,
             Buffer::Held(_) => panic!("a transaction on held changes leaves them in place"),
         }
     }
@@ -674,7 +757,7 @@ impl<'a, S: StoreRead> Tx<'a, S> {
             .next()
             .transpose()?
             .map(|kv| kv.0);
-        let last_pending = self.changes.last_key(space).cloned();
+        let last_pending = self.changes.last_key(space).map(<[u8]>::to_vec);
         let Some(last) = last_stored.into_iter().chain(last_pending).max() else {
             return Ok(());
         };
@@ -1061,5 +1144,158 @@ mod tests {
             s.get(Space::Chunks, b"r1").unwrap().as_deref(),
             Some(&b"x"[..])
         );
+    }
+
+    /// One step of [`held_changes_match_a_model`].
+    #[derive(Clone, Debug)]
+    enum Op {
+        Put(bool, u8, u8),
+        PutRef(bool, u8, u8),
+        PutTyped(bool, u8, u8),
+        Delete(bool, u8),
+        DeleteRange(bool, u8, u8),
+        /// Appends a byte to a value held here.
+        Edit(bool, u8, u8),
+        /// Appends a byte to the greatest key held in a range, when it is a value.
+        EditLast(bool, u8, u8, u8),
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        let k = 0u8..12;
+        prop_oneof![
+            (any::<bool>(), k.clone(), any::<u8>()).prop_map(|(s, k, v)| Op::Put(s, k, v)),
+            (any::<bool>(), k.clone(), any::<u8>()).prop_map(|(s, k, v)| Op::PutRef(s, k, v)),
+            (any::<bool>(), k.clone(), any::<u8>()).prop_map(|(s, k, v)| Op::PutTyped(s, k, v)),
+            (any::<bool>(), k.clone()).prop_map(|(s, k)| Op::Delete(s, k)),
+            (any::<bool>(), k.clone(), k.clone()).prop_map(|(s, a, b)| Op::DeleteRange(s, a, b)),
+            (any::<bool>(), k.clone(), any::<u8>()).prop_map(|(s, k, v)| Op::Edit(s, k, v)),
+            (any::<bool>(), k.clone(), k, any::<u8>())
+                .prop_map(|(s, a, b, v)| Op::EditLast(s, a, b, v)),
+        ]
+    }
+
+    proptest::proptest! {
+        /// The held changes, whatever their hash seed, read and write as a plain ordered model
+        /// of the same steps: every key's value read through them, ascending and descending
+        /// scans, the last key written in a range, and the store after their batch.
+        #[test]
+        fn held_changes_match_a_model(
+            seed in proptest::prelude::any::<u64>(),
+            ops in proptest::collection::vec(op(), 0..60),
+        ) {
+            let space = |chunks: bool| if chunks { Space::Chunks } else { Space::Meta };
+            let key = |k: u8| vec![b'k', k];
+            let mut store = MemStore::new();
+            let mut base = WriteBatch::new();
+            for k in (0..12).step_by(3) {
+                base.put(Space::Meta, key(k), vec![k]);
+                base.put(Space::Chunks, key(k + 1), vec![k]);
+            }
+            store.write(base).unwrap();
+            // The model: the state, and per key whether these changes hold a value of it
+            // (a put or an edit since its last deletion) or hold it at all (written or
+            // deleted, for the last key in a range).
+            let mut state: BTreeMap<(Space, Vec<u8>), Vec<u8>> = Space::ALL
+                .into_iter()
+                .flat_map(|sp| store.scan(sp, b"", None, false).map(move |kv| {
+                    let (k, v) = kv.unwrap();
+                    ((sp, k), v)
+                }))
+                .collect();
+            let mut valued: BTreeSet<(Space, Vec<u8>)> = BTreeSet::new();
+            let mut written: BTreeSet<(Space, Vec<u8>)> = BTreeSet::new();
+            let mut held = Changes::with_seed(seed);
+            for op in ops {
+                match op {
+                    Op::Put(c, k, v) | Op::PutRef(c, k, v) | Op::PutTyped(c, k, v) => {
+                        let (sp, key) = (space(c), key(k));
+                        match op {
+                            Op::Put(..) => held.put(sp, key.clone(), vec![v]),
+                            Op::PutRef(..) => held.put_ref(sp, &key, &[v]),
+                            _ => held.put_typed(sp, &key, Num(u64::from(v))),
+                        }
+                        let bytes = match op {
+                            Op::PutTyped(..) => v.to_string().into_bytes(),
+                            _ => vec![v],
+                        };
+                        state.insert((sp, key.clone()), bytes);
+                        valued.insert((sp, key.clone()));
+                        written.insert((sp, key));
+                    }
+                    Op::Delete(c, k) => {
+                        let (sp, key) = (space(c), key(k));
+                        held.delete(sp, key.clone());
+                        state.remove(&(sp, key.clone()));
+                        valued.remove(&(sp, key.clone()));
+                        written.insert((sp, key));
+                    }
+                    Op::DeleteRange(c, a, b) => {
+                        let (sp, a, b) = (space(c), key(a), key(b));
+                        held.delete_range(sp, a.clone(), b.clone());
+                        let gone = |(s, k): &(Space, Vec<u8>)| *s == sp && a <= *k && *k < b;
+                        state.retain(|e, _| !gone(e));
+                        valued.retain(|e| !gone(e));
+                    }
+                    Op::Edit(c, k, v) => {
+                        let (sp, key) = (space(c), key(k));
+                        let edited = held.edit_if(sp, &key, |b| {
+                            b.push(v);
+                            true
+                        });
+                        let e = (sp, key);
+                        proptest::prop_assert_eq!(edited, valued.contains(&e));
+                        if edited {
+                            state.get_mut(&e).unwrap().push(v);
+                        }
+                    }
+                    Op::EditLast(c, a, b, v) => {
+                        let (sp, a, b) = (space(c), key(a), key(b));
+                        let last = (a < b)
+                            .then(|| written.range((sp, a.clone())..(sp, b.clone())).next_back())
+                            .flatten()
+                            .cloned();
+                        let expect = last.as_ref().filter(|e| valued.contains(*e));
+                        let want = expect.map(|e| (e.1.clone(), state[e].clone()));
+                        let got = held.last_written(sp, &a, &b).map(|(k, v)| (k.to_vec(), v.to_vec()));
+                        proptest::prop_assert_eq!(&got, &want);
+                        let edited = held.edit_last_written(sp, &a, &b, |buf| {
+                            buf.push(v);
+                            true
+                        });
+                        proptest::prop_assert_eq!(edited, expect.is_some());
+                        if let Some(e) = expect {
+                            state.get_mut(e).unwrap().push(v);
+                        }
+                    }
+                }
+                for sp in [Space::Meta, Space::Chunks] {
+                    let want: Vec<(Vec<u8>, Vec<u8>)> = state
+                        .iter()
+                        .filter(|((s, _), _)| *s == sp)
+                        .map(|((_, k), v)| (k.clone(), v.clone()))
+                        .collect();
+                    let up: Vec<_> = held.scan(&store, sp, b"", None, false).map(Result::unwrap).collect();
+                    let mut down: Vec<_> = held.scan(&store, sp, b"", None, true).map(Result::unwrap).collect();
+                    down.reverse();
+                    proptest::prop_assert_eq!(&up, &want);
+                    proptest::prop_assert_eq!(&down, &want);
+                    for k in 0..12 {
+                        let got = held.get(&store, sp, &key(k)).unwrap();
+                        proptest::prop_assert_eq!(got.as_ref(), state.get(&(sp, key(k))));
+                    }
+                }
+            }
+            store.write(held.into_batch()).unwrap();
+            for sp in [Space::Meta, Space::Chunks] {
+                let after: Vec<_> = store.scan(sp, b"", None, false).map(Result::unwrap).collect();
+                let want: Vec<_> = state
+                    .iter()
+                    .filter(|((s, _), _)| *s == sp)
+                    .map(|((_, k), v)| (k.clone(), v.clone()))
+                    .collect();
+                proptest::prop_assert_eq!(after, want);
+            }
+        }
     }
 }

@@ -565,7 +565,9 @@ impl<S: Store> Node<S> {
             }),
             ..CheckpointPolicy::default()
         };
-        let store = WriteBack::new(store, policy)?;
+        // The held changes' key hashes get their own seed, not the election jitter's.
+        let hash_seed = cluster.seed.rotate_left(32) ^ 0x9e37_79b9_7f4a_7c15;
+        let store = WriteBack::new(store, policy)?.with_hash_seed(hash_seed);
         let raft = Raft::new(rc, &store, cluster.seed, now)?;
         let db = Db::open(&store)?;
         let applied = raft.status().applied;
