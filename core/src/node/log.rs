@@ -34,15 +34,44 @@ pub const GROUP_ENTRY_VERSION: u8 = 3;
 /// One entry holding `members` (each an encoded [`LogEntry`] or [`TxnEntry`]), in order:
 /// `[3, count: u32 BE, (length: u32 BE, member bytes)...]`.
 pub fn encode_group(members: &[Vec<u8>]) -> Vec<u8> {
-    let len = GROUP_HEADER + members.iter().map(|m| 4 + m.len()).sum::<usize>();
-    let mut out = Vec::with_capacity(len);
-    out.push(GROUP_ENTRY_VERSION);
-    out.extend_from_slice(&u32_len(members.len()).to_be_bytes());
+    let bytes = members.iter().map(Vec::len).sum();
+    let mut group = GroupBuilder::new(members.len(), bytes);
     for m in members {
-        out.extend_from_slice(&u32_len(m.len()).to_be_bytes());
-        out.extend_from_slice(m);
+        group.push(m);
     }
-    out
+    group.finish()
+}
+
+/// Writes a group entry member by member, into one buffer of the group's size: what
+/// [`encode_group`] gives for the same members, without collecting them first.
+pub struct GroupBuilder {
+    out: Vec<u8>,
+    left: usize,
+}
+
+impl GroupBuilder {
+    /// A group of `count` members of `bytes` bytes in all.
+    pub fn new(count: usize, bytes: usize) -> Self {
+        let mut out = Vec::with_capacity(GROUP_HEADER + GROUP_MEMBER_OVERHEAD * count + bytes);
+        out.push(GROUP_ENTRY_VERSION);
+        out.extend_from_slice(&u32_len(count).to_be_bytes());
+        Self { out, left: count }
+    }
+
+    pub fn push(&mut self, member: &[u8]) {
+        self.left = self
+            .left
+            .checked_sub(1)
+            .expect("no more members than announced");
+        self.out
+            .extend_from_slice(&u32_len(member.len()).to_be_bytes());
+        self.out.extend_from_slice(member);
+    }
+
+    pub fn finish(self) -> Vec<u8> {
+        assert_eq!(self.left, 0, "as many members as announced");
+        self.out
+    }
 }
 
 /// Bytes of a group entry before its members.

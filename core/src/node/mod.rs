@@ -1199,8 +1199,7 @@ impl<S: Store> Node<S> {
     /// Proposes every write of this round in one store write (group commit), several
     /// clients' writes to an entry ([`log::encode_group`]) up to the entry size limit.
     fn propose_round(&mut self) {
-        let proposals = std::mem::take(&mut self.proposals);
-        let (entries, who) = group_proposals(proposals);
+        let (entries, who) = group_proposals(&mut self.proposals);
         match self.raft.propose_many(&mut self.store, self.now, entries) {
             Ok((first, term)) => {
                 let deadline = self.now.saturating_add(self.request_timeout());
@@ -1878,34 +1877,49 @@ type Members = Vec<(ConnId, ReplyShape, Option<Decoded>)>;
 /// The round's proposals as log entries: consecutive writes share a group entry
 /// ([`log::encode_group`]) while it stays within the entry size limit; a lone write stays a
 /// plain entry. Returns the entries and, per entry, who waits for each member.
-fn group_proposals(proposals: Vec<Proposal>) -> (Vec<Vec<u8>>, Vec<Members>) {
-    // Runs of proposals that fit one entry, with the size of each run's group.
-    let mut runs: Vec<Vec<Proposal>> = Vec::new();
+///
+/// Takes the proposals out of `proposals`, which keeps its capacity for the next round; each
+/// group is written into one buffer of its size.
+fn group_proposals(proposals: &mut Vec<Proposal>) -> (Vec<Vec<u8>>, Vec<Members>) {
+    // Runs of proposals that fit one entry: their count and the bytes of their commands.
+    let mut runs: Vec<(usize, usize)> = Vec::new();
     let mut size = 0;
-    for p in proposals {
+    for p in proposals.iter() {
         let add = log::GROUP_MEMBER_OVERHEAD + p.entry.len();
         match runs.last_mut() {
-            Some(run) if size + add <= peer::MAX_ENTRY_BYTES => run.push(p),
+            Some((count, bytes)) if size + add <= peer::MAX_ENTRY_BYTES => {
+                *count += 1;
+                *bytes += p.entry.len();
+            }
             _ => {
                 size = log::GROUP_HEADER;
-                runs.push(vec![p]);
+                runs.push((1, p.entry.len()));
             }
         }
         size += add;
     }
-    runs.into_iter()
-        .map(|run| {
-            let (mut members, who): (Vec<Vec<u8>>, Members) = run
-                .into_iter()
-                .map(|p| (p.entry, (p.conn, p.shape, p.decoded)))
-                .unzip();
-            let entry = match members.len() {
-                1 => members.pop().expect("one member"),
-                _ => log::encode_group(&members),
-            };
-            (entry, who)
-        })
-        .unzip()
+    let mut entries = Vec::with_capacity(runs.len());
+    let mut who = Vec::with_capacity(runs.len());
+    let mut taken = proposals.drain(..);
+    for (count, bytes) in runs {
+        let mut members = Members::with_capacity(count);
+        let mut run = taken.by_ref().take(count);
+        let entry = if count == 1 {
+            let p = run.next().expect("a run has its proposals");
+            members.push((p.conn, p.shape, p.decoded));
+            p.entry
+        } else {
+            let mut group = log::GroupBuilder::new(count, bytes);
+            for p in run {
+                group.push(&p.entry);
+                members.push((p.conn, p.shape, p.decoded));
+            }
+            group.finish()
+        };
+        entries.push(entry);
+        who.push(members);
+    }
+    (entries, who)
 }
 
 /// What applying one entry, or one member of a group entry, gave.

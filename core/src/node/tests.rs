@@ -1524,7 +1524,7 @@ fn a_round_is_grouped_into_entries_within_the_entry_size_limit() {
         decoded: None,
     };
     let big = 3 * peer::MAX_ENTRY_BYTES / 8;
-    let (entries, who) = group_proposals(vec![
+    let (entries, who) = group_proposals(&mut vec![
         proposal(1, big),
         proposal(2, big),
         proposal(3, big),
@@ -1549,6 +1549,6 @@ fn a_round_is_grouped_into_entries_within_the_entry_size_limit() {
         peer::MAX_ENTRY_BYTES,
         "a lone write is not wrapped"
     );
-    let (entries, who) = group_proposals(Vec::new());
+    let (entries, who) = group_proposals(&mut Vec::new());
     assert!(entries.is_empty() && who.is_empty());
 }
