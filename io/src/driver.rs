@@ -145,6 +145,9 @@ pub enum DriverMsg {
         replies: mpsc::Sender<ConnOut>,
     },
     Input(Input),
+    /// The requests decoded from one read of a connection, in order: one message (one
+    /// channel slot and one wake-up of the node task) for a pipeline of them.
+    Inputs(Vec<Input>),
 }
 
 /// A cloneable handle endpoints use to reach the node task.
@@ -341,8 +344,8 @@ async fn run<S: Store, T: PeerTransport>(
                 }
             }
             Wake::Msg(msg) => {
-                feed(&mut node, &mut conns, now, msg);
-                feed_queued(&mut node, &mut conns, now, &mut rx, mesh.as_mut(), 1);
+                let fed = feed(&mut node, &mut conns, now, msg);
+                feed_queued(&mut node, &mut conns, now, &mut rx, mesh.as_mut(), fed);
             }
             Wake::Peer(from, bytes) => {
                 feed_peer(&mut node, now, from, bytes);
@@ -397,8 +400,7 @@ fn feed_queued<S: Store, T>(
     while fed < INPUT_BATCH_MAX {
         let mut progress = false;
         if let Ok(msg) = rx.try_recv() {
-            feed(node, conns, now, msg);
-            fed += 1;
+            fed += feed(node, conns, now, msg);
             progress = true;
         }
         let peers = mesh.as_mut().and_then(|m| m.peers.as_mut());
@@ -428,7 +430,8 @@ async fn sleep_until(clock: Clock, deadline: Option<Instant>) {
     }
 }
 
-fn feed<S: Store>(node: &mut Node<S>, conns: &mut Conns, now: Instant, msg: DriverMsg) {
+/// Feeds one message to the node; returns how many inputs it held.
+fn feed<S: Store>(node: &mut Node<S>, conns: &mut Conns, now: Instant, msg: DriverMsg) -> usize {
     match msg {
         DriverMsg::Connect {
             conn,
@@ -445,14 +448,27 @@ fn feed<S: Store>(node: &mut Node<S>, conns: &mut Conns, now: Instant, msg: Driv
                 },
             );
             node.handle_input(now, Input::Connect { conn, kind, addr });
+            1
         }
         DriverMsg::Input(input) => {
-            if let Input::Disconnect { conn } = &input {
-                conns.remove(conn);
+            feed_input(node, conns, now, input);
+            1
+        }
+        DriverMsg::Inputs(inputs) => {
+            let n = inputs.len();
+            for input in inputs {
+                feed_input(node, conns, now, input);
             }
-            node.handle_input(now, input);
+            n
         }
     }
+}
+
+fn feed_input<S: Store>(node: &mut Node<S>, conns: &mut Conns, now: Instant, input: Input) {
+    if let Input::Disconnect { conn } = &input {
+        conns.remove(conn);
+    }
+    node.handle_input(now, input);
 }
 
 fn drain<S: Store, T: PeerTransport>(

@@ -55,6 +55,10 @@ const WRITE_CHUNK: usize = 64 * 1024;
 /// Read at least this much at a time.
 const READ_CHUNK: usize = 16 * 1024;
 
+/// Requests sent to the node in one message at most (the node feeds at most
+/// `driver::INPUT_BATCH_MAX` inputs before a drain).
+const READ_BATCH_MAX: usize = 1024;
+
 /// A source of client connections: each accepted one as its read half, its write half and
 /// the peer's address (for CLIENT LIST and logs). `accept` need not return a `Send` future:
 /// [`serve_on`] is `Send` exactly when the listener's is (tokio's is; turmoil's hosts run
@@ -214,25 +218,31 @@ async fn read_loop<R: AsyncRead + Unpin>(
             Some(Ok(0)) | Some(Err(_)) => return,
             Some(Ok(_)) => {}
         }
+        // Every request of this read goes to the node in one message, stamped with one
+        // wall-clock reading.
+        let unix = node.unix_now();
+        let mut batch = Vec::new();
         loop {
             match resp::decode_request_from(&mut buf, &config.limits) {
                 Ok(Some((args, used))) => {
                     if args.is_empty() {
                         continue;
                     }
-                    let unix = node.unix_now();
-                    let input = Input::Request {
+                    owed.request();
+                    batch.push(Input::Request {
                         conn,
                         args,
                         wire_bytes: used as u64,
                         unix,
-                    };
-                    owed.request();
-                    if node.send(DriverMsg::Input(input)).await.is_err() {
+                    });
+                    if batch.len() >= READ_BATCH_MAX && !send_batch(node, &mut batch).await {
                         return;
                     }
                 }
                 Ok(None) => {
+                    if !send_batch(node, &mut batch).await {
+                        return;
+                    }
                     if buf.len() > config.query_buffer_max {
                         let error = "Protocol error: query buffer limit exceeded".to_string();
                         let _ = node
@@ -244,6 +254,9 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 }
                 Err(e) => {
                     tracing::debug!(conn = conn.0, error = %e, "protocol error");
+                    if !send_batch(node, &mut batch).await {
+                        return;
+                    }
                     let input = Input::ProtocolError {
                         conn,
                         error: e.to_string(),
@@ -254,6 +267,17 @@ async fn read_loop<R: AsyncRead + Unpin>(
             }
         }
     }
+}
+
+/// Sends the requests in `batch` (if any) to the node as one message and empties it; `false`
+/// when the node has stopped.
+async fn send_batch(node: &NodeHandle, batch: &mut Vec<Input>) -> bool {
+    let msg = match batch.len() {
+        0 => return true,
+        1 => DriverMsg::Input(batch.pop().expect("one input")),
+        _ => DriverMsg::Inputs(std::mem::take(batch)),
+    };
+    node.send(msg).await.is_ok()
 }
 
 /// After a protocol error the reader stops reading and waits for the writer to deliver the
