@@ -150,6 +150,26 @@ pub enum DriverMsg {
     Inputs(Vec<Input>),
 }
 
+/// Inputs an endpoint sends in one [`DriverMsg::Inputs`] at most, so that one message cannot
+/// make a drive round much longer than [`INPUT_BATCH_MAX`] allows.
+pub const INPUTS_PER_MSG_MAX: usize = 1024;
+
+impl DriverMsg {
+    /// The inputs in `batch` as one message (a lone input as [`DriverMsg::Input`]), leaving
+    /// `batch` empty.
+    ///
+    /// # Panics
+    /// If `batch` is empty.
+    pub fn batch(batch: &mut Vec<Input>) -> Self {
+        assert!(!batch.is_empty(), "a batch of no inputs");
+        if batch.len() == 1 {
+            Self::Input(batch.pop().expect("one input"))
+        } else {
+            Self::Inputs(std::mem::take(batch))
+        }
+    }
+}
+
 /// A cloneable handle endpoints use to reach the node task.
 #[derive(Clone, Debug)]
 pub struct NodeHandle {

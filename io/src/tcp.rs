@@ -22,7 +22,7 @@ use tokio::net::TcpListener;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::driver::{ConnOut, DriverMsg, NodeHandle};
+use crate::driver::{ConnOut, DriverMsg, INPUTS_PER_MSG_MAX, NodeHandle};
 
 /// Settings of the TCP endpoint.
 #[derive(Clone, Debug)]
@@ -54,10 +54,6 @@ const WRITE_CHUNK: usize = 64 * 1024;
 
 /// Read at least this much at a time.
 const READ_CHUNK: usize = 16 * 1024;
-
-/// Requests sent to the node in one message at most (the node feeds at most
-/// `driver::INPUT_BATCH_MAX` inputs before a drain).
-const READ_BATCH_MAX: usize = 1024;
 
 /// A source of client connections: each accepted one as its read half, its write half and
 /// the peer's address (for CLIENT LIST and logs). `accept` need not return a `Send` future:
@@ -235,7 +231,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
                         wire_bytes: used as u64,
                         unix,
                     });
-                    if batch.len() >= READ_BATCH_MAX && !send_batch(node, &mut batch).await {
+                    if batch.len() >= INPUTS_PER_MSG_MAX && !send_batch(node, &mut batch).await {
                         return;
                     }
                 }
@@ -272,12 +268,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
 /// Sends the requests in `batch` (if any) to the node as one message and empties it; `false`
 /// when the node has stopped.
 async fn send_batch(node: &NodeHandle, batch: &mut Vec<Input>) -> bool {
-    let msg = match batch.len() {
-        0 => return true,
-        1 => DriverMsg::Input(batch.pop().expect("one input")),
-        _ => DriverMsg::Inputs(std::mem::take(batch)),
-    };
-    node.send(msg).await.is_ok()
+    batch.is_empty() || node.send(DriverMsg::batch(batch)).await.is_ok()
 }
 
 /// After a protocol error the reader stops reading and waits for the writer to deliver the

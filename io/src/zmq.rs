@@ -59,7 +59,7 @@ use tokio::sync::{mpsc, watch};
 use zeromq::prelude::*;
 use zeromq::{RouterRecvHalf, RouterSendHalf, RouterSocket, SocketEvent, ZmqMessage};
 
-use crate::driver::{ConnOut, DriverMsg, NodeHandle, NodeStopped};
+use crate::driver::{ConnOut, DriverMsg, INPUTS_PER_MSG_MAX, NodeHandle, NodeStopped};
 
 /// Default for [`ZmqConfig::message_max`]: 64 MiB. The socket has already received the whole
 /// message when it is checked, so this bounds the work and memory a message costs the node, not
@@ -270,15 +270,23 @@ impl Router {
         // The node closes the client after QUIT; forgetting it now, rather than when its task
         // sees the close, makes the identity's next message start a fresh client for sure.
         let quits = decoded.requests.iter().any(|(args, _)| is_quit(args));
+        // The message's requests go to the node in order, up to `INPUTS_PER_MSG_MAX` per
+        // driver message.
         let unix = self.node.unix_now();
+        let mut batch = Vec::new();
         for (args, wire_bytes) in decoded.requests {
-            let input = Input::Request {
+            batch.push(Input::Request {
                 conn,
                 args,
                 wire_bytes,
                 unix,
-            };
-            self.node.send(DriverMsg::Input(input)).await?;
+            });
+            if batch.len() >= INPUTS_PER_MSG_MAX {
+                self.node.send(DriverMsg::batch(&mut batch)).await?;
+            }
+        }
+        if !batch.is_empty() {
+            self.node.send(DriverMsg::batch(&mut batch)).await?;
         }
         if quits {
             self.clients.remove(&identity);

@@ -151,6 +151,16 @@ pub async fn check_pipelined(endpoint: &str) {
         &d.call(&payload).await,
         b"+OK\r\n+OK\r\n$1\r\na\r\n:1\r\n$2\r\nbb\r\n+PONG\r\n",
     );
+    // More requests in one message than the endpoint hands the node at once: every reply, in
+    // order, in one message.
+    let (mut payload, mut want) = (Vec::new(), Vec::new());
+    for i in 1..=2500 {
+        payload.extend_from_slice(&request(&["INCR", "zmq:big"]));
+        want.extend_from_slice(format!(":{i}\r\n").as_bytes());
+    }
+    payload.extend_from_slice(&request(&["GET", "zmq:big"]));
+    want.extend_from_slice(b"$4\r\n2500\r\n");
+    assert_reply(&d.call(&payload).await, &want);
     for i in 0..20 {
         d.send(&request(&["INCR", "zmq:n"])).await;
         d.send(format!("ECHO m{i}").as_bytes()).await;

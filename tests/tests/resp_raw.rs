@@ -33,6 +33,19 @@ fn inline_ping_and_pipelined_batches() {
         );
     }
     assert_eq!(c.call(&["DBSIZE"]), Frame::Integer(500));
+
+    // Short inline requests, thousands to a read (more than the reader hands the node in one
+    // message): every reply, in order.
+    let mut batch = Vec::new();
+    for _ in 0..3000 {
+        batch.extend_from_slice(b"INCR n\r\n");
+    }
+    batch.extend_from_slice(b"GET n\r\n");
+    c.send_raw(&batch);
+    for i in 1..=3000 {
+        assert_eq!(c.read(), Some(Frame::Integer(i)), "INCR {i}");
+    }
+    assert_eq!(c.read(), Some(bulk("3000")));
 }
 
 #[test]
