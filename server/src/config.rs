@@ -54,6 +54,11 @@ pub(crate) struct Flags {
     /// RocksDB block cache size in MiB [default: 256].
     #[arg(long, value_name = "MIB")]
     pub(crate) block_cache_mb: Option<u64>,
+    /// Threads that serve clients and run the node: 0 one per core; 1 everything on one
+    /// thread (no hand-offs between threads: faster for single requests when the clients
+    /// share the machine's cores, slower for pipelines on a machine of its own) [default: 0].
+    #[arg(long, value_name = "N")]
+    pub(crate) threads: Option<usize>,
     /// Port of the ZeroMQ ROUTER socket for DEALER clients (RESP in each message), on the same
     /// address as TCP; 0 disables it [default: 7379].
     #[arg(long)]
@@ -105,6 +110,9 @@ pub(crate) struct Flags {
     pub(crate) raft_compaction_entries: Option<u64>,
 }
 
+/// Most runtime threads `--threads` may ask for.
+const THREADS_MAX: usize = 1024;
+
 /// The settings in a TOML config file; every key is optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -117,6 +125,7 @@ pub(crate) struct FileConfig {
     pub(crate) idle_timeout: Option<u64>,
     pub(crate) requirepass: Option<String>,
     pub(crate) block_cache_mb: Option<u64>,
+    pub(crate) threads: Option<usize>,
     pub(crate) zmq_port: Option<u16>,
     pub(crate) zmq_message_max: Option<u64>,
     pub(crate) cluster_nodes: Option<String>,
@@ -290,6 +299,8 @@ pub(crate) struct Config {
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) requirepass: Option<String>,
     pub(crate) block_cache_mb: u64,
+    /// Runtime threads: 0 one per core, 1 a single thread for everything.
+    pub(crate) threads: usize,
     /// `None`: no ZeroMQ endpoint.
     pub(crate) zmq_port: Option<u16>,
     pub(crate) zmq_message_max: usize,
@@ -383,6 +394,7 @@ impl Config {
                 .or(file.requirepass)
                 .filter(|p| !p.is_empty()),
             block_cache_mb: flags.block_cache_mb.or(file.block_cache_mb).unwrap_or(256),
+            threads: flags.threads.or(file.threads).unwrap_or(0),
             zmq_port: Some(flags.zmq_port.or(file.zmq_port).unwrap_or(ZMQ_PORT_DEFAULT))
                 .filter(|&p| p != 0),
             zmq_message_max: usize::try_from(
@@ -414,6 +426,10 @@ impl Config {
         anyhow::ensure!(
             config.max_connections > 0,
             "max_connections must be at least 1"
+        );
+        anyhow::ensure!(
+            config.threads <= THREADS_MAX,
+            "threads must be at most {THREADS_MAX} (0 = one per core)"
         );
         Ok(config)
     }
@@ -447,6 +463,7 @@ impl Config {
             ("databases".into(), "1".into()),
             ("node-id".into(), self.node_id.to_string()),
             ("block-cache-mb".into(), self.block_cache_mb.to_string()),
+            ("threads".into(), self.threads.to_string()),
             ("zmq-port".into(), self.zmq_port.unwrap_or(0).to_string()),
             ("zmq-message-max".into(), self.zmq_message_max.to_string()),
             (

@@ -48,6 +48,37 @@ fn inline_ping_and_pipelined_batches() {
     assert_eq!(c.read(), Some(bulk("3000")));
 }
 
+/// `--threads 1` (everything on one thread) serves the same: pipelines in order, blocking
+/// reads woken by another client's write, the setting reported.
+#[test]
+fn one_thread_serves_pipelines_and_blocked_clients() {
+    let server = Server::start(&["--threads", "1"]);
+    let mut c = server.client();
+    assert_eq!(
+        c.call(&["CONFIG", "GET", "threads"]),
+        Frame::Array(vec![bulk("threads"), bulk("1")])
+    );
+    let mut batch = Vec::new();
+    for i in 0..2000 {
+        batch.extend_from_slice(format!("TS.ADD s {} {i}\r\n", i + 1).as_bytes());
+    }
+    c.send_raw(&batch);
+    for i in 0..2000 {
+        assert_eq!(c.read(), Some(Frame::Integer(i + 1)), "TS.ADD {i}");
+    }
+    let mut reader = server.client();
+    reader.send_raw(b"TS.READ s $ BLOCK 5000 1\r\n");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(c.call(&["TS.ADD", "s", "5000", "7"]), Frame::Integer(5000));
+    let woken = reader.read().expect("the blocked reader is answered");
+    assert!(format!("{woken:?}").contains("5000"), "{woken:?}");
+    let newest = c.call(&["TS.GET", "s"]);
+    assert!(
+        matches!(&newest, Frame::Array(a) if a.first() == Some(&Frame::Integer(5000))),
+        "{newest:?}"
+    );
+}
+
 #[test]
 fn resp3_after_hello_3() {
     let server = Server::start(&[]);
