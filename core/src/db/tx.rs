@@ -1146,6 +1146,14 @@ mod tests {
         );
     }
 
+    #[test]
+    fn space_index_is_its_place_in_all() {
+        // `Changes::into_batch` pairs the held spaces with `Space::ALL` by position.
+        for (i, space) in Space::ALL.into_iter().enumerate() {
+            assert_eq!(space.index(), i, "{space:?}");
+        }
+    }
+
     /// One step of [`held_changes_match_a_model`].
     #[derive(Clone, Debug)]
     enum Op {
