@@ -830,6 +830,31 @@ mod tests {
     }
 
     #[test]
+    fn threads_come_from_flags_or_file_up_to_the_limit() {
+        let load = |args: &[&str]| {
+            let mut argv = vec!["tickdb"];
+            argv.extend_from_slice(args);
+            Config::load(Flags::parse_from(argv))
+        };
+        assert_eq!(load(&[]).unwrap().threads, 0);
+        assert_eq!(load(&["--threads", "1"]).unwrap().threads, 1);
+        assert_eq!(load(&["--threads", "1024"]).unwrap().threads, 1024);
+        let err = load(&["--threads", "1025"]).unwrap_err().to_string();
+        assert!(err.contains("threads must be at most 1024"), "{err}");
+        assert!(Flags::try_parse_from(["tickdb", "--threads", "-1"]).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.toml");
+        std::fs::write(&path, "threads = 2\n").unwrap();
+        assert_eq!(
+            load(&["--config", path.to_str().unwrap()]).unwrap().threads,
+            2
+        );
+        let c = load(&["--config", path.to_str().unwrap(), "--threads", "1"]).unwrap();
+        assert_eq!(c.threads, 1);
+        assert!(c.settings().contains(&("threads".into(), "1".into())));
+    }
+
+    #[test]
     fn fnv1a64_matches_the_reference_vectors() {
         // From the FNV reference test suite (Landon Curt Noll).
         assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);

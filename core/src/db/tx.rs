@@ -164,6 +164,13 @@ fn newest_range(ranges: &[RangeDelete], space: Space, key: &[u8]) -> Option<u64>
 #[allow(clippy::disallowed_types)]
 type KeyMap = std::collections::HashMap<Arc<[u8]>, Pending, foldhash::fast::FixedState>;
 
+/// The greatest key of `order` in `[start, end)` (`start < end`).
+fn last_in<'o>(order: &'o BTreeSet<Arc<[u8]>>, start: &[u8], end: &[u8]) -> Option<&'o Arc<[u8]>> {
+    order
+        .range::<[u8], _>((Bound::Included(start), Bound::Excluded(end)))
+        .next_back()
+}
+
 /// The changes held to one space: each key's newest change found by one hash lookup (what
 /// every sample of a write does to its series record, head run and WATCH version), and the
 /// keys in order for ranges, scans and batches.
@@ -181,13 +188,6 @@ impl Held {
             values: KeyMap::with_hasher(foldhash::fast::FixedState::with_seed(seed)),
             order: BTreeSet::new(),
         }
-    }
-
-    /// The greatest key in `[start, end)` held (written or deleted).
-    fn last_in(&self, start: &[u8], end: &[u8]) -> Option<&Arc<[u8]>> {
-        self.order
-            .range::<[u8], _>((Bound::Included(start), Bound::Excluded(end)))
-            .next_back()
     }
 
     fn pending(&self, key: &[u8]) -> &Pending {
@@ -456,13 +456,14 @@ impl Changes {
     }
 
     /// The greatest key in `[start, end)` written here and still held (not deleted since),
-    /// with its value.
+    /// with its value: what [`Changes::edit_last_written`] edits (the tests hold it to that).
+    #[cfg(test)]
     pub fn last_written(&self, space: Space, start: &[u8], end: &[u8]) -> Option<(&[u8], &[u8])> {
         if start >= end {
             return None;
         }
         let held = self.held(space);
-        let key = held.last_in(start, end)?;
+        let key = last_in(&held.order, start, end)?;
         let p = held.pending(key);
         let value = p.value.as_ref()?.as_bytes();
         if self.deleted_at(space, key).is_some_and(|r| r > p.seq) {
@@ -500,10 +501,7 @@ impl Changes {
             return false;
         }
         let Held { values, order } = &mut self.overlay[space.index()];
-        let Some(key) = order
-            .range::<[u8], _>((Bound::Included(start), Bound::Excluded(end)))
-            .next_back()
-        else {
+        let Some(key) = last_in(order, start, end) else {
             return false;
         };
         let range_seq = newest_range(&self.ranges, space, key);
@@ -710,6 +708,7 @@ impl<'a, S: StoreRead> Tx<'a, S> {
 
     /// The greatest key in `[start, end)` this transaction wrote and still holds (not deleted
     /// since), with its value: a record the transaction may extend in place.
+    #[cfg(test)]
     pub fn last_written(&self, space: Space, start: &[u8], end: &[u8]) -> Option<(&[u8], &[u8])> {
         self.changes.last_written(space, start, end)
     }
@@ -717,6 +716,7 @@ impl<'a, S: StoreRead> Tx<'a, S> {
     /// Changes in place the value of a key this transaction wrote and still holds (appends a
     /// sample to a record, say): the same as a `put` of the changed value, without copying it.
     /// Returns `false`, calling nothing, when the transaction holds no value for the key.
+    #[cfg(test)]
     pub fn edit(&mut self, space: Space, key: &[u8], change: impl FnOnce(&mut Vec<u8>)) -> bool {
         self.edit_if(space, key, |v| {
             change(v);
@@ -724,7 +724,9 @@ impl<'a, S: StoreRead> Tx<'a, S> {
         })
     }
 
-    /// [`Tx::edit`] where `change` may decline: it returns whether it changed the value.
+    /// Changes in place the value of a key this transaction wrote and still holds (the same as
+    /// a `put` of the changed value, without copying it), when `change` says it changed it;
+    /// `false`, calling nothing, when the transaction holds no value for the key.
     pub fn edit_if(
         &mut self,
         space: Space,

@@ -9,7 +9,7 @@
 //! [`LogEntry`] (writes), version 2 a [`TxnEntry`] (a transaction: watched keys, then writes
 //! and reads in order). Both stay decodable; [`Decoded::decode`] dispatches on the byte.
 //!
-//! Version 3 is a group ([`encode_group`]): the leader puts the writes of several clients
+//! Version 3 is a group ([`GroupBuilder`]): the leader puts the writes of several clients
 //! that one drive round proposes into one Raft entry, so a round of 800 single-sample writes
 //! costs the log one record, not 800. Each member is a version 1 or 2 entry and applies, and
 //! is answered, as if it were an entry of its own at the group's index (its WATCH versions
@@ -28,11 +28,11 @@ pub const ENTRY_VERSION: u8 = 1;
 /// Format version of [`TxnEntry`].
 pub const TXN_ENTRY_VERSION: u8 = 2;
 
-/// Format version of a group entry ([`encode_group`]).
+/// Format version of a group entry ([`GroupBuilder`]).
 pub const GROUP_ENTRY_VERSION: u8 = 3;
 
-/// One entry holding `members` (each an encoded [`LogEntry`] or [`TxnEntry`]), in order:
-/// `[3, count: u32 BE, (length: u32 BE, member bytes)...]`.
+/// One group entry of `members` ([`GroupBuilder`]'s bytes), for the tests.
+#[cfg(test)]
 pub fn encode_group(members: &[Vec<u8>]) -> Vec<u8> {
     let bytes = members.iter().map(Vec::len).sum();
     let mut group = GroupBuilder::new(members.len(), bytes);
@@ -42,8 +42,9 @@ pub fn encode_group(members: &[Vec<u8>]) -> Vec<u8> {
     group.finish()
 }
 
-/// Writes a group entry member by member, into one buffer of the group's size: what
-/// [`encode_group`] gives for the same members, without collecting them first.
+/// Writes one entry holding several members (each an encoded [`LogEntry`] or [`TxnEntry`]),
+/// in order, into one buffer of the group's size:
+/// `[3, count: u32 BE, (length: u32 BE, member bytes)...]`.
 pub struct GroupBuilder {
     out: Vec<u8>,
     left: usize,

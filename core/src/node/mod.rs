@@ -1197,7 +1197,7 @@ impl<S: Store> Node<S> {
     }
 
     /// Proposes every write of this round in one store write (group commit), several
-    /// clients' writes to an entry ([`log::encode_group`]) up to the entry size limit.
+    /// clients' writes to an entry ([`log::GroupBuilder`]) up to the entry size limit.
     fn propose_round(&mut self) {
         let (entries, who) = group_proposals(&mut self.proposals);
         match self.raft.propose_many(&mut self.store, self.now, entries) {
@@ -1875,7 +1875,7 @@ impl<S: Store> Node<S> {
 type Members = Vec<(ConnId, ReplyShape, Option<Decoded>)>;
 
 /// The round's proposals as log entries: consecutive writes share a group entry
-/// ([`log::encode_group`]) while it stays within the entry size limit; a lone write stays a
+/// ([`log::GroupBuilder`]) while it stays within the entry size limit; a lone write stays a
 /// plain entry. Returns the entries and, per entry, who waits for each member.
 ///
 /// Takes the proposals out of `proposals`, which keeps its capacity for the next round; each
