@@ -365,13 +365,6 @@ async fn run<S: Store, T: PeerTransport>(
             }
             Wake::Msg(msg) => {
                 let fed = feed(&mut node, &mut conns, now, msg);
-                // Let the tasks that are ready now (other connections' readers, mid-way
-                // through handing over their requests) run before this round is drained, so
-                // their writes share its sync: with many clients that each wait for their
-                // reply (`redis-benchmark -P 1`), a round otherwise holds whoever was first
-                // and pays a sync for only a few of them. Costs one pass of the scheduler,
-                // not a timed wait.
-                tokio::task::yield_now().await;
                 feed_queued(&mut node, &mut conns, now, &mut rx, mesh.as_mut(), fed);
             }
             Wake::Peer(from, bytes) => {
@@ -629,88 +622,6 @@ mod tests {
             3,
             "an oversized message is counted"
         );
-    }
-
-    fn request(conn: ConnId, args: &[&str], handle: &NodeHandle) -> DriverMsg {
-        let args = args.iter().map(|a| Bytes::copy_from_slice(a.as_bytes()));
-        DriverMsg::Input(Input::Request {
-            conn,
-            args: args.collect(),
-            wire_bytes: 16,
-            unix: handle.unix_now(),
-        })
-    }
-
-    async fn total_syncs(
-        handle: &NodeHandle,
-        conn: ConnId,
-        replies: &mut mpsc::Receiver<ConnOut>,
-    ) -> u64 {
-        handle
-            .send(request(conn, &["INFO", "stats"], handle))
-            .await
-            .unwrap();
-        let text = match replies.recv().await {
-            Some(ConnOut::Reply(Frame::Bulk(text) | Frame::Verbatim { text, .. }, _)) => text,
-            other => panic!("INFO answers text, not {other:?}"),
-        };
-        let text = String::from_utf8_lossy(&text).into_owned();
-        let line = text.lines().find_map(|l| l.strip_prefix("total_syncs:"));
-        line.and_then(|n| n.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no total_syncs in {text}"))
-    }
-
-    /// Writes from two clients that become ready in the same pass of the scheduler share one
-    /// round and its sync: the node task lets the second client's reader run before it
-    /// drains the round the first one woke it for.
-    #[tokio::test(flavor = "current_thread")]
-    async fn writes_ready_together_share_one_sync() {
-        let (handle, rx) = channel();
-        let node = Node::new(NodeConfig::default(), MemStore::new(), handle.now()).unwrap();
-        let (stop, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(run_node(node, handle.clone(), rx, stop_rx));
-        let mut clients = Vec::new();
-        for _ in 0..2 {
-            let conn = handle.conn_id();
-            let (replies, rx) = mpsc::channel(16);
-            let kind = ConnKind::Tcp;
-            let addr = "test".into();
-            let connect = DriverMsg::Connect {
-                conn,
-                kind,
-                addr,
-                replies,
-            };
-            handle.send(connect).await.unwrap();
-            clients.push((conn, rx));
-        }
-        let (b, mut b_replies) = clients.pop().unwrap();
-        let (a, mut a_replies) = clients.pop().unwrap();
-        let before = total_syncs(&handle, a, &mut a_replies).await;
-
-        handle
-            .send(request(a, &["SET", "a", "1"], &handle))
-            .await
-            .unwrap();
-        let second = handle.clone();
-        tokio::spawn(async move {
-            second
-                .send(request(b, &["SET", "b", "1"], &second))
-                .await
-                .unwrap();
-        });
-        for replies in [&mut a_replies, &mut b_replies] {
-            let reply = replies.recv().await;
-            assert!(
-                matches!(reply, Some(ConnOut::Reply(ref f, _)) if *f == Frame::ok()),
-                "{reply:?}"
-            );
-        }
-        let after = total_syncs(&handle, a, &mut a_replies).await;
-        assert_eq!(after - before, 1, "both writes in one sync");
-
-        stop.send(true).unwrap();
-        task.await.unwrap();
     }
 
     /// Peer traffic (here bytes no node could decode) shares the loop with clients without
