@@ -191,6 +191,28 @@ impl NodeHandle {
         self.tx.send(msg).await.map_err(|_| NodeStopped)
     }
 
+    /// Adds `input` to `batch`, the requests of one read or message, and sends the batch as
+    /// one message once it holds [`INPUTS_PER_MSG_MAX`].
+    pub async fn push_input(
+        &self,
+        batch: &mut Vec<Input>,
+        input: Input,
+    ) -> Result<(), NodeStopped> {
+        batch.push(input);
+        if batch.len() >= INPUTS_PER_MSG_MAX {
+            self.send_inputs(batch).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends what `batch` holds (nothing when it is empty) as one message, leaving it empty.
+    pub async fn send_inputs(&self, batch: &mut Vec<Input>) -> Result<(), NodeStopped> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.send(DriverMsg::batch(batch)).await
+    }
+
     /// Counts bytes written to clients for INFO.
     pub fn count_bytes_out(&self, n: u64) {
         self.bytes_out.fetch_add(n, Ordering::Relaxed);

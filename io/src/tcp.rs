@@ -22,7 +22,7 @@ use tokio::net::TcpListener;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::driver::{ConnOut, DriverMsg, INPUTS_PER_MSG_MAX, NodeHandle};
+use crate::driver::{ConnOut, DriverMsg, NodeHandle};
 
 /// Settings of the TCP endpoint.
 #[derive(Clone, Debug)]
@@ -225,18 +225,18 @@ async fn read_loop<R: AsyncRead + Unpin>(
                         continue;
                     }
                     owed.request();
-                    batch.push(Input::Request {
+                    let input = Input::Request {
                         conn,
                         args,
                         wire_bytes: used as u64,
                         unix,
-                    });
-                    if batch.len() >= INPUTS_PER_MSG_MAX && !send_batch(node, &mut batch).await {
+                    };
+                    if node.push_input(&mut batch, input).await.is_err() {
                         return;
                     }
                 }
                 Ok(None) => {
-                    if !send_batch(node, &mut batch).await {
+                    if node.send_inputs(&mut batch).await.is_err() {
                         return;
                     }
                     if buf.len() > config.query_buffer_max {
@@ -250,7 +250,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 }
                 Err(e) => {
                     tracing::debug!(conn = conn.0, error = %e, "protocol error");
-                    if !send_batch(node, &mut batch).await {
+                    if node.send_inputs(&mut batch).await.is_err() {
                         return;
                     }
                     let input = Input::ProtocolError {
@@ -263,12 +263,6 @@ async fn read_loop<R: AsyncRead + Unpin>(
             }
         }
     }
-}
-
-/// Sends the requests in `batch` (if any) to the node as one message and empties it; `false`
-/// when the node has stopped.
-async fn send_batch(node: &NodeHandle, batch: &mut Vec<Input>) -> bool {
-    batch.is_empty() || node.send(DriverMsg::batch(batch)).await.is_ok()
 }
 
 /// After a protocol error the reader stops reading and waits for the writer to deliver the

@@ -59,7 +59,7 @@ use tokio::sync::{mpsc, watch};
 use zeromq::prelude::*;
 use zeromq::{RouterRecvHalf, RouterSendHalf, RouterSocket, SocketEvent, ZmqMessage};
 
-use crate::driver::{ConnOut, DriverMsg, INPUTS_PER_MSG_MAX, NodeHandle, NodeStopped};
+use crate::driver::{ConnOut, DriverMsg, NodeHandle, NodeStopped};
 
 /// Default for [`ZmqConfig::message_max`]: 64 MiB. The socket has already received the whole
 /// message when it is checked, so this bounds the work and memory a message costs the node, not
@@ -275,19 +275,15 @@ impl Router {
         let unix = self.node.unix_now();
         let mut batch = Vec::new();
         for (args, wire_bytes) in decoded.requests {
-            batch.push(Input::Request {
+            let input = Input::Request {
                 conn,
                 args,
                 wire_bytes,
                 unix,
-            });
-            if batch.len() >= INPUTS_PER_MSG_MAX {
-                self.node.send(DriverMsg::batch(&mut batch)).await?;
-            }
+            };
+            self.node.push_input(&mut batch, input).await?;
         }
-        if !batch.is_empty() {
-            self.node.send(DriverMsg::batch(&mut batch)).await?;
-        }
+        self.node.send_inputs(&mut batch).await?;
         if quits {
             self.clients.remove(&identity);
         }

@@ -39,18 +39,15 @@ fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let config = Config::load(flags)?;
-    let runtime = match config.threads {
-        1 => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?,
-        0 => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?,
-        n => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(n)
-            .enable_all()
-            .build()?,
+    // 1: every task on this thread; 0: one worker per core (tokio's default); n: n workers.
+    let mut builder = match config.threads {
+        1 => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
     };
+    if config.threads > 1 {
+        builder.worker_threads(config.threads);
+    }
+    let runtime = builder.enable_all().build()?;
     runtime.block_on(run(config))
 }
 
