@@ -9,10 +9,12 @@ cd "$(dirname "$0")/.."
 : "${CARGO_TARGET_DIR:=$HOME/.cache/tickdb-target}"
 export CARGO_TARGET_DIR
 secs="${1:-3}"
+# --workspace, not -p: a subset of packages unifies features differently from the workspace
+# and rebuilds RocksDB's C++ (about 15 minutes) into a second copy.
 if [[ -n "${TICKDB_BIN:-}" ]]; then
-  cargo build --release -p tickdb-tests --example zmq_bench >&2
+  cargo build --release --workspace --example zmq_bench >&2
 else
-  cargo build --release -p tickdb-server -p tickdb-tests --example zmq_bench >&2
+  cargo build --release --workspace --bin tickdb --example zmq_bench >&2
 fi
 tickdb="${TICKDB_BIN:-$CARGO_TARGET_DIR/release/tickdb}"
 data="$(mktemp -d)"
