@@ -6,6 +6,9 @@
 //! point-in-time snapshots. Writes become visible to reads at once; they survive a crash only
 //! after `sync` returns. A batch is atomic across crashes: after a crash the store holds a
 //! prefix of the batches written, never part of one.
+//!
+//! A store may also hand out a [`Syncer`]: a handle that syncs it from another thread while
+//! its owner keeps writing (the pipelined sync, [`crate::node::Output::Sync`]).
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -189,6 +192,34 @@ pub trait Store: StoreRead {
     fn write_back(&mut self) -> Result<(), StoreError> {
         Ok(())
     }
+
+    /// A handle that syncs this store beside its owner's writes, or `None` when it can only
+    /// sync inline ([`Store::sync`]). A driver with one runs the node's syncs on it
+    /// ([`crate::node::Node::pipeline_syncs`]).
+    fn syncer(&self) -> Option<Arc<dyn Syncer>> {
+        None
+    }
+}
+
+/// Syncs a store from another thread (or task) while its owner keeps writing to it.
+///
+/// The contract: [`Syncer::mark`] is called on the owner's thread when the owner asks for a
+/// sync, and [`Syncer::sync_through`] with that mark then makes durable every write made before the
+/// mark (it may make later ones durable too). The owner treats only the writes before it asked
+/// as covered. At most one sync runs at a time.
+pub trait Syncer: Send + Sync {
+    /// Marks what the next sync must cover: every write made so far.
+    fn mark(&self) -> u64;
+
+    /// Makes durable every write made before `mark`. May block for as long as the disk takes.
+    fn sync_through(&self, mark: u64) -> Result<(), StoreError>;
+
+    /// Whether [`Syncer::sync_through`] blocks its thread (a real disk): the driver then runs it on a
+    /// thread of its own. `false` for a store in memory (the turmoil harness's), which the
+    /// driver syncs in a task of its runtime so a simulation stays deterministic.
+    fn blocks(&self) -> bool {
+        true
+    }
 }
 
 type Spaces = BTreeMap<Space, BTreeMap<Vec<u8>, Vec<u8>>>;
@@ -239,6 +270,25 @@ impl MemStore {
 
     pub fn write_count(&self) -> u64 {
         self.writes
+    }
+
+    /// Makes the writes numbered up to `mark` durable ([`MemStore::write_count`] after the
+    /// last of them), and no later one: what a sync that started at `mark` leaves when it
+    /// completes while writes go on (the pipelined sync). Writes already durable stay so.
+    pub fn sync_through(&mut self, mark: u64) {
+        let first_unsynced = self.writes - self.unsynced.len() as u64;
+        let n = mark
+            .saturating_sub(first_unsynced)
+            .min(self.unsynced.len() as u64) as usize;
+        for batch in self.unsynced.drain(..n) {
+            apply(&mut self.durable, &batch);
+        }
+        self.syncs += 1;
+    }
+
+    /// The value a crash right now would leave at `key` (the last sync's state).
+    pub fn durable_get(&self, space: Space, key: &[u8]) -> Option<Vec<u8>> {
+        self.durable.get(&space).and_then(|m| m.get(key)).cloned()
     }
 }
 
@@ -384,6 +434,35 @@ mod tests {
             s.write(b).unwrap();
         }
         s.crash_keeping(2);
+        assert_eq!(
+            keys(&s, Space::Log, false),
+            vec![b"a".to_vec(), b"b".to_vec()]
+        );
+    }
+
+    #[test]
+    fn sync_through_makes_exactly_the_marked_writes_durable() {
+        let mut s = MemStore::new();
+        let put = |s: &mut MemStore, k: &[u8]| {
+            let mut b = WriteBatch::new();
+            b.put(Space::Log, k.to_vec(), b"".to_vec());
+            s.write(b).unwrap();
+        };
+        put(&mut s, b"a");
+        let mark = s.write_count();
+        put(&mut s, b"b");
+        put(&mut s, b"c");
+        s.sync_through(mark);
+        assert_eq!(s.unsynced_batches(), 2);
+        assert_eq!(s.durable_get(Space::Log, b"a"), Some(Vec::new()));
+        assert_eq!(s.durable_get(Space::Log, b"b"), None);
+        // A mark behind what is already durable changes nothing.
+        s.sync_through(0);
+        assert_eq!(s.unsynced_batches(), 2);
+        let mark = s.write_count() - 1;
+        put(&mut s, b"d");
+        s.sync_through(mark);
+        s.crash();
         assert_eq!(
             keys(&s, Space::Log, false),
             vec![b"a".to_vec(), b"b".to_vec()]

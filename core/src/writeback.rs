@@ -107,8 +107,8 @@ impl<S: Store> WriteBack<S> {
         &self.inner
     }
 
-    #[cfg(test)]
-    pub(crate) fn inner_mut(&mut self) -> &mut S {
+    /// The store underneath; writing to it bypasses what is held.
+    pub fn inner_mut(&mut self) -> &mut S {
         &mut self.inner
     }
 
