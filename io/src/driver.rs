@@ -16,8 +16,12 @@
 //! [`NodeHandle::mesh_sends_dropped`] and otherwise ignored. The driver never looks inside a
 //! peer payload.
 //!
-//! Only `tokio` primitives are used (no threads, no `spawn_blocking`), so the same driver runs
-//! under turmoil's simulated runtime. The store's `sync` blocks the task while it runs.
+//! Syncs are pipelined when the store hands out a [`tickdb_core::store::Syncer`] (RocksDB's
+//! does): the node asks for each with [`Output::Sync`] and goes on while it runs on a thread of
+//! its own ([`crate::syncs`]); the completion is fed back as [`Input::Synced`] before anything
+//! else. A store without one is synced inline, blocking the task. Apart from that thread only
+//! `tokio` primitives are used, and a store in memory is synced in a task instead, so the same
+//! driver runs under turmoil's simulated runtime.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -33,6 +37,7 @@ use tickdb_core::{Instant, UnixMillis};
 use tokio::sync::{mpsc, watch};
 
 use crate::mesh::{Mesh, MeshReceiver};
+use crate::syncs::Syncs;
 
 /// The outbound half of a cluster transport, owned by the node task. The inbound half is a
 /// `mpsc::Receiver<(u64, Vec<u8>)>` of (sender id, message) that the transport's own tasks
@@ -340,6 +345,8 @@ struct PeerLink<T> {
 
 /// One wake-up of the node task.
 enum Wake {
+    /// The pipelined sync completed: (upto, error).
+    Synced(u64, Option<String>),
     Msg(DriverMsg),
     Peer(u64, Vec<u8>),
     /// The mesh's inbound side stopped.
@@ -359,12 +366,26 @@ async fn run<S: Store, T: PeerTransport>(
     let dropped = Arc::clone(&handle.mesh_dropped);
     drop(handle);
     let mut conns: Conns = HashMap::new();
+    let drain_to = |node: &mut Node<S>,
+                    conns: &mut Conns,
+                    mesh: &mut Option<PeerLink<T>>,
+                    syncs: &mut Syncs| {
+        let transport = mesh.as_mut().map(|m| &mut m.transport);
+        drain(node, conns, transport, &dropped, syncs);
+    };
+    let mut syncs = Syncs::new(node.store().syncer());
+    if syncs.pipelined() {
+        node.pipeline_syncs();
+    }
     loop {
         let deadline = node.poll_timeout();
         let peers = mesh.as_mut().and_then(|m| m.peers.as_mut());
         let wake = tokio::select! {
             biased;
             _ = shutdown.wait_for(|stop| *stop) => break,
+            // Before input: under a steady stream of it, later branches may never be chosen,
+            // and this one releases every reply waiting for the sync.
+            (upto, error) = syncs.done() => Wake::Synced(upto, error),
             msg = rx.recv() => match msg {
                 Some(msg) => Wake::Msg(msg),
                 None => break,
@@ -378,6 +399,7 @@ async fn run<S: Store, T: PeerTransport>(
         let now = clock.now();
         let timer_fired = matches!(wake, Wake::Timeout);
         match wake {
+            Wake::Synced(upto, error) => node.handle_input(now, Input::Synced { upto, error }),
             Wake::Timeout => node.handle_timeout(now),
             Wake::PeersClosed => {
                 tracing::error!("the cluster transport stopped receiving; this node is cut off");
@@ -400,25 +422,35 @@ async fn run<S: Store, T: PeerTransport>(
         if !timer_fired && node.poll_timeout().is_some_and(|t| t <= now) {
             node.handle_timeout(now);
         }
+        // A sync that completed while the inputs were fed: its replies join this drain.
+        if let Some((upto, error)) = syncs.try_done() {
+            node.handle_input(now, Input::Synced { upto, error });
+        }
         node.add_bytes_out(bytes_out.swap(0, Ordering::Relaxed));
-        drain(
-            &mut node,
-            &mut conns,
-            mesh.as_mut().map(|m| &mut m.transport),
-            &dropped,
-        );
+        drain_to(&mut node, &mut conns, &mut mesh, &mut syncs);
     }
-    drain(
-        &mut node,
-        &mut conns,
-        mesh.as_mut().map(|m| &mut m.transport),
-        &dropped,
-    );
+    drain_to(&mut node, &mut conns, &mut mesh, &mut syncs);
+    // The sync running, and the few that what it releases may ask for (a vote that makes a
+    // leader writes its first entry), complete before the clean stop's own sync.
+    let mut rounds = 0;
+    while syncs.running() {
+        let (upto, error) = syncs.done().await;
+        node.handle_input(clock.now(), Input::Synced { upto, error });
+        rounds += 1;
+        if rounds < STOP_SYNC_ROUNDS {
+            drain_to(&mut node, &mut conns, &mut mesh, &mut syncs);
+        }
+    }
+    drop(syncs);
     if let Err(e) = node.sync() {
         tracing::error!(error = %e, "final sync failed");
     }
     node
 }
+
+/// Drains after pipelined syncs at a stop before the node is left as it is (each drain may ask
+/// for one more sync, for what the last one released).
+const STOP_SYNC_ROUNDS: u32 = 4;
 
 /// The next peer message, or `None` when the mesh's inbound side has stopped; never ready
 /// without a mesh.
@@ -518,9 +550,14 @@ fn drain<S: Store, T: PeerTransport>(
     conns: &mut Conns,
     mut mesh: Option<&mut T>,
     dropped: &AtomicU64,
+    syncs: &mut Syncs,
 ) {
     while let Some(out) = node.poll_output() {
         let (conn, msg) = match out {
+            Output::Sync { upto } => {
+                syncs.start(upto);
+                continue;
+            }
             Output::Reply {
                 conn,
                 frame: frame @ Frame::Push(_),
@@ -610,7 +647,7 @@ mod tests {
     use std::net::SocketAddr;
 
     use tickdb_core::node::NodeConfig;
-    use tickdb_core::store::MemStore;
+    use tickdb_core::store::{MemStore, StoreRead as _};
 
     use super::*;
     use crate::mesh::MeshConfig;
@@ -683,36 +720,9 @@ mod tests {
             mesh2.send(1, vec![i; 64]).unwrap();
         }
 
-        let conn = handle.conn_id();
-        let (reply_tx, mut replies) = mpsc::channel(16);
-        handle
-            .send(DriverMsg::Connect {
-                conn,
-                kind: ConnKind::Tcp,
-                addr: "test".into(),
-                replies: reply_tx,
-            })
-            .await
-            .unwrap();
-        let args = ["SET", "k", "v"]
-            .map(|a| Bytes::from_static(a.as_bytes()))
-            .to_vec();
-        handle
-            .send(DriverMsg::Input(Input::Request {
-                conn,
-                args,
-                wire_bytes: 27,
-                unix: handle.unix_now(),
-            }))
-            .await
-            .unwrap();
-        let reply = tokio::time::timeout(Duration::from_secs(10), replies.recv())
-            .await
-            .expect("a reply in time");
-        assert!(
-            matches!(reply, Some(ConnOut::Reply(ref f, _)) if *f == Frame::ok()),
-            "{reply:?}"
-        );
+        let (conn, mut replies) = connect(&handle).await;
+        request(&handle, conn, &["SET", "k", "v"]).await;
+        expect_ok(&mut replies, "a reply in time").await;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while mesh2.stats().links[&1].messages_out < 100 {
             assert!(
@@ -722,12 +732,197 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
 
+        stop_node(&stop, task).await;
+        assert_eq!(handle.mesh_sends_dropped(), 0);
+    }
+
+    /// A store whose pipelined sync blocks until the test opens its gate.
+    #[derive(Clone, Default)]
+    struct GatedStore {
+        inner: Arc<std::sync::Mutex<MemStore>>,
+        gate: Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+    }
+
+    impl GatedStore {
+        fn open_gate(&self) {
+            *self.gate.0.lock().unwrap() = true;
+            self.gate.1.notify_all();
+        }
+    }
+
+    impl tickdb_core::store::StoreRead for GatedStore {
+        fn get(
+            &self,
+            space: tickdb_core::store::Space,
+            key: &[u8],
+        ) -> Result<Option<Vec<u8>>, tickdb_core::store::StoreError> {
+            self.inner.lock().unwrap().get(space, key)
+        }
+
+        fn scan(
+            &self,
+            space: tickdb_core::store::Space,
+            start: &[u8],
+            end: Option<&[u8]>,
+            reverse: bool,
+        ) -> tickdb_core::store::ScanIter<'_> {
+            let all: Vec<_> = self
+                .inner
+                .lock()
+                .unwrap()
+                .scan(space, start, end, reverse)
+                .collect();
+            Box::new(all.into_iter())
+        }
+    }
+
+    impl Store for GatedStore {
+        type Snapshot = tickdb_core::store::MemSnapshot;
+
+        fn write(
+            &mut self,
+            batch: tickdb_core::store::WriteBatch,
+        ) -> Result<(), tickdb_core::store::StoreError> {
+            self.inner.lock().unwrap().write(batch)
+        }
+
+        fn sync(&mut self) -> Result<(), tickdb_core::store::StoreError> {
+            self.inner.lock().unwrap().sync()
+        }
+
+        fn snapshot(&self) -> Result<Self::Snapshot, tickdb_core::store::StoreError> {
+            self.inner.lock().unwrap().snapshot()
+        }
+
+        fn syncer(&self) -> Option<Arc<dyn tickdb_core::store::Syncer>> {
+            Some(Arc::new(self.clone()))
+        }
+    }
+
+    impl tickdb_core::store::Syncer for GatedStore {
+        fn mark(&self) -> u64 {
+            self.inner.lock().unwrap().write_count()
+        }
+
+        fn sync_through(&self, mark: u64) -> Result<(), tickdb_core::store::StoreError> {
+            let mut open = self.gate.0.lock().unwrap();
+            while !*open {
+                open = self.gate.1.wait(open).unwrap();
+            }
+            self.inner.lock().unwrap().sync_through(mark);
+            Ok(())
+        }
+    }
+
+    async fn request(handle: &NodeHandle, conn: ConnId, words: &[&'static str]) {
+        let args = words
+            .iter()
+            .map(|w| Bytes::from_static(w.as_bytes()))
+            .collect();
+        let input = Input::Request {
+            conn,
+            args,
+            wire_bytes: 16,
+            unix: handle.unix_now(),
+        };
+        handle.send(DriverMsg::Input(input)).await.unwrap();
+    }
+
+    /// Stops the node task and waits (up to 10 s) for it to hand the node back.
+    async fn stop_node<S: Store>(
+        stop: &watch::Sender<bool>,
+        task: tokio::task::JoinHandle<Node<S>>,
+    ) {
         stop.send(true).unwrap();
         let node = tokio::time::timeout(Duration::from_secs(10), task)
             .await
             .expect("the node stops in time")
             .expect("the node task did not panic");
         drop(node);
-        assert_eq!(handle.mesh_sends_dropped(), 0);
+    }
+
+    /// Waits (up to 10 s) for the next reply, which must be `+OK`.
+    async fn expect_ok(replies: &mut mpsc::Receiver<ConnOut>, what: &str) {
+        let reply = tokio::time::timeout(Duration::from_secs(10), replies.recv())
+            .await
+            .expect(what);
+        assert!(
+            matches!(reply, Some(ConnOut::Reply(ref f, _)) if *f == Frame::ok()),
+            "{what}: {reply:?}"
+        );
+    }
+
+    async fn connect(handle: &NodeHandle) -> (ConnId, mpsc::Receiver<ConnOut>) {
+        let conn = handle.conn_id();
+        let (replies, rx) = mpsc::channel(16);
+        let msg = DriverMsg::Connect {
+            conn,
+            kind: ConnKind::Tcp,
+            addr: "test".into(),
+            replies,
+        };
+        handle.send(msg).await.unwrap();
+        (conn, rx)
+    }
+
+    /// The sync runs on its own thread: while it blocks, the node task answers other clients
+    /// and takes more writes; the write it covers is acknowledged only once it completes, and
+    /// a write made while it ran only after a later sync; the stop waits for the sync running.
+    #[tokio::test]
+    async fn a_pipelined_sync_blocks_only_the_writes_it_covers() {
+        let store = GatedStore::default();
+        let (handle, rx) = channel();
+        let node = Node::new(NodeConfig::default(), store.clone(), handle.now()).unwrap();
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(run_node(node, handle.clone(), rx, stop_rx));
+        // A failed assertion before the gate opens must not leave the sync thread (which the
+        // node task's drop joins) blocked for ever.
+        struct OpenOnDrop(GatedStore);
+        impl Drop for OpenOnDrop {
+            fn drop(&mut self) {
+                self.0.open_gate();
+            }
+        }
+        let _open = OpenOnDrop(store.clone());
+        // The single node's first sync (its election) blocks at the gate; a PING on another
+        // connection is answered meanwhile.
+        let (writer, mut written) = connect(&handle).await;
+        request(&handle, writer, &["SET", "k", "1"]).await;
+        let (reader, mut read) = connect(&handle).await;
+        request(&handle, reader, &["PING"]).await;
+        let pong = tokio::time::timeout(Duration::from_secs(10), read.recv())
+            .await
+            .expect("a PING answered while the sync blocks");
+        assert!(
+            matches!(pong, Some(ConnOut::Reply(Frame::Simple(ref s), _)) if s.as_ref() == b"PONG"),
+            "{pong:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            written.try_recv().is_err(),
+            "a write acknowledged before its sync"
+        );
+        let set_entry = || {
+            let store = store.inner.lock().unwrap();
+            let key = 2u64.to_be_bytes(); // after the election's no-op
+            let live = store.get(tickdb_core::store::Space::Log, &key).unwrap();
+            let durable = store.durable_get(tickdb_core::store::Space::Log, &key);
+            (live.is_some(), durable.is_some())
+        };
+        assert_eq!(
+            set_entry(),
+            (true, false),
+            "the SET is in the log, not yet durable"
+        );
+        store.open_gate();
+        expect_ok(
+            &mut written,
+            "the write acknowledged once its sync completed",
+        )
+        .await;
+        assert_eq!(set_entry(), (true, true), "the acknowledged SET is durable");
+        stop_node(&stop, task).await;
+        let store = store.inner.lock().unwrap();
+        assert_eq!(store.unsynced_batches(), 0, "the stop synced everything");
     }
 }

@@ -9,11 +9,13 @@
 //! - [`zmq`]: RESP over a ZeroMQ ROUTER socket for DEALER clients.
 //! - [`RocksStore`] (feature `rocksdb`): core's storage port on RocksDB.
 //! - [`Mesh`]: the ZeroMQ cluster transport, one ROUTER per node and one DEALER per peer.
+//! - `syncs`: the node's pipelined syncs, on a thread of their own beside the node task.
 
 pub mod driver;
 mod mesh;
 #[cfg(feature = "rocksdb")]
 mod rocks;
+mod syncs;
 pub mod tcp;
 pub mod zmq;
 

@@ -11,6 +11,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rocksdb::{
@@ -18,7 +19,7 @@ use rocksdb::{
     DBRecoveryMode, FlushOptions, IteratorMode, Options, ReadOptions, WriteOptions,
     checkpoint::Checkpoint,
 };
-use tickdb_core::store::{Op, ScanIter, Space, Store, StoreError, StoreRead, WriteBatch};
+use tickdb_core::store::{Op, ScanIter, Space, Store, StoreError, StoreRead, Syncer, WriteBatch};
 
 /// Default shared block cache: enough for the index/filter blocks and the hot chunks of a
 /// modest node; operators raise it on big machines.
@@ -44,6 +45,9 @@ pub struct RocksOptions {
     pub block_cache_bytes: usize,
     /// RocksDB's `max_open_files`; -1 keeps every SST open.
     pub max_open_files: i32,
+    /// Hand the driver a [`Syncer`] ([`Store::syncer`]), so it syncs on a thread of its own
+    /// while the node goes on writing (pipelined syncs); off, the node syncs inline.
+    pub pipelined_sync: bool,
 }
 
 impl Default for RocksOptions {
@@ -51,13 +55,15 @@ impl Default for RocksOptions {
         Self {
             block_cache_bytes: BLOCK_CACHE_BYTES_DEFAULT,
             max_open_files: MAX_OPEN_FILES_DEFAULT,
+            pipelined_sync: false,
         }
     }
 }
 
 /// A [`Store`] on a RocksDB database directory.
 pub struct RocksStore {
-    db: DB,
+    /// Shared with the [`Syncer`] the driver syncs on from its own thread.
+    db: Arc<DB>,
     path: PathBuf,
     options: RocksOptions,
     cache: Cache,
@@ -176,7 +182,7 @@ impl RocksStore {
         write_options.set_sync(false);
         write_options.disable_wal(false);
         Ok(Self {
-            db,
+            db: Arc::new(db),
             path: path.to_path_buf(),
             options,
             cache,
@@ -299,6 +305,21 @@ impl RocksStore {
     }
 }
 
+/// Syncs a [`RocksStore`] from another thread ([`Store::syncer`]).
+struct RocksSyncer(Arc<DB>);
+
+impl Syncer for RocksSyncer {
+    /// Nothing to mark: a sync covers every write made before it is called, which is after the
+    /// node asked for it.
+    fn mark(&self) -> u64 {
+        0
+    }
+
+    fn sync_through(&self, _mark: u64) -> Result<(), StoreError> {
+        self.0.flush_wal(true).map_err(|e| engine("sync", e))
+    }
+}
+
 impl StoreRead for RocksStore {
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         read_get(&self.db, space, key)
@@ -331,6 +352,16 @@ impl Store for RocksStore {
         // which fdatasyncs every live WAL file (and the WAL directory after a new file was
         // created). Batches already flushed into SSTs are durable through the MANIFEST.
         self.db.flush_wal(true).map_err(|e| engine("sync", e))
+    }
+
+    /// `FlushWAL(sync = true)` from the driver's sync thread, beside the node's writes:
+    /// RocksDB serialises it with them on its WAL mutex (with `manual_wal_flush` and one write
+    /// queue, a WAL append takes the same mutex), so it covers every batch written before it
+    /// was called, and batches written while it runs wait for the next one.
+    fn syncer(&self) -> Option<Arc<dyn Syncer>> {
+        self.options
+            .pipelined_sync
+            .then(|| Arc::new(RocksSyncer(Arc::clone(&self.db))) as Arc<dyn Syncer>)
     }
 
     /// A snapshot is a RocksDB checkpoint (hard links to the SSTs plus a fresh MANIFEST) opened

@@ -23,5 +23,5 @@ mod world;
 
 pub use checker::{HistOp, Outcome, Verdict, check as check_linearizable};
 pub use kv::{Command, OpKind};
-pub use sim::{Bug, LIVENESS_BOUND_MS, Mode, Report, Sim, SimConfig, run_seed};
+pub use sim::{Bug, LIVENESS_BOUND_MS, Mode, Report, Sim, SimConfig, Syncs, run_seed};
 pub use world::Faults;

@@ -5,7 +5,7 @@ use std::time::Instant as WallClock;
 
 use anyhow::{Result, bail};
 use clap::Parser;
-use tickdb_sim::{Bug, Faults, Mode, SimConfig, run_seed};
+use tickdb_sim::{Bug, Faults, Mode, SimConfig, Syncs, run_seed};
 
 #[derive(Parser, Debug)]
 #[command(about = "Deterministic simulation of tickdb: sweep seeds or replay one")]
@@ -43,6 +43,10 @@ struct Args {
     /// Only end-to-end checks (no direct durability / election-restriction checks).
     #[arg(long)]
     no_direct_checks: bool,
+    /// How nodes sync: inline or pipelined (default: pipelined, inline for seeds divisible
+    /// by 4).
+    #[arg(long)]
+    syncs: Option<Syncs>,
     /// Stop at the first violation.
     #[arg(long)]
     stop: bool,
@@ -57,6 +61,7 @@ fn main() -> Result<()> {
         fault_ms: args.fault_ms,
         quiet_ms: args.quiet_ms,
         direct_checks: !args.no_direct_checks,
+        syncs: args.syncs.unwrap_or(Syncs::for_seed(seed)),
         ..match args.mode {
             Mode::Raft => SimConfig::new(seed, args.nodes),
             Mode::Node => SimConfig::node(seed, args.nodes),

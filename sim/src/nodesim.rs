@@ -29,12 +29,13 @@ use bytes::Bytes;
 use tickdb_core::UnixMillis;
 use tickdb_core::node::peer::{self, PeerBody};
 use tickdb_core::node::{ClusterConfig, ConnId, ConnKind, Input, Member, Node, NodeConfig, Output};
-use tickdb_core::raft::{Message, NodeId};
+use tickdb_core::raft::{LogIndex, Membership, Message, NodeId, Role, applied_index};
 use tickdb_core::resp::Frame;
+use tickdb_core::store::{ScanIter, Space, StoreError, StoreRead};
 
 use crate::checker::{self, HistOp, Outcome, Verdict};
 use crate::kv::OpKind;
-use crate::sim::{Bug, LIVENESS_BOUND_MS, MAX_EVENTS, Report, SimConfig};
+use crate::sim::{Bug, LIVENESS_BOUND_MS, MAX_EVENTS, Report, SimConfig, Syncs};
 use crate::store::SimStore;
 use crate::world::{FaultKind, MS, World, impl_sim_event};
 
@@ -173,6 +174,14 @@ enum Ev {
         node: NodeId,
         inc: u64,
     },
+    /// The pipelined sync the node asked for (`upto`) completes; it covers the store's writes
+    /// up to `mark`, made before the driver took the request.
+    SyncDone {
+        node: NodeId,
+        inc: u64,
+        upto: u64,
+        mark: u64,
+    },
     /// A client's request reaches a node (`connect`: on a new connection).
     Request {
         client: u32,
@@ -242,6 +251,10 @@ struct SimNode {
     inbox: Vec<Input>,
     /// Snapshot installs this incarnation reported so far.
     snapshots_seen: u64,
+    /// The highest commit index of this incarnation checked for durability on a majority.
+    durable_checked: u64,
+    /// Its membership at the end of its last drain as leader (`None`: it was not leading).
+    led_with: Option<Membership>,
 }
 
 impl SimNode {
@@ -258,6 +271,8 @@ impl SimNode {
             retired: false,
             paused: false,
             inbox: Vec::new(),
+            durable_checked: 0,
+            led_with: None,
             snapshots_seen: 0,
         }
     }
@@ -511,6 +526,25 @@ impl NodeSim {
                 }
                 self.drain(node)
             }
+            Ev::SyncDone {
+                node,
+                inc,
+                upto,
+                mark,
+            } => {
+                let n = self.nodes.get_mut(&node).expect("node exists");
+                if n.inc != inc {
+                    return Ok(()); // it crashed meanwhile: the sync never completed
+                }
+                let Some(node_ref) = n.node.as_mut() else {
+                    return Ok(());
+                };
+                // A stopped process's fsync still completes in the kernel; the driver hears of
+                // it when the process resumes.
+                node_ref.store_mut().sync_through(mark);
+                self.feed(node, Input::Synced { upto, error: None });
+                Ok(())
+            }
             Ev::Request {
                 client,
                 node,
@@ -681,6 +715,9 @@ impl NodeSim {
         let store = n.store.take().expect("a down node keeps its store");
         let mut node =
             Node::new(config, store, now).map_err(|e| format!("node {} start: {e}", id.0))?;
+        if self.cfg.syncs == Syncs::Pipelined {
+            node.pipeline_syncs();
+        }
         for which in [Admin::Probe, Admin::Fault, Admin::Final, Admin::Reconfig] {
             let conn = admin_conn(id, which);
             let addr = format!("sim:{}", conn.0);
@@ -694,6 +731,8 @@ impl NodeSim {
         n.paused = false;
         n.inbox.clear();
         n.snapshots_seen = 0;
+        n.durable_checked = 0;
+        n.led_with = None;
         self.reconfig_sent.remove(&id);
         n.drain_scheduled = false;
         n.timer_at = None;
@@ -724,14 +763,27 @@ impl NodeSim {
         self.w.schedule(at, Ev::Drain { node: id, inc });
     }
 
-    /// Drains the node's outputs (it syncs in there), routes them, and arms its timer.
+    /// Drains the node's outputs (it syncs in there, or asks for a pipelined sync), routes
+    /// them, and arms its timer.
     fn drain(&mut self, id: NodeId) -> Check {
         let mut outputs = Vec::new();
+        let mut sync = None;
+        let commit_before;
         let deadline = {
             let Some(node) = self.node_mut(id) else {
                 return Ok(());
             };
+            commit_before = node.raft_status().commit;
             while let Some(o) = node.poll_output() {
+                if let Output::Sync { upto } = o {
+                    // The driver marks the store as it takes the request, then goes on
+                    // draining (and the node writing) while the sync runs.
+                    if sync.is_some() {
+                        return Err(format!("node {} asked for two syncs at once", id.0));
+                    }
+                    sync = Some((upto, node.store().write_count()));
+                    continue;
+                }
                 outputs.push(o);
                 if outputs.len() > MAX_OUTPUTS_PER_DRAIN {
                     return Err(format!("node {} never stops producing outputs", id.0));
@@ -745,6 +797,20 @@ impl NodeSim {
             let node = n.node.as_ref().expect("drained it");
             node.poll_timeout()
         };
+        if let Some((upto, mark)) = sync {
+            let inc = self.nodes[&id].inc;
+            let at = self.w.now + self.w.sync_latency();
+            let ev = Ev::SyncDone {
+                node: id,
+                inc,
+                upto,
+                mark,
+            };
+            self.w.schedule(at, ev);
+        }
+        if self.cfg.direct_checks {
+            self.check_durable_commit(id, commit_before)?;
+        }
         for o in outputs {
             self.route(id, o)?;
         }
@@ -758,6 +824,105 @@ impl NodeSim {
             }
         }
         Ok(())
+    }
+
+    /// Durability before promise, checked directly (as the Raft-only simulation does at each
+    /// commit): whatever a leader has committed, a majority of its voters hold in what a crash
+    /// right now would leave them, as that entry in their log or inside their durable state.
+    /// A leader acknowledges a write only once it is committed, so this is what each
+    /// acknowledgement stands on. The majority is of the voters the commit was counted
+    /// among: the leader's membership now, or the one it had at the previous drain when a
+    /// membership change was appended during this one (after the commit advanced). A leader
+    /// elected during this drain is checked above the commit index it had before it (which it
+    /// learned from an earlier leader, who counted it among the voters of its time).
+    fn check_durable_commit(&mut self, id: NodeId, commit_before: LogIndex) -> Check {
+        let Some(node) = self.nodes[&id].node.as_ref() else {
+            return Ok(());
+        };
+        let st = node.raft_status();
+        if st.role != Role::Leader {
+            self.nodes.get_mut(&id).expect("node exists").led_with = None;
+            return Ok(());
+        }
+        let n = &self.nodes[&id];
+        let previous = n.led_with.clone();
+        let checked = match previous {
+            Some(_) => n.durable_checked,
+            None => n.durable_checked.max(commit_before.0),
+        };
+        if st.commit.0 > checked {
+            let key = st.commit.0.to_be_bytes();
+            // An entry compacted here already was durable when that happened.
+            if let Some(entry) = node
+                .store()
+                .get(Space::Log, &key)
+                .map_err(|e| e.to_string())?
+            {
+                let now = self.durable_quorum(&st.membership, st.commit, &entry)?;
+                let before = match &previous {
+                    Some(m) if *m != st.membership => {
+                        Some(self.durable_quorum(m, st.commit, &entry)?)
+                    }
+                    _ => None,
+                };
+                if let (Err(e), None | Some(Err(_))) = (&now, &before) {
+                    return Err(format!(
+                        "leader {} committed index {} held durably by {e}",
+                        id.0, st.commit.0
+                    ));
+                }
+            }
+        }
+        let n = self.nodes.get_mut(&id).expect("node exists");
+        n.durable_checked = st.commit.0;
+        n.led_with = Some(st.membership);
+        Ok(())
+    }
+
+    /// Whether a majority of `members`' voters hold `entry` at `index` durably (in the log, or
+    /// applied in the durable state); `Err` says who holds it how.
+    fn durable_quorum(
+        &self,
+        members: &Membership,
+        index: LogIndex,
+        entry: &[u8],
+    ) -> Result<Result<(), String>, String> {
+        let key = index.0.to_be_bytes();
+        let mut durable = 0;
+        let mut seen = Vec::new();
+        for v in &members.voters {
+            let n = &self.nodes[v];
+            let Some(store) = n.node.as_ref().map(Node::store).or(n.store.as_ref()) else {
+                seen.push(format!("{} retired", v.0));
+                continue;
+            };
+            let in_log = store
+                .durable_get(Space::Log, &key)
+                .map_err(|e| e.to_string())?
+                .is_some_and(|b| b == entry);
+            let applied = applied_index(&Durable(store)).map_err(|e| e.to_string())?;
+            if in_log || applied >= index {
+                durable += 1;
+            }
+            seen.push(format!(
+                "{} {}",
+                v.0,
+                if in_log {
+                    "in its durable log".to_string()
+                } else {
+                    format!("not (durable applied index {})", applied.0)
+                }
+            ));
+        }
+        if durable >= members.quorum() {
+            Ok(Ok(()))
+        } else {
+            Ok(Err(format!(
+                "only {durable} of {} voters: {}",
+                members.voters.len(),
+                seen.join(", ")
+            )))
+        }
     }
 
     /// The client learns (a client-link delay from now) that `conn` broke, or (`refused`)
@@ -823,6 +988,7 @@ impl NodeSim {
             }
             // Every simulated node reaches every other: addresses do not matter here.
             Output::Member { .. } => {}
+            Output::Sync { .. } => unreachable!("taken in drain"),
         }
         Ok(())
     }
@@ -1830,6 +1996,19 @@ fn info_field<'t>(text: &'t str, id: NodeId, name: &str) -> Result<&'t str, Stri
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
         .map(str::trim)
         .ok_or_else(|| format!("node {} INFO lacks {name}", id.0))
+}
+
+/// What a crash right now would leave in a store, for point reads.
+struct Durable<'a>(&'a SimStore);
+
+impl StoreRead for Durable<'_> {
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.0.durable_get(space, key)
+    }
+
+    fn scan(&self, _: Space, _: &[u8], _: Option<&[u8]>, _: bool) -> ScanIter<'_> {
+        unimplemented!("the durable view serves point reads only")
+    }
 }
 
 #[cfg(test)]

@@ -120,6 +120,47 @@ pub struct SimConfig {
     /// safety, committed entries, log matching, convergence, linearizability, liveness): used
     /// to measure what those catch on their own.
     pub direct_checks: bool,
+    /// How the nodes sync (default: [`Syncs::for_seed`]).
+    pub syncs: Syncs,
+}
+
+/// How a run's nodes sync their stores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Syncs {
+    /// Inside `flush` / `poll_output`, as a node over a store without a `Syncer` does.
+    Inline,
+    /// Asked for with `Output::Sync` and completed later, as the production driver runs them
+    /// on RocksDB (`Node::pipeline_syncs`).
+    Pipelined,
+}
+
+impl Syncs {
+    /// The default for a seed: pipelined in three runs of four.
+    pub const fn for_seed(seed: u64) -> Self {
+        if seed.is_multiple_of(4) {
+            Self::Inline
+        } else {
+            Self::Pipelined
+        }
+    }
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Inline => "inline",
+            Self::Pipelined => "pipelined",
+        }
+    }
+}
+
+impl std::str::FromStr for Syncs {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "inline" => Ok(Self::Inline),
+            "pipelined" => Ok(Self::Pipelined),
+            _ => Err(format!("unknown sync mode {s} (inline, pipelined)")),
+        }
+    }
 }
 
 impl SimConfig {
@@ -135,6 +176,7 @@ impl SimConfig {
             faults: Faults::ALL,
             bug: None,
             direct_checks: true,
+            syncs: Syncs::for_seed(seed),
         }
     }
 
@@ -164,6 +206,9 @@ impl SimConfig {
         }
         if !self.direct_checks {
             cmd.push_str(" --no-direct-checks");
+        }
+        if self.syncs != Syncs::for_seed(self.seed) {
+            cmd.push_str(&format!(" --syncs {}", self.syncs.name()));
         }
         let defaults = Self::new(self.seed, self.nodes);
         if self.fault_ms != defaults.fault_ms {
@@ -221,6 +266,11 @@ enum Ev {
         node: NodeId,
         inc: u64,
     },
+    /// The pipelined sync `node` asked for completes.
+    SyncDone {
+        node: NodeId,
+        inc: u64,
+    },
     Request {
         node: NodeId,
         cmd: Command,
@@ -258,6 +308,8 @@ struct SimNode {
     inc: u64,
     flush_scheduled: bool,
     timer_at: Option<u64>,
+    /// The pipelined sync running: (upto, the store's write mark when it started).
+    sync_running: Option<(u64, u64)>,
     /// Writes proposed here and not yet answered: index -> command.
     pending: BTreeMap<LogIndex, Command>,
     /// Reads registered with ReadIndex: ctx -> command.
@@ -323,6 +375,7 @@ impl Sim {
                     inc: 0,
                     flush_scheduled: false,
                     timer_at: None,
+                    sync_running: None,
                     pending: BTreeMap::new(),
                     reads: BTreeMap::new(),
                     ready: Vec::new(),
@@ -411,8 +464,12 @@ impl Sim {
         let cfg = self.raft_config(id);
         let now = self.w.local_now(id);
         let node = self.nodes.get_mut(&id).expect("node exists");
-        let raft = Raft::new(cfg, &node.store, seed, now).map_err(|e| format!("start: {e}"))?;
+        let mut raft = Raft::new(cfg, &node.store, seed, now).map_err(|e| format!("start: {e}"))?;
+        if self.cfg.syncs == Syncs::Pipelined {
+            raft.pipeline_syncs();
+        }
         node.applied = raft.status().applied;
+        node.sync_running = None;
         node.raft = Some(raft);
         node.inc += 1;
         node.flush_scheduled = false;
@@ -449,6 +506,19 @@ impl Sim {
                 };
                 raft.flush(&mut n.store, now)
                     .map_err(|e| format!("flush: {e}"))?;
+                self.after_step(node)
+            }
+            Ev::SyncDone { node, inc } => {
+                let n = self.nodes.get_mut(&node).expect("node exists");
+                if n.inc != inc {
+                    return Ok(()); // it crashed meanwhile: the sync never completed
+                }
+                let Some(raft) = n.raft.as_mut() else {
+                    return Ok(());
+                };
+                let (upto, mark) = n.sync_running.take().expect("a sync was running");
+                n.store.sync_through(mark);
+                raft.synced(upto);
                 self.after_step(node)
             }
             Ev::Request { node, cmd } => self.request(node, cmd),
@@ -503,6 +573,15 @@ impl Sim {
             };
             raft.check_invariants();
             while let Some(o) = raft.poll_output() {
+                if let RaftOutput::Sync { upto } = o {
+                    // The driver marks the store as it takes the output.
+                    assert!(n.sync_running.is_none(), "two syncs at once");
+                    n.sync_running = Some((upto, n.store.write_count()));
+                    let at = self.w.now + self.w.sync_latency();
+                    let inc = n.inc;
+                    self.w.schedule(at, Ev::SyncDone { node: id, inc });
+                    continue;
+                }
                 outputs.push(o);
             }
             (
@@ -596,6 +675,7 @@ impl Sim {
                 self.serve_reads(id)?;
             }
             RaftOutput::LeaderChanged { .. } => {}
+            RaftOutput::Sync { .. } => unreachable!("taken in after_step"),
         }
         Ok(())
     }

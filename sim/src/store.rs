@@ -1,20 +1,14 @@
-//! The simulated node's store: a [`MemStore`] (crash semantics) that also remembers the durable
-//! value of every key unsynced batches touched, so the checkers can ask "what would survive a
-//! crash right now?" without copying the store.
-
-use std::collections::BTreeMap;
+//! The simulated node's store: a [`MemStore`] (crash semantics) that can lie about fsync, and
+//! answers "what would survive a crash right now?" for the checkers.
 
 use crate::sim::Bug;
 use tickdb_core::store::{
-    MemSnapshot, MemStore, Op, ScanIter, Space, Store, StoreError, StoreRead, WriteBatch,
+    MemSnapshot, MemStore, ScanIter, Space, Store, StoreError, StoreRead, WriteBatch,
 };
 
 #[derive(Debug, Default)]
 pub(crate) struct SimStore {
     inner: MemStore,
-    /// For each key touched by a batch not yet synced: its value before the first such batch,
-    /// which is its durable value (an untouched key's live value is its durable value).
-    durable_before: BTreeMap<(Space, Vec<u8>), Option<Vec<u8>>>,
     /// A planted environment bug: `sync` reports success and makes nothing durable (a disk
     /// that lies about fsync), so a crash loses writes the node was promised were durable.
     pub(crate) lying_sync: bool,
@@ -32,11 +26,23 @@ impl SimStore {
     /// Crashes, keeping the first `keep` unsynced batches (a torn WAL).
     pub(crate) fn crash_keeping(&mut self, keep: usize) {
         self.inner.crash_keeping(keep);
-        self.durable_before.clear();
     }
 
     pub(crate) fn unsynced_batches(&self) -> usize {
         self.inner.unsynced_batches()
+    }
+
+    /// What a pipelined sync marks when it starts ([`MemStore::write_count`]).
+    pub(crate) fn write_count(&self) -> u64 {
+        self.inner.write_count()
+    }
+
+    /// Completes a pipelined sync that started at `mark`: the writes before it are durable,
+    /// the ones since are not (unless the disk lies).
+    pub(crate) fn sync_through(&mut self, mark: u64) {
+        if !self.lying_sync {
+            self.inner.sync_through(mark);
+        }
     }
 
     /// The value a crash right now would leave at `key`.
@@ -45,18 +51,7 @@ impl SimStore {
         space: Space,
         key: &[u8],
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        match self.durable_before.get(&(space, key.to_vec())) {
-            Some(before) => Ok(before.clone()),
-            None => self.inner.get(space, key),
-        }
-    }
-
-    fn remember(&mut self, space: Space, key: &[u8]) -> Result<(), StoreError> {
-        if !self.durable_before.contains_key(&(space, key.to_vec())) {
-            let value = self.inner.get(space, key)?;
-            self.durable_before.insert((space, key.to_vec()), value);
-        }
-        Ok(())
+        Ok(self.inner.durable_get(space, key))
     }
 }
 
@@ -74,23 +69,6 @@ impl Store for SimStore {
     type Snapshot = MemSnapshot;
 
     fn write(&mut self, batch: WriteBatch) -> Result<(), StoreError> {
-        for op in batch.ops() {
-            match op {
-                Op::Put { space, key, .. } | Op::Delete { space, key } => {
-                    self.remember(*space, key)?;
-                }
-                Op::DeleteRange { space, start, end } => {
-                    let keys: Vec<Vec<u8>> = self
-                        .inner
-                        .scan(*space, start, Some(end), false)
-                        .map(|kv| kv.map(|(k, _)| k))
-                        .collect::<Result<_, _>>()?;
-                    for k in keys {
-                        self.remember(*space, &k)?;
-                    }
-                }
-            }
-        }
         self.inner.write(batch)
     }
 
@@ -98,9 +76,7 @@ impl Store for SimStore {
         if self.lying_sync {
             return Ok(());
         }
-        self.inner.sync()?;
-        self.durable_before.clear();
-        Ok(())
+        self.inner.sync()
     }
 
     fn snapshot(&self) -> Result<MemSnapshot, StoreError> {
@@ -133,6 +109,9 @@ mod tests {
             s.durable_get(Space::Log, b"b").unwrap(),
             Some(b"1".to_vec())
         );
+        assert_eq!(s.durable_get(Space::Log, b"c").unwrap(), None);
+        // A pipelined sync marked before the second batch leaves it undurable.
+        s.sync_through(1);
         assert_eq!(s.durable_get(Space::Log, b"c").unwrap(), None);
         s.crash_keeping(0);
         assert_eq!(s.get(Space::Log, b"a").unwrap(), Some(b"1".to_vec()));

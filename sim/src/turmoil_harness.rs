@@ -26,7 +26,7 @@ use tickdb_core::node::{ClusterConfig, Member, Node, NodeConfig};
 use tickdb_core::raft::NodeId;
 use tickdb_core::resp::{self, Frame, Limits};
 use tickdb_core::store::{
-    MemSnapshot, MemStore, ScanIter, Space, Store, StoreError, StoreRead, WriteBatch,
+    MemSnapshot, MemStore, ScanIter, Space, Store, StoreError, StoreRead, Syncer, WriteBatch,
 };
 use tickdb_io::PeerTransport;
 use tickdb_io::tcp::{Listener, TcpConfig};
@@ -126,6 +126,27 @@ impl Store for SharedStore {
 
     fn snapshot(&self) -> Result<MemSnapshot, StoreError> {
         self.lock().snapshot()
+    }
+
+    /// The driver pipelines this store's syncs as it does RocksDB's, in a task of the host's
+    /// runtime: a crash of the host while one runs loses what it had not made durable.
+    fn syncer(&self) -> Option<Arc<dyn Syncer>> {
+        Some(Arc::new(self.clone()))
+    }
+}
+
+impl Syncer for SharedStore {
+    fn mark(&self) -> u64 {
+        self.lock().write_count()
+    }
+
+    fn sync_through(&self, mark: u64) -> Result<(), StoreError> {
+        self.lock().sync_through(mark);
+        Ok(())
+    }
+
+    fn blocks(&self) -> bool {
+        false
     }
 }
 

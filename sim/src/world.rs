@@ -225,6 +225,16 @@ impl<E> World<E> {
         self.rng.next_u64() % n
     }
 
+    /// How long a pipelined sync takes: mostly an fsync's 0.05-1.5 ms, now and then a disk
+    /// that stalls for up to 30 ms while the node goes on writing.
+    pub(crate) fn sync_latency(&mut self) -> u64 {
+        if self.chance(5) {
+            self.rand(30 * MS)
+        } else {
+            50_000 + self.rand(1_450_000)
+        }
+    }
+
     pub(crate) fn chance(&mut self, pct: u64) -> bool {
         self.rand(100) < pct
     }

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{assert_clean, assert_fault_free, assert_replays, seeds_to_catch};
-use tickdb_sim::{Bug, Faults, SimConfig, run_seed};
+use tickdb_sim::{Bug, Faults, SimConfig, Syncs, run_seed};
 
 /// Every fault, message duplication included.
 fn faults() -> Faults {
@@ -112,18 +112,33 @@ fn lying_fsync_is_caught() {
 }
 
 /// The Raft bugs that release a message or count an entry before its sync cannot show through
-/// a `Node`: it syncs inside `poll_output` before it hands out anything, so a seed runs the
-/// same with the bug as without.
+/// a `Node` that syncs inline: it syncs inside `poll_output` before it hands out anything, so a
+/// seed runs the same with the bug as without.
 #[test]
-fn node_drive_rule_masks_count_unsynced_self() {
+fn inline_syncs_mask_count_unsynced_self() {
     for seed in 0..3 {
-        let clean = run_seed(&node(seed, 3));
-        let buggy = run_seed(&SimConfig {
-            bug: Some(Bug::CountUnsyncedSelf),
+        let inline = |bug| SimConfig {
+            bug,
+            syncs: Syncs::Inline,
             ..node(seed, 3)
-        });
+        };
+        let clean = run_seed(&inline(None));
+        let buggy = run_seed(&inline(Some(Bug::CountUnsyncedSelf)));
         assert_eq!(clean.trace_hash, buggy.trace_hash, "seed {seed}");
     }
+}
+
+/// Pipelined, the node hands out messages and replies while its sync runs, so a leader that
+/// counts its own unsynced entry commits what a majority does not hold durably: the direct
+/// check sees it at the drain where it happens.
+#[test]
+fn pipelined_syncs_expose_count_unsynced_self() {
+    let cfg = |seed| SimConfig {
+        bug: Some(Bug::CountUnsyncedSelf),
+        syncs: Syncs::Pipelined,
+        ..node(seed, 3)
+    };
+    assert!(seeds_to_catch("count-unsynced-self", cfg, 5) <= 5);
 }
 
 /// This simulator found that a leader executed every copy of a duplicated

@@ -1,6 +1,7 @@
 //! Cluster tests: several real nodes over in-memory stores, their messages carried by a tiny
 //! deterministic network that can cut links, on a virtual clock.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use bytes::Bytes;
@@ -10,6 +11,28 @@ use crate::cmd::test_args as args;
 use crate::store::MemStore;
 
 const STEP_MS: u64 = 5;
+
+thread_local! {
+    /// Whether nodes started on this test's thread pipeline their syncs ([`in_pipelined`]).
+    static PIPELINED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs a scenario with pipelined syncs, as the production driver runs nodes: a sync a node
+/// asks for completes at the start of the next settle round, after the messages delivered
+/// meanwhile were handled (and written, unsynced).
+fn in_pipelined(scenario: fn()) {
+    PIPELINED.set(true);
+    scenario();
+}
+
+/// Starts a node, pipelining its syncs under [`in_pipelined`].
+fn start(cfg: NodeConfig, store: MemStore, now: Instant) -> Result<Node<MemStore>, NodeError> {
+    let mut node = Node::new(cfg, store, now)?;
+    if PIPELINED.get() {
+        node.pipeline_syncs();
+    }
+    Ok(node)
+}
 
 struct Net {
     nodes: Vec<Option<Node<MemStore>>>,
@@ -24,6 +47,8 @@ struct Net {
     /// Links (from, to) whose messages are held in `held` instead of delivered.
     hold: BTreeSet<(usize, usize)>,
     held: Vec<(usize, usize, Vec<u8>)>,
+    /// Pipelined syncs asked for and not completed, by node index: (upto, store write mark).
+    syncs: BTreeMap<usize, (u64, u64)>,
 }
 
 fn cluster_config(n: usize, i: usize) -> ClusterConfig {
@@ -66,7 +91,7 @@ impl Net {
     fn new(n: usize) -> Self {
         let now = Instant::from_millis(1);
         let nodes = (0..n)
-            .map(|i| Some(Node::new(node_config(n, i), MemStore::new(), now).unwrap()))
+            .map(|i| Some(start(node_config(n, i), MemStore::new(), now).unwrap()))
             .collect();
         Self {
             nodes,
@@ -78,6 +103,7 @@ impl Net {
             duplicate: false,
             hold: BTreeSet::new(),
             held: Vec::new(),
+            syncs: BTreeMap::new(),
         }
     }
 
@@ -89,7 +115,7 @@ impl Net {
             let mut cfg = node_config(n, i);
             cfg.cluster.compaction_entries = Some(20);
             cfg.cluster.snapshot_chunk_bytes = Some(256);
-            net.nodes[i] = Some(Node::new(cfg, MemStore::new(), net.now).unwrap());
+            net.nodes[i] = Some(start(cfg, MemStore::new(), net.now).unwrap());
         }
         net
     }
@@ -131,6 +157,11 @@ impl Net {
                     continue;
                 };
                 node.check_invariants();
+                if let Some((upto, mark)) = self.syncs.remove(&i) {
+                    node.store_mut().sync_through(mark);
+                    let synced = Input::Synced { upto, error: None };
+                    node.handle_input(self.now, synced);
+                }
                 while let Some(out) = node.poll_output() {
                     match out {
                         Output::Send { to, bytes } => {
@@ -143,11 +174,16 @@ impl Net {
                                 .push_back(frame);
                         }
                         Output::Close { .. } | Output::Member { .. } => {}
+                        Output::Sync { upto } => {
+                            let mark = node.store().write_count();
+                            let running = self.syncs.insert(i, (upto, mark));
+                            assert!(running.is_none(), "two syncs at once");
+                        }
                     }
                 }
                 node.check_invariants();
             }
-            if self.queue.is_empty() {
+            if self.queue.is_empty() && self.syncs.is_empty() {
                 return;
             }
             for (from, to, bytes) in std::mem::take(&mut self.queue) {
@@ -269,6 +305,7 @@ impl Net {
 
     fn crash(&mut self, i: usize) {
         let node = self.nodes[i].take().expect("node is up");
+        self.syncs.remove(&i);
         let mut store = node.store().clone();
         store.crash();
         self.stores[i] = store;
@@ -277,7 +314,7 @@ impl Net {
     fn restart(&mut self, i: usize) {
         let n = self.nodes.len();
         let store = std::mem::take(&mut self.stores[i]);
-        self.nodes[i] = Some(Node::new(node_config(n, i), store, self.now).unwrap());
+        self.nodes[i] = Some(start(node_config(n, i), store, self.now).unwrap());
     }
 }
 
@@ -583,7 +620,7 @@ fn a_node_joins_as_learner_is_promoted_and_nodes_can_leave() {
     let mut cfg = node_config(4, 3);
     cfg.cluster.joining = true;
     net.nodes
-        .push(Some(Node::new(cfg, MemStore::new(), now).unwrap()));
+        .push(Some(start(cfg, MemStore::new(), now).unwrap()));
     net.stores.push(MemStore::new());
     let leader = net.wait_leader();
     net.connect(leader, 1);
@@ -702,9 +739,8 @@ fn a_node_that_joined_after_other_changes_restarts() {
     };
     let mut net = Net::new(3);
     let now = net.now;
-    net.nodes.push(Some(
-        Node::new(joining(4, 3), MemStore::new(), now).unwrap(),
-    ));
+    net.nodes
+        .push(Some(start(joining(4, 3), MemStore::new(), now).unwrap()));
     net.stores.push(MemStore::new());
     let leader = net.wait_leader();
     net.connect(leader, 1);
@@ -714,9 +750,8 @@ fn a_node_that_joined_after_other_changes_restarts() {
     // Node 5 is given the current members (1 to 4): the log's AddLearner(4) and Promote(4)
     // do not apply over them.
     let now = net.now;
-    net.nodes.push(Some(
-        Node::new(joining(5, 4), MemStore::new(), now).unwrap(),
-    ));
+    net.nodes
+        .push(Some(start(joining(5, 4), MemStore::new(), now).unwrap()));
     net.stores.push(MemStore::new());
     let leader = net.wait_leader();
     net.connect(leader, 2);
@@ -728,7 +763,7 @@ fn a_node_that_joined_after_other_changes_restarts() {
     net.crash(4);
     let store = std::mem::take(&mut net.stores[4]);
     let now = net.now;
-    let restarted = Node::new(joining(5, 4), store, now).expect("the joined node restarts");
+    let restarted = start(joining(5, 4), store, now).expect("the joined node restarts");
     net.nodes[4] = Some(restarted);
     assert_eq!(net.call(leader, 2, "SET after 1"), Frame::ok());
     net.advance(500);
@@ -1217,4 +1252,44 @@ fn a_forward_reply_meant_for_an_earlier_incarnation_answers_nothing() {
         Frame::ok(),
         "this session's reply answers it"
     );
+}
+
+#[test]
+fn pipelined_a_write_through_a_follower_is_forwarded_acknowledged_and_replicated() {
+    in_pipelined(a_write_through_a_follower_is_forwarded_acknowledged_and_replicated);
+}
+
+#[test]
+fn pipelined_an_isolated_leader_never_acknowledges_and_the_majority_moves_on() {
+    in_pipelined(an_isolated_leader_never_acknowledges_and_the_majority_moves_on);
+}
+
+#[test]
+fn pipelined_acknowledged_writes_survive_the_leader_crashing_and_it_catches_up_on_restart() {
+    in_pipelined(acknowledged_writes_survive_the_leader_crashing_and_it_catches_up_on_restart);
+}
+
+#[test]
+fn pipelined_a_node_joins_as_learner_is_promoted_and_nodes_can_leave() {
+    in_pipelined(a_node_joins_as_learner_is_promoted_and_nodes_can_leave);
+}
+
+#[test]
+fn pipelined_a_follower_behind_the_compacted_log_catches_up_from_a_snapshot() {
+    in_pipelined(a_follower_behind_the_compacted_log_catches_up_from_a_snapshot);
+}
+
+#[test]
+fn pipelined_entries_committed_in_the_round_a_snapshot_installs_apply_once() {
+    in_pipelined(entries_committed_in_the_round_a_snapshot_installs_apply_once);
+}
+
+#[test]
+fn pipelined_watch_decides_alike_on_a_follower_that_caught_up_from_a_snapshot() {
+    in_pipelined(watch_decides_alike_on_a_follower_that_caught_up_from_a_snapshot);
+}
+
+#[test]
+fn pipelined_deadlines_travel_in_snapshots_and_expire_everywhere() {
+    in_pipelined(deadlines_travel_in_snapshots_and_expire_everywhere);
 }

@@ -82,6 +82,10 @@ pub enum Input {
     /// Bytes another node of the cluster sent this one (one mesh message, undecoded: the node
     /// treats them as untrusted). `from` is the sender the transport saw.
     Peer { from: NodeId, bytes: Bytes },
+    /// The sync [`Output::Sync`]`{ upto }` asked for completed (`error: None`: every store
+    /// write made before the output was taken is durable) or failed (the node then refuses
+    /// everything, as after any storage failure).
+    Synced { upto: u64, error: Option<String> },
 }
 
 /// What the node asks the driver to do.
@@ -100,6 +104,11 @@ pub enum Output {
     /// Cluster member `id` is reached at `addr` (`host:cluster_port`) from now on, or (`None`)
     /// is no longer a member: the driver connects or disconnects its transport.
     Member { id: NodeId, addr: Option<String> },
+    /// Pipelined syncs only ([`Node::pipeline_syncs`]): make every store write made so far
+    /// durable (a [`crate::store::Syncer`] marked now, then synced beside the node's further
+    /// writes) and feed [`Input::Synced`] with the same `upto` when it is done. The node asks
+    /// for the next one only after that.
+    Sync { upto: u64 },
 }
 
 /// A member of the cluster and where to reach it.
@@ -635,6 +644,12 @@ impl<S: Store> Node<S> {
         self.store.inner()
     }
 
+    /// The store itself, for a simulator that plays the disk under the node (completing a
+    /// pipelined sync with `MemStore::sync_through`). Writing through it bypasses the node.
+    pub fn store_mut(&mut self) -> &mut S {
+        self.store.inner_mut()
+    }
+
     /// Gives the store back without syncing it or writing the state held since the last
     /// checkpoint: what a crash leaves is up to the store (the simulator crashes it, then opens
     /// a new node on it). Call [`Node::sync`] first for a clean stop.
@@ -714,6 +729,11 @@ impl<S: Store> Node<S> {
         self.expire_blocked();
     }
 
+    /// Raft's view of this node: role, term, commit and applied index, membership.
+    pub fn raft_status(&self) -> raft::Status {
+        self.raft.status()
+    }
+
     /// Snapshots from the leader this node installed since it started.
     pub fn snapshots_installed(&self) -> u64 {
         self.stats.snapshots_installed
@@ -787,7 +807,14 @@ impl<S: Store> Node<S> {
     /// Writes a checkpoint of everything applied, makes it durable and compacts the log
     /// behind it (for a clean shutdown: the next start replays no log, and the directory holds
     /// the state, not also the log of it).
+    ///
+    /// # Panics
+    /// While a pipelined sync ([`Output::Sync`]) is running: wait for it first.
     pub fn sync(&mut self) -> Result<(), StoreError> {
+        assert!(
+            !self.raft.sync_running(),
+            "a clean stop's sync while a pipelined sync runs"
+        );
         self.store.checkpoint()?;
         self.store.sync()?;
         // Everything applied is in the synced state now: the log behind it can go (losing
@@ -852,7 +879,22 @@ impl<S: Store> Node<S> {
                 }
             }
             Input::Peer { from, bytes } => self.peer_input(from, &bytes),
+            Input::Synced { upto, error } => {
+                self.raft.synced(upto);
+                if let Some(e) = error {
+                    self.fail(StoreError::Engine(format!("sync: {e}")));
+                }
+            }
         }
+    }
+
+    /// Pipelines the node's syncs from now on: instead of syncing the store itself while it
+    /// drains, the node emits [`Output::Sync`] and goes on taking and proposing requests while
+    /// the driver syncs; what waits for the sync (replies, votes, acknowledgements) leaves once
+    /// [`Input::Synced`] reports it done. A driver calls this when its store hands out a
+    /// [`crate::store::Syncer`]; without it the node syncs inline.
+    pub fn pipeline_syncs(&mut self) {
+        self.raft.pipeline_syncs();
     }
 
     /// The next output. Runs the node's internal work first when there is some: proposing
@@ -1267,6 +1309,7 @@ impl<S: Store> Node<S> {
                 }
             }
             RaftOutput::SnapshotInstalled { index } => self.snapshot_installed(index),
+            RaftOutput::Sync { upto } => self.outputs.push_back(Output::Sync { upto }),
         }
     }
 

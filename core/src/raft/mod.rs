@@ -326,6 +326,10 @@ pub enum RaftOutput {
     ReadFailed { ctx: u64 },
     /// The state spaces were replaced by a snapshot up to `index`: reload in-memory caches.
     SnapshotInstalled { index: LogIndex },
+    /// Pipelined syncs only ([`Raft::pipeline_syncs`]): make every store write made so far
+    /// durable, beside further writes, and report it with [`Raft::synced`]`(upto)` when done.
+    /// Never asked for again before that report.
+    Sync { upto: u64 },
 }
 
 #[cfg(test)]

@@ -1,7 +1,10 @@
 //! The Raft node: roles, timers, elections, replication, commit, reads and membership.
 //!
-//! Durability before promise: every store write here goes out without a sync and sets
-//! `sync_owed`; outputs that promise durable state wait in `held` until [`Raft::flush`] syncs.
+//! Durability before promise: every store write here goes out without a sync and is counted
+//! (`writes`); an output that promises durable state waits in `held` with the count at the
+//! time, until a sync that covers that count has completed. [`Raft::flush`] syncs inline, or,
+//! once [`Raft::pipeline_syncs`] was called, asks its owner for one with [`RaftOutput::Sync`]
+//! and goes on while it runs; [`Raft::synced`] reports its completion.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
@@ -118,7 +121,7 @@ struct Contact {
     error: bool,
 }
 
-/// An output or action waiting for the next sync.
+/// An output or action waiting for a sync.
 #[derive(Clone, Debug)]
 enum Held {
     Output(RaftOutput),
@@ -165,8 +168,20 @@ pub struct Raft {
     contacts: BTreeMap<NodeId, Contact>,
     self_match: LogIndex,
     term_start: LogIndex,
-    sync_owed: bool,
-    held: Vec<Held>,
+    /// Store writes that back a promise, made so far (log entries, hard state, snapshot
+    /// installs; not compactions, whose loss leaves the log still valid).
+    writes: u64,
+    /// The write count the latest sync started with covers (inline: the latest sync's).
+    sync_started: u64,
+    /// The write count the latest completed sync covers: what a crash cannot undo.
+    synced: u64,
+    /// Pipelined syncs: [`RaftOutput::Sync`] asks the owner for each one.
+    pipelined: bool,
+    /// The pipelined sync running: the write count it covers and the store's applied index
+    /// when it started (durable once it completes).
+    sync_in_flight: Option<(u64, LogIndex)>,
+    /// Outputs waiting for a sync, each with the write count it waits for, in order.
+    held: VecDeque<(u64, Held)>,
     out: VecDeque<RaftOutput>,
     emitted_leader: (Option<NodeId>, Term),
     hb_seq: u64,
@@ -253,8 +268,12 @@ impl Raft {
             contacts: BTreeMap::new(),
             self_match: LogIndex(0),
             term_start: LogIndex(0),
-            sync_owed: false,
-            held: Vec::new(),
+            writes: 0,
+            sync_started: 0,
+            synced: 0,
+            pipelined: false,
+            sync_in_flight: None,
+            held: VecDeque::new(),
             out: VecDeque::new(),
             emitted_leader: (None, hs.term),
             hb_seq: 0,
@@ -330,9 +349,60 @@ impl Raft {
         self.syncs
     }
 
-    /// Whether [`Raft::flush`] has work: a sync owed, outputs held for one, or a read round.
+    /// Whether [`Raft::flush`] has work: a sync owed that can start, held outputs a
+    /// completed sync covers, or a read round.
     pub fn needs_flush(&self) -> bool {
-        self.sync_owed || !self.held.is_empty() || self.read_broadcast_owed
+        (self.sync_owed() && self.sync_in_flight.is_none())
+            || self.held.front().is_some_and(|(w, _)| *w <= self.synced)
+            || self.read_broadcast_owed
+    }
+
+    /// A write that backs a promise has not been covered by a sync started yet.
+    fn sync_owed(&self) -> bool {
+        self.writes > self.sync_started
+    }
+
+    /// From now on [`Raft::flush`] does not sync: it emits [`RaftOutput::Sync`] when a sync is
+    /// owed and none is running, and keeps the outputs that wait for it until the owner
+    /// reports it done with [`Raft::synced`]. Meanwhile the node goes on taking messages and
+    /// writing (unsynced), so the next sync starts as soon as this one ends and covers
+    /// everything written while it ran: group commit whose group is as large as the sync is
+    /// slow.
+    pub fn pipeline_syncs(&mut self) {
+        self.pipelined = true;
+    }
+
+    /// Whether a pipelined sync ([`RaftOutput::Sync`]) was asked for and not reported done.
+    pub fn sync_running(&self) -> bool {
+        self.sync_in_flight.is_some()
+    }
+
+    /// The sync [`RaftOutput::Sync`] asked for, up to `upto`, has completed: every store write
+    /// made before it was asked for is durable. Call [`Raft::flush`] next, which releases
+    /// what waited for it.
+    ///
+    /// # Panics
+    /// When no sync up to `upto` is running: the owner reported one it was never asked for.
+    pub fn synced(&mut self, upto: u64) {
+        match self.sync_in_flight.take() {
+            Some((started, applied)) if started == upto => {
+                self.synced = upto;
+                self.syncs += 1;
+                self.durable_applied = self.durable_applied.max(applied);
+            }
+            other => panic!("sync up to {upto} reported done while {other:?} was running"),
+        }
+    }
+
+    /// Counts a store write that backs a promise: outputs held from now on wait for a sync
+    /// that covers it.
+    fn wrote(&mut self) {
+        self.writes += 1;
+    }
+
+    /// Holds `h` until a sync covers every write made so far.
+    fn hold(&mut self, h: Held) {
+        self.held.push_back((self.writes, h));
     }
 
     /// Proposes a single-server membership change; refused while another is uncommitted.
@@ -491,8 +561,10 @@ impl Raft {
         }
     }
 
-    /// Syncs the store once if anything written since the last sync backs a promise (or the
-    /// applied index moved), then releases the held outputs.
+    /// Syncs the store once if anything written since the last sync backs a promise, then
+    /// releases the held outputs a completed sync covers. Pipelined
+    /// ([`Raft::pipeline_syncs`]), it asks for the sync with [`RaftOutput::Sync`] instead,
+    /// when none is running, and releases only what completed syncs cover.
     pub fn flush(&mut self, store: &mut impl Store, now: Instant) -> R {
         self.now = now;
         for _ in 0..MAX_FLUSH_ROUNDS {
@@ -500,24 +572,41 @@ impl Raft {
                 self.broadcast_heartbeat();
             }
             self.read_broadcast_owed = false;
-            if self.sync_owed {
+            if self.sync_owed() && !self.pipelined {
                 let stored_applied = storage::applied_index(store)?;
                 store.sync()?;
                 self.syncs += 1;
-                self.sync_owed = false;
+                self.sync_started = self.writes;
+                self.synced = self.writes;
                 self.durable_applied = self.durable_applied.max(stored_applied);
             }
-            let held = std::mem::take(&mut self.held);
-            if held.is_empty() {
+            if !self.release_synced(store)? {
                 break;
             }
-            for h in held {
-                self.release(store, h)?;
-            }
+        }
+        // Asked for after the releases, so the writes they made (a new leader's first entry)
+        // ride on this sync rather than wait for the next.
+        if self.pipelined && self.sync_owed() && self.sync_in_flight.is_none() {
+            let stored_applied = storage::applied_index(store)?;
+            self.sync_in_flight = Some((self.writes, stored_applied));
+            self.sync_started = self.writes;
+            self.out.push_back(RaftOutput::Sync { upto: self.writes });
         }
         self.maybe_compact(store)?;
         self.emit_leader_change();
         Ok(())
+    }
+
+    /// Releases the held outputs that completed syncs cover, oldest first; whether there
+    /// were any.
+    fn release_synced(&mut self, store: &mut impl Store) -> Result<bool, StoreError> {
+        let mut any = false;
+        while self.held.front().is_some_and(|(w, _)| *w <= self.synced) {
+            let (_, h) = self.held.pop_front().expect("checked");
+            self.release(store, h)?;
+            any = true;
+        }
+        Ok(any)
     }
 
     /// Drops log entries behind the durable applied index: as soon as a new durable
@@ -711,6 +800,37 @@ impl Raft {
 
     /// Asserts local invariants; tests and the simulator call it after every step.
     pub fn check_invariants(&self) {
+        // Durability before promise: a sync covers only writes made before it started, one
+        // runs at a time, and what waits for one waits for every write before it was held.
+        assert!(
+            self.synced <= self.sync_started && self.sync_started <= self.writes,
+            "synced {} started {} written {}",
+            self.synced,
+            self.sync_started,
+            self.writes
+        );
+        match self.sync_in_flight {
+            Some((upto, _)) => {
+                assert!(
+                    self.pipelined,
+                    "a pipelined sync running while syncs are inline"
+                );
+                assert_eq!(
+                    upto, self.sync_started,
+                    "the running sync is the latest started"
+                );
+                assert!(upto > self.synced, "a running sync covers nothing new");
+            }
+            None => assert_eq!(
+                self.synced, self.sync_started,
+                "a started sync neither running nor completed"
+            ),
+        }
+        let mut prev = 0;
+        for (w, _) in &self.held {
+            assert!(*w >= prev && *w <= self.writes, "held outputs out of order");
+            prev = *w;
+        }
         assert!(self.commit <= self.last_index, "commit beyond the log");
         assert!(self.applied <= self.commit, "applied beyond commit");
         assert!(self.base.index <= self.applied, "log base beyond applied");
@@ -900,7 +1020,7 @@ impl Raft {
         };
         batch.put(Space::Raft, storage::KEY_HARD_STATE, storage::encode(&hs));
         store.write(batch)?;
-        self.sync_owed = true;
+        self.wrote();
         Ok(())
     }
 
@@ -932,7 +1052,7 @@ impl Raft {
             }
         }
         store.write(batch)?;
-        self.sync_owed = true;
+        self.wrote();
         self.cache_appended(entries);
         let last = entries.last().map_or(first, |e| e);
         self.last_index = last.index;
@@ -998,7 +1118,7 @@ impl Raft {
         if self.is_bug_count_unsynced_self() {
             self.self_match = self.self_match.max(index);
         } else {
-            self.held.push(Held::SelfAck(self.term, index));
+            self.hold(Held::SelfAck(self.term, index));
         }
     }
 
@@ -1054,7 +1174,7 @@ impl Raft {
         self.persist_hard_state(store)?;
         self.votes.clear();
         // The self-vote counts only once it is durable (released by flush).
-        self.held.push(Held::SelfVote(self.term));
+        self.hold(Held::SelfVote(self.term));
         self.reset_election_deadline();
         let msg = Message::RequestVote {
             term: self.term,
@@ -1179,7 +1299,7 @@ impl Raft {
     }
 
     fn send_held(&mut self, to: NodeId, msg: Message) {
-        self.held.push(Held::Output(RaftOutput::Send { to, msg }));
+        self.hold(Held::Output(RaftOutput::Send { to, msg }));
     }
 
     /// Sends the next batch of entries to `to` if the in-flight window allows.
@@ -1408,7 +1528,7 @@ impl Raft {
         batch.put(Space::Raft, storage::KEY_LOG_BASE, storage::encode(meta));
         storage::record_applied(&mut batch, meta.index);
         store.write(batch)?;
-        self.sync_owed = true;
+        self.wrote();
         self.base = meta.clone();
         if keep_suffix {
             self.configs = self.configs.split_off(&meta.index.next());

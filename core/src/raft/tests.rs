@@ -1,6 +1,7 @@
 //! Multi-node tests on a virtual clock: a tiny in-process network that delivers messages in
 //! FIFO order, with cut links and crashes. The simulator (tickdb-sim) randomizes all of this.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::*;
@@ -15,6 +16,29 @@ struct Node {
     failed_reads: Vec<u64>,
     snapshots: Vec<LogIndex>,
     up: bool,
+    /// The pipelined sync asked for and not completed: (upto, the store's write mark).
+    sync_running: Option<(u64, u64)>,
+}
+
+thread_local! {
+    /// Whether clusters built on this test's thread pipeline their syncs ([`in_pipelined`]).
+    static PIPELINED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs a scenario with pipelined syncs: each sync a node asks for completes only at its next
+/// drain (after the messages delivered meanwhile were handled and written) or once the network
+/// is quiet, so its writes and promises interleave with later ones as under the real driver.
+fn in_pipelined(scenario: fn()) {
+    PIPELINED.set(true);
+    scenario();
+}
+
+fn new_raft(cfg: RaftConfig, store: &MemStore, seed: u64, now: Instant) -> Raft {
+    let mut raft = Raft::new(cfg, store, seed, now).unwrap();
+    if PIPELINED.get() {
+        raft.pipeline_syncs();
+    }
+    raft
 }
 
 struct Cluster {
@@ -51,7 +75,7 @@ impl Cluster {
         let mut nodes = BTreeMap::new();
         for id in 1..=n {
             let store = MemStore::new();
-            let raft = Raft::new(config(id, &voters, compact), &store, id, Instant::ZERO).unwrap();
+            let raft = new_raft(config(id, &voters, compact), &store, id, Instant::ZERO);
             nodes.insert(
                 NodeId(id),
                 Node {
@@ -62,6 +86,7 @@ impl Cluster {
                     failed_reads: Vec::new(),
                     snapshots: Vec::new(),
                     up: true,
+                    sync_running: None,
                 },
             );
         }
@@ -78,7 +103,7 @@ impl Cluster {
     fn add_node(&mut self, id: u64) {
         let store = MemStore::new();
         let cfg = config(id, &self.voters, self.compact);
-        let raft = Raft::new(cfg, &store, id, self.now).unwrap();
+        let raft = new_raft(cfg, &store, id, self.now);
         self.nodes.insert(
             NodeId(id),
             Node {
@@ -89,14 +114,20 @@ impl Cluster {
                 failed_reads: Vec::new(),
                 snapshots: Vec::new(),
                 up: true,
+                sync_running: None,
             },
         );
     }
 
-    /// Flushes a node and moves its outputs onto the network and its logs.
+    /// Flushes a node and moves its outputs onto the network and its logs. A pipelined sync
+    /// asked for at an earlier drain completes first.
     fn drain(&mut self, id: NodeId) {
         let now = self.now;
         let node = self.nodes.get_mut(&id).unwrap();
+        if let Some((upto, mark)) = node.sync_running.take() {
+            node.store.sync_through(mark);
+            node.raft.synced(upto);
+        }
         node.raft.flush(&mut node.store, now).unwrap();
         while let Some(out) = node.raft.poll_output() {
             match out {
@@ -114,14 +145,35 @@ impl Cluster {
                 RaftOutput::ReadFailed { ctx } => node.failed_reads.push(ctx),
                 RaftOutput::SnapshotInstalled { index } => node.snapshots.push(index),
                 RaftOutput::LeaderChanged { .. } => {}
+                RaftOutput::Sync { upto } => {
+                    assert!(node.sync_running.is_none(), "two syncs at once");
+                    node.sync_running = Some((upto, node.store.write_count()));
+                }
             }
         }
         node.raft.check_invariants();
     }
 
+    /// Completes the pipelined syncs running on nodes that are up; whether there were any.
+    fn complete_syncs(&mut self) -> bool {
+        let running: Vec<NodeId> = self
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.up && n.sync_running.is_some())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &running {
+            self.drain(*id);
+        }
+        !running.is_empty()
+    }
+
     fn deliver_all(&mut self) {
         for _ in 0..100_000 {
             let Some((from, to, msg)) = self.net.pop_front() else {
+                if self.complete_syncs() {
+                    continue;
+                }
                 return;
             };
             if self.cut.contains(&(from, to)) {
@@ -270,7 +322,8 @@ impl Cluster {
         let cfg = config(id.0, &self.voters, self.compact);
         let node = self.nodes.get_mut(&id).unwrap();
         node.store.crash();
-        node.raft = Raft::new(cfg, &node.store, id.0 + 100, now).unwrap();
+        node.sync_running = None;
+        node.raft = new_raft(cfg, &node.store, id.0 + 100, now);
         node.applied.clear();
         node.up = true;
     }
@@ -319,11 +372,14 @@ fn single_node_commits_with_one_sync_per_batch() {
     assert_eq!(Cluster::normal_data(node).len(), 10);
 }
 
-#[test]
-fn vote_and_append_acks_wait_for_flush() {
+/// Node 2 of two, asked by node 1 for its vote in term 1 (granted, not yet synced).
+fn asked_for_a_vote(pipelined: bool) -> (MemStore, Raft, Instant, BTreeSet<NodeId>) {
     let voters: BTreeSet<NodeId> = [NodeId(1), NodeId(2)].into();
     let mut store = MemStore::new();
     let mut raft = Raft::new(config(2, &voters, false), &store, 7, Instant::ZERO).unwrap();
+    if pipelined {
+        raft.pipeline_syncs();
+    }
     let now = Instant::from_millis(5000);
     let req = Message::RequestVote {
         term: Term(1),
@@ -333,6 +389,12 @@ fn vote_and_append_acks_wait_for_flush() {
     };
     raft.handle_message(&mut store, now, NodeId(1), req)
         .unwrap();
+    (store, raft, now, voters)
+}
+
+#[test]
+fn vote_and_append_acks_wait_for_flush() {
+    let (mut store, mut raft, now, voters) = asked_for_a_vote(false);
     let mut before = Vec::new();
     while let Some(o) = raft.poll_output() {
         before.push(o);
@@ -777,7 +839,7 @@ fn a_few_large_entries_trigger_compaction_by_bytes() {
         // The count trigger stays off: only the bytes appended can compact.
         let mut cfg = config(id.0, &c.voters, false);
         cfg.log_compaction_bytes = 64 << 10;
-        node.raft = Raft::new(cfg, &node.store, id.0, Instant::ZERO).unwrap();
+        node.raft = new_raft(cfg, &node.store, id.0, Instant::ZERO);
     }
     let leader = c.elect();
     for i in 0..20u8 {
@@ -799,7 +861,7 @@ fn eager_compaction_keeps_what_a_follower_in_contact_needs() {
         // Thresholds off: only eager compaction behind each durable applied index runs.
         let mut cfg = config(id.0, &c.voters, false);
         cfg.log_compaction_eager = true;
-        node.raft = Raft::new(cfg, &node.store, id.0, Instant::ZERO).unwrap();
+        node.raft = new_raft(cfg, &node.store, id.0, Instant::ZERO);
     }
     let leader = c.elect();
     for i in 0..10u8 {
@@ -844,4 +906,176 @@ fn eager_compaction_keeps_what_a_follower_in_contact_needs() {
         c.nodes[&slow].raft.commit_index(),
         c.nodes[&leader].raft.commit_index()
     );
+}
+
+// ----- pipelined syncs -------------------------------------------------------------------------
+
+#[test]
+fn pipelined_sync_holds_every_promise_until_it_completes() {
+    PIPELINED.set(true);
+    let mut c = Cluster::new(1);
+    let leader = c.elect();
+    let now = c.now;
+    let node = c.nodes.get_mut(&leader).unwrap();
+    node.raft
+        .propose(&mut node.store, now, b"a".to_vec())
+        .unwrap();
+    c.drain(leader);
+    let node = c.nodes.get_mut(&leader).unwrap();
+    let (upto, _) = node.sync_running.expect("the drain asked for a sync");
+    assert_eq!(
+        node.raft.commit_index(),
+        LogIndex(1),
+        "only the noop is committed"
+    );
+    // While the sync runs the node goes on proposing; no second sync is asked for.
+    node.raft
+        .propose(&mut node.store, now, b"b".to_vec())
+        .unwrap();
+    node.raft.flush(&mut node.store, now).unwrap();
+    assert!(
+        std::iter::from_fn(|| node.raft.poll_output())
+            .all(|o| !matches!(o, RaftOutput::Sync { .. })),
+        "a second sync while one runs"
+    );
+    // The sync covers "a" only ("b" was written after it was asked for): "a" commits, and
+    // "b" waits for the next sync, which the same drain asks for.
+    c.drain(leader);
+    let node = &c.nodes[&leader];
+    assert_eq!(Cluster::normal_data(node), vec![b"a".to_vec()]);
+    let (next, _) = node.sync_running.expect("the next sync was asked for");
+    assert!(next > upto);
+    // A crash before it completes loses "b" (never acknowledged), never "a".
+    c.crash(leader);
+    c.restart(leader);
+    let leader = c.elect();
+    c.run_ms(100);
+    let node = &c.nodes[&leader];
+    assert_eq!(
+        node.raft.last_index(),
+        LogIndex(3),
+        "noop, a, the new term's noop"
+    );
+    assert_eq!(node.raft.commit_index(), LogIndex(3));
+}
+
+#[test]
+fn pipelined_sync_completion_that_was_never_asked_for_panics() {
+    let result = std::panic::catch_unwind(|| {
+        let voters: BTreeSet<NodeId> = [NodeId(1)].into();
+        let store = MemStore::new();
+        let mut raft = Raft::new(config(1, &voters, false), &store, 1, Instant::ZERO).unwrap();
+        raft.pipeline_syncs();
+        raft.synced(1);
+    });
+    assert!(result.is_err());
+}
+
+#[test]
+fn pipelined_vote_and_append_acks_wait_for_their_sync() {
+    let (mut store, mut raft, now, _) = asked_for_a_vote(true);
+    raft.flush(&mut store, now).unwrap();
+    let outs: Vec<RaftOutput> = std::iter::from_fn(|| raft.poll_output()).collect();
+    let upto = outs
+        .iter()
+        .find_map(|o| match o {
+            RaftOutput::Sync { upto } => Some(*upto),
+            _ => None,
+        })
+        .expect("a sync asked for");
+    assert!(
+        !outs.iter().any(|o| matches!(o, RaftOutput::Send { .. })),
+        "vote left before its sync: {outs:?}"
+    );
+    let mark = store.write_count();
+    // An append arrives while the sync runs: its acknowledgement waits for a later sync.
+    let append = Message::AppendEntries {
+        term: Term(1),
+        prev_index: LogIndex(0),
+        prev_term: Term(0),
+        entries: vec![Entry {
+            term: Term(1),
+            index: LogIndex(1),
+            kind: EntryKind::Noop,
+        }],
+        commit: LogIndex(0),
+    };
+    raft.handle_message(&mut store, now, NodeId(1), append)
+        .unwrap();
+    raft.flush(&mut store, now).unwrap();
+    let outs: Vec<RaftOutput> = std::iter::from_fn(|| raft.poll_output()).collect();
+    assert!(
+        outs.iter()
+            .all(|o| matches!(o, RaftOutput::LeaderChanged { .. })),
+        "only news leaves while the sync runs: {outs:?}"
+    );
+    store.sync_through(mark);
+    raft.synced(upto);
+    raft.flush(&mut store, now).unwrap();
+    let outs: Vec<RaftOutput> = std::iter::from_fn(|| raft.poll_output()).collect();
+    assert!(
+        matches!(
+            outs.first(),
+            Some(RaftOutput::Send {
+                msg: Message::RequestVoteResponse { granted: true, .. },
+                ..
+            })
+        ),
+        "{outs:?}"
+    );
+    assert!(
+        !outs.iter().any(|o| matches!(
+            o,
+            RaftOutput::Send {
+                msg: Message::AppendResponse { .. },
+                ..
+            }
+        )),
+        "the append's ack left before the sync that covers it: {outs:?}"
+    );
+    assert!(
+        outs.iter().any(|o| matches!(o, RaftOutput::Sync { .. })),
+        "the next sync is asked for: {outs:?}"
+    );
+    raft.check_invariants();
+}
+
+#[test]
+fn pipelined_three_nodes_elect_one_leader_and_replicate() {
+    in_pipelined(three_nodes_elect_one_leader_and_replicate);
+}
+
+#[test]
+fn pipelined_leader_crash_elects_new_leader_and_keeps_committed_entries() {
+    in_pipelined(leader_crash_elects_new_leader_and_keeps_committed_entries);
+}
+
+#[test]
+fn pipelined_lagging_follower_catches_up_with_fast_backtracking() {
+    in_pipelined(lagging_follower_catches_up_with_fast_backtracking);
+}
+
+#[test]
+fn pipelined_read_index_confirms_leadership_and_fails_on_followers() {
+    in_pipelined(read_index_confirms_leadership_and_fails_on_followers);
+}
+
+#[test]
+fn pipelined_membership_add_learner_promote_and_remove_leader() {
+    in_pipelined(membership_add_learner_promote_and_remove_leader);
+}
+
+#[test]
+fn pipelined_compacted_leader_catches_a_follower_up_with_a_chunked_snapshot() {
+    in_pipelined(compacted_leader_catches_a_follower_up_with_a_chunked_snapshot);
+}
+
+#[test]
+fn pipelined_crash_mid_snapshot_keeps_the_old_state_and_restarts_the_transfer() {
+    in_pipelined(crash_mid_snapshot_keeps_the_old_state_and_restarts_the_transfer);
+}
+
+#[test]
+fn pipelined_eager_compaction_keeps_what_a_follower_in_contact_needs() {
+    in_pipelined(eager_compaction_keeps_what_a_follower_in_contact_needs);
 }
