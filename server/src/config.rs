@@ -59,6 +59,11 @@ pub(crate) struct Flags {
     /// share the machine's cores, slower for pipelines on a machine of its own) [default: 0].
     #[arg(long, value_name = "N")]
     pub(crate) threads: Option<usize>,
+    /// Sync the store on a thread of its own while the node goes on taking and writing
+    /// requests, instead of on the node's thread (docs/operations.md, "Syncs"). Off by
+    /// default: on a 2-core machine shared with its clients it measured slower.
+    #[arg(long)]
+    pub(crate) pipelined_sync: bool,
     /// Port of the ZeroMQ ROUTER socket for DEALER clients (RESP in each message), on the same
     /// address as TCP; 0 disables it [default: 7379].
     #[arg(long)]
@@ -126,6 +131,7 @@ pub(crate) struct FileConfig {
     pub(crate) requirepass: Option<String>,
     pub(crate) block_cache_mb: Option<u64>,
     pub(crate) threads: Option<usize>,
+    pub(crate) pipelined_sync: Option<bool>,
     pub(crate) zmq_port: Option<u16>,
     pub(crate) zmq_message_max: Option<u64>,
     pub(crate) cluster_nodes: Option<String>,
@@ -301,6 +307,8 @@ pub(crate) struct Config {
     pub(crate) block_cache_mb: u64,
     /// Runtime threads: 0 one per core, 1 a single thread for everything.
     pub(crate) threads: usize,
+    /// Syncs run beside the node's writes ([`tickdb_io::RocksOptions::pipelined_sync`]).
+    pub(crate) pipelined_sync: bool,
     /// `None`: no ZeroMQ endpoint.
     pub(crate) zmq_port: Option<u16>,
     pub(crate) zmq_message_max: usize,
@@ -395,6 +403,7 @@ impl Config {
                 .filter(|p| !p.is_empty()),
             block_cache_mb: flags.block_cache_mb.or(file.block_cache_mb).unwrap_or(256),
             threads: flags.threads.or(file.threads).unwrap_or(0),
+            pipelined_sync: flags.pipelined_sync || file.pipelined_sync.unwrap_or(false),
             zmq_port: Some(flags.zmq_port.or(file.zmq_port).unwrap_or(ZMQ_PORT_DEFAULT))
                 .filter(|&p| p != 0),
             zmq_message_max: usize::try_from(
@@ -464,6 +473,10 @@ impl Config {
             ("node-id".into(), self.node_id.to_string()),
             ("block-cache-mb".into(), self.block_cache_mb.to_string()),
             ("threads".into(), self.threads.to_string()),
+            (
+                "pipelined-sync".into(),
+                if self.pipelined_sync { "yes" } else { "no" }.into(),
+            ),
             ("zmq-port".into(), self.zmq_port.unwrap_or(0).to_string()),
             ("zmq-message-max".into(), self.zmq_message_max.to_string()),
             (
@@ -852,6 +865,38 @@ mod tests {
         let c = load(&["--config", path.to_str().unwrap(), "--threads", "1"]).unwrap();
         assert_eq!(c.threads, 1);
         assert!(c.settings().contains(&("threads".into(), "1".into())));
+    }
+
+    #[test]
+    fn pipelined_sync_comes_from_the_flag_or_the_file() {
+        let load = |args: &[&str]| {
+            let mut argv = vec!["tickdb"];
+            argv.extend_from_slice(args);
+            Config::load(Flags::parse_from(argv)).unwrap()
+        };
+        let off = load(&[]);
+        assert!(!off.pipelined_sync);
+        assert!(
+            off.settings()
+                .contains(&("pipelined-sync".into(), "no".into()))
+        );
+        assert!(load(&["--pipelined-sync"]).pipelined_sync);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.toml");
+        std::fs::write(&path, "pipelined_sync = true\n").unwrap();
+        let on = load(&["--config", path.to_str().unwrap()]);
+        assert!(on.pipelined_sync);
+        assert!(
+            on.settings()
+                .contains(&("pipelined-sync".into(), "yes".into()))
+        );
+        std::fs::write(&path, "pipelined_sync = 1\n").unwrap();
+        let err = Config::load(Flags::parse_from([
+            "tickdb",
+            "--config",
+            path.to_str().unwrap(),
+        ]));
+        assert!(err.is_err(), "not a boolean");
     }
 
     #[test]

@@ -58,6 +58,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let options = RocksOptions {
         block_cache_bytes: usize::try_from(config.block_cache_mb.saturating_mul(1 << 20))
             .unwrap_or(usize::MAX),
+        pipelined_sync: config.pipelined_sync,
         ..RocksOptions::default()
     };
     let store = RocksStore::open(&db_path, options)

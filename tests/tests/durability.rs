@@ -5,10 +5,20 @@ use tickdb_tests::{Server, bulk, kill9_mid_stream};
 
 #[test]
 fn every_acknowledged_write_survives_kill_9() {
+    acknowledged_writes_survive_kill_9(&[]);
+}
+
+/// The same with the store synced on a thread of its own while the node goes on writing.
+#[test]
+fn every_acknowledged_write_survives_kill_9_with_pipelined_syncs() {
+    acknowledged_writes_survive_kill_9(&["--pipelined-sync"]);
+}
+
+fn acknowledged_writes_survive_kill_9(extra: &[&str]) {
     const KEYS: usize = 10_000;
     const WRITERS: usize = 4;
     let key = |w: usize, i: usize| i * WRITERS + w;
-    let mut server = Server::start(&[]);
+    let mut server = Server::start(extra);
     let acked = kill9_mid_stream(
         &mut server,
         WRITERS,
@@ -23,6 +33,15 @@ fn every_acknowledged_write_survives_kill_9() {
 
     server.restart();
     let mut c = server.client();
+    let mode = if extra.contains(&"--pipelined-sync") {
+        "yes"
+    } else {
+        "no"
+    };
+    assert_eq!(
+        c.call(&["CONFIG", "GET", "pipelined-sync"]),
+        Frame::Array(vec![bulk("pipelined-sync"), bulk(mode)])
+    );
     for &(w, i) in &acked {
         let k = key(w, i);
         assert_eq!(

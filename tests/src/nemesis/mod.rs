@@ -98,6 +98,9 @@ pub struct Settings {
     pub seed: u64,
     pub clients: usize,
     pub compaction: u64,
+    /// Nodes run with `--pipelined-sync` (odd seeds), so each mode gets half the runs and a
+    /// replay of a seed runs the same one.
+    pub pipelined_sync: bool,
     pub keep: bool,
 }
 
@@ -126,7 +129,17 @@ impl Settings {
             seed,
             clients: env_u64("TICKDB_NEMESIS_CLIENTS").unwrap_or(8) as usize,
             compaction: env_u64("TICKDB_NEMESIS_COMPACTION").unwrap_or(200),
+            pipelined_sync: !seed.is_multiple_of(2),
             keep: std::env::var("TICKDB_NEMESIS_KEEP").is_ok_and(|v| v == "1"),
+        }
+    }
+
+    /// How the nodes sync, for the banner.
+    pub fn sync_mode(&self) -> &'static str {
+        if self.pipelined_sync {
+            "pipelined"
+        } else {
+            "inline"
         }
     }
 
@@ -203,11 +216,12 @@ pub fn outer(inner_test: &str) {
     let dir = runs_dir().join(format!("seed-{}-pid-{}", settings.seed, std::process::id()));
     std::fs::create_dir_all(&dir).expect("create the run directory");
     loud(&format!(
-        "nemesis: seed {} for {} s, {} clients, compaction every {} entries; run directory {}",
+        "nemesis: seed {} for {} s, {} clients, compaction every {} entries, {} syncs; run directory {}",
         settings.seed,
         settings.seconds,
         settings.clients,
         settings.compaction,
+        settings.sync_mode(),
         dir.display()
     ));
     let exe = std::env::current_exe().expect("test executable path");
@@ -317,6 +331,7 @@ fn run(s: &Settings, prefix: &str, dir: &Path) -> Report {
     ]
     .iter()
     .map(|a| a.to_string())
+    .chain(s.pipelined_sync.then(|| "--pipelined-sync".to_string()))
     .collect();
     let mut cluster = Cluster::start_hosts(&hosts, &extra);
     cluster.wait_leader(ELECTION);
@@ -662,8 +677,12 @@ fn summary(
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "=== nemesis: seed {} | {} s of faults | {} clients | compaction every {} entries",
-        s.seed, s.seconds, s.clients, s.compaction
+        "=== nemesis: seed {} | {} s of faults | {} clients | compaction every {} entries | {} syncs",
+        s.seed,
+        s.seconds,
+        s.clients,
+        s.compaction,
+        s.sync_mode()
     );
     let mut by_kind: BTreeMap<&str, usize> = BTreeMap::new();
     for f in faults {
