@@ -399,7 +399,12 @@ async fn run<S: Store, T: PeerTransport>(
         let now = clock.now();
         let timer_fired = matches!(wake, Wake::Timeout);
         match wake {
-            Wake::Synced(upto, error) => node.handle_input(now, Input::Synced { upto, error }),
+            Wake::Synced(upto, error) => {
+                node.handle_input(now, Input::Synced { upto, error });
+                // What arrived while the sync ran joins this drain, so the next sync covers
+                // it too (a group as large as when the node synced inline).
+                feed_queued(&mut node, &mut conns, now, &mut rx, mesh.as_mut(), 0);
+            }
             Wake::Timeout => node.handle_timeout(now),
             Wake::PeersClosed => {
                 tracing::error!("the cluster transport stopped receiving; this node is cut off");
