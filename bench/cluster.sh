@@ -5,6 +5,7 @@
 #
 #   bash bench/cluster.sh
 #   REQUESTS=50000 CLIENTS=50 TESTS=set,get bash bench/cluster.sh
+#   TICKDB_FLAGS=--pipelined-sync bash bench/cluster.sh    # flags for every tickdb started
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REQUESTS=${REQUESTS:-100000}
@@ -23,13 +24,16 @@ for i in 1 2 3; do
   members+="${members:+,}$i=127.0.0.1:${ports[-1]}@${cports[-1]}"
 done
 for i in 1 2 3; do
+  # shellcheck disable=SC2086 # TICKDB_FLAGS is a list of flags
   RUST_LOG=warn "$BIN" --node-id "$i" --cluster-nodes "$members" --zmq-port 0 \
-    --data-dir "$work/node$i" 2>"$work/node$i.log" &
+    --data-dir "$work/node$i" ${TICKDB_FLAGS:-} 2>"$work/node$i.log" &
   pids+=($!)
 done
 for p in "${ports[@]}"; do wait_port "$p"; done
 single=$(free_port)
-RUST_LOG=warn "$BIN" --port "$single" --zmq-port 0 --data-dir "$work/single" 2>"$work/single.log" &
+# shellcheck disable=SC2086
+RUST_LOG=warn "$BIN" --port "$single" --zmq-port 0 --data-dir "$work/single" ${TICKDB_FLAGS:-} \
+  2>"$work/single.log" &
 pids+=($!); wait_port "$single"
 
 leader=""; follower=""
@@ -43,4 +47,4 @@ done
 for p in "${ports[@]}"; do [ "$p" != "$leader" ] && { follower=$p; break; }; done
 
 compare "standalone,cluster via leader,cluster via follower" "$single" "$leader" "$follower" rest
-echo "redis-benchmark -c $CLIENTS -n $REQUESTS, $(nproc) cores, 3 nodes + 1 standalone on one machine, tickdb $("$BIN" --version | awk '{print $2}')"
+echo "redis-benchmark -c $CLIENTS -n $REQUESTS, $(nproc) cores, 3 nodes + 1 standalone on one machine, tickdb $("$BIN" --version | awk '{print $2}')${TICKDB_FLAGS:+ $TICKDB_FLAGS}"

@@ -98,8 +98,9 @@ pub struct Settings {
     pub seed: u64,
     pub clients: usize,
     pub compaction: u64,
-    /// Nodes run with `--pipelined-sync` (odd seeds), so each mode gets half the runs and a
-    /// replay of a seed runs the same one.
+    /// Nodes run with `--pipelined-sync=true` on odd seeds and `=false` on even ones (a
+    /// cluster's default is true), so each mode gets half the runs and a replay of a seed
+    /// runs the same one.
     pub pipelined_sync: bool,
     pub keep: bool,
 }
@@ -331,7 +332,7 @@ fn run(s: &Settings, prefix: &str, dir: &Path) -> Report {
     ]
     .iter()
     .map(|a| a.to_string())
-    .chain(s.pipelined_sync.then(|| "--pipelined-sync".to_string()))
+    .chain([format!("--pipelined-sync={}", s.pipelined_sync)])
     .collect();
     let mut cluster = Cluster::start_hosts(&hosts, &extra);
     cluster.wait_leader(ELECTION);
