@@ -60,27 +60,9 @@ start_server() { # start_server SERVER-BINARY ARGS... (redis-server or valkey-se
   pids+=($!); wait_port "$port"
 }
 
-rps() { grep -o '[0-9.]* requests per second' | awk '{print $1}' | tail -1; }
 # ratio A B -> A / B, from the leading number of each ("134.6 (130.2)" counts as 134.6)
 ratio() { python3 -c "a,b='$1'.split(' ')[0],'$2'.split(' ')[0]; print(f'{float(a)/float(b):.2f}' if a and b else '')"; }
 
-# One series per key, DUPLICATE_POLICY LAST, as `*` timestamps of one command can collide.
-make_series() {
-  python3 - "$1" <<'EOF'
-import sys, redis
-r = redis.Redis(port=int(sys.argv[1]))
-p = r.pipeline(transaction=False)
-for i in range(1000):
-    p.execute_command("TS.CREATE", f"ts:{i:012d}", "DUPLICATE_POLICY", "LAST")
-p.execute()
-EOF
-}
-
-# The ingest workloads, as redis-benchmark sends them (it replaces each __rand_int__ by a
-# 12-digit number below 1000, zero-padded). Keys: ts:000000000000 .. ts:000000000999.
-VALUE=1__rand_int__
-madd_cmd=(TS.MADD); for _ in $(seq 1 100); do madd_cmd+=("ts:__rand_int__" "*" "$VALUE"); done
-add_cmd=(TS.ADD "ts:__rand_int__" "*" "$VALUE" ON_DUPLICATE LAST)
 
 # check_shape NAME PORT CMD...: one command of the workload's shape, every __rand_int__ made
 # 000000000007; aborts the run if the reply, or any element of it, is an error.

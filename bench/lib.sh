@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # Shared by the benchmark scripts: a scratch directory and process list cleaned up on exit,
-# free ports, waiting for a server, one redis-benchmark run, and the comparison table.
+# free ports, waiting for a server, one redis-benchmark run, the comparison table, and the
+# time-series ingest workloads (their 1,000 series and their commands).
 # Expects REQUESTS, CLIENTS, TESTS and PIPELINES to be set by the caller.
 
 work=$(mktemp -d)
@@ -44,3 +45,24 @@ compare() {
   done
   echo
 }
+
+# rps < redis-benchmark -q output -> the last "requests per second" figure
+rps() { grep -o '[0-9.]* requests per second' | awk '{print $1}' | tail -1; }
+
+# One series per key, DUPLICATE_POLICY LAST, as `*` timestamps of one command can collide.
+make_series() {
+  python3 - "$1" <<'EOF'
+import sys, redis
+r = redis.Redis(port=int(sys.argv[1]))
+p = r.pipeline(transaction=False)
+for i in range(1000):
+    p.execute_command("TS.CREATE", f"ts:{i:012d}", "DUPLICATE_POLICY", "LAST")
+p.execute()
+EOF
+}
+
+# The ingest workloads, as redis-benchmark sends them (it replaces each __rand_int__ by a
+# 12-digit number below 1000, zero-padded). Keys: ts:000000000000 .. ts:000000000999.
+VALUE=1__rand_int__
+madd_cmd=(TS.MADD); for _ in $(seq 1 100); do madd_cmd+=("ts:__rand_int__" "*" "$VALUE"); done
+add_cmd=(TS.ADD "ts:__rand_int__" "*" "$VALUE" ON_DUPLICATE LAST)

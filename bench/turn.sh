@@ -17,31 +17,20 @@ if [ $# -lt 4 ]; then
     sed -n '2,13p' "$0"
     exit 2
 fi
-BIN=$1 PORT=$2 W=$3 N=$4
+BIN=$(realpath "$1") PORT=$2 W=$3 N=$4
 shift 4
-DIR=$(mktemp -d /tmp/tickdb-turn.XXXXXX)
-RUST_LOG=warn "$BIN" --port "$PORT" --zmq-port 0 --data-dir "$DIR/data" "$@" 2>"$DIR/log" &
+cd "$(dirname "$0")/.."
+. bench/lib.sh
+RUST_LOG=warn "$BIN" --port "$PORT" --zmq-port 0 --data-dir "$work/data" "$@" 2>"$work/log" &
 PID=$!
-trap 'kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null; rm -rf "$DIR"' EXIT
-for _ in $(seq 100); do redis-cli -p "$PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
-python3 - "$PORT" <<'PY'
-import sys, redis
-r = redis.Redis(port=int(sys.argv[1]))
-p = r.pipeline(transaction=False)
-for i in range(1000):
-    p.execute_command("TS.CREATE", f"ts:{i:012d}", "DUPLICATE_POLICY", "LAST")
-p.execute()
-PY
-V=1__rand_int__
+pids+=("$PID")
+wait_port "$PORT"
+make_series "$PORT"
 per=1
 case $W in
-    add16) cmd=(-c 50 -P 16 TS.ADD "ts:__rand_int__" "*" "$V" ON_DUPLICATE LAST) ;;
-    add1) cmd=(-c 50 -P 1 TS.ADD "ts:__rand_int__" "*" "$V" ON_DUPLICATE LAST) ;;
-    madd)
-        per=100
-        cmd=(-c 4 -P 8 TS.MADD)
-        for _ in $(seq 100); do cmd+=("ts:__rand_int__" "*" "$V"); done
-        ;;
+    add16) cmd=(-c 50 -P 16 "${add_cmd[@]}") ;;
+    add1) cmd=(-c 50 -P 1 "${add_cmd[@]}") ;;
+    madd) per=100; cmd=(-c 4 -P 8 "${madd_cmd[@]}") ;;
     set16) cmd=(-c 50 -P 16 SET "k:__rand_int__" v) ;;
     set1) cmd=(-c 50 -P 1 SET "k:__rand_int__" v) ;;
     get16) cmd=(-c 50 -P 16 GET "k:__rand_int__") ;;
@@ -50,8 +39,7 @@ case $W in
 esac
 cpu() { awk '{print $14 + $15}' "/proc/$PID/stat"; }
 c0=$(cpu)
-rate=$(redis-benchmark -p "$PORT" -n "$N" -r 1000 -q "${cmd[@]}" |
-    grep -o '[0-9.]* requests per second' | awk '{print $1}' | tail -1)
+rate=$(redis-benchmark -p "$PORT" -n "$N" -r 1000 -q "${cmd[@]}" | rps)
 c1=$(cpu)
 syncs=$(redis-cli -p "$PORT" info | tr -d '\r' | awk -F: '/^total_syncs:/ {print $2}')
 python3 - "$W" "$rate" "$per" "$N" "$c0" "$c1" "${syncs:-0}" "$(getconf CLK_TCK)" <<'PY'

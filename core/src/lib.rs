@@ -14,6 +14,8 @@ pub mod node;
 pub mod raft;
 pub mod resp;
 pub mod store;
+#[cfg(test)]
+mod test_modes;
 mod time;
 pub mod ts;
 pub mod writeback;

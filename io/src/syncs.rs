@@ -145,11 +145,11 @@ impl Syncs {
         if !self.running {
             return std::future::pending().await;
         }
-        let done = match self.done_rx.recv().await {
-            Some(done) => done,
-            // Unreachable: `self` holds a sender.
-            None => (0, Some("the sync channel closed".into())),
-        };
+        let done = self
+            .done_rx
+            .recv()
+            .await
+            .expect("`Syncs` holds a sender, so its channel never closes");
         self.running = false;
         done
     }

@@ -897,6 +897,10 @@ mod tests {
                 .contains(&("pipelined-sync".into(), "no".into()))
         );
         assert!(load(&["--pipelined-sync"]).pipelined_sync);
+        assert!(load(&["--pipelined-sync=true"]).pipelined_sync);
+        for bad in ["--pipelined-sync=maybe", "--pipelined-sync=1"] {
+            assert!(Flags::try_parse_from(["tickdb", bad]).is_err(), "{bad}");
+        }
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.toml");
         std::fs::write(&path, "pipelined_sync = true\n").unwrap();

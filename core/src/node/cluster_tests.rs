@@ -1,7 +1,6 @@
 //! Cluster tests: several real nodes over in-memory stores, their messages carried by a tiny
 //! deterministic network that can cut links, on a virtual clock.
 
-use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use bytes::Bytes;
@@ -9,26 +8,16 @@ use bytes::Bytes;
 use super::*;
 use crate::cmd::test_args as args;
 use crate::store::MemStore;
+use crate::test_modes::{in_pipelined, pipelined};
 
 const STEP_MS: u64 = 5;
 
-thread_local! {
-    /// Whether nodes started on this test's thread pipeline their syncs ([`in_pipelined`]).
-    static PIPELINED: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Runs a scenario with pipelined syncs, as the production driver runs nodes: a sync a node
-/// asks for completes at the start of the next settle round, after the messages delivered
-/// meanwhile were handled (and written, unsynced).
-fn in_pipelined(scenario: fn()) {
-    PIPELINED.set(true);
-    scenario();
-}
-
-/// Starts a node, pipelining its syncs under [`in_pipelined`].
+/// Starts a node, pipelining its syncs under [`in_pipelined`], as the production driver runs
+/// a cluster's nodes: a sync a node asks for completes at the start of the next settle round,
+/// after the messages delivered meanwhile were handled (and written, unsynced).
 fn start(cfg: NodeConfig, store: MemStore, now: Instant) -> Result<Node<MemStore>, NodeError> {
     let mut node = Node::new(cfg, store, now)?;
-    if PIPELINED.get() {
+    if pipelined() {
         node.pipeline_syncs();
     }
     Ok(node)

@@ -1552,3 +1552,51 @@ fn a_round_is_grouped_into_entries_within_the_entry_size_limit() {
     let (entries, who) = group_proposals(&mut Vec::new());
     assert!(entries.is_empty() && who.is_empty());
 }
+
+/// The sync a pipelined node asked for, from one drain's outputs.
+fn sync_asked(outs: &[Output]) -> Option<u64> {
+    outs.iter().find_map(|o| match o {
+        Output::Sync { upto } => Some(*upto),
+        _ => None,
+    })
+}
+
+/// A pipelined sync that fails fails the node like any storage error: the write it covered
+/// is answered with the error, never `+OK`, and every later write is refused.
+#[test]
+fn a_failed_pipelined_sync_acknowledges_nothing_it_covered() {
+    let mut h = Harness::new(NodeConfig::default());
+    h.node.pipeline_syncs();
+    h.connect(1);
+    // The single node elected itself, synced inline, while it started.
+    assert_eq!(sync_asked(&h.drain()), None, "nothing to sync yet");
+    h.send(1, "SET k v");
+    let outs = h.drain();
+    let upto = sync_asked(&outs).expect("the SET's sync asked for");
+    assert!(
+        replies(&outs, 1).is_empty(),
+        "acknowledged before its sync: {outs:?}"
+    );
+    let failed = Input::Synced {
+        upto,
+        error: Some("No space left on device".into()),
+    };
+    h.node.handle_input(h.now, failed);
+    let outs = h.drain();
+    match &replies(&outs, 1)[..] {
+        [Frame::Error(e)] => {
+            let text = String::from_utf8_lossy(e);
+            assert!(text.contains("No space left on device"), "{text}");
+        }
+        other => panic!("the covered write must fail: {other:?}"),
+    }
+    let refused = h.call(1, "SET k2 v");
+    assert!(
+        refused.is_error(),
+        "a write after a failed sync: {refused:?}"
+    );
+    assert_eq!(
+        h.call(1, "PING"),
+        Frame::Simple(Bytes::from_static(b"PONG"))
+    );
+}

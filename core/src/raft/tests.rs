@@ -1,12 +1,12 @@
 //! Multi-node tests on a virtual clock: a tiny in-process network that delivers messages in
 //! FIFO order, with cut links and crashes. The simulator (tickdb-sim) randomizes all of this.
 
-use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::*;
 use crate::Instant;
 use crate::store::{MemStore, Space, Store, StoreRead, WriteBatch};
+use crate::test_modes::{in_pipelined, pipelined};
 
 struct Node {
     raft: Raft,
@@ -20,22 +20,13 @@ struct Node {
     sync_running: Option<(u64, u64)>,
 }
 
-thread_local! {
-    /// Whether clusters built on this test's thread pipeline their syncs ([`in_pipelined`]).
-    static PIPELINED: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Runs a scenario with pipelined syncs: each sync a node asks for completes only at its next
-/// drain (after the messages delivered meanwhile were handled and written) or once the network
-/// is quiet, so its writes and promises interleave with later ones as under the real driver.
-fn in_pipelined(scenario: fn()) {
-    PIPELINED.set(true);
-    scenario();
-}
-
+/// A Raft node, pipelining its syncs under [`in_pipelined`]: each sync it asks for completes
+/// only at its next drain (after the messages delivered meanwhile were handled and written)
+/// or once the network is quiet, so its writes and promises interleave with later ones as
+/// under the real driver.
 fn new_raft(cfg: RaftConfig, store: &MemStore, seed: u64, now: Instant) -> Raft {
     let mut raft = Raft::new(cfg, store, seed, now).unwrap();
-    if PIPELINED.get() {
+    if pipelined() {
         raft.pipeline_syncs();
     }
     raft
@@ -912,7 +903,10 @@ fn eager_compaction_keeps_what_a_follower_in_contact_needs() {
 
 #[test]
 fn pipelined_sync_holds_every_promise_until_it_completes() {
-    PIPELINED.set(true);
+    in_pipelined(single_node_pipelined);
+}
+
+fn single_node_pipelined() {
     let mut c = Cluster::new(1);
     let leader = c.elect();
     let now = c.now;
