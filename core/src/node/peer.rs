@@ -296,6 +296,36 @@ mod tests {
         );
     }
 
+    /// The wire form of forwards and their replies, pinned: a follower and a leader of one
+    /// version must read each other's bytes, whatever the Rust types behind them become.
+    #[test]
+    #[rustfmt::skip]
+    fn golden_bytes() {
+        assert_eq!(
+            encode(9, None, NodeId(1), NodeId(2), sample()),
+            [
+                PEER_WIRE_VERSION, 9, 1, 2, // envelope: cluster, from, to
+                1, 7, 11, 3, 3, // Forward (variant 1): id, session, protocol, three items
+                0, 3, 1, 2, 3, 0, // Write: entry [1, 2, 3], count false
+                1, 2, 3, b'G', b'E', b'T', 1, b'k', 5, // Read: two args, unix 5
+                2, 7, 3, // Cluster(Forget { id: 3 })
+            ]
+        );
+        let reply = PeerBody::ForwardReply {
+            id: 7,
+            session: 11,
+            replies: vec![b"+OK\r\n".to_vec(), vec![]],
+        };
+        assert_eq!(
+            encode(9, None, NodeId(1), NodeId(2), reply),
+            [
+                PEER_WIRE_VERSION, 9, 1, 2, // envelope
+                2, 7, 11, 2, // ForwardReply (variant 2): id, session, two replies
+                5, b'+', b'O', b'K', b'\r', b'\n', 0, // "+OK\r\n" and an empty one
+            ]
+        );
+    }
+
     proptest! {
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {

@@ -284,6 +284,48 @@ mod tests {
         assert_eq!(Message::from_bytes(&bytes), Err(DecodeError::Version(9)));
     }
 
+    /// The wire form of the messages that carry bytes, pinned: peers of one version must read
+    /// each other's entries and snapshot chunks, whatever the Rust types behind them become.
+    #[test]
+    #[rustfmt::skip]
+    fn golden_bytes() {
+        let append = &samples()[1];
+        assert_eq!(
+            append.to_bytes(77, NodeId(1), NodeId(2)),
+            [
+                WIRE_VERSION, 77, 1, 2, 4, // envelope: cluster, from, to, term
+                4, 4, 1, 1, // AppendEntries (variant 4): term, prev index and term
+                1, 4, 2, 1, 7, b'S', b'E', b'T', b' ', b'k', b' ', b'v', // one Normal entry
+                1, // commit
+            ]
+        );
+        let chunk = Message::InstallSnapshot {
+            term: Term(3),
+            meta: SnapshotMeta {
+                index: LogIndex(9),
+                term: Term(2),
+                membership: Membership {
+                    voters: [NodeId(1), NodeId(2)].into(),
+                    learners: [NodeId(3)].into(),
+                },
+            },
+            chunk: 1,
+            data: vec![(StateSpace::Meta, b"k".to_vec(), vec![5, 6])],
+            done: true,
+        };
+        assert_eq!(
+            chunk.to_bytes(77, NodeId(1), NodeId(2)),
+            [
+                WIRE_VERSION, 77, 1, 2, 3, // envelope
+                8, 3, // InstallSnapshot (variant 8), term
+                9, 2, 2, 1, 2, 1, 3, // meta: index, term, voters {1, 2}, learners {3}
+                1, // chunk
+                1, 3, 1, b'k', 2, 5, 6, // one pair: Meta (3), key, value
+                1, // done
+            ]
+        );
+    }
+
     proptest! {
         #[test]
         fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {

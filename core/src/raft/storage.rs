@@ -166,4 +166,20 @@ mod tests {
         assert!(read_entry(&store, LogIndex(3)).unwrap().is_none());
         assert_eq!(applied_index(&store).unwrap(), LogIndex(2));
     }
+
+    /// The stored form of log entries and the hard state, pinned: a reordered enum variant or
+    /// a changed field type must not silently change what a data directory holds.
+    #[test]
+    #[rustfmt::skip]
+    fn records_golden_bytes() {
+        let entry = |kind| Entry { term: Term(2), index: LogIndex(300), kind };
+        // term, index (varint 300), kind (variant, then its payload)
+        assert_eq!(encode(&entry(EntryKind::Noop)), [RECORD_VERSION, 2, 172, 2, 0]);
+        assert_eq!(
+            encode(&entry(EntryKind::Normal(vec![7, 8, 9]))),
+            [RECORD_VERSION, 2, 172, 2, 1, 3, 7, 8, 9]
+        );
+        let hs = HardState { term: Term(5), vote: Some(NodeId(2)) };
+        assert_eq!(encode(&hs), [RECORD_VERSION, 5, 1, 2]);
+    }
 }
