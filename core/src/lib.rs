@@ -18,6 +18,7 @@ pub mod store;
 mod test_modes;
 mod time;
 pub mod ts;
+mod wire;
 pub mod writeback;
 
 pub use time::{Instant, UnixMillis};

@@ -72,6 +72,7 @@ pub enum PeerBody {
     ForwardReply {
         id: u64,
         session: u64,
+        #[serde(with = "crate::wire::byte_vecs")]
         replies: Vec<Vec<u8>>,
     },
 }
@@ -82,7 +83,11 @@ pub enum ForwardItem {
     /// A write, already parsed and stamped by the follower: an encoded
     /// [`crate::node::log::LogEntry`] the leader validates and proposes as it is. `count`:
     /// reply with the number of commands that did not fail (BATCH_FLUSH).
-    Write { entry: Vec<u8>, count: bool },
+    Write {
+        #[serde(with = "serde_bytes")]
+        entry: Vec<u8>,
+        count: bool,
+    },
     /// A linearizable read: the request's arguments, name first.
     Read { args: Vec<Bytes>, unix: UnixMillis },
     /// A cluster administration command sent to a follower (`CLUSTER FAILOVER`: hand the

@@ -73,6 +73,7 @@ pub enum Message {
         /// Position of this chunk in the transfer; chunks must arrive in order from zero.
         chunk: u32,
         /// Key-value pairs of the state spaces, in space then key order.
+        #[serde(with = "crate::wire::tagged_pairs")]
         data: Vec<(StateSpace, Vec<u8>, Vec<u8>)>,
         /// The last chunk.
         done: bool,

@@ -148,7 +148,7 @@ pub enum EntryKind {
     /// Appended by every new leader at the start of its term so it can commit earlier entries.
     Noop,
     /// An opaque command for the state machine.
-    Normal(Vec<u8>),
+    Normal(#[serde(with = "serde_bytes")] Vec<u8>),
     /// A membership change; it takes effect as soon as it is in a node's log.
     Config(ConfChange),
 }
@@ -162,7 +162,8 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// An estimate of the encoded size, for batching limits.
+    /// An estimate of the encoded size (at least it for a normal entry), for batching limits
+    /// and buffers.
     fn size_hint(&self) -> u64 {
         let payload = match &self.kind {
             EntryKind::Noop | EntryKind::Config(_) => 0,

@@ -29,11 +29,16 @@ pub(super) struct HardState {
 pub(super) type LogBase = SnapshotMeta;
 
 pub(super) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    let mut out = vec![RECORD_VERSION];
+    encode_into(value, Vec::with_capacity(32))
+}
+
+/// Encodes `value` after the version byte into `out` (empty, sized by the caller so that a
+/// large entry is not copied from buffer to buffer as it grows).
+fn encode_into<T: Serialize>(value: &T, mut out: Vec<u8>) -> Vec<u8> {
+    debug_assert!(out.is_empty());
+    out.push(RECORD_VERSION);
     // Serializing an in-memory record into a Vec cannot fail (see message::to_bytes).
-    let body = postcard::to_allocvec(value).expect("postcard into a Vec cannot fail");
-    out.extend_from_slice(&body);
-    out
+    postcard::to_extend(value, out).expect("postcard into a Vec cannot fail")
 }
 
 pub(super) fn decode<T: DeserializeOwned>(space: Space, bytes: &[u8]) -> Result<T, StoreError> {
@@ -62,7 +67,9 @@ pub(super) fn log_key(index: LogIndex) -> [u8; 8] {
 }
 
 pub(super) fn put_entry(batch: &mut WriteBatch, entry: &Entry) {
-    batch.put(Space::Log, log_key(entry.index), encode(entry));
+    // Entries are bounded by the message limit, so the hint fits a usize.
+    let sized = Vec::with_capacity(usize::try_from(entry.size_hint()).unwrap_or(0));
+    batch.put(Space::Log, log_key(entry.index), encode_into(entry, sized));
 }
 
 pub(super) fn read_entry(
