@@ -22,6 +22,7 @@ pub mod log;
 pub mod peer;
 mod pubsub;
 mod txn;
+mod waiters;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
@@ -44,6 +45,7 @@ use log::{Decoded, LogEntry};
 use peer::{ForwardItem, PeerBody};
 pub use pubsub::SUBSCRIPTIONS_MAX_PER_CONN;
 pub(crate) use pubsub::{notify_flags, notify_flags_text};
+use waiters::{Waiter, Waiters};
 
 /// A client connection, named by the driver; unique for the node's lifetime.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -396,21 +398,6 @@ enum ReadPath {
     Refuse(Frame),
 }
 
-/// Whom to answer when a log entry applies.
-#[derive(Debug)]
-struct Waiter {
-    conn: ConnId,
-    shape: ReplyShape,
-    /// The term the entry was proposed in: if another entry lands at its index, it was lost.
-    term: Term,
-    /// After this the client is told the outcome is unknown.
-    deadline: Instant,
-    /// The entry as proposed, which its apply takes instead of decoding the logged bytes: the
-    /// entry at this index in this term is the one this node proposed (one entry per index
-    /// and term), and its bytes decode to exactly this.
-    decoded: Option<Decoded>,
-}
-
 #[derive(Clone, Copy, Debug)]
 enum ReplyShape {
     /// The reply of the entry's one command.
@@ -427,6 +414,18 @@ struct Proposal {
     shape: ReplyShape,
     /// `entry` decoded, when this node has it at hand (it encoded it, or checked a forward).
     decoded: Option<Decoded>,
+}
+
+impl Proposal {
+    /// Whom to answer, and the bytes to log.
+    fn split(self) -> (Waiter, Vec<u8>) {
+        let waiter = Waiter {
+            conn: self.conn,
+            shape: self.shape,
+            decoded: self.decoded,
+        };
+        (waiter, self.entry)
+    }
 }
 
 /// A follower's forward in flight.
@@ -485,8 +484,8 @@ pub struct Node<S: Store> {
     remotes: usize,
     next_remote: u64,
     proposals: Vec<Proposal>,
-    /// (log index, member of a group entry, 0 for a plain entry) -> the client waiting for it.
-    waiters: BTreeMap<(u64, u32), Waiter>,
+    /// Whom to answer when a proposed entry (or a member of a group entry) applies.
+    waiters: Waiters,
     /// Reads registered with ReadIndex (by context) and the ones confirmed, waiting to apply.
     reads: BTreeMap<u64, (ConnId, ReadCmd)>,
     reads_ready: VecDeque<(LogIndex, u64)>,
@@ -597,7 +596,7 @@ impl<S: Store> Node<S> {
             remotes: 0,
             next_remote: 0,
             proposals: Vec::new(),
-            waiters: BTreeMap::new(),
+            waiters: Waiters::default(),
             reads: BTreeMap::new(),
             reads_ready: VecDeque::new(),
             next_read: 0,
@@ -674,8 +673,8 @@ impl<S: Store> Node<S> {
         // earliest; after a leader change overwrote indexes it may not be, and a waiter that
         // expired behind it is answered at the next timer (Raft's, at most a heartbeat or an
         // election timeout away) rather than scanned for on every drive round.
-        if let Some((_, w)) = self.waiters.first_key_value() {
-            earlier(w.deadline);
+        if let Some(d) = self.waiters.first_deadline() {
+            earlier(d);
         }
         if let Some((_, f)) = self.forwards.first_key_value() {
             earlier(f.deadline);
@@ -702,16 +701,7 @@ impl<S: Store> Node<S> {
         self.promote_caught_up_learners();
         self.announce_members();
         self.expire_tick();
-        let expired: Vec<(u64, u32)> = self
-            .waiters
-            .iter()
-            .filter(|(_, w)| w.deadline <= self.now)
-            .map(|(&slot, _)| slot)
-            .collect();
-        for slot in expired {
-            let Some(w) = self.waiters.remove(&slot) else {
-                continue;
-            };
+        for w in self.waiters.take_expired(self.now) {
             self.answer(
                 w.conn,
                 Kind::Write,
@@ -754,7 +744,8 @@ impl<S: Store> Node<S> {
             self.to_apply.is_empty(),
             "entries collected and left unapplied"
         );
-        if let Some((&(index, _), _)) = self.waiters.first_key_value() {
+        self.waiters.check_invariants();
+        if let Some(index) = self.waiters.first_index() {
             assert!(
                 index > self.applied.0,
                 "a waiter at an applied index {index}"
@@ -1245,32 +1236,26 @@ impl<S: Store> Node<S> {
         match self.raft.propose_many(&mut self.store, self.now, entries) {
             Ok((first, term)) => {
                 let deadline = self.now.saturating_add(self.request_timeout());
+                let mut lost = Vec::new();
                 for (i, members) in who.into_iter().enumerate() {
-                    for (sub, (conn, shape, decoded)) in members.into_iter().enumerate() {
-                        let waiter = Waiter {
-                            conn,
-                            shape,
-                            term,
-                            deadline,
-                            decoded,
-                        };
-                        let slot = (first.0 + i as u64, sub as u32);
-                        if let Some(old) = self.waiters.insert(slot, waiter) {
-                            // Its entry was overwritten by a later leader's log: never applied.
-                            self.answer(old.conn, Kind::Write, write_lost());
-                        }
-                    }
+                    let index = first.0 + i as u64;
+                    self.waiters
+                        .propose(index, term, deadline, members, &mut lost);
+                }
+                // Their entries were overwritten by a later leader's log: never applied.
+                for old in lost {
+                    self.answer(old.conn, Kind::Write, write_lost());
                 }
             }
             Err(ProposeError::NotLeader { .. }) => {
-                for (conn, _, _) in who.into_iter().flatten() {
-                    self.answer(conn, Kind::Write, not_leader());
+                for w in who.into_iter().flatten() {
+                    self.answer(w.conn, Kind::Write, not_leader());
                 }
             }
             Err(e) => {
                 let frame = self.storage_failed(StoreError::Engine(e.to_string()));
-                for (conn, _, _) in who.into_iter().flatten() {
-                    self.answer(conn, Kind::Write, frame.clone());
+                for w in who.into_iter().flatten() {
+                    self.answer(w.conn, Kind::Write, frame.clone());
                 }
                 self.fail_all(&frame);
             }
@@ -1327,10 +1312,7 @@ impl<S: Store> Node<S> {
         );
         let mut notes = pubsub::Notes::new(&self.db, !self.pubsub.is_empty());
         let proposed = |index: LogIndex, term: Term, member: u32| {
-            self.waiters
-                .get_mut(&(index.0, member))
-                .filter(|w| w.term == term)
-                .and_then(|w| w.decoded.take())
+            self.waiters.take_decoded(index.0, term, member)
         };
         let applied = match apply_entries(
             &mut self.db,
@@ -1363,10 +1345,10 @@ impl<S: Store> Node<S> {
             }
             let Some(mut replies) = replies else { continue };
             self.stats.writes_applied += 1;
-            let Some(waiter) = self.waiters.remove(&(entry.index.0, item.member)) else {
+            let Some((term, waiter)) = self.waiters.take(entry.index.0, item.member) else {
                 continue;
             };
-            let frame = if waiter.term != entry.term {
+            let frame = if term != entry.term {
                 write_lost()
             } else {
                 match waiter.shape {
@@ -1384,13 +1366,8 @@ impl<S: Store> Node<S> {
         }
         self.announce_members();
         // Waiters at indexes that applied as no-ops or config changes lost their entry.
-        while let Some((&slot, _)) = self.waiters.first_key_value() {
-            if slot.0 > self.applied.0 {
-                break;
-            }
-            if let Some(w) = self.waiters.remove(&slot) {
-                self.answer(w.conn, Kind::Write, write_lost());
-            }
+        for w in self.waiters.take_through(self.applied.0) {
+            self.answer(w.conn, Kind::Write, write_lost());
         }
     }
 
@@ -1453,16 +1430,9 @@ impl<S: Store> Node<S> {
         }
         self.applied = index;
         self.announce_members();
-        let lost: Vec<(u64, u32)> = self
-            .waiters
-            .range(..=(index.0, u32::MAX))
-            .map(|(&slot, _)| slot)
-            .collect();
-        for slot in lost {
-            if let Some(w) = self.waiters.remove(&slot) {
-                let frame = unknown_outcome("was overtaken by a snapshot from the leader");
-                self.answer(w.conn, Kind::Write, frame);
-            }
+        for w in self.waiters.take_through(index.0) {
+            let frame = unknown_outcome("was overtaken by a snapshot from the leader");
+            self.answer(w.conn, Kind::Write, frame);
         }
     }
 
@@ -1553,7 +1523,7 @@ impl<S: Store> Node<S> {
         for p in std::mem::take(&mut self.proposals) {
             self.answer(p.conn, Kind::Write, frame.clone());
         }
-        for (_, w) in std::mem::take(&mut self.waiters) {
+        for w in self.waiters.take_all() {
             self.answer(w.conn, Kind::Write, frame.clone());
         }
         self.reads_ready.clear();
@@ -1915,7 +1885,7 @@ impl<S: Store> Node<S> {
 
 /// Who waits for each member of one proposed entry, in member order, with the member decoded
 /// when the proposal had it.
-type Members = Vec<(ConnId, ReplyShape, Option<Decoded>)>;
+type Members = Vec<Waiter>;
 
 /// The round's proposals as log entries: consecutive writes share a group entry
 /// ([`log::GroupBuilder`]) while it stays within the entry size limit; a lone write stays a
@@ -1949,13 +1919,14 @@ fn group_proposals(proposals: &mut Vec<Proposal>) -> (Vec<Vec<u8>>, Vec<Members>
         let mut run = taken.by_ref().take(count);
         let entry = if count == 1 {
             let p = run.next().expect("a run has its proposals");
-            members.push((p.conn, p.shape, p.decoded));
-            p.entry
+            let (waiter, entry) = p.split();
+            members.push(waiter);
+            entry
         } else {
             let mut group = log::GroupBuilder::new(count, bytes);
             for p in run {
                 group.push(&p.entry);
-                members.push((p.conn, p.shape, p.decoded));
+                members.push(p.split().0);
             }
             group.finish()
         };

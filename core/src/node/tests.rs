@@ -1531,7 +1531,7 @@ fn a_round_is_grouped_into_entries_within_the_entry_size_limit() {
         proposal(4, 10),
         proposal(5, peer::MAX_ENTRY_BYTES),
     ]);
-    let conns = |w: &Members| w.iter().map(|(c, _, _)| c.0).collect::<Vec<_>>();
+    let conns = |w: &Members| w.iter().map(|w| w.conn.0).collect::<Vec<_>>();
     assert_eq!(
         who.iter().map(conns).collect::<Vec<_>>(),
         vec![vec![1, 2], vec![3, 4], vec![5]],
