@@ -11,7 +11,7 @@
 //! encoded when something reads its bytes or a batch writes it.
 
 use std::any::Any;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt;
 use std::iter::Peekable;
 use std::ops::{Bound, Deref, DerefMut};
@@ -595,11 +595,41 @@ pub struct Tx<'a, S: StoreRead> {
 /// The user keys a stretch of a transaction modified.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Touched {
-    /// Each key written or deleted, with whether its last change left it existing (a put or
-    /// an edit: `true`) or deleted (`false`); a range deletion after it sets `all` instead.
-    pub keys: BTreeMap<Vec<u8>, bool>,
+    /// Each key written or deleted, once, in key order, with whether its last change left it
+    /// existing (a put or an edit: `true`) or deleted (`false`); a range deletion after it
+    /// sets `all` instead.
+    pub keys: Vec<(Vec<u8>, bool)>,
     /// A range of user keys was deleted (FLUSHALL): treat every key as modified.
     pub all: bool,
+}
+
+impl Touched {
+    /// Records a change to `key`. Most entries change one key, or the same key several times
+    /// in a row (a sample's head run, then its series record), so the changes are listed as
+    /// they come, the same key in a row once, and put in order by [`Touched::into_ordered`].
+    fn note(&mut self, key: &[u8], exists: bool) {
+        match self.keys.last_mut() {
+            Some((last, e)) if last.as_slice() == key => *e = exists,
+            _ => self.keys.push((key.to_vec(), exists)),
+        }
+    }
+
+    /// Each key once, in key order, with its last change.
+    fn into_ordered(mut self) -> Self {
+        if self.keys.len() > 1 {
+            // Stable: a key's changes stay in the order they were made, the last one last.
+            self.keys.sort_by(|a, b| a.0.cmp(&b.0));
+            let mut keys: Vec<(Vec<u8>, bool)> = Vec::with_capacity(self.keys.len());
+            for (k, e) in self.keys {
+                match keys.last_mut() {
+                    Some((last, le)) if *last == k => *le = e,
+                    _ => keys.push((k, e)),
+                }
+            }
+            self.keys = keys;
+        }
+        self
+    }
 }
 
 impl<'a, S: StoreRead> Tx<'a, S> {
@@ -624,7 +654,7 @@ impl<'a, S: StoreRead> Tx<'a, S> {
 
     /// The user keys modified since the last call (and forgets them).
     pub fn take_touched(&mut self) -> Touched {
-        std::mem::take(&mut self.touched)
+        std::mem::take(&mut self.touched).into_ordered()
     }
 
     /// One batch that leaves the store as applying every change in order would.
@@ -657,13 +687,7 @@ impl<'a, S: StoreRead> Tx<'a, S> {
         if space != Space::Keys {
             return;
         }
-        // A series record is rewritten by every sample: no copy of a key already recorded.
-        match self.touched.keys.get_mut(key) {
-            Some(e) => *e = exists,
-            None => {
-                self.touched.keys.insert(key.to_vec(), exists);
-            }
-        }
+        self.touched.note(key, exists);
     }
 
     pub fn put(&mut self, space: Space, key: Vec<u8>, value: Vec<u8>) {
@@ -842,6 +866,8 @@ impl<P: Iterator<Item = (Vec<u8>, Option<Vec<u8>>)>> Iterator for Merge<'_, P> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
     use crate::store::{MemStore, Store};
 
@@ -1008,6 +1034,29 @@ mod tests {
     }
 
     /// A typed value for the tests: its bytes are its decimal digits.
+    #[test]
+    fn touched_keys_come_once_in_key_order_with_their_last_change() {
+        let store = MemStore::new();
+        let mut tx = Tx::new(&store);
+        tx.put(Space::Keys, b"b".to_vec(), b"1".to_vec());
+        tx.put(Space::Keys, b"b".to_vec(), b"2".to_vec());
+        tx.put(Space::Keys, b"a".to_vec(), b"1".to_vec());
+        tx.put(Space::Meta, b"m".to_vec(), b"1".to_vec());
+        tx.delete(Space::Keys, b"b".to_vec());
+        tx.put(Space::Keys, b"c".to_vec(), b"1".to_vec());
+        let touched = tx.take_touched();
+        assert_eq!(
+            touched.keys,
+            [
+                (b"a".to_vec(), true),
+                (b"b".to_vec(), false),
+                (b"c".to_vec(), true)
+            ]
+        );
+        assert!(!touched.all);
+        assert!(tx.take_touched().keys.is_empty(), "taken");
+    }
+
     #[derive(Clone, Debug, PartialEq)]
     struct Num(u64);
 
@@ -1045,7 +1094,7 @@ mod tests {
         );
         assert_eq!(scan_keys(&tx, true), ["b=s", "a=42"]);
         // WATCH sees a typed put as a write.
-        assert_eq!(tx.take_touched().keys.get(&b"a"[..]), Some(&true));
+        assert_eq!(tx.take_touched().keys, [(b"a".to_vec(), true)]);
         // A put of bytes, or a deletion after it, hides the typed value.
         tx.put(Space::Keys, b"a".to_vec(), b"x".to_vec());
         assert_eq!(tx.typed::<Num>(Space::Keys, b"a"), None);

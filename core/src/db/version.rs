@@ -118,26 +118,27 @@ pub fn record<S: StoreRead>(
     index: u64,
 ) -> Result<(), StoreError> {
     let touched = tx.take_touched();
-    let stamp = index.to_be_bytes().to_vec();
+    let stamp = index.to_be_bytes();
     if touched.all || extra.flushed {
         tx.delete_range(Space::Meta, OWN_PREFIX.to_vec(), OWN_END.to_vec());
-        tx.put(Space::Meta, DELETED.to_vec(), stamp.clone());
+        tx.put(Space::Meta, DELETED.to_vec(), stamp.to_vec());
         // Keys the entry wrote after the flush exist again.
-        for key in touched.keys.into_keys().chain(extra.keys) {
+        for key in touched.keys.into_iter().map(|(k, _)| k).chain(extra.keys) {
             if tx.get(Space::Keys, &key)?.is_some() {
-                tx.put(Space::Meta, own_key(&key), stamp.clone());
+                tx.put(Space::Meta, own_key(&key), stamp.to_vec());
             }
         }
         return Ok(());
     }
     if extra.unnamed {
-        tx.put(Space::Meta, ALL.to_vec(), stamp.clone());
+        tx.put(Space::Meta, ALL.to_vec(), stamp.to_vec());
     }
     let mut deleted = false;
     // A written key's last change says whether it exists (no read of its record); the
     // commands' extra keys are read.
     let written = touched.keys.into_iter().map(|(k, e)| (k, Some(e)));
-    let mut own = Vec::new();
+    // One buffer for every record key: most entries write one key.
+    let mut own = Vec::with_capacity(OWN_PREFIX.len() + 32);
     for (key, exists) in written.chain(extra.keys.into_iter().map(|k| (k, None))) {
         let exists = match exists {
             Some(e) => e,
@@ -154,7 +155,7 @@ pub fn record<S: StoreRead>(
         }
     }
     if deleted {
-        tx.put(Space::Meta, DELETED.to_vec(), stamp);
+        tx.put(Space::Meta, DELETED.to_vec(), stamp.to_vec());
     }
     Ok(())
 }
