@@ -59,16 +59,29 @@ fn check_decode(data: &[u8], limits: &Limits) {
 }
 
 fn check_decode_request(data: &[u8], limits: &Limits) {
-    // The TCP path's decoder (arguments sliced from one copy of the request) agrees, and takes
-    // exactly the request's bytes out of its buffer.
-    let mut buf = bytes::BytesMut::from(data);
-    let from = resp::decode_request_from(&mut buf, limits);
-    assert_eq!(from, resp::decode_request(data, limits));
-    let taken = match &from {
-        Ok(Some((_, used))) => *used,
-        _ => 0,
+    // The TCP path's decoder (every complete request of a read, their arguments sliced from
+    // shared copies) agrees with decoding one request after the other, and takes exactly those
+    // requests' bytes out of its buffer.
+    let mut expected = Vec::new();
+    let mut rest = data;
+    let expected_end = loop {
+        match resp::decode_request(rest, limits) {
+            Ok(Some((args, used))) => {
+                expected.push((args, used));
+                rest = &rest[used..];
+            }
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        }
     };
-    assert_eq!(&buf[..], &data[taken..]);
+    let mut buf = bytes::BytesMut::from(data);
+    let mut got = Vec::new();
+    assert_eq!(
+        resp::decode_requests_from(&mut buf, limits, &mut got),
+        expected_end
+    );
+    assert!(got == expected);
+    assert_eq!(&buf[..], rest);
 
     let Ok(Some((args, used))) = resp::decode_request(data, limits) else {
         return;

@@ -191,6 +191,8 @@ async fn read_loop<R: AsyncRead + Unpin>(
     owed: &Owed,
 ) {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    // The requests of one read, decoded (kept for its capacity).
+    let mut requests = Vec::new();
     loop {
         buf.reserve(READ_CHUNK);
         let read = async {
@@ -217,51 +219,40 @@ async fn read_loop<R: AsyncRead + Unpin>(
         // Every request of this read goes to the node in one message, stamped with one
         // wall-clock reading.
         let unix = node.unix_now();
+        let decoded = resp::decode_requests_from(&mut buf, &config.limits, &mut requests);
         let mut batch = Vec::new();
-        loop {
-            match resp::decode_request_from(&mut buf, &config.limits) {
-                Ok(Some((args, used))) => {
-                    if args.is_empty() {
-                        continue;
-                    }
-                    owed.request();
-                    let input = Input::Request {
-                        conn,
-                        args,
-                        wire_bytes: used as u64,
-                        unix,
-                    };
-                    if node.push_input(&mut batch, input).await.is_err() {
-                        return;
-                    }
-                }
-                Ok(None) => {
-                    if node.send_inputs(&mut batch).await.is_err() {
-                        return;
-                    }
-                    if buf.len() > config.query_buffer_max {
-                        let error = "Protocol error: query buffer limit exceeded".to_string();
-                        let _ = node
-                            .send(DriverMsg::Input(Input::ProtocolError { conn, error }))
-                            .await;
-                        return wait_closed(closed).await;
-                    }
-                    break;
-                }
-                Err(e) => {
-                    tracing::debug!(conn = conn.0, error = %e, "protocol error");
-                    if node.send_inputs(&mut batch).await.is_err() {
-                        return;
-                    }
-                    let input = Input::ProtocolError {
-                        conn,
-                        error: e.to_string(),
-                    };
-                    let _ = node.send(DriverMsg::Input(input)).await;
-                    return wait_closed(closed).await;
-                }
+        for (args, used) in requests.drain(..) {
+            if args.is_empty() {
+                continue;
+            }
+            owed.request();
+            let input = Input::Request {
+                conn,
+                args,
+                wire_bytes: used as u64,
+                unix,
+            };
+            if node.push_input(&mut batch, input).await.is_err() {
+                return;
             }
         }
+        if node.send_inputs(&mut batch).await.is_err() {
+            return;
+        }
+        let error = match decoded {
+            Err(e) => {
+                tracing::debug!(conn = conn.0, error = %e, "protocol error");
+                e.to_string()
+            }
+            Ok(()) if buf.len() > config.query_buffer_max => {
+                "Protocol error: query buffer limit exceeded".to_string()
+            }
+            Ok(()) => continue,
+        };
+        let _ = node
+            .send(DriverMsg::Input(Input::ProtocolError { conn, error }))
+            .await;
+        return wait_closed(closed).await;
     }
 }
 

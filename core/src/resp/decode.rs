@@ -26,6 +26,8 @@
 //! complete; [`decode`] (used by clients, not on the server's hot path) rebuilds a partial
 //! value on every call.
 
+use std::ops::Range;
+
 use bytes::{Buf, Bytes, BytesMut};
 
 use super::Frame;
@@ -246,44 +248,99 @@ pub fn decode_request(
     }
 }
 
-/// [`decode_request`] that takes the request's bytes out of `buf` and hands out its arguments
-/// as slices of one copy of them: one allocation per request, not one per argument (a
-/// `TS.MADD` of 100 samples has 301). The copy is the request's own size, so an argument kept
-/// long (a subscribed channel, say) holds on to no more than its request, never to the read
-/// buffer. Returns `Ok(None)`, leaving `buf` as it was, when no complete request is there yet;
-/// otherwise the arguments and the number of bytes the request took.
-pub fn decode_request_from(
+/// The most bytes of requests that share one copy in [`decode_requests_from`]. A request
+/// larger than this gets a copy of its own.
+pub const SHARED_COPY_MAX: usize = 16 * 1024;
+
+/// A decoded request: its arguments and the number of bytes it took.
+pub type Request = (Vec<Bytes>, usize);
+
+/// [`decode_request`] for every complete request at the start of `buf`: takes their bytes out
+/// of `buf` and appends each to `out`, its arguments slices of a copy of the bytes.
+///
+/// Consecutive requests share one copy of at most [`SHARED_COPY_MAX`] bytes (a larger request
+/// has one of its own), so a pipelined read of small requests costs one allocation and copy,
+/// not one per request or per argument (a `TS.MADD` of 100 samples has 301). An argument kept
+/// long (a subscribed channel, say) holds on to at most that copy, never to the read buffer.
+///
+/// What follows the last complete request (an incomplete one) stays in `buf`. A malformed
+/// request is an error after the requests before it were appended; `buf` then still holds it.
+pub fn decode_requests_from(
     buf: &mut BytesMut,
     limits: &Limits,
-) -> Result<Option<(Vec<Bytes>, usize)>, ProtocolError> {
-    match buf.first() {
-        None => Ok(None),
-        Some(b'*') => {
-            let base = buf.as_ptr() as usize;
+    out: &mut Vec<Request>,
+) -> Result<(), ProtocolError> {
+    // The arguments of the requests of one copy, as ranges of `buf`, and each request's end:
+    // (its last range, its last byte), both exclusive.
+    let mut ranges: Vec<Range<usize>> = Vec::new();
+    let mut ends: Vec<(usize, usize)> = Vec::new();
+    loop {
+        match buf.first() {
+            None => return Ok(()),
+            Some(b'*') => {}
+            Some(_) => {
+                let Some((args, used)) = inline_request(buf, limits)? else {
+                    return Ok(());
+                };
+                buf.advance(used);
+                out.push((args, used));
+                continue;
+            }
+        }
+        ranges.clear();
+        ends.clear();
+        let mut pos = 0;
+        let mut failed = None;
+        while buf.get(pos) == Some(&b'*') {
             let mut reader = Reader {
-                buf: &buf[..],
+                buf: &buf[pos..],
                 pos: 0,
                 limits,
             };
+            let before = ranges.len();
+            // The sink pushes each argument's range; the Vec<()> it returns allocates nothing.
             let step = reader.request_with(|arg| {
-                let start = arg.as_ptr() as usize - base;
-                start..start + arg.len()
+                let start = arg.as_ptr() as usize - buf.as_ptr() as usize;
+                ranges.push(start..start + arg.len());
             });
-            let Some((ranges, used)) = finish(step, reader.pos, buf)? else {
-                return Ok(None);
-            };
-            let request = Bytes::copy_from_slice(&buf[..used]);
-            buf.advance(used);
-            let args = ranges.into_iter().map(|r| request.slice(r)).collect();
-            Ok(Some((args, used)))
+            match finish(step, reader.pos, &buf[pos..]) {
+                Ok(Some((_, used))) if ends.is_empty() || pos + used <= SHARED_COPY_MAX => {
+                    pos += used;
+                    ends.push((ranges.len(), pos));
+                }
+                Ok(Some(_)) | Ok(None) => {
+                    ranges.truncate(before);
+                    break;
+                }
+                Err(e) => {
+                    ranges.truncate(before);
+                    failed = Some(e);
+                    break;
+                }
+            }
         }
-        Some(_) => {
-            let Some((args, used)) = inline_request(buf, limits)? else {
-                return Ok(None);
-            };
-            buf.advance(used);
-            Ok(Some((args, used)))
+        if !ends.is_empty() {
+            let copy = Bytes::copy_from_slice(&buf[..pos]);
+            buf.advance(pos);
+            let (mut first_range, mut first_byte) = (0, 0);
+            for &(end_range, end_byte) in &ends {
+                let args = ranges[first_range..end_range]
+                    .iter()
+                    .map(|r| copy.slice(r.clone()))
+                    .collect();
+                out.push((args, end_byte - first_byte));
+                (first_range, first_byte) = (end_range, end_byte);
+            }
         }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        if pos == 0 {
+            // The first request is incomplete.
+            return Ok(());
+        }
+        // Otherwise the next request did not fit the copy, is incomplete, or is inline: the
+        // next turn takes it, or stops there.
     }
 }
 
@@ -813,21 +870,50 @@ mod tests {
             b"*-1\r\n",
             b"",
         ];
-        let limits = Limits::default();
         for input in inputs {
-            let mut buf = BytesMut::from(input);
-            let mut rest: &[u8] = input;
-            loop {
-                let slice = decode_request(rest, &limits);
-                let from = decode_request_from(&mut buf, &limits);
-                assert_eq!(from, slice, "{input:?}");
-                let Ok(Some((_, used))) = slice else {
-                    assert_eq!(&buf[..], rest, "untouched without a request: {input:?}");
-                    break;
-                };
-                rest = &rest[used..];
-                assert_eq!(&buf[..], rest, "exactly the request was taken: {input:?}");
+            check_batch_decoder(input);
+        }
+        // Past the shared copy's size: requests of many copies, and one larger than a copy.
+        let mut many = Vec::new();
+        for i in 0..2_000 {
+            many.extend_from_slice(format!("*2\r\n$3\r\nGET\r\n$5\r\nk{i:04}\r\n").as_bytes());
+        }
+        let big = "x".repeat(SHARED_COPY_MAX + 10);
+        many.extend_from_slice(
+            format!("*2\r\n$4\r\nECHO\r\n${}\r\n{big}\r\n", big.len()).as_bytes(),
+        );
+        many.extend_from_slice(b"PING\r\n*1\r\n$4\r\nPING\r\n*2\r\n$3\r\nGET\r\n$1");
+        check_batch_decoder(&many);
+        many.extend_from_slice(b"\r\nk\r\n*1\r\n:1\r\n*1\r\n$4\r\nPING\r\n");
+        check_batch_decoder(&many);
+    }
+
+    /// [`decode_requests_from`] takes out of its buffer exactly the requests that
+    /// [`decode_request`] finds one after the other, and stops where it stops (at an
+    /// incomplete request, or with its error after the requests before it).
+    fn check_batch_decoder(input: &[u8]) {
+        let limits = Limits::default();
+        let mut expected = Vec::new();
+        let mut rest = input;
+        let expected_end = loop {
+            match decode_request(rest, &limits) {
+                Ok(Some((args, used))) => {
+                    expected.push((args, used));
+                    rest = &rest[used..];
+                }
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
             }
+        };
+        let mut buf = BytesMut::from(input);
+        let mut got = Vec::new();
+        let end = decode_requests_from(&mut buf, &limits, &mut got);
+        assert_eq!(end, expected_end, "{input:?}");
+        assert!(got == expected, "{input:?}");
+        assert_eq!(&buf[..], rest, "exactly the requests were taken: {input:?}");
+        for (args, _) in &got {
+            let shared: usize = args.iter().map(Bytes::len).sum();
+            assert!(shared <= input.len());
         }
     }
 

@@ -9,7 +9,9 @@ mod decode;
 mod encode;
 mod frame;
 
-pub use decode::{Limits, ProtocolError, decode, decode_request, decode_request_from};
+pub use decode::{
+    Limits, ProtocolError, Request, SHARED_COPY_MAX, decode, decode_request, decode_requests_from,
+};
 pub use encode::{encode, encode_request};
 pub use frame::{Frame, Protocol};
 
@@ -163,6 +165,25 @@ mod tests {
         feed_in_chunks(stream, sizes, decode_request)
     }
 
+    /// [`request_in_chunks`] through [`decode_requests_from`], a read buffer's way.
+    fn batches_in_chunks(stream: &[u8], sizes: &[usize]) -> Vec<Vec<Bytes>> {
+        let limits = Limits::default();
+        let mut out = Vec::new();
+        let mut buf = bytes::BytesMut::new();
+        let mut fed = 0;
+        for &size in sizes.iter().cycle() {
+            let end = (fed + size).min(stream.len());
+            buf.extend_from_slice(&stream[fed..end]);
+            fed = end;
+            decode_requests_from(&mut buf, &limits, &mut out).unwrap();
+            if fed == stream.len() {
+                break;
+            }
+        }
+        assert!(buf.is_empty(), "{} bytes left over", buf.len());
+        out.into_iter().map(|(args, _)| args).collect()
+    }
+
     /// Writes `args` as an inline command, every argument double-quoted with `\xHH` escapes
     /// for all but letters and digits, so every byte value crosses the inline path.
     fn inline(args: &[Bytes], out: &mut Vec<u8>) {
@@ -243,7 +264,8 @@ mod tests {
             }
             let decoded = request_in_chunks(&stream, &sizes);
             let expected: Vec<Vec<Bytes>> = requests.into_iter().map(|(args, _)| args).collect();
-            prop_assert_eq!(decoded, expected);
+            prop_assert_eq!(&decoded, &expected);
+            prop_assert_eq!(batches_in_chunks(&stream, &sizes), expected);
         }
     }
 }
