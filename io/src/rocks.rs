@@ -68,6 +68,9 @@ pub struct RocksStore {
     options: RocksOptions,
     cache: Cache,
     write_options: WriteOptions,
+    /// For every point read: made once, where `get_cf` makes and frees one per read (about
+    /// 500 instructions and two allocations of a GET's 6,400).
+    read_options: ReadOptions,
     /// Names the next snapshot's checkpoint directory. Atomic because `snapshot` takes `&self`;
     /// leftovers from earlier runs are removed at open, so names never collide.
     next_snapshot: AtomicU64,
@@ -187,6 +190,7 @@ impl RocksStore {
             options,
             cache,
             write_options,
+            read_options: ReadOptions::default(),
             next_snapshot: AtomicU64::new(0),
         })
     }
@@ -225,8 +229,13 @@ fn cf(db: &DB, space: Space) -> &ColumnFamily {
         .expect("every space has a column family")
 }
 
-fn read_get(db: &DB, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-    db.get_cf(cf(db, space), key)
+fn read_get(
+    db: &DB,
+    read: &ReadOptions,
+    space: Space,
+    key: &[u8],
+) -> Result<Option<Vec<u8>>, StoreError> {
+    db.get_cf_opt(cf(db, space), key, read)
         .map_err(|e| engine(&format!("get in {}", space.name()), e))
 }
 
@@ -322,7 +331,7 @@ impl Syncer for RocksSyncer {
 
 impl StoreRead for RocksStore {
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        read_get(&self.db, space, key)
+        read_get(&self.db, &self.read_options, space, key)
     }
 
     fn scan(&self, space: Space, start: &[u8], end: Option<&[u8]>, reverse: bool) -> ScanIter<'_> {
@@ -405,7 +414,11 @@ impl Store for RocksStore {
                 return Err(engine("opening snapshot", e));
             }
         };
-        Ok(RocksSnapshot { db: Some(db), dir })
+        Ok(RocksSnapshot {
+            db: Some(db),
+            dir,
+            read_options: ReadOptions::default(),
+        })
     }
 }
 
@@ -414,6 +427,7 @@ pub struct RocksSnapshot {
     /// Always `Some` until drop, which closes the database before deleting its directory.
     db: Option<DB>,
     dir: PathBuf,
+    read_options: ReadOptions,
 }
 
 impl std::fmt::Debug for RocksSnapshot {
@@ -434,7 +448,7 @@ impl RocksSnapshot {
 
 impl StoreRead for RocksSnapshot {
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        read_get(self.db(), space, key)
+        read_get(self.db(), &self.read_options, space, key)
     }
 
     fn scan(&self, space: Space, start: &[u8], end: Option<&[u8]>, reverse: bool) -> ScanIter<'_> {
