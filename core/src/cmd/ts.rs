@@ -433,18 +433,31 @@ pub fn sample_value(arg: &[u8]) -> Option<f64> {
             .take_while(|b| b.is_ascii_digit())
             .count()
     };
-    let mut i = usize::from(arg.first() == Some(&b'-'));
+    let negative = arg.first() == Some(&b'-');
+    let mut i = usize::from(negative);
     let int = digits(i);
     if int == 0 || (int > 1 && arg[i] == b'0') {
         return None;
     }
     i += int;
+    let mut frac = 0;
     if arg.get(i) == Some(&b'.') {
-        let frac = digits(i + 1);
+        frac = digits(i + 1);
         if frac == 0 {
             return None;
         }
         i += 1 + frac;
+    }
+    if i == arg.len() && int + frac <= 15 {
+        // Clinger's fast path: the digits as an integer below 10^15 < 2^53 and a power of ten
+        // up to 10^15 are both exact doubles, so one division rounds correctly, exactly as
+        // the full parser would. Most ticks (prices, sizes) take it.
+        let mantissa = arg[usize::from(negative)..]
+            .iter()
+            .filter(|b| b.is_ascii_digit())
+            .fold(0u64, |m, &b| m * 10 + u64::from(b - b'0'));
+        let v = mantissa as f64 / POW10[frac];
+        return Some(if negative { -v } else { v });
     }
     if matches!(arg.get(i), Some(b'e' | b'E')) {
         i += 1;
@@ -464,6 +477,11 @@ pub fn sample_value(arg: &[u8]) -> Option<f64> {
     let v: f64 = std::str::from_utf8(arg).ok()?.parse().ok()?;
     v.is_finite().then_some(v)
 }
+
+/// 10^0 to 10^15, each an exact double.
+const POW10: [f64; 16] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+];
 
 /// A range bound: `-` (earliest), `+` (latest) or a timestamp.
 fn range_ts(arg: &[u8], dash_plus: u64) -> Result<u64, CommandError> {
@@ -1220,6 +1238,23 @@ mod tests {
         ] {
             assert_eq!(sample_value(bad.as_bytes()), None, "{bad}");
         }
+        // The fast path agrees with the full parser bit for bit.
+        for text in [
+            "187.23",
+            "-0",
+            "-0.0",
+            "0.1",
+            "999999999999999",
+            "99999999999999.9",
+            "0.000000000000001",
+            "123456.789012345",
+            "1000000000123",
+            "-42.5",
+        ] {
+            let want: f64 = text.parse().unwrap();
+            let got = sample_value(text.as_bytes()).unwrap();
+            assert_eq!(got.to_bits(), want.to_bits(), "{text}");
+        }
         assert_eq!(err("TS.ADD k 1 +4"), "ERR TSDB: invalid value");
         assert_eq!(err("TS.ADD k 1 .5"), "ERR TSDB: invalid value");
         assert_eq!(err("TS.INCRBY k 5."), "ERR TSDB: invalid value");
@@ -1432,5 +1467,31 @@ mod tests {
             panic!()
         };
         assert_eq!((by, ts, opts.retention_ms), (-2.0, Some(5), Some(10)));
+    }
+
+    mod fast_values {
+        use proptest::prelude::*;
+
+        use super::super::sample_value;
+
+        proptest! {
+            /// Short decimals take the fast path; every value reads as Rust's parser reads it.
+            #[test]
+            fn sample_values_read_as_the_full_parser_reads_them(
+                negative in any::<bool>(),
+                int in 0u64..10_000_000_000_000_000,
+                frac in prop::option::of((0u64..1_000_000_000_000_000, 1usize..18)),
+            ) {
+                let mut text = format!("{}{int}", if negative { "-" } else { "" });
+                if let Some((f, width)) = frac {
+                    let digits = format!("{f:018}");
+                    text.push('.');
+                    text.push_str(&digits[18 - width..]);
+                }
+                let want: f64 = text.parse().unwrap();
+                let got = sample_value(text.as_bytes()).unwrap();
+                prop_assert_eq!(got.to_bits(), want.to_bits(), "{}", text);
+            }
+        }
     }
 }
