@@ -32,8 +32,11 @@ pub(crate) mod tagged_pairs {
 
     use super::*;
 
+    /// A tag, a key and a value.
+    type Tagged<T> = (T, Vec<u8>, Vec<u8>);
+
     pub(crate) fn serialize<T: Serialize, S: Serializer>(
-        v: &[(T, Vec<u8>, Vec<u8>)],
+        v: &[Tagged<T>],
         s: S,
     ) -> Result<S::Ok, S::Error> {
         s.collect_seq(v.iter().map(|(t, k, v)| (t, Bytes::new(k), Bytes::new(v))))
@@ -41,7 +44,7 @@ pub(crate) mod tagged_pairs {
 
     pub(crate) fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
         d: D,
-    ) -> Result<Vec<(T, Vec<u8>, Vec<u8>)>, D::Error> {
+    ) -> Result<Vec<Tagged<T>>, D::Error> {
         let v = Vec::<(T, ByteBuf, ByteBuf)>::deserialize(d)?;
         Ok(v.into_iter()
             .map(|(t, k, v)| (t, k.into_vec(), v.into_vec()))
