@@ -280,6 +280,15 @@ pub mod keys {
         k
     }
 
+    /// [`head`] without an allocation, for a lookup.
+    pub fn head_array(id: u64, ts: u64) -> [u8; 17] {
+        let mut k = [0; 17];
+        k[..8].copy_from_slice(&id.to_be_bytes());
+        k[8] = HEAD;
+        k[9..].copy_from_slice(&ts.to_be_bytes());
+        k
+    }
+
     pub fn head_prefix(id: u64) -> Vec<u8> {
         series_tag(id, HEAD)
     }
@@ -389,6 +398,7 @@ mod tests {
         assert!(keys::sealed(3, u64::MAX) < keys::head(3, 0));
         assert!(keys::head(3, 9) < keys::head(3, 10));
         assert!(keys::head(3, u64::MAX) < keys::sealed(4, 0));
+        assert_eq!(keys::head_array(3, 9)[..], keys::head(3, 9)[..]);
         assert_eq!(keys::ts_of(&keys::head(3, 42)), Some(42));
     }
 

@@ -283,7 +283,6 @@ fn upsert_head<S: StoreRead>(
 ) -> Result<Upserted, TsError> {
     let id = meta.id;
     let ts = sample.ts;
-    let head_end = keys::prefix_end(&keys::head_prefix(id));
     // The newest sample, when it is in the head, and the run that ends with it when the
     // transaction holds it (not yet in the store: new samples at or after the newest are
     // edited into that run in place; on a node the transaction holds everything since the last
@@ -291,10 +290,10 @@ fn upsert_head<S: StoreRead>(
     let newest = meta
         .last
         .filter(|(l, _)| meta.sealed_end.is_none_or(|e| *l > e));
-    let start = head_start(meta);
     let hint = meta.open_run.0;
     // Edits the open run: the last run held, if it ends with the newest sample (runs do not
     // overlap, so a held run that ends with it is that one).
+    let floor = head_floor(meta);
     let edit_open_run = |tx: &mut Tx<'_, S>, change: &mut dyn FnMut(&mut Vec<u8>, usize)| {
         let Some((l, _)) = newest else {
             return false;
@@ -308,8 +307,15 @@ fn upsert_head<S: StoreRead>(
         };
         // The run this series started last, found by its key when the hint still holds;
         // else the last run held, found by a range search.
-        hint.is_some_and(|first| tx.edit_if(Space::Chunks, &keys::head(id, first), &mut at_newest))
-            || tx.edit_last_written(Space::Chunks, &start, &head_end, at_newest)
+        // (Keys built only when needed: this runs for every sample.)
+        let hinted = |first| keys::head_array(id, first);
+        hint.is_some_and(|first| tx.edit_if(Space::Chunks, &hinted(first), &mut at_newest))
+            || tx.edit_last_written(
+                Space::Chunks,
+                &keys::head(id, floor),
+                &keys::prefix_end(&keys::head_prefix(id)),
+                at_newest,
+            )
     };
     if meta.last.is_none_or(|(l, _)| ts > l) {
         let mut full = false;
@@ -349,7 +355,7 @@ fn upsert_head<S: StoreRead>(
     // its first timestamp, so its key; it cannot reach the next run, which starts after ts).
     let upto = keys::head(id, ts.saturating_add(1));
     let found = tx
-        .scan(Space::Chunks, &start, Some(&upto), true)
+        .scan(Space::Chunks, &keys::head(id, floor), Some(&upto), true)
         .next()
         .transpose()?;
     let Some((key, record)) = found else {
@@ -431,8 +437,12 @@ fn unreachable_sealed_end(meta: &SeriesMeta) {
 /// walk again. (A run holding `from` may start before it, so scans do not start at `from`;
 /// the head is at most one chunk's worth of samples.)
 fn head_start(meta: &SeriesMeta) -> Vec<u8> {
-    let floor = meta.sealed_end.map_or(0, |e| e.saturating_add(1));
-    keys::head(meta.id, floor)
+    keys::head(meta.id, head_floor(meta))
+}
+
+/// The first timestamp the head can hold.
+fn head_floor(meta: &SeriesMeta) -> u64 {
+    meta.sealed_end.map_or(0, |e| e.saturating_add(1))
 }
 
 /// Compresses the head into one sealed chunk and removes the head samples.
