@@ -14,7 +14,7 @@ use std::any::Any;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::iter::Peekable;
-use std::ops::{Bound, Deref, DerefMut};
+use std::ops::{Bound, Deref, DerefMut, Range};
 use std::sync::{Arc, OnceLock};
 
 use crate::store::{KeyValue, ScanIter, Space, StoreError, StoreRead, WriteBatch};
@@ -592,43 +592,65 @@ pub struct Tx<'a, S: StoreRead> {
     touched: Touched,
 }
 
-/// The user keys a stretch of a transaction modified.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// The user keys a stretch of a transaction modified: each key written or deleted, with
+/// whether its last change left it existing (a put or an edit) or deleted; a range deletion
+/// sets `all` instead.
+///
+/// Most entries change one key, or the same key several times in a row (a sample's head run,
+/// then its series record), so the changes are listed as they come, the same key in a row
+/// once, and put in key order when taken. The keys sit back to back in one buffer that the
+/// transaction reuses entry after entry ([`Tx::give_back_touched`]): no allocation per entry.
+#[derive(Clone, Debug, Default)]
 pub struct Touched {
-    /// Each key written or deleted, once, in key order, with whether its last change left it
-    /// existing (a put or an edit: `true`) or deleted (`false`); a range deletion after it
-    /// sets `all` instead.
-    pub keys: Vec<(Vec<u8>, bool)>,
+    /// The keys, back to back.
+    bytes: Vec<u8>,
+    /// Per key: its range in `bytes`, and whether its last change left it existing.
+    changes: Vec<(Range<usize>, bool)>,
     /// A range of user keys was deleted (FLUSHALL): treat every key as modified.
     pub all: bool,
 }
 
 impl Touched {
-    /// Records a change to `key`. Most entries change one key, or the same key several times
-    /// in a row (a sample's head run, then its series record), so the changes are listed as
-    /// they come, the same key in a row once, and put in order by [`Touched::into_ordered`].
     fn note(&mut self, key: &[u8], exists: bool) {
-        match self.keys.last_mut() {
-            Some((last, e)) if last.as_slice() == key => *e = exists,
-            _ => self.keys.push((key.to_vec(), exists)),
+        if let Some((last, e)) = self.changes.last_mut()
+            && self.bytes[last.clone()] == *key
+        {
+            *e = exists;
+            return;
         }
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(key);
+        self.changes.push((start..self.bytes.len(), exists));
     }
 
     /// Each key once, in key order, with its last change.
-    fn into_ordered(mut self) -> Self {
-        if self.keys.len() > 1 {
+    fn order(&mut self) {
+        if self.changes.len() > 1 {
+            let bytes = &self.bytes;
             // Stable: a key's changes stay in the order they were made, the last one last.
-            self.keys.sort_by(|a, b| a.0.cmp(&b.0));
-            let mut keys: Vec<(Vec<u8>, bool)> = Vec::with_capacity(self.keys.len());
-            for (k, e) in self.keys {
-                match keys.last_mut() {
-                    Some((last, le)) if *last == k => *le = e,
-                    _ => keys.push((k, e)),
+            self.changes
+                .sort_by(|a, b| bytes[a.0.clone()].cmp(&bytes[b.0.clone()]));
+            self.changes.dedup_by(|later, kept| {
+                let same = bytes[later.0.clone()] == bytes[kept.0.clone()];
+                if same {
+                    kept.1 = later.1;
                 }
-            }
-            self.keys = keys;
+                same
+            });
         }
-        self
+    }
+
+    /// Each key once, in key order, with whether its last change left it existing.
+    pub fn keys(&self) -> impl Iterator<Item = (&[u8], bool)> {
+        self.changes
+            .iter()
+            .map(|(r, e)| (&self.bytes[r.clone()], *e))
+    }
+
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.changes.clear();
+        self.all = false;
     }
 }
 
@@ -652,9 +674,25 @@ impl<'a, S: StoreRead> Tx<'a, S> {
         }
     }
 
-    /// The user keys modified since the last call (and forgets them).
+    /// The user keys modified since the last call (and forgets them). Give the list back
+    /// ([`Tx::give_back_touched`]) to have its buffers reused.
     pub fn take_touched(&mut self) -> Touched {
-        std::mem::take(&mut self.touched).into_ordered()
+        let mut touched = std::mem::take(&mut self.touched);
+        touched.order();
+        touched
+    }
+
+    /// Forgets the user keys modified so far.
+    pub fn clear_touched(&mut self) {
+        self.touched.clear();
+    }
+
+    /// Returns a list [`Tx::take_touched`] gave, emptied, for its buffers' reuse.
+    pub fn give_back_touched(&mut self, mut touched: Touched) {
+        touched.clear();
+        if self.touched.changes.is_empty() && !self.touched.all {
+            self.touched = touched;
+        }
     }
 
     /// One batch that leaves the store as applying every change in order would.
@@ -1046,15 +1084,16 @@ mod tests {
         tx.put(Space::Keys, b"c".to_vec(), b"1".to_vec());
         let touched = tx.take_touched();
         assert_eq!(
-            touched.keys,
-            [
-                (b"a".to_vec(), true),
-                (b"b".to_vec(), false),
-                (b"c".to_vec(), true)
-            ]
+            touched.keys().collect::<Vec<_>>(),
+            [(&b"a"[..], true), (&b"b"[..], false), (&b"c"[..], true)]
         );
         assert!(!touched.all);
-        assert!(tx.take_touched().keys.is_empty(), "taken");
+        tx.give_back_touched(touched);
+        assert_eq!(tx.take_touched().keys().count(), 0, "taken");
+        // A list given back is reused empty.
+        tx.put(Space::Keys, b"d".to_vec(), b"1".to_vec());
+        let touched = tx.take_touched();
+        assert_eq!(touched.keys().collect::<Vec<_>>(), [(&b"d"[..], true)]);
     }
 
     #[derive(Clone, Debug, PartialEq)]
@@ -1094,7 +1133,8 @@ mod tests {
         );
         assert_eq!(scan_keys(&tx, true), ["b=s", "a=42"]);
         // WATCH sees a typed put as a write.
-        assert_eq!(tx.take_touched().keys, [(b"a".to_vec(), true)]);
+        let touched = tx.take_touched();
+        assert_eq!(touched.keys().collect::<Vec<_>>(), [(&b"a"[..], true)]);
         // A put of bytes, or a deletion after it, hides the typed value.
         tx.put(Space::Keys, b"a".to_vec(), b"x".to_vec());
         assert_eq!(tx.typed::<Num>(Space::Keys, b"a"), None);

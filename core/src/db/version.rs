@@ -20,7 +20,7 @@
 
 use std::collections::BTreeSet;
 
-use super::tx::Tx;
+use super::tx::{Touched, Tx};
 use crate::cmd::WriteCmd;
 use crate::cmd::ts::TsWrite;
 use crate::store::{Space, StoreError, StoreRead};
@@ -118,14 +118,26 @@ pub fn record<S: StoreRead>(
     index: u64,
 ) -> Result<(), StoreError> {
     let touched = tx.take_touched();
+    let done = record_touched(tx, &touched, extra, index);
+    tx.give_back_touched(touched);
+    done
+}
+
+fn record_touched<S: StoreRead>(
+    tx: &mut Tx<'_, S>,
+    touched: &Touched,
+    extra: Modified,
+    index: u64,
+) -> Result<(), StoreError> {
     let stamp = index.to_be_bytes();
     if touched.all || extra.flushed {
         tx.delete_range(Space::Meta, OWN_PREFIX.to_vec(), OWN_END.to_vec());
         tx.put(Space::Meta, DELETED.to_vec(), stamp.to_vec());
         // Keys the entry wrote after the flush exist again.
-        for key in touched.keys.into_iter().map(|(k, _)| k).chain(extra.keys) {
-            if tx.get(Space::Keys, &key)?.is_some() {
-                tx.put(Space::Meta, own_key(&key), stamp.to_vec());
+        let written = touched.keys().map(|(k, _)| k);
+        for key in written.chain(extra.keys.iter().map(Vec::as_slice)) {
+            if tx.get(Space::Keys, key)?.is_some() {
+                tx.put(Space::Meta, own_key(key), stamp.to_vec());
             }
         }
         return Ok(());
@@ -136,21 +148,21 @@ pub fn record<S: StoreRead>(
     let mut deleted = false;
     // A written key's last change says whether it exists (no read of its record); the
     // commands' extra keys are read.
-    let written = touched.keys.into_iter().map(|(k, e)| (k, Some(e)));
+    let written = touched.keys().map(|(k, e)| (k, Some(e)));
     // One buffer for every record key: most entries write one key.
     let mut own = Vec::with_capacity(OWN_PREFIX.len() + 32);
-    for (key, exists) in written.chain(extra.keys.into_iter().map(|k| (k, None))) {
+    for (key, exists) in written.chain(extra.keys.iter().map(|k| (k.as_slice(), None))) {
         let exists = match exists {
             Some(e) => e,
-            None => tx.get(Space::Keys, &key)?.is_some(),
+            None => tx.get(Space::Keys, key)?.is_some(),
         };
         if exists {
             // A key written again since the last checkpoint has its record held: changed in
             // place.
-            own_key_into(&mut own, &key);
+            own_key_into(&mut own, key);
             tx.put_ref(Space::Meta, &own, &stamp);
         } else {
-            tx.delete(Space::Meta, own_key(&key));
+            tx.delete(Space::Meta, own_key(key));
             deleted = true;
         }
     }

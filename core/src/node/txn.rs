@@ -245,7 +245,7 @@ pub(super) fn apply_entry<S: StoreRead>(
     notes: &mut Notes,
 ) -> Result<Vec<Frame>, StoreError> {
     // Changes before this entry were recorded by the entry that made them.
-    tx.take_touched();
+    tx.clear_touched();
     let mut modified = version::Modified::default();
     let replies = match decoded {
         Decoded::Writes(entry) => {
