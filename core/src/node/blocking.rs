@@ -18,7 +18,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::{ConnId, Kind, Node, ReadVia};
+use super::conn::Kind;
+use super::reads::ReadVia;
+use super::{ConnId, Node};
 use crate::Instant;
 use crate::cmd::ReadCmd;
 use crate::cmd::ts::{ReadFrom, TsRead};

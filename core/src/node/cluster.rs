@@ -15,21 +15,42 @@ use std::fmt::Write as _;
 
 use bytes::Bytes;
 
-use super::ReplyShape;
+use super::conn::{Conn, Deferred, Kind};
 use super::peer::{self, ForwardItem, PeerBody};
+use super::write::ReplyShape;
 use super::{
-    Conn, ConnId, ConnKind, Deferred, Forward, Kind, Node, Output, REMOTE_CONN_BASE, REMOTE_MAX,
-    Remote, cluster_down, not_leader,
+    ConnId, ConnKind, Node, Output, REMOTE_CONN_BASE, REMOTE_MAX, cluster_down, not_leader,
 };
-use crate::UnixMillis;
 use crate::cmd::{ClusterCmd, WriteCmd};
 use crate::db::meta::MetaWrite;
 use crate::raft::{ConfChange, NodeId, PeerState, Role};
 use crate::resp::{self, Frame, Protocol};
 use crate::store::Store;
+use crate::{Instant, UnixMillis};
 
 /// Redis Cluster's slot count: tickdb is one shard holding every slot.
 const SLOTS: i64 = 16384;
+
+/// The leader's side of one forwarded message: the replies gathered so far.
+#[derive(Debug)]
+pub(super) struct Remote {
+    pub(super) from: NodeId,
+    pub(super) id: u64,
+    /// The forwarding process's session, echoed in the reply.
+    pub(super) session: u64,
+    pub(super) expected: usize,
+    pub(super) replies: Vec<Vec<u8>>,
+}
+
+/// A follower's forward in flight.
+#[derive(Debug)]
+pub(super) struct Forward {
+    conn: ConnId,
+    pub(super) to: NodeId,
+    /// Per item: whether it counts as a write (else a read).
+    writes: Vec<bool>,
+    pub(super) deadline: Instant,
+}
 
 impl<S: Store> Node<S> {
     pub(super) fn send_peer(&mut self, to: NodeId, body: PeerBody) {

@@ -7,6 +7,7 @@ use bytes::Bytes;
 
 use super::*;
 use crate::cmd::test_args as args;
+use crate::resp::encode;
 use crate::store::MemStore;
 use crate::test_modes::{in_pipelined, pipelined};
 

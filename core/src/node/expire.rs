@@ -17,7 +17,8 @@
 use std::time::Duration;
 
 use super::log::{Decoded, LogEntry};
-use super::{ConnId, Node, Proposal, ReplyShape};
+use super::write::{Proposal, ReplyShape};
+use super::{ConnId, Node};
 use crate::cmd::WriteCmd;
 use crate::store::Store;
 use crate::{Instant, UnixMillis};

@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 
+use super::write::{Members, group_proposals};
 use super::*;
 use crate::cmd::test_args as args;
 use crate::store::MemStore;

@@ -23,7 +23,8 @@ use bytes::Bytes;
 
 use super::log::{Decoded, TxnEntry, TxnOp};
 use super::pubsub::Notes;
-use super::{ConnId, Node, ReplyShape, peer};
+use super::write::ReplyShape;
+use super::{ConnId, Node, peer};
 use crate::UnixMillis;
 use crate::cmd::{self, Command, CommandError, ConnCmd};
 use crate::db::{Db, Tx, version};

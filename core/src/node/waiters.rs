@@ -8,8 +8,9 @@
 
 use std::collections::VecDeque;
 
+use super::ConnId;
 use super::log::Decoded;
-use super::{ConnId, ReplyShape};
+use super::write::ReplyShape;
 use crate::Instant;
 use crate::raft::Term;
 
