@@ -34,9 +34,18 @@
 //! [`Space::Log`]: crate::store::Space::Log
 //! [`Space::Raft`]: crate::store::Space::Raft
 
+mod commit;
+mod compaction;
+mod durability;
+mod election;
+mod log;
+mod membership;
 mod message;
 mod node;
+mod reads;
+mod replication;
 mod snapshot;
+mod snapshot_transfer;
 mod storage;
 
 use std::collections::BTreeSet;
