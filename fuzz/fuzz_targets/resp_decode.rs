@@ -77,7 +77,7 @@ fn check_decode_request(data: &[u8], limits: &Limits) {
     let mut buf = bytes::BytesMut::from(data);
     let mut got = Vec::new();
     assert_eq!(
-        resp::decode_requests_from(&mut buf, limits, &mut got),
+        resp::decode_requests_from(&mut buf, limits, usize::MAX, &mut got),
         expected_end
     );
     assert!(got == expected);

@@ -22,7 +22,7 @@ use tokio::net::TcpListener;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::driver::{ConnOut, DriverMsg, NodeHandle};
+use crate::driver::{ConnOut, DriverMsg, INPUTS_PER_MSG_MAX, NodeHandle};
 
 /// Settings of the TCP endpoint.
 #[derive(Clone, Debug)]
@@ -219,26 +219,39 @@ async fn read_loop<R: AsyncRead + Unpin>(
         // Every request of this read goes to the node in one message, stamped with one
         // wall-clock reading.
         let unix = node.unix_now();
-        let decoded = resp::decode_requests_from(&mut buf, &config.limits, &mut requests);
-        let mut batch = Vec::new();
-        for (args, used) in requests.drain(..) {
-            if args.is_empty() {
-                continue;
+        // At most a message's worth of requests at a time: decode, hand over, decode again
+        // while that filled it.
+        let decoded = loop {
+            let decoded = resp::decode_requests_from(
+                &mut buf,
+                &config.limits,
+                INPUTS_PER_MSG_MAX,
+                &mut requests,
+            );
+            let full = requests.len() >= INPUTS_PER_MSG_MAX;
+            let mut batch = Vec::new();
+            for (args, used) in requests.drain(..) {
+                if args.is_empty() {
+                    continue;
+                }
+                owed.request();
+                let input = Input::Request {
+                    conn,
+                    args,
+                    wire_bytes: used as u64,
+                    unix,
+                };
+                if node.push_input(&mut batch, input).await.is_err() {
+                    return;
+                }
             }
-            owed.request();
-            let input = Input::Request {
-                conn,
-                args,
-                wire_bytes: used as u64,
-                unix,
-            };
-            if node.push_input(&mut batch, input).await.is_err() {
+            if node.send_inputs(&mut batch).await.is_err() {
                 return;
             }
-        }
-        if node.send_inputs(&mut batch).await.is_err() {
-            return;
-        }
+            if decoded.is_err() || !full {
+                break decoded;
+            }
+        };
         let error = match decoded {
             Err(e) => {
                 tracing::debug!(conn = conn.0, error = %e, "protocol error");

@@ -263,11 +263,14 @@ pub type Request = (Vec<Bytes>, usize);
 /// not one per request or per argument (a `TS.MADD` of 100 samples has 301). An argument kept
 /// long (a subscribed channel, say) holds on to at most that copy, never to the read buffer.
 ///
-/// What follows the last complete request (an incomplete one) stays in `buf`. A malformed
-/// request is an error after the requests before it were appended; `buf` then still holds it.
+/// It stops once `out` holds `max` requests (the caller hands them on and calls again, so what
+/// one call holds is bounded by a count, not only by the buffer). What follows the last
+/// request taken (an incomplete one, or more past `max`) stays in `buf`. A malformed request
+/// is an error after the requests before it were appended; `buf` then still holds it.
 pub fn decode_requests_from(
     buf: &mut BytesMut,
     limits: &Limits,
+    max: usize,
     out: &mut Vec<Request>,
 ) -> Result<(), ProtocolError> {
     // The arguments of the requests of one copy, as ranges of `buf`, and each request's end:
@@ -275,6 +278,9 @@ pub fn decode_requests_from(
     let mut ranges: Vec<Range<usize>> = Vec::new();
     let mut ends: Vec<(usize, usize)> = Vec::new();
     loop {
+        if out.len() >= max {
+            return Ok(());
+        }
         match buf.first() {
             None => return Ok(()),
             Some(b'*') => {}
@@ -291,7 +297,7 @@ pub fn decode_requests_from(
         ends.clear();
         let mut pos = 0;
         let mut failed = None;
-        while buf.get(pos) == Some(&b'*') {
+        while buf.get(pos) == Some(&b'*') && out.len() + ends.len() < max {
             let mut reader = Reader {
                 buf: &buf[pos..],
                 pos: 0,
@@ -943,10 +949,26 @@ mod tests {
         };
         let mut buf = BytesMut::from(input);
         let mut got = Vec::new();
-        let end = decode_requests_from(&mut buf, &limits, &mut got);
+        let end = decode_requests_from(&mut buf, &limits, usize::MAX, &mut got);
         assert_eq!(end, expected_end, "{input:?}");
         assert!(got == expected, "{input:?}");
         assert_eq!(&buf[..], rest, "exactly the requests were taken: {input:?}");
+        // At most `max` at a time, called again until done: the same requests and end.
+        for max in [1, 2, 7] {
+            let mut buf = BytesMut::from(input);
+            let mut got = Vec::new();
+            let end = loop {
+                let before = got.len();
+                let end = decode_requests_from(&mut buf, &limits, got.len() + max, &mut got);
+                assert!(got.len() - before <= max, "{input:?}");
+                if end.is_err() || got.len() - before < max {
+                    break end;
+                }
+            };
+            assert_eq!(end, expected_end, "max {max}: {input:?}");
+            assert!(got == expected, "max {max}: {input:?}");
+            assert_eq!(&buf[..], rest, "max {max}: {input:?}");
+        }
         for (args, _) in &got {
             let shared: usize = args.iter().map(Bytes::len).sum();
             assert!(shared <= input.len());

@@ -175,7 +175,7 @@ mod tests {
             let end = (fed + size).min(stream.len());
             buf.extend_from_slice(&stream[fed..end]);
             fed = end;
-            decode_requests_from(&mut buf, &limits, &mut out).unwrap();
+            decode_requests_from(&mut buf, &limits, usize::MAX, &mut out).unwrap();
             if fed == stream.len() {
                 break;
             }
