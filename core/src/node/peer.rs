@@ -306,8 +306,10 @@ mod tests {
     #[test]
     #[rustfmt::skip]
     fn golden_bytes() {
+        let bytes = encode(9, None, NodeId(1), NodeId(2), sample());
+        assert_eq!(decode(&bytes, 9, None, NodeId(2), NodeId(1)), Ok(sample()));
         assert_eq!(
-            encode(9, None, NodeId(1), NodeId(2), sample()),
+            bytes,
             [
                 PEER_WIRE_VERSION, 9, 1, 2, // envelope: cluster, from, to
                 1, 7, 11, 3, 3, // Forward (variant 1): id, session, protocol, three items
@@ -321,8 +323,11 @@ mod tests {
             session: 11,
             replies: vec![b"+OK\r\n".to_vec(), vec![]],
         };
+        let bytes = encode(9, None, NodeId(1), NodeId(2), reply.clone());
+        // The replies' own (de)serializer (crate::wire) reads back what it wrote.
+        assert_eq!(decode(&bytes, 9, None, NodeId(2), NodeId(1)), Ok(reply));
         assert_eq!(
-            encode(9, None, NodeId(1), NodeId(2), reply),
+            bytes,
             [
                 PEER_WIRE_VERSION, 9, 1, 2, // envelope
                 2, 7, 11, 2, // ForwardReply (variant 2): id, session, two replies

@@ -84,8 +84,12 @@ impl Waiters {
         self.slots.front().map(|s| s.deadline)
     }
 
+    fn position(&self, index: u64) -> Option<usize> {
+        self.slots.binary_search_by_key(&index, |s| s.index).ok()
+    }
+
     fn find(&mut self, index: u64) -> Option<&mut Slot> {
-        let at = self.slots.binary_search_by_key(&index, |s| s.index).ok()?;
+        let at = self.position(index)?;
         self.slots.get_mut(at)
     }
 
@@ -100,16 +104,13 @@ impl Waiters {
     /// Removes the client of `member` of the entry at `index`, with the term it was proposed
     /// in. Slots before `index` stay (see [`Waiters::take_through`]).
     pub(super) fn take(&mut self, index: u64, member: u32) -> Option<(Term, Waiter)> {
-        let slot = self.find(index)?;
+        let at = self.position(index)?;
+        let slot = &mut self.slots[at];
         let waiter = slot.members.get_mut(member as usize)?.take()?;
         slot.left -= 1;
         let term = slot.term;
         if slot.left == 0 {
             // Applied in order, so an emptied slot is nearly always the first.
-            let at = self
-                .slots
-                .binary_search_by_key(&index, |s| s.index)
-                .expect("found above");
             self.slots.remove(at);
         }
         Some((term, waiter))

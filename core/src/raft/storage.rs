@@ -182,10 +182,9 @@ mod tests {
         let entry = |kind| Entry { term: Term(2), index: LogIndex(300), kind };
         // term, index (varint 300), kind (variant, then its payload)
         assert_eq!(encode(&entry(EntryKind::Noop)), [RECORD_VERSION, 2, 172, 2, 0]);
-        assert_eq!(
-            encode(&entry(EntryKind::Normal(vec![7, 8, 9]))),
-            [RECORD_VERSION, 2, 172, 2, 1, 3, 7, 8, 9]
-        );
+        let normal = entry(EntryKind::Normal(vec![7, 8, 9]));
+        assert_eq!(encode(&normal), [RECORD_VERSION, 2, 172, 2, 1, 3, 7, 8, 9]);
+        assert_eq!(decode::<Entry>(Space::Log, &encode(&normal)).unwrap(), normal);
         let hs = HardState { term: Term(5), vote: Some(NodeId(2)) };
         assert_eq!(encode(&hs), [RECORD_VERSION, 5, 1, 2]);
     }
