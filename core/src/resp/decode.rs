@@ -694,25 +694,23 @@ fn accumulate(digits: &[u8], negative: bool) -> Option<i64> {
 /// at once: its length and its size. Anything else (longer, malformed, incomplete) is `None`
 /// and goes the general way, which gives the same result for these bytes.
 fn short_bulk_header(b: &[u8]) -> Option<(i64, usize)> {
+    // Indexes, not an iterator chain: this runs once per argument of every request.
+    let digit = |i: usize| b.get(i).map(|c| c.wrapping_sub(b'0')).filter(|&d| d <= 9);
     if b.first() != Some(&b'$') {
         return None;
     }
-    let mut len: i64 = 0;
-    for (i, &c) in b.iter().enumerate().skip(1).take(5) {
-        match c {
-            b'0'..=b'9' if i < 5 => {
-                if i == 2 && len == 0 {
-                    return None; // a leading zero: string2ll refuses it
-                }
-                len = len * 10 + i64::from(c - b'0');
-            }
-            b'\r' if i > 1 => {
-                return (b.get(i + 1) == Some(&b'\n')).then_some((len, i + 2));
-            }
-            _ => return None,
+    let first = digit(1)?;
+    let mut len = i64::from(first);
+    let mut i = 2;
+    while let Some(d) = digit(i) {
+        if i == 5 || first == 0 {
+            // A fifth digit, or a leading zero (string2ll refuses it).
+            return None;
         }
+        len = len * 10 + i64::from(d);
+        i += 1;
     }
-    None
+    (b.get(i) == Some(&b'\r') && b.get(i + 1) == Some(&b'\n')).then_some((len, i + 2))
 }
 
 /// A RESP3 integer: `[+-]digits`, leading zeros allowed.
