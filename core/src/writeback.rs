@@ -33,7 +33,8 @@ pub struct CheckpointPolicy {
     pub bytes: usize,
     /// Once the entries applied since the checkpoint hold this many bytes of commands: what
     /// a restart replays, and the log that cannot be compacted meanwhile. A few large entries
-    /// (a `TS.MADD` of 10,000 samples is ~300 KB) reach it long before `entries`.
+    /// (a `TS.MADD` of 10,000 samples is ~300 KB) reach it long before `entries`. It also
+    /// bounds RocksDB's WAL, which is not compressed, and with it the directory's peak.
     pub log_bytes: u64,
 }
 
@@ -42,7 +43,7 @@ impl Default for CheckpointPolicy {
         Self {
             entries: 32_768,
             bytes: 32 << 20,
-            log_bytes: 16 << 20,
+            log_bytes: 8 << 20,
         }
     }
 }

@@ -105,11 +105,14 @@ fn db_options(options: &RocksOptions) -> Options {
     opts.set_wal_recovery_mode(DBRecoveryMode::PointInTime);
     opts.set_max_total_wal_size(WAL_TOTAL_BYTES_MAX);
     // The WAL holds every Raft log entry since the last flush (and each checkpoint batch):
-    // while loading, most of the directory. Commands are text-like (key names, decimal
-    // digits) and compress about 3x (a 10 M-sample load's WAL peaked at 5.3 MiB, not 17.5).
-    // Not with recycled WAL files (`recycle_log_file_num`, off by default): that pair has a
-    // recovery bug (facebook/rocksdb#15007).
-    opts.set_wal_compression_type(DBCompressionType::Zstd);
+    // while loading, most of the directory. It is not compressed: zstd on the WAL was 11% of
+    // the server's instructions per `TS.ADD -P 16` (each round's record is compressed and
+    // flushed on its own, so the entropy tables are built per record). Commands compress
+    // about 3x, so the WAL is bounded instead by checkpointing every 8 MiB of commands
+    // (`CheckpointPolicy::log_bytes`): a 10 M-sample load's WAL peaked at 8.8 MiB, the
+    // directory at 1.6x its stopped size (docs/benchmarks.md, "Session 11"). Not with
+    // recycled WAL files (`recycle_log_file_num`): they keep a spent WAL file around, which
+    // put that peak at 3x for +6% on `TS.ADD -P 1`.
     // Info logs: keep a few, bounded, so a long-running node does not fill its disk with them.
     opts.set_keep_log_file_num(4);
     opts.set_max_log_file_size(16 << 20);
