@@ -427,35 +427,35 @@ pub fn sample_value(arg: &[u8]) -> Option<f64> {
     if arg.eq_ignore_ascii_case(b"nan") {
         return Some(f64::NAN);
     }
-    let digits = |from: usize| {
-        arg[from.min(arg.len())..]
-            .iter()
-            .take_while(|b| b.is_ascii_digit())
-            .count()
+    // One pass over the digits, accumulating them as an integer for the fast path below
+    // (wrapping past 19 digits, where the fast path does not look at it).
+    let mut mantissa = 0u64;
+    let mut digits = |i: &mut usize| {
+        let from = *i;
+        while let Some(&b) = arg.get(*i).filter(|b| b.is_ascii_digit()) {
+            mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(b - b'0'));
+            *i += 1;
+        }
+        *i - from
     };
     let negative = arg.first() == Some(&b'-');
     let mut i = usize::from(negative);
-    let int = digits(i);
-    if int == 0 || (int > 1 && arg[i] == b'0') {
+    let int = digits(&mut i);
+    if int == 0 || (int > 1 && arg[usize::from(negative)] == b'0') {
         return None;
     }
-    i += int;
     let mut frac = 0;
     if arg.get(i) == Some(&b'.') {
-        frac = digits(i + 1);
+        i += 1;
+        frac = digits(&mut i);
         if frac == 0 {
             return None;
         }
-        i += 1 + frac;
     }
     if i == arg.len() && int + frac <= 15 {
         // Clinger's fast path: the digits as an integer below 10^15 < 2^53 and a power of ten
         // up to 10^15 are both exact doubles, so one division rounds correctly, exactly as
         // the full parser would. Most ticks (prices, sizes) take it.
-        let mantissa = arg[usize::from(negative)..]
-            .iter()
-            .filter(|b| b.is_ascii_digit())
-            .fold(0u64, |m, &b| m * 10 + u64::from(b - b'0'));
         let v = mantissa as f64 / POW10[frac];
         return Some(if negative { -v } else { v });
     }
@@ -464,7 +464,10 @@ pub fn sample_value(arg: &[u8]) -> Option<f64> {
         if matches!(arg.get(i), Some(b'+' | b'-')) {
             i += 1;
         }
-        let exp = digits(i);
+        let exp = arg[i.min(arg.len())..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
         if exp == 0 {
             return None;
         }
