@@ -12,6 +12,7 @@ pub mod cmd;
 pub mod db;
 pub mod node;
 pub mod raft;
+pub mod read_cache;
 pub mod resp;
 pub mod store;
 #[cfg(test)]

@@ -19,9 +19,13 @@
 //!   after it again from the log: nothing applied twice, nothing lost.
 //! - A batch written directly to a state space replaces the whole state (a snapshot install)
 //!   and carries its own applied index: the changes held are discarded with it.
+//! - Reads of user keys that the changes held miss go through a [`ReadCache`] of the store's
+//!   records, which mirrors the store: a checkpoint updates the keys it caches, anything else
+//!   that changes the state empties it (`read_cache`).
 
 use crate::db::{Changes, Tx};
 use crate::raft::{self, LogIndex};
+use crate::read_cache::{Cached, READ_CACHE_BYTES, ReadCache};
 use crate::store::{Op, ScanIter, Space, Store, StoreError, StoreRead, WriteBatch};
 
 /// When [`WriteBack::checkpoint_due`] says a checkpoint is due.
@@ -74,6 +78,8 @@ pub struct WriteBack<S> {
     /// A round's transaction was opened ([`WriteBack::round`]) and not ended: what is held
     /// may hold part of its entries' changes, which must never reach the store.
     round_open: bool,
+    /// The store's user-key records, for reads that miss `changes`.
+    cache: ReadCache,
 }
 
 impl<S: Store> WriteBack<S> {
@@ -89,6 +95,7 @@ impl<S: Store> WriteBack<S> {
             policy,
             checkpoints: 0,
             round_open: false,
+            cache: ReadCache::new(0, READ_CACHE_BYTES),
         })
     }
 
@@ -101,6 +108,7 @@ impl<S: Store> WriteBack<S> {
             "the seed is set before anything is held"
         );
         self.changes = Changes::with_seed(seed);
+        self.cache = ReadCache::new(seed, READ_CACHE_BYTES);
         self
     }
 
@@ -108,7 +116,8 @@ impl<S: Store> WriteBack<S> {
         &self.inner
     }
 
-    /// The store underneath; writing to it bypasses what is held.
+    /// The store underneath; writing to it bypasses what is held, and must not change what
+    /// it reads (the read cache mirrors it): the simulator uses it to play the disk.
     pub fn inner_mut(&mut self) -> &mut S {
         &mut self.inner
     }
@@ -116,6 +125,16 @@ impl<S: Store> WriteBack<S> {
     /// The store underneath, without what is held: what a crash leaves.
     pub fn into_inner(self) -> S {
         self.inner
+    }
+
+    /// Asserts that every record the read cache holds is the store's.
+    pub fn check_read_cache(&self) {
+        self.cache.check(&self.inner);
+    }
+
+    /// Bytes the read cache holds.
+    pub fn read_cache_bytes(&self) -> usize {
+        self.cache.bytes()
     }
 
     /// The applied index of the state reads see.
@@ -188,7 +207,12 @@ impl<S: Store> WriteBack<S> {
         let empty = self.changes.empty_like();
         let mut batch = std::mem::replace(&mut self.changes, empty).into_batch();
         raft::record_applied(&mut batch, applied);
-        self.inner.write(batch)?;
+        self.cache.applied(batch.ops());
+        if let Err(e) = self.inner.write(batch) {
+            // What the store holds now is not known: read it again.
+            self.cache.clear();
+            return Err(e);
+        }
         self.applied = None;
         self.stored = applied;
         self.entries = 0;
@@ -201,7 +225,11 @@ impl<S: Store> WriteBack<S> {
 impl<S: StoreRead> StoreRead for WriteBack<S> {
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         if is_state(space) {
-            self.changes.get(&self.inner, space, key)
+            let store = Cached {
+                store: &self.inner,
+                cache: &self.cache,
+            };
+            self.changes.get(&store, space, key)
         } else {
             self.inner.get(space, key)
         }
@@ -229,6 +257,9 @@ impl<S: Store> Store for WriteBack<S> {
                 | Op::Delete { space, .. }
                 | Op::DeleteRange { space, .. } => is_state(*space),
             });
+        if replaces_state {
+            self.cache.clear();
+        }
         self.inner.write(batch)?;
         if replaces_state {
             let stored = raft::applied_index(&self.inner)?;

@@ -156,6 +156,7 @@ impl<S: Store> Node<S> {
                 line("checkpoint_applied_index", &self.store.checkpointed().0);
                 line("checkpoints", &self.store.checkpoints());
                 line("state_held_bytes", &self.store.held_bytes());
+                line("read_cache_bytes", &self.store.read_cache_bytes());
             }
             "replication" => self.replication_info(&mut line),
             "modules" => line(

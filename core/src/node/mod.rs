@@ -570,6 +570,7 @@ impl<S: Store> Node<S> {
         if self.failed.is_some() {
             return;
         }
+        self.store.check_read_cache();
         let Ok(stored) = raft::applied_index(&self.store) else {
             return;
         };
