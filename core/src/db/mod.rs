@@ -165,27 +165,33 @@ impl Db {
                 cond,
                 get,
             } => {
-                let old = self.string(tx, key)?;
-                let old = match (old, get) {
-                    (Err(e), true) => return Ok(Frame::error(e.to_string())),
-                    (Err(_), false) => None,
-                    (Ok(v), _) => v,
-                };
-                let exists = tx.get(Space::Keys, key)?.is_some();
+                // One read of the record: whether it exists, its kind and (for GET) its value.
+                let old = record(|k| tx.get(Space::Keys, k), key)?;
+                let kind = old.as_ref().map(|r| r.kind);
+                if *get && kind.is_some_and(|k| k != Kind::String) {
+                    return Ok(Frame::error(CommandError::WrongType.to_string()));
+                }
                 let allowed = match cond {
                     None => true,
-                    Some(SetCond::Nx) => !exists,
-                    Some(SetCond::Xx) => exists,
+                    Some(SetCond::Nx) => kind.is_none(),
+                    Some(SetCond::Xx) => kind.is_some(),
                 };
                 if allowed {
-                    // SET replaces a key of any type; a series takes its samples with it.
-                    if exists {
-                        self.delete_key(tx, key)?;
+                    match kind {
+                        // A string is overwritten in place; SET drops its deadline.
+                        Some(Kind::String) => {
+                            self.drop_deadline(tx, key)?;
+                        }
+                        // SET replaces a key of any type; a series takes its samples with it.
+                        Some(Kind::Series) => {
+                            self.delete_key(tx, key)?;
+                        }
+                        None => {}
                     }
-                    self.put_string(tx, key, value, false);
+                    self.put_string(tx, key, value, kind == Some(Kind::String));
                 }
                 match (get, allowed) {
-                    (true, _) => old.map_or(Frame::Null, Frame::Bulk),
+                    (true, _) => old.map_or(Frame::Null, |r| Frame::Bulk(Bytes::from(r.payload))),
                     (false, true) => Frame::ok(),
                     (false, false) => Frame::Null,
                 }

@@ -1601,3 +1601,34 @@ fn a_failed_pipelined_sync_acknowledges_nothing_it_covered() {
         Frame::Simple(Bytes::from_static(b"PONG"))
     );
 }
+
+/// SET reads the key's record once; what it replaces and what it answers stay Redis's.
+#[test]
+fn set_replaces_any_key_and_keeps_the_key_count() {
+    let mut h = Harness::new(NodeConfig::default());
+    h.connect(1);
+    let err = |s: &str| Frame::error(s.to_string());
+    let wrongtype = "WRONGTYPE Operation against a key holding the wrong kind of value";
+    assert_eq!(h.call(1, "SET s v1"), Frame::ok());
+    assert_eq!(h.call(1, "SET s v2"), Frame::ok());
+    assert_eq!(h.call(1, "SET s v3 GET"), bulk("v2"));
+    assert_eq!(h.call(1, "SET s v4 NX"), Frame::Null);
+    assert_eq!(h.call(1, "SET s v4 NX GET"), bulk("v3"));
+    assert_eq!(h.call(1, "SET missing v XX"), Frame::Null);
+    assert_eq!(h.call(1, "SET missing v XX GET"), Frame::Null);
+    assert_eq!(h.call(1, "GET s"), bulk("v3"));
+    // A deadline goes with a plain SET.
+    assert_eq!(h.call(1, "EXPIRE s 100"), Frame::Integer(1));
+    assert_eq!(h.call(1, "SET s v5"), Frame::ok());
+    assert_eq!(h.call(1, "TTL s"), Frame::Integer(-1));
+    // A series: SET GET refuses it and leaves it; a plain SET replaces it.
+    assert_eq!(h.call(1, "TS.ADD ts 1 1.5"), Frame::Integer(1));
+    assert_eq!(h.call(1, "DBSIZE"), Frame::Integer(2));
+    assert_eq!(h.call(1, "SET ts x GET"), err(wrongtype));
+    assert_eq!(h.call(1, "TYPE ts"), Frame::Simple("TSDB-TYPE".into()));
+    assert_eq!(h.call(1, "SET ts x"), Frame::ok());
+    assert_eq!(h.call(1, "GET ts"), bulk("x"));
+    assert_eq!(h.call(1, "DBSIZE"), Frame::Integer(2));
+    assert_eq!(h.call(1, "SET new y NX"), Frame::ok());
+    assert_eq!(h.call(1, "DBSIZE"), Frame::Integer(3));
+}
