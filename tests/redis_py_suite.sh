@@ -46,7 +46,20 @@ fi
 
 data=$(mktemp -d)
 log="$data/tickdb.log"
-port=$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# A port below the ephemeral range (32768-60999), which outgoing connections of tests running
+# beside cannot take between this pick and the server's bind (tests/src/lib.rs, free_ports).
+port=$("$venv/bin/python" -c '
+import random, socket
+while True:
+    p = random.randrange(10000, 32000)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p)); print(p); break
+    except OSError:
+        pass
+    finally:
+        s.close()
+')
 "$tickdb" --port "$port" --zmq-port 0 --data-dir "$data/node" >"$log" 2>&1 &
 pid=$!
 stop() {

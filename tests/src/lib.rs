@@ -47,15 +47,34 @@ pub fn free_port() -> u16 {
     free_ports(1)[0]
 }
 
-/// `n` distinct free TCP ports on 127.0.0.1 (all held until every one is picked).
+/// `n` distinct free TCP ports on 127.0.0.1 (all held until every one is picked), from below
+/// Linux's ephemeral range (32768-60999). A port bound to 0 and released can be handed out at
+/// once as the local port of any outgoing connection of a test running beside (a client, a
+/// cluster peer dialling out), and the server's own bind then fails (seen in CI: "binding
+/// cluster port 127.0.0.1:42415: Address already in use"). A port in 10000-31999 is only ever
+/// taken by an explicit bind. Each test process starts at its own offset and never hands out
+/// a port twice; a port something else holds is skipped.
 pub fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().expect("local addr").port())
-        .collect()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 10_000;
+    const SPAN: u32 = 22_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(7919) % SPAN;
+    let mut held = Vec::with_capacity(n);
+    let mut ports = Vec::with_capacity(n);
+    while ports.len() < n {
+        let k = NEXT.fetch_add(1, Ordering::Relaxed);
+        assert!(
+            k < SPAN,
+            "every test port below the ephemeral range was handed out"
+        );
+        let port = u16::try_from(FIRST + (start + k) % SPAN).expect("below 32000");
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+            held.push(listener);
+            ports.push(port);
+        }
+    }
+    ports
 }
 
 /// A running tickdb process with its own port and data directory; killed on drop.
