@@ -128,7 +128,9 @@ struct ConnQueue {
     push_bytes: Arc<AtomicU64>,
 }
 
-type Conns = HashMap<ConnId, ConnQueue>;
+/// By connection id. The ids are the driver's own (a counter), so no client picks what collides:
+/// foldhash instead of SipHash, which was 140 instructions of every request (a reply's lookup).
+type Conns = HashMap<ConnId, ConnQueue, foldhash::fast::FixedState>;
 
 /// About the bytes `frame` takes encoded: its payloads plus a little per element.
 fn push_size(frame: &Frame) -> u64 {
@@ -365,7 +367,7 @@ async fn run<S: Store, T: PeerTransport>(
     let bytes_out = Arc::clone(&handle.bytes_out);
     let dropped = Arc::clone(&handle.mesh_dropped);
     drop(handle);
-    let mut conns: Conns = HashMap::new();
+    let mut conns: Conns = HashMap::default();
     let drain_to = |node: &mut Node<S>,
                     conns: &mut Conns,
                     mesh: &mut Option<PeerLink<T>>,
