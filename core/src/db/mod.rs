@@ -72,6 +72,15 @@ impl Record {
         vec![RECORD_VERSION, kind as u8]
     }
 
+    /// [`Record::encode`] into `buf`, when it fits: no allocation for a short value.
+    pub fn encode_in<'b>(kind: Kind, payload: &[u8], buf: &'b mut [u8]) -> Option<&'b [u8]> {
+        let out = buf.get_mut(..payload.len() + 2)?;
+        out[0] = RECORD_VERSION;
+        out[1] = kind as u8;
+        out[2..].copy_from_slice(payload);
+        Some(out)
+    }
+
     pub fn encode(kind: Kind, payload: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(payload.len() + 2);
         out.push(RECORD_VERSION);
@@ -316,11 +325,14 @@ impl Db {
         if !existed {
             self.keys += 1;
         }
-        tx.put(
-            Space::Keys,
-            key.to_vec(),
-            Record::encode(Kind::String, value),
-        );
+        // A short record is built on the stack, and a key held already takes it into the
+        // buffer it has (`put_ref`): a counter's INCR allocates nothing here.
+        let mut short = [0u8; 64];
+        if let Some(record) = Record::encode_in(Kind::String, value, &mut short) {
+            tx.put_ref(Space::Keys, key, record);
+        } else {
+            tx.put_ref(Space::Keys, key, &Record::encode(Kind::String, value));
+        }
     }
 
     /// Deletes a key of any kind; returns whether it existed.
@@ -622,6 +634,24 @@ mod tests {
         assert_eq!(h.run("FLUSHDB"), Frame::ok());
         assert_eq!(h.run("KEYS *"), Frame::Array(vec![]));
         assert_eq!(h.db.key_count(), 0);
+    }
+
+    /// The record built on the stack is the one `encode` allocates, up to the buffer's size.
+    #[test]
+    fn records_encoded_in_a_buffer_match_encode() {
+        let mut buf = [0u8; 64];
+        for len in 0..=62 {
+            let payload: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let short = Record::encode_in(Kind::String, &payload, &mut buf);
+            assert_eq!(short, Some(&Record::encode(Kind::String, &payload)[..]));
+        }
+        assert_eq!(Record::encode_in(Kind::String, &[7; 63], &mut buf), None);
+        let mut h = Harness::new();
+        h.run("SET k 1");
+        h.run(&format!("SET k {}", "x".repeat(100)));
+        assert_eq!(h.run("GET k"), Frame::bulk(Bytes::from("x".repeat(100))));
+        assert_eq!(h.run("INCR n"), Frame::Integer(1));
+        assert_eq!(h.run("INCRBY n 41"), Frame::Integer(42));
     }
 
     #[test]
