@@ -100,19 +100,16 @@ impl ReadCache {
     /// Asserts that every entry is what `store` holds (the simulators call this after every
     /// drain: their caches are small).
     pub fn check(&self, store: &impl StoreRead) {
-        let map = self.map.borrow();
-        for (key, value) in map.iter() {
+        let mut bytes = 0;
+        for (key, value) in self.map.borrow().iter() {
             let stored = store.get(Space::Keys, key).expect("the store reads");
             assert_eq!(
                 stored.as_deref(),
                 value.as_deref(),
                 "the read cache's record of {key:?} is not the store's"
             );
+            bytes += ENTRY_OVERHEAD + key.len() + value.as_ref().map_or(0, |v| v.len());
         }
-        let bytes: usize = map
-            .iter()
-            .map(|(k, v)| ENTRY_OVERHEAD + k.len() + v.as_ref().map_or(0, |v| v.len()))
-            .sum();
         assert_eq!(bytes, self.bytes.get(), "the read cache counts its bytes");
     }
 

@@ -397,6 +397,49 @@ impl StoreRead for MemSnapshot {
     }
 }
 
+/// A store whose writes or syncs fail on demand (a full disk, an I/O error), for tests.
+#[cfg(test)]
+#[derive(Clone, Debug, Default)]
+pub(crate) struct FailingStore {
+    pub inner: MemStore,
+    pub fail_writes: bool,
+    pub fail_syncs: bool,
+}
+
+#[cfg(test)]
+impl StoreRead for FailingStore {
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(space, key)
+    }
+
+    fn scan(&self, space: Space, start: &[u8], end: Option<&[u8]>, reverse: bool) -> ScanIter<'_> {
+        self.inner.scan(space, start, end, reverse)
+    }
+}
+
+#[cfg(test)]
+impl Store for FailingStore {
+    type Snapshot = MemSnapshot;
+
+    fn write(&mut self, batch: WriteBatch) -> Result<(), StoreError> {
+        if self.fail_writes {
+            return Err(StoreError::Engine("No space left on device".into()));
+        }
+        self.inner.write(batch)
+    }
+
+    fn sync(&mut self) -> Result<(), StoreError> {
+        if self.fail_syncs {
+            return Err(StoreError::Engine("No space left on device".into()));
+        }
+        self.inner.sync()
+    }
+
+    fn snapshot(&self) -> Result<Self::Snapshot, StoreError> {
+        self.inner.snapshot()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -297,11 +297,11 @@ impl<S: Store> Store for WriteBack<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::MemStore;
+    use crate::store::{FailingStore, MemStore};
 
     /// Holds one round that puts `key` = `value`, ending at `applied`.
-    fn put(
-        wb: &mut WriteBack<MemStore>,
+    fn put<S: Store>(
+        wb: &mut WriteBack<S>,
         key: &str,
         value: &str,
         applied: u64,
@@ -344,6 +344,50 @@ mod tests {
         store.crash();
         assert_eq!(keys(&store), [kv("a", "1"), kv("b", "2")]);
         assert_eq!(raft::applied_index(&store).unwrap(), LogIndex(2));
+    }
+
+    /// Reads that miss what is held go through the read cache, which follows the store: a
+    /// checkpoint updates the keys it caches, an install or a failed write empties it.
+    #[test]
+    fn the_read_cache_follows_checkpoints_installs_and_failed_writes() {
+        let mut wb = WriteBack::new(FailingStore::default(), CheckpointPolicy::default()).unwrap();
+        put(&mut wb, "a", "1", 1, 1, 0);
+        wb.checkpoint().unwrap();
+        // Nothing held: both reads go to the store, and both are cached (one as missing).
+        assert_eq!(wb.get(Space::Keys, b"a").unwrap(), Some(b"1".to_vec()));
+        assert_eq!(wb.get(Space::Keys, b"b").unwrap(), None);
+        let cached = wb.read_cache_bytes();
+        assert!(cached > 0);
+        put(&mut wb, "a", "2", 2, 1, 0);
+        put(&mut wb, "b", "3", 3, 1, 0);
+        wb.checkpoint().unwrap();
+        wb.check_read_cache();
+        assert_eq!(wb.get(Space::Keys, b"a").unwrap(), Some(b"2".to_vec()));
+        assert_eq!(wb.get(Space::Keys, b"b").unwrap(), Some(b"3".to_vec()));
+        assert_eq!(
+            wb.read_cache_bytes(),
+            cached + 1,
+            "b now has a value of one byte"
+        );
+        // A checkpoint whose write fails leaves the store unknown: the cache empties.
+        put(&mut wb, "a", "4", 4, 1, 0);
+        wb.inner_mut().fail_writes = true;
+        assert!(wb.checkpoint().is_err());
+        assert_eq!(wb.read_cache_bytes(), 0);
+        wb.inner_mut().fail_writes = false;
+        assert_eq!(
+            wb.get(Space::Keys, b"a").unwrap(),
+            Some(b"2".to_vec()),
+            "the store's"
+        );
+        // An install replaces the state: the cache empties.
+        let mut install = WriteBatch::new();
+        install.put(Space::Keys, b"a".to_vec(), b"9".to_vec());
+        raft::record_applied(&mut install, LogIndex(7));
+        wb.write(install).unwrap();
+        assert_eq!(wb.read_cache_bytes(), 0);
+        assert_eq!(wb.get(Space::Keys, b"a").unwrap(), Some(b"9".to_vec()));
+        wb.check_read_cache();
     }
 
     #[test]

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use super::write::{Members, group_proposals};
 use super::*;
 use crate::cmd::test_args as args;
-use crate::store::MemStore;
+use crate::store::{FailingStore, MemStore};
 
 struct Harness {
     node: Node<MemStore>,
@@ -375,48 +375,6 @@ fn client_that_pipelines_without_reading_is_bounded() {
         matches!(outs.first(), Some(Output::Close { .. })),
         "closed once the bound is passed"
     );
-}
-
-/// A store whose syncs fail on demand (a full disk, an I/O error).
-#[derive(Clone, Debug, Default)]
-struct FailingStore {
-    inner: MemStore,
-    fail_syncs: bool,
-}
-
-impl crate::store::StoreRead for FailingStore {
-    fn get(&self, space: crate::store::Space, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.get(space, key)
-    }
-
-    fn scan(
-        &self,
-        space: crate::store::Space,
-        start: &[u8],
-        end: Option<&[u8]>,
-        reverse: bool,
-    ) -> crate::store::ScanIter<'_> {
-        self.inner.scan(space, start, end, reverse)
-    }
-}
-
-impl Store for FailingStore {
-    type Snapshot = crate::store::MemSnapshot;
-
-    fn write(&mut self, batch: crate::store::WriteBatch) -> Result<(), StoreError> {
-        self.inner.write(batch)
-    }
-
-    fn sync(&mut self) -> Result<(), StoreError> {
-        if self.fail_syncs {
-            return Err(StoreError::Engine("No space left on device".into()));
-        }
-        self.inner.sync()
-    }
-
-    fn snapshot(&self) -> Result<Self::Snapshot, StoreError> {
-        self.inner.snapshot()
-    }
 }
 
 #[test]
