@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ZeroMQ vs TCP requests/s on one tickdb node: starts tickdb on free ports with a fresh data
 # directory, runs the zmq_bench example (1 and 50 clients, pipeline 1 and 16, SET and GET),
-# prints a Markdown table, stops the server.
+# prints a Markdown table, stops the server. ZMQ_BENCH_INGEST_ONLY=1 runs only the ingest table
+# (samples/s, and the server's and the client's CPU per sample).
 #   bench/zmq_bench.sh [seconds per cell, default 3]
 # TICKDB_BIN=/path/to/tickdb benchmarks that binary instead of building tickdb-server.
 set -euo pipefail
@@ -28,4 +29,4 @@ for _ in $(seq 100); do
   (exec 3<>"/dev/tcp/127.0.0.1/$tcp_port") 2>/dev/null && break
   sleep 0.1
 done
-"$CARGO_TARGET_DIR/release/examples/zmq_bench" "tcp://127.0.0.1:$zmq_port" "127.0.0.1:$tcp_port" "$secs"
+TICKDB_PID="$pid" "$CARGO_TARGET_DIR/release/examples/zmq_bench" "tcp://127.0.0.1:$zmq_port" "127.0.0.1:$tcp_port" "$secs"

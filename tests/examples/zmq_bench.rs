@@ -9,6 +9,10 @@
 //! and every reply is checked (a `TS.MADD` element or `BATCH_FLUSH` count that is not all
 //! samples stored fails the run).
 //!
+//! With `TICKDB_PID` set to the server's process id, the ingest table also gives the server's
+//! CPU time per sample (and this client's, always): which side a gap between transports is on.
+//! `ZMQ_BENCH_INGEST_ONLY=1` skips the request table.
+//!
 //! Run against a running tickdb (`bench/zmq_bench.sh` starts one):
 //! `cargo run --release -p tickdb-tests --example zmq_bench -- tcp://127.0.0.1:7379 127.0.0.1:6379 [seconds]`
 
@@ -142,6 +146,25 @@ async fn read_replies(s: &mut TcpStream, buf: &mut Vec<u8>, want: usize) {
     }
 }
 
+/// CPU time (user + system) a process has used so far, in seconds: `/proc/<pid>/stat`'s
+/// utime and stime, in clock ticks of 1/100 s (Linux's `USER_HZ`). None where it is unreadable.
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces; the fields after its closing parenthesis do not.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
+/// What one ingest cell measured: samples per second, and the server's and this client's CPU
+/// microseconds per sample (the server's only when `TICKDB_PID` names it).
+struct IngestRate {
+    samples_per_sec: f64,
+    server_us: Option<f64>,
+    client_us: Option<f64>,
+}
+
 /// Samples per second of `w` over transport `t` (at `target`), `clients` closed loops.
 async fn ingest_cell(
     t: Transport,
@@ -151,10 +174,13 @@ async fn ingest_cell(
     cell: &str,
     clients: usize,
     secs: f64,
-) -> f64 {
+) -> IngestRate {
     if w == Ingest::Madd {
         create_series(tcp, cell, clients).await;
     }
+    let server = std::env::var("TICKDB_PID").ok();
+    let server_before = server.as_deref().and_then(cpu_seconds);
+    let client_before = cpu_seconds("self");
     let start = Instant::now();
     let end = start + Duration::from_secs_f64(secs);
     let mut tasks = Vec::new();
@@ -191,7 +217,15 @@ async fn ingest_cell(
     for task in tasks {
         total += task.await.expect("client task");
     }
-    total as f64 / start.elapsed().as_secs_f64()
+    let elapsed = start.elapsed().as_secs_f64();
+    let per_sample = |before: Option<f64>, after: Option<f64>| {
+        Some((after? - before?) * 1e6 / total.max(1) as f64)
+    };
+    IngestRate {
+        samples_per_sec: total as f64 / elapsed,
+        server_us: per_sample(server_before, server.as_deref().and_then(cpu_seconds)),
+        client_us: per_sample(client_before, cpu_seconds("self")),
+    }
 }
 
 async fn zmq_client(
@@ -276,9 +310,12 @@ async fn main() {
         .cloned()
         .unwrap_or_else(|| "127.0.0.1:6379".into());
     let secs: f64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(3.0);
-    println!("| command | clients | pipeline | ZeroMQ req/s | TCP req/s | ZeroMQ / TCP |");
-    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
-    for name in ["SET", "GET"] {
+    let requests = std::env::var_os("ZMQ_BENCH_INGEST_ONLY").is_none();
+    if requests {
+        println!("| command | clients | pipeline | ZeroMQ req/s | TCP req/s | ZeroMQ / TCP |");
+        println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    }
+    for name in ["SET", "GET"].into_iter().filter(|_| requests) {
         for clients in [1, 50] {
             for pipeline in [1, 16] {
                 let z = cell(Transport::Zmq, &zmq, name, clients, pipeline, secs).await;
@@ -292,9 +329,10 @@ async fn main() {
     }
     println!();
     println!(
-        "| samples/s, 4 clients, 1,000 series | ZeroMQ | TCP | ZeroMQ / TCP TS.MADD | TCP / TCP TS.MADD |"
+        "| samples/s, 4 clients, 1,000 series | ZeroMQ | TCP | ZeroMQ / TCP TS.MADD | TCP / TCP TS.MADD | server CPU µs/sample, ZeroMQ / TCP | client CPU µs/sample, ZeroMQ / TCP |"
     );
-    println!("| --- | ---: | ---: | ---: | ---: |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    let us = |v: Option<f64>| v.map_or("?".to_string(), |v| format!("{v:.2}"));
     let run = std::process::id();
     let mut madd_tcp = 0.0;
     for (w, label) in [
@@ -306,12 +344,18 @@ async fn main() {
         let z = ingest_cell(Transport::Zmq, &zmq, &tcp, w, &zc, 4, secs).await;
         let t = ingest_cell(Transport::Tcp, &tcp, &tcp, w, &tc, 4, secs).await;
         if w == Ingest::Madd {
-            madd_tcp = t;
+            madd_tcp = t.samples_per_sec;
         }
         println!(
-            "| {label} | {z:.0} | {t:.0} | {:.2} | {:.2} |",
-            z / madd_tcp,
-            t / madd_tcp
+            "| {label} | {:.0} | {:.0} | {:.2} | {:.2} | {} / {} | {} / {} |",
+            z.samples_per_sec,
+            t.samples_per_sec,
+            z.samples_per_sec / madd_tcp,
+            t.samples_per_sec / madd_tcp,
+            us(z.server_us),
+            us(t.server_us),
+            us(z.client_us),
+            us(t.client_us),
         );
     }
 }
