@@ -7,6 +7,7 @@
 pub mod args;
 mod docs;
 mod error;
+pub(crate) mod notify;
 pub mod table;
 pub mod ts;
 

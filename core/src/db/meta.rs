@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::Tx;
+use crate::cmd::notify;
 use crate::resp::Frame;
 use crate::store::{Space, StoreError, StoreRead};
 use crate::ts::meta::{CHUNK_SIZE_DEFAULT, CHUNK_SIZE_MAX, CHUNK_SIZE_MIN, DupPolicy};
@@ -117,8 +118,8 @@ pub fn validate(name: &str, value: &[u8]) -> Result<String, String> {
         "ts-duplicate-policy" => DupPolicy::parse(value)
             .map(|p| p.name().to_string())
             .ok_or_else(|| invalid(name, "must be block, first, last, min, max or sum")),
-        "notify-keyspace-events" => crate::node::notify_flags(value)
-            .map(crate::node::notify_flags_text)
+        "notify-keyspace-events" => notify::notify_flags(value)
+            .map(notify::notify_flags_text)
             .ok_or_else(|| {
                 invalid(
                     name,

@@ -54,7 +54,6 @@ use conn::{Conn, Deferred, Kind, kind};
 pub use expire::{EXPIRE_BATCH_MAX, EXPIRE_TICK_MS};
 use peer::PeerBody;
 pub use pubsub::SUBSCRIPTIONS_MAX_PER_CONN;
-pub(crate) use pubsub::{notify_flags, notify_flags_text};
 use waiters::Waiters;
 use write::{Proposal, ReplyShape, unknown_outcome};
 
