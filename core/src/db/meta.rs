@@ -11,10 +11,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::Tx;
-use crate::cmd::notify;
+use crate::cmd::series::{CHUNK_SIZE_DEFAULT, CHUNK_SIZE_MAX, CHUNK_SIZE_MIN, DupPolicy};
+use crate::cmd::{MetaWrite, notify};
 use crate::resp::Frame;
 use crate::store::{Space, StoreError, StoreRead};
-use crate::ts::meta::{CHUNK_SIZE_DEFAULT, CHUNK_SIZE_MAX, CHUNK_SIZE_MIN, DupPolicy};
 
 const MEMBER_PREFIX: &[u8] = b"member/";
 const CONFIG_PREFIX: &[u8] = b"config/";
@@ -35,24 +35,6 @@ pub struct MemberRecord {
     /// `host:port` of its RESP endpoint; its cluster endpoint is the same host.
     pub client_addr: String,
     pub cluster_port: u16,
-}
-
-/// A change to cluster-wide state, as it goes into the log.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub enum MetaWrite {
-    SetMember {
-        id: u64,
-        client_addr: String,
-        cluster_port: u16,
-    },
-    ForgetMember {
-        id: u64,
-    },
-    /// A validated cluster-wide setting (see [`SETTINGS`]).
-    Config {
-        name: String,
-        value: String,
-    },
 }
 
 /// Defaults for series created without the matching option (TS.CREATE, or TS.ADD creating the
