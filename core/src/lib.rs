@@ -14,6 +14,7 @@ pub mod node;
 pub mod raft;
 pub mod read_cache;
 pub mod resp;
+pub mod state;
 pub mod store;
 #[cfg(test)]
 mod test_modes;

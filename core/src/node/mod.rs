@@ -42,9 +42,9 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::cmd::{self, Command, CommandError, ConnCmd, ReadCmd, WriteCmd};
-use crate::db::Db;
 use crate::raft::{self, Entry, LogIndex, NodeId, Raft, RaftConfig, RaftOutput, Role};
 use crate::resp::{Frame, Protocol};
+use crate::state::Db;
 use crate::store::{Store, StoreError};
 use crate::writeback::{CheckpointPolicy, WriteBack};
 use crate::{Instant, UnixMillis};

@@ -27,8 +27,9 @@ use crate::UnixMillis;
 use crate::cmd::notify::{EXPIRED, GENERIC, KEYEVENT, KEYSPACE, MODULE, STRING, notify_flags};
 use crate::cmd::ts::{MAddItem, TsWrite};
 use crate::cmd::{SetCond, TtlOpt, When, WriteCmd};
-use crate::db::{Db, Tx, glob};
+use crate::db::{Tx, glob};
 use crate::resp::{Frame, Protocol};
+use crate::state::Db;
 use crate::store::{Space, Store, StoreError, StoreRead};
 
 /// Most channels plus patterns one connection may subscribe to.

@@ -37,8 +37,8 @@
 //! them (decode, merge by policy, re-encode, split when over twice the head capacity).
 //!
 //! There is no in-memory copy of the head: it is read from the store (the block cache in
-//! production), so `Db` carries no series state that could drift from the store after a crash
-//! or a snapshot install. Every read and write sees exactly what is stored.
+//! production), so `state::Db` carries no series state that could drift from the store after a
+//! crash or a snapshot install. Every read and write sees exactly what is stored.
 //!
 //! # Retention
 //!
