@@ -3,6 +3,11 @@
 //! Parsing checks the name, the arity and every option and number, so a request that parses
 //! can only fail later for reasons of state (a wrong type, an overflow), never of syntax.
 //! Writes parse into [`WriteCmd`], the serializable form that goes into the replicated log.
+//!
+//! Layering: the command language is the vocabulary every layer above it shares (typed
+//! commands, [`CommandError`], [`MetaWrite`], [`series`] limits and the duplicate policy,
+//! keyspace-notification flags), so it imports only `resp`: never `db`, `ts`, `state` or
+//! `node`.
 
 pub mod args;
 mod docs;

@@ -1,5 +1,9 @@
 //! The node: connections, the request path and the write path, as a sans-IO state machine.
 //!
+//! The top of the core: it drives `raft`, applies committed entries through `state::Db` inside
+//! the `writeback` layer's transactions, and may import every other module; none of them
+//! imports it.
+//!
 //! # Drive rule
 //!
 //! After every `handle_*` call — or after a batch of them, which lets many writes share one

@@ -6,6 +6,10 @@
 //! transaction, [`query`] answers the reads, [`store`] keeps samples in chunks, [`index`] keeps
 //! the label index, [`meta`] defines the series record and every binary key.
 //!
+//! Layering: the series engine works inside the transaction of [`crate::db`] on the key records
+//! it defines, and imports `db`, `cmd`, `chunk` and `store`; never `state` (the dispatch that
+//! calls [`engine::apply`] and [`query::read`]) or `node`.
+//!
 //! # Storage layout
 //!
 //! All integers in keys are big-endian so that byte order is numeric order.
