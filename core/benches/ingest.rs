@@ -10,8 +10,8 @@ use bytes::Bytes;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use tickdb_core::UnixMillis;
 use tickdb_core::cmd::{Command, WriteCmd, parse};
-use tickdb_core::db::Db;
 use tickdb_core::raft::LogIndex;
+use tickdb_core::state::Db;
 use tickdb_core::store::MemStore;
 use tickdb_core::writeback::{CheckpointPolicy, WriteBack};
 

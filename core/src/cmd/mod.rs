@@ -3,10 +3,17 @@
 //! Parsing checks the name, the arity and every option and number, so a request that parses
 //! can only fail later for reasons of state (a wrong type, an overflow), never of syntax.
 //! Writes parse into [`WriteCmd`], the serializable form that goes into the replicated log.
+//!
+//! Layering: the command language is the vocabulary every layer above it shares (typed
+//! commands, [`CommandError`], [`MetaWrite`], [`series`] limits and the duplicate policy,
+//! keyspace-notification flags), so it imports only `resp`: never `db`, `ts`, `state` or
+//! `node`.
 
 pub mod args;
 mod docs;
 mod error;
+pub(crate) mod notify;
+pub mod series;
 pub mod table;
 pub mod ts;
 
@@ -240,7 +247,7 @@ pub enum WriteCmd {
     /// `TS.*` writes and `TSDB_SET`.
     Ts(ts::TsWrite),
     /// Cluster-wide state: member addresses, `CONFIG SET` of a cluster-wide setting.
-    Meta(crate::db::meta::MetaWrite),
+    Meta(MetaWrite),
     /// PUBLISH: changes no state; every node delivers the message to its own subscribers
     /// when it applies the entry, so it reaches every node of the cluster once. (Appended
     /// last: postcard numbers variants in order, so older entries still decode.)
@@ -274,6 +281,25 @@ pub enum WriteCmd {
     /// The leader's active expiry: delete each key whose deadline is still the one given and
     /// has passed at the entry's time.
     ExpireDue(Vec<(Bytes, u64)>),
+}
+
+/// A change to cluster-wide state, as it goes into the log (applied by `db::meta`, which
+/// also names and validates the settings `Config` may carry).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum MetaWrite {
+    SetMember {
+        id: u64,
+        client_addr: String,
+        cluster_port: u16,
+    },
+    ForgetMember {
+        id: u64,
+    },
+    /// A validated cluster-wide setting (`CONFIG SET` of one of `db::meta::SETTINGS`).
+    Config {
+        name: String,
+        value: String,
+    },
 }
 
 /// The most keys `SCAN` returns per call whatever `COUNT` asks, so one call stays bounded.

@@ -9,10 +9,10 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::args::{Args, float, int, is};
-use super::{Command, CommandError, ReadCmd, WriteCmd};
-use crate::ts::meta::{
+use super::series::{
     CHUNK_SIZE_MAX, CHUNK_SIZE_MIN, DupPolicy, LABEL_BYTES_MAX, LABELS_PER_SERIES_MAX,
 };
+use super::{Command, CommandError, ReadCmd, WriteCmd};
 
 /// The most samples one `TS.MADD` may carry.
 pub const MADD_SAMPLES_MAX: usize = 100_000;

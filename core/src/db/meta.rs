@@ -11,9 +11,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::Tx;
+use crate::cmd::series::{CHUNK_SIZE_DEFAULT, CHUNK_SIZE_MAX, CHUNK_SIZE_MIN, DupPolicy};
+use crate::cmd::{MetaWrite, notify};
 use crate::resp::Frame;
 use crate::store::{Space, StoreError, StoreRead};
-use crate::ts::meta::{CHUNK_SIZE_DEFAULT, CHUNK_SIZE_MAX, CHUNK_SIZE_MIN, DupPolicy};
 
 const MEMBER_PREFIX: &[u8] = b"member/";
 const CONFIG_PREFIX: &[u8] = b"config/";
@@ -34,24 +35,6 @@ pub struct MemberRecord {
     /// `host:port` of its RESP endpoint; its cluster endpoint is the same host.
     pub client_addr: String,
     pub cluster_port: u16,
-}
-
-/// A change to cluster-wide state, as it goes into the log.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub enum MetaWrite {
-    SetMember {
-        id: u64,
-        client_addr: String,
-        cluster_port: u16,
-    },
-    ForgetMember {
-        id: u64,
-    },
-    /// A validated cluster-wide setting (see [`SETTINGS`]).
-    Config {
-        name: String,
-        value: String,
-    },
 }
 
 /// Defaults for series created without the matching option (TS.CREATE, or TS.ADD creating the
@@ -117,8 +100,8 @@ pub fn validate(name: &str, value: &[u8]) -> Result<String, String> {
         "ts-duplicate-policy" => DupPolicy::parse(value)
             .map(|p| p.name().to_string())
             .ok_or_else(|| invalid(name, "must be block, first, last, min, max or sum")),
-        "notify-keyspace-events" => crate::node::notify_flags(value)
-            .map(crate::node::notify_flags_text)
+        "notify-keyspace-events" => notify::notify_flags(value)
+            .map(notify::notify_flags_text)
             .ok_or_else(|| {
                 invalid(
                     name,

@@ -177,8 +177,8 @@ mod tests {
     use super::*;
     use crate::UnixMillis;
     use crate::cmd::{Command, parse, test_args};
-    use crate::db::Db;
     use crate::resp::Frame;
+    use crate::state::Db;
     use crate::store::{MemStore, Store};
 
     /// Applies `line` as the entry at `index` (`;` separates the commands of one entry).

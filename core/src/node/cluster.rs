@@ -21,8 +21,7 @@ use super::write::ReplyShape;
 use super::{
     ConnId, ConnKind, Node, Output, REMOTE_CONN_BASE, REMOTE_MAX, cluster_down, not_leader,
 };
-use crate::cmd::{ClusterCmd, WriteCmd};
-use crate::db::meta::MetaWrite;
+use crate::cmd::{ClusterCmd, MetaWrite, WriteCmd};
 use crate::raft::{ConfChange, NodeId, PeerState, Role};
 use crate::resp::{self, Frame, Protocol};
 use crate::store::Store;

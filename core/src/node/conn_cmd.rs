@@ -273,10 +273,7 @@ impl<S: Store> Node<S> {
                 )));
             }
             match crate::db::meta::validate(&name, &value) {
-                Ok(value) => cmds.push(WriteCmd::Meta(crate::db::meta::MetaWrite::Config {
-                    name,
-                    value,
-                })),
+                Ok(value) => cmds.push(WriteCmd::Meta(cmd::MetaWrite::Config { name, value })),
                 Err(e) => return Some(Frame::error(e)),
             }
         }

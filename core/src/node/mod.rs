@@ -1,5 +1,9 @@
 //! The node: connections, the request path and the write path, as a sans-IO state machine.
 //!
+//! The top of the core: it drives `raft`, applies committed entries through `state::Db` inside
+//! the `writeback` layer's transactions, and may import every other module; none of them
+//! imports it.
+//!
 //! # Drive rule
 //!
 //! After every `handle_*` call — or after a batch of them, which lets many writes share one
@@ -42,9 +46,9 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::cmd::{self, Command, CommandError, ConnCmd, ReadCmd, WriteCmd};
-use crate::db::Db;
 use crate::raft::{self, Entry, LogIndex, NodeId, Raft, RaftConfig, RaftOutput, Role};
 use crate::resp::{Frame, Protocol};
+use crate::state::Db;
 use crate::store::{Store, StoreError};
 use crate::writeback::{CheckpointPolicy, WriteBack};
 use crate::{Instant, UnixMillis};
@@ -54,7 +58,6 @@ use conn::{Conn, Deferred, Kind, kind};
 pub use expire::{EXPIRE_BATCH_MAX, EXPIRE_TICK_MS};
 use peer::PeerBody;
 pub use pubsub::SUBSCRIPTIONS_MAX_PER_CONN;
-pub(crate) use pubsub::{notify_flags, notify_flags_text};
 use waiters::Waiters;
 use write::{Proposal, ReplyShape, unknown_outcome};
 

@@ -27,9 +27,10 @@ use super::write::ReplyShape;
 use super::{ConnId, Node, peer};
 use crate::UnixMillis;
 use crate::cmd::{self, Command, CommandError, ConnCmd};
-use crate::db::{Db, Tx, version};
+use crate::db::{Tx, version};
 use crate::raft::LogIndex;
 use crate::resp::{Frame, Protocol};
+use crate::state::Db;
 use crate::store::{Store, StoreError, StoreRead};
 
 /// Most commands one transaction may queue; more make EXEC abort.

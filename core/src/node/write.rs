@@ -11,9 +11,9 @@ use super::waiters::Waiter;
 use super::{ConnId, Node, cluster_down, not_leader, pubsub, txn};
 use crate::UnixMillis;
 use crate::cmd::WriteCmd;
-use crate::db::Db;
 use crate::raft::{Entry, EntryKind, LogIndex, ProposeError, Term};
 use crate::resp::Frame;
+use crate::state::Db;
 use crate::store::{Store, StoreError};
 use crate::writeback::WriteBack;
 

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use crate::UnixMillis;
 use crate::chunk::Sample;
 use crate::cmd::CommandError;
+use crate::cmd::series::DupPolicy;
 use crate::cmd::ts::{MAddItem, SeriesOpts, TsWrite};
 use crate::db::meta::SeriesDefaults;
 use crate::db::{Kind, Record, Tx, Typed};
@@ -18,7 +19,7 @@ use crate::store::{Space, StoreError, StoreRead};
 use super::TsError;
 use super::aggregate::{AggSpec, Aggregation, Aggregator, BucketTimestamp, bucket_start};
 use super::index;
-use super::meta::{DupPolicy, RULE_CHAIN_DEPTH_MAX, RULES_PER_SERIES_MAX, Rule, SeriesMeta};
+use super::meta::{RULE_CHAIN_DEPTH_MAX, RULES_PER_SERIES_MAX, Rule, SeriesMeta};
 use super::store::{self as samples, Upserted};
 
 fn tsdb(msg: &str) -> TsError {

@@ -6,6 +6,10 @@
 //! transaction, [`query`] answers the reads, [`store`] keeps samples in chunks, [`index`] keeps
 //! the label index, [`meta`] defines the series record and every binary key.
 //!
+//! Layering: the series engine works inside the transaction of [`crate::db`] on the key records
+//! it defines, and imports `db`, `cmd`, `chunk` and `store`; never `state` (the dispatch that
+//! calls [`engine::apply`] and [`query::read`]) or `node`.
+//!
 //! # Storage layout
 //!
 //! All integers in keys are big-endian so that byte order is numeric order.
@@ -37,8 +41,8 @@
 //! them (decode, merge by policy, re-encode, split when over twice the head capacity).
 //!
 //! There is no in-memory copy of the head: it is read from the store (the block cache in
-//! production), so `Db` carries no series state that could drift from the store after a crash
-//! or a snapshot install. Every read and write sees exactly what is stored.
+//! production), so `state::Db` carries no series state that could drift from the store after a
+//! crash or a snapshot install. Every read and write sees exactly what is stored.
 //!
 //! # Retention
 //!

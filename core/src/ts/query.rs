@@ -8,6 +8,7 @@ use bytes::Bytes;
 
 use crate::cmd::CommandError;
 use crate::cmd::args::format_float;
+use crate::cmd::series::DupPolicy;
 use crate::cmd::ts::{AggQuery, Align, BucketTs, Cursor, LabelSel, RangeQuery, TsRead};
 use crate::resp::{Frame, Protocol};
 use crate::store::{StoreError, StoreRead};
@@ -17,7 +18,7 @@ use super::aggregate::{AggSpec, Aggregation, Aggregator, BucketTimestamp, aggreg
 use super::engine::{compute_buckets, each_with_neighbours, load, lookup};
 use super::groupby::{Reducer, SeriesRows, group};
 use super::index;
-use super::meta::{DupPolicy, SeriesMeta};
+use super::meta::SeriesMeta;
 use super::store as samples;
 
 /// The most raw samples one range query returns without COUNT (per series).

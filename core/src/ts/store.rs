@@ -21,11 +21,12 @@
 
 use crate::chunk::{self, Sample};
 use crate::cmd::CommandError;
+use crate::cmd::series::DupPolicy;
 use crate::db::Tx;
 use crate::store::{KeyValue, Space, StoreError, StoreRead};
 
 use super::TsError;
-use super::meta::{DupPolicy, SeriesMeta, keys};
+use super::meta::{SeriesMeta, keys};
 
 /// Bytes of a sealed chunk record before the encoded chunk: the end timestamp.
 const CHUNK_HEADER: usize = 8;

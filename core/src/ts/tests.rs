@@ -1,4 +1,4 @@
-//! Command-level tests of the engine through `Db` (replies as RESP3/RESP2 frames) and a
+//! Command-level tests of the engine through `state::Db` (replies as RESP3/RESP2 frames) and a
 //! model-based property test against a `BTreeMap`, with restarts and crashes.
 
 use std::collections::BTreeMap;
@@ -8,8 +8,9 @@ use proptest::prelude::*;
 
 use crate::UnixMillis;
 use crate::cmd::{Command, parse};
-use crate::db::{Db, Tx};
+use crate::db::Tx;
 use crate::resp::{Frame, Protocol};
+use crate::state::Db;
 use crate::store::{MemStore, Space, Store, StoreRead};
 
 use super::engine::load;
