@@ -25,7 +25,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -95,6 +95,9 @@ pub const INPUT_QUEUE: usize = 65_536;
 #[derive(Debug)]
 pub enum ConnOut {
     Reply(Frame, Protocol),
+    /// Consecutive replies to one connection from one drain, in order: one message (one
+    /// channel push and one wake-up of the writer) for a pipeline's replies.
+    Replies(Vec<(Frame, Protocol)>),
     /// A pub/sub message (or confirmation): written like a reply; its bytes count against
     /// [`PUBSUB_OUTPUT_MAX_BYTES`] until the writer takes it off the queue.
     Push(Frame, Protocol, PushBytes),
@@ -121,10 +124,91 @@ impl Drop for PushBytes {
     }
 }
 
+impl ConnOut {
+    /// How many replies (or pushes, or closes) this message holds: what it counts against its
+    /// queue's bound.
+    fn count(&self) -> usize {
+        match self {
+            Self::Replies(replies) => replies.len(),
+            _ => 1,
+        }
+    }
+}
+
+/// A connection's reply queue, bounded by the replies in it rather than by messages (one
+/// message may hold a pipeline's replies): an unbounded channel beside a count the sender
+/// checks and the receiver gives back. Made by [`reply_queue`].
+#[derive(Debug)]
+pub struct ReplySender {
+    tx: mpsc::UnboundedSender<ConnOut>,
+    queued: Arc<AtomicUsize>,
+    max: usize,
+}
+
+/// Why [`ReplySender::try_send`] did not queue a message.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReplyQueueError {
+    /// More than the bound would be queued: the client does not read its replies.
+    Full,
+    /// The connection's writer has gone.
+    Closed,
+}
+
+impl ReplySender {
+    /// Queues `msg` unless that would put more than the bound in the queue.
+    pub fn try_send(&self, msg: ConnOut) -> Result<(), ReplyQueueError> {
+        let n = msg.count();
+        if self.queued.load(Ordering::Relaxed) + n > self.max {
+            return Err(ReplyQueueError::Full);
+        }
+        self.queued.fetch_add(n, Ordering::Relaxed);
+        self.tx.send(msg).map_err(|_| ReplyQueueError::Closed)
+    }
+}
+
+/// The connection's end of its reply queue.
+#[derive(Debug)]
+pub struct ReplyReceiver {
+    rx: mpsc::UnboundedReceiver<ConnOut>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl ReplyReceiver {
+    /// The next message, once there is one; None when the node task has let the queue go.
+    pub async fn recv(&mut self) -> Option<ConnOut> {
+        let msg = self.rx.recv().await?;
+        self.taken(&msg);
+        Some(msg)
+    }
+
+    /// The next message if one is queued.
+    pub fn try_recv(&mut self) -> Option<ConnOut> {
+        let msg = self.rx.try_recv().ok()?;
+        self.taken(&msg);
+        Some(msg)
+    }
+
+    fn taken(&self, msg: &ConnOut) {
+        self.queued.fetch_sub(msg.count(), Ordering::Relaxed);
+    }
+}
+
+/// A connection's reply queue holding at most `max` replies (at least one).
+pub fn reply_queue(max: usize) -> (ReplySender, ReplyReceiver) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let queued = Arc::new(AtomicUsize::new(0));
+    let tx = ReplySender {
+        tx,
+        queued: Arc::clone(&queued),
+        max: max.max(1),
+    };
+    (tx, ReplyReceiver { rx, queued })
+}
+
 /// A connection's reply queue and the push bytes in it.
 #[derive(Debug)]
 struct ConnQueue {
-    tx: mpsc::Sender<ConnOut>,
+    tx: ReplySender,
     push_bytes: Arc<AtomicU64>,
 }
 
@@ -149,7 +233,7 @@ pub enum DriverMsg {
         conn: ConnId,
         kind: ConnKind,
         addr: String,
-        replies: mpsc::Sender<ConnOut>,
+        replies: ReplySender,
     },
     Input(Input),
     /// The requests decoded from one read of a connection, in order: one message (one
@@ -559,6 +643,9 @@ fn drain<S: Store, T: PeerTransport>(
     dropped: &AtomicU64,
     syncs: &mut Syncs,
 ) {
+    // Consecutive replies to one connection, sent as one message when another connection's
+    // output (or the end of the drain) comes.
+    let mut batch = ReplyBatch::default();
     while let Some(out) = node.poll_output() {
         let (conn, msg) = match out {
             Output::Sync { upto } => {
@@ -570,6 +657,7 @@ fn drain<S: Store, T: PeerTransport>(
                 frame: frame @ Frame::Push(_),
                 protocol,
             } => {
+                batch.flush(node, conns);
                 let Some(q) = conns.get(&conn) else { continue };
                 let size = push_size(&frame);
                 let queued = Arc::clone(&q.push_bytes);
@@ -590,8 +678,18 @@ fn drain<S: Store, T: PeerTransport>(
                 conn,
                 frame,
                 protocol,
-            } => (conn, ConnOut::Reply(frame, protocol)),
-            Output::Close { conn } => (conn, ConnOut::Close),
+            } => {
+                batch.add(node, conns, conn, frame, protocol);
+                if !node.output_ready() {
+                    // The node works before its next output (it may sync): send what is held.
+                    batch.flush(node, conns);
+                }
+                continue;
+            }
+            Output::Close { conn } => {
+                batch.flush(node, conns);
+                (conn, ConnOut::Close)
+            }
             Output::Send { to, bytes } => {
                 send_peer(mesh.as_deref(), to, bytes, dropped);
                 continue;
@@ -601,26 +699,74 @@ fn drain<S: Store, T: PeerTransport>(
                 continue;
             }
         };
-        let closing = matches!(msg, ConnOut::Close);
-        let Some(tx) = conns.get(&conn).map(|q| &q.tx) else {
-            continue;
+        deliver(node, conns, conn, msg);
+    }
+    batch.flush(node, conns);
+}
+
+/// Replies to one connection gathered during a drain: the first held alone, so a lone reply
+/// (a client sending one request at a time) costs no vector.
+#[derive(Default)]
+struct ReplyBatch {
+    first: Option<(ConnId, Frame, Protocol)>,
+    rest: Vec<(Frame, Protocol)>,
+}
+
+impl ReplyBatch {
+    fn add<S: Store>(
+        &mut self,
+        node: &mut Node<S>,
+        conns: &mut Conns,
+        conn: ConnId,
+        frame: Frame,
+        protocol: Protocol,
+    ) {
+        match &self.first {
+            Some((c, ..)) if *c == conn => self.rest.push((frame, protocol)),
+            _ => {
+                self.flush(node, conns);
+                self.first = Some((conn, frame, protocol));
+            }
+        }
+    }
+
+    fn flush<S: Store>(&mut self, node: &mut Node<S>, conns: &mut Conns) {
+        let Some((conn, frame, protocol)) = self.first.take() else {
+            return;
         };
-        match tx.try_send(msg) {
-            Ok(()) if closing => {
-                conns.remove(&conn);
-            }
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                tracing::warn!(
-                    conn = conn.0,
-                    "client output buffer full: disconnecting a slow client"
-                );
-                conns.remove(&conn);
-                node.handle_input(Instant::ZERO, Input::Disconnect { conn });
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                conns.remove(&conn);
-            }
+        let msg = if self.rest.is_empty() {
+            ConnOut::Reply(frame, protocol)
+        } else {
+            let mut replies = Vec::with_capacity(self.rest.len() + 1);
+            replies.push((frame, protocol));
+            replies.append(&mut self.rest);
+            ConnOut::Replies(replies)
+        };
+        deliver(node, conns, conn, msg);
+    }
+}
+
+/// Queues `msg` for `conn`; a client whose queue is full is disconnected.
+fn deliver<S: Store>(node: &mut Node<S>, conns: &mut Conns, conn: ConnId, msg: ConnOut) {
+    let closing = matches!(msg, ConnOut::Close);
+    let Some(tx) = conns.get(&conn).map(|q| &q.tx) else {
+        return;
+    };
+    match tx.try_send(msg) {
+        Ok(()) if closing => {
+            conns.remove(&conn);
+        }
+        Ok(()) => {}
+        Err(ReplyQueueError::Full) => {
+            tracing::warn!(
+                conn = conn.0,
+                "client output buffer full: disconnecting a slow client"
+            );
+            conns.remove(&conn);
+            node.handle_input(Instant::ZERO, Input::Disconnect { conn });
+        }
+        Err(ReplyQueueError::Closed) => {
+            conns.remove(&conn);
         }
     }
 }
@@ -688,6 +834,89 @@ mod tests {
             3,
             "an oversized message is counted"
         );
+    }
+
+    /// The bound counts replies, not messages: a batch of three takes three places.
+    #[tokio::test]
+    async fn a_reply_queue_is_bounded_by_the_replies_in_it() {
+        let (tx, mut rx) = reply_queue(4);
+        let pong = || (Frame::Simple(Bytes::from_static(b"PONG")), Protocol::Resp2);
+        tx.try_send(ConnOut::Replies(vec![pong(), pong(), pong()]))
+            .unwrap();
+        let (frame, protocol) = pong();
+        tx.try_send(ConnOut::Reply(frame, protocol)).unwrap();
+        let (frame, protocol) = pong();
+        assert_eq!(
+            tx.try_send(ConnOut::Reply(frame, protocol)),
+            Err(ReplyQueueError::Full),
+            "a fifth reply"
+        );
+        // Taking the batch gives its three places back.
+        assert!(matches!(rx.recv().await, Some(ConnOut::Replies(r)) if r.len() == 3));
+        tx.try_send(ConnOut::Replies(vec![pong(), pong(), pong()]))
+            .unwrap();
+        assert_eq!(
+            tx.try_send(ConnOut::Close),
+            Err(ReplyQueueError::Full),
+            "a close counts too"
+        );
+        drop(rx);
+        let (frame, protocol) = pong();
+        assert_eq!(
+            tx.try_send(ConnOut::Reply(frame, protocol)),
+            Err(ReplyQueueError::Full),
+            "still full: nothing was taken"
+        );
+        let (tx, rx) = reply_queue(4);
+        drop(rx);
+        assert_eq!(tx.try_send(ConnOut::Close), Err(ReplyQueueError::Closed));
+    }
+
+    /// A pipeline's replies reach the connection in order, together; a client whose pipeline
+    /// would put more replies in its queue than the bound is disconnected.
+    #[tokio::test]
+    async fn a_pipelines_replies_come_in_order_and_within_the_bound() {
+        let (handle, rx) = channel();
+        let node = Node::new(NodeConfig::default(), MemStore::new(), handle.now()).unwrap();
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(run_node(node, handle.clone(), rx, stop_rx));
+        let pipeline = |conn: ConnId, n: usize| {
+            let inputs = (0..n)
+                .map(|i| Input::Request {
+                    conn,
+                    args: vec![Bytes::from_static(b"ECHO"), Bytes::from(format!("m{i}"))],
+                    wire_bytes: 16,
+                    unix: handle.unix_now(),
+                })
+                .collect();
+            DriverMsg::Inputs(inputs)
+        };
+        let (conn, mut replies) = connect(&handle).await;
+        handle.send(pipeline(conn, 10)).await.unwrap();
+        let mut got = Vec::new();
+        while got.len() < 10 {
+            let msg = tokio::time::timeout(Duration::from_secs(10), replies.recv())
+                .await
+                .expect("the pipeline's replies")
+                .expect("the connection stays");
+            match msg {
+                ConnOut::Reply(f, _) => got.push(f),
+                ConnOut::Replies(r) => got.extend(r.into_iter().map(|(f, _)| f)),
+                other => panic!("not a reply: {other:?}"),
+            }
+        }
+        let want: Vec<Frame> = (0..10)
+            .map(|i| Frame::Bulk(Bytes::from(format!("m{i}"))))
+            .collect();
+        assert_eq!(got, want);
+        // `connect` makes a queue of 16: a pipeline of 20 answered in one drain overflows it,
+        // and the driver lets the queue go.
+        handle.send(pipeline(conn, 20)).await.unwrap();
+        let end = tokio::time::timeout(Duration::from_secs(10), replies.recv())
+            .await
+            .expect("the driver acts on the overflow");
+        assert!(end.is_none(), "disconnected, not answered: {end:?}");
+        stop_node(&stop, task).await;
     }
 
     /// Peer traffic (here bytes no node could decode) shares the loop with clients without
@@ -849,7 +1078,7 @@ mod tests {
     }
 
     /// Waits (up to 10 s) for the next reply, which must be `+OK`.
-    async fn expect_ok(replies: &mut mpsc::Receiver<ConnOut>, what: &str) {
+    async fn expect_ok(replies: &mut ReplyReceiver, what: &str) {
         let reply = tokio::time::timeout(Duration::from_secs(10), replies.recv())
             .await
             .expect(what);
@@ -859,9 +1088,9 @@ mod tests {
         );
     }
 
-    async fn connect(handle: &NodeHandle) -> (ConnId, mpsc::Receiver<ConnOut>) {
+    async fn connect(handle: &NodeHandle) -> (ConnId, ReplyReceiver) {
         let conn = handle.conn_id();
-        let (replies, rx) = mpsc::channel(16);
+        let (replies, rx) = reply_queue(16);
         let msg = DriverMsg::Connect {
             conn,
             kind: ConnKind::Tcp,
@@ -906,7 +1135,7 @@ mod tests {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(
-            written.try_recv().is_err(),
+            written.try_recv().is_none(),
             "a write acknowledged before its sync"
         );
         let set_entry = || {

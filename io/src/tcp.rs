@@ -22,7 +22,9 @@ use tokio::net::TcpListener;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::driver::{ConnOut, DriverMsg, INPUTS_PER_MSG_MAX, NodeHandle};
+use crate::driver::{
+    ConnOut, DriverMsg, INPUTS_PER_MSG_MAX, NodeHandle, ReplyReceiver, reply_queue,
+};
 
 /// Settings of the TCP endpoint.
 #[derive(Clone, Debug)]
@@ -137,7 +139,7 @@ async fn connection<R, W>(
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let conn = node.conn_id();
-    let (tx, rx) = mpsc::channel(config.output_queue_max);
+    let (tx, rx) = reply_queue(config.output_queue_max);
     let connect = DriverMsg::Connect {
         conn,
         kind: ConnKind::Tcp,
@@ -277,7 +279,7 @@ async fn wait_closed(closed: oneshot::Receiver<()>) {
 
 async fn write_loop<W: AsyncWrite + Unpin>(
     mut wr: W,
-    mut rx: mpsc::Receiver<ConnOut>,
+    mut rx: ReplyReceiver,
     node: NodeHandle,
     closed: oneshot::Sender<()>,
     owed: Arc<Owed>,
@@ -292,6 +294,12 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                     resp::encode(&frame, protocol, &mut buf);
                     owed.reply();
                 }
+                ConnOut::Replies(replies) => {
+                    for (frame, protocol) in &replies {
+                        resp::encode(frame, *protocol, &mut buf);
+                        owed.reply();
+                    }
+                }
                 ConnOut::Push(frame, protocol, _) => {
                     resp::encode(&frame, protocol, &mut buf);
                 }
@@ -303,7 +311,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             if buf.len() >= WRITE_CHUNK {
                 break;
             }
-            next = rx.try_recv().ok();
+            next = rx.try_recv();
         }
         if !buf.is_empty() {
             if wr.write_all(&buf).await.is_err() {

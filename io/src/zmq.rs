@@ -54,12 +54,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tickdb_core::node::{ConnId, ConnKind, Input};
-use tickdb_core::resp::{self, Limits};
+use tickdb_core::resp::{self, Frame, Limits, Protocol};
 use tokio::sync::{mpsc, watch};
 use zeromq::prelude::*;
 use zeromq::{RouterRecvHalf, RouterSendHalf, RouterSocket, SocketEvent, ZmqMessage};
 
-use crate::driver::{ConnOut, DriverMsg, NodeHandle, NodeStopped};
+use crate::driver::{
+    ConnOut, DriverMsg, NodeHandle, NodeStopped, ReplyReceiver, ReplySender, reply_queue,
+};
 
 /// Default for [`ZmqConfig::message_max`]: 64 MiB. The socket has already received the whole
 /// message when it is checked, so this bounds the work and memory a message costs the node, not
@@ -217,7 +219,7 @@ struct ClientEntry {
     /// Messages received and not yet answered; the client task decrements it.
     in_flight: Arc<AtomicUsize>,
     /// The node's reply queue for this client, until the node is told about it.
-    replies: Option<mpsc::Sender<ConnOut>>,
+    replies: Option<ReplySender>,
     last_seen: tokio::time::Instant,
 }
 
@@ -419,7 +421,7 @@ fn spawn_client(
 ) -> ClientEntry {
     let conn = node.conn_id();
     let (expects_tx, expects_rx) = mpsc::channel(config.in_flight_max.max(1));
-    let (replies_tx, replies_rx) = mpsc::channel(config.output_queue_max.max(1));
+    let (replies_tx, replies_rx) = reply_queue(config.output_queue_max);
     let in_flight = Arc::new(AtomicUsize::new(0));
     let task = ClientTask {
         identity,
@@ -448,7 +450,7 @@ struct ClientTask {
     node: NodeHandle,
     sender: RouterSendHalf,
     expects: mpsc::Receiver<Expect>,
-    replies: mpsc::Receiver<ConnOut>,
+    replies: ReplyReceiver,
     in_flight: Arc<AtomicUsize>,
     /// Dropped when the task ends; see [`serve`].
     _done: mpsc::Sender<()>,
@@ -506,25 +508,11 @@ impl ClientTask {
             match out {
                 // Pushes do not happen here: the node refuses SUBSCRIBE on ZeroMQ clients.
                 Some(ConnOut::Reply(frame, protocol) | ConnOut::Push(frame, protocol, _)) => {
-                    if let Some(p) = self.owner(&mut pending) {
-                        resp::encode(&frame, protocol, &mut p.payload);
-                        p.got += 1;
-                    } else {
-                        // Cannot happen: the expectation is queued before the node hears of
-                        // the message (or of the client). Delivered anyway, on its own.
-                        tracing::warn!(conn = self.conn.0, "a ZeroMQ reply nobody expected");
-                        let mut payload = Vec::new();
-                        resp::encode(&frame, protocol, &mut payload);
-                        let unasked = Pending {
-                            expect: Expect {
-                                replies: 1,
-                                delimiter: true,
-                                tail: None,
-                            },
-                            got: 1,
-                            payload,
-                        };
-                        self.send(unasked).await;
+                    self.take_reply(&mut pending, &frame, protocol).await;
+                }
+                Some(ConnOut::Replies(replies)) => {
+                    for (frame, protocol) in &replies {
+                        self.take_reply(&mut pending, frame, *protocol).await;
                     }
                 }
                 // The node closed the client, or the driver dropped it as too slow.
@@ -538,6 +526,35 @@ impl ClientTask {
             .node
             .send(DriverMsg::Input(Input::Disconnect { conn: self.conn }))
             .await;
+    }
+
+    /// Adds one reply from the node to the message it answers.
+    async fn take_reply(
+        &mut self,
+        pending: &mut VecDeque<Pending>,
+        frame: &Frame,
+        protocol: Protocol,
+    ) {
+        if let Some(p) = self.owner(pending) {
+            resp::encode(frame, protocol, &mut p.payload);
+            p.got += 1;
+            return;
+        }
+        // Cannot happen: the expectation is queued before the node hears of the message (or
+        // of the client). Delivered anyway, on its own.
+        tracing::warn!(conn = self.conn.0, "a ZeroMQ reply nobody expected");
+        let mut payload = Vec::new();
+        resp::encode(frame, protocol, &mut payload);
+        let unasked = Pending {
+            expect: Expect {
+                replies: 1,
+                delimiter: true,
+                tail: None,
+            },
+            got: 1,
+            payload,
+        };
+        self.send(unasked).await;
     }
 
     /// The message a reply from the node belongs to: the oldest one still owed replies. The

@@ -719,6 +719,13 @@ impl<S: Store> Node<S> {
         }
     }
 
+    /// Whether [`Node::poll_output`] has an output without doing more work first: a driver
+    /// that holds outputs back to send them together sends them before the node goes on to
+    /// work that may take a while (a sync).
+    pub fn output_ready(&self) -> bool {
+        !self.outputs.is_empty()
+    }
+
     /// One round of internal work; false when there was none.
     fn step(&mut self) -> bool {
         if self.failed.is_some() {
