@@ -54,9 +54,10 @@ pub(crate) struct Flags {
     /// RocksDB block cache size in MiB [default: 256].
     #[arg(long, value_name = "MIB")]
     pub(crate) block_cache_mb: Option<u64>,
-    /// Threads that serve clients and run the node: 0 one per core; 1 everything on one
-    /// thread (no hand-offs between threads: faster for single requests when the clients
-    /// share the machine's cores, slower for pipelines on a machine of its own) [default: 0].
+    /// Threads that serve clients and run the node: 1 everything on one thread (no
+    /// hand-offs between threads), n > 1 that many workers, 0 (the default) one thread on a
+    /// machine of at most 2 cores and one worker per core on a bigger one (docs/operations.md,
+    /// "Threads") [default: 0].
     #[arg(long, value_name = "N")]
     pub(crate) threads: Option<usize>,
     /// Sync the store on a thread of its own while the node goes on taking and writing
@@ -118,6 +119,20 @@ pub(crate) struct Flags {
 
 /// Most runtime threads `--threads` may ask for.
 const THREADS_MAX: usize = 1024;
+
+/// The runtime threads to start for the `--threads` setting on a machine of `cores` cores:
+/// the setting, or for 0, one thread on up to 2 cores and one per core above that. On 2 cores
+/// one thread measured faster for single requests and reads (`TS.ADD -P 1` +27%, `SET -P 1`
+/// +19%, `GET -P 16` +49%) and about even for pipelined writes (`SET -P 16` +4%, `TS.ADD -P
+/// 16` −3%, `TS.MADD` −7%): with the clients on the same cores, a second worker mostly adds
+/// hand-offs (docs/benchmarks.md, "Session 12").
+pub(crate) fn runtime_threads(setting: usize, cores: usize) -> usize {
+    match setting {
+        0 if cores <= 2 => 1,
+        0 => cores,
+        n => n,
+    }
+}
 
 /// The settings in a TOML config file; every key is optional.
 #[derive(Debug, Default, Deserialize)]
@@ -306,7 +321,8 @@ pub(crate) struct Config {
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) requirepass: Option<String>,
     pub(crate) block_cache_mb: u64,
-    /// Runtime threads: 0 one per core, 1 a single thread for everything.
+    /// Runtime threads as set: 0 chooses by the machine ([`runtime_threads`]), 1 a single
+    /// thread for everything, n workers.
     pub(crate) threads: usize,
     /// Syncs run beside the node's writes ([`tickdb_io::RocksOptions::pipelined_sync`]).
     pub(crate) pipelined_sync: bool,
@@ -442,7 +458,7 @@ impl Config {
         );
         anyhow::ensure!(
             config.threads <= THREADS_MAX,
-            "threads must be at most {THREADS_MAX} (0 = one per core)"
+            "threads must be at most {THREADS_MAX} (0 = chosen by the machine's cores)"
         );
         Ok(config)
     }
@@ -844,6 +860,17 @@ mod tests {
             settings["cluster-secret"], "(set)",
             "never the secret itself"
         );
+    }
+
+    #[test]
+    fn threads_default_to_one_on_two_cores_and_one_per_core_above() {
+        assert_eq!(runtime_threads(0, 1), 1);
+        assert_eq!(runtime_threads(0, 2), 1);
+        assert_eq!(runtime_threads(0, 3), 3);
+        assert_eq!(runtime_threads(0, 16), 16);
+        assert_eq!(runtime_threads(1, 16), 1);
+        assert_eq!(runtime_threads(2, 2), 2);
+        assert_eq!(runtime_threads(8, 2), 8);
     }
 
     #[test]

@@ -39,14 +39,27 @@ fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let config = Config::load(flags)?;
-    // 1: every task on this thread; 0: one worker per core (tokio's default); n: n workers.
-    let mut builder = match config.threads {
+    // 1: every task on this thread; n: n workers; 0: chosen by the machine's cores.
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let threads = config::runtime_threads(config.threads, cores);
+    let mut builder = match threads {
         1 => tokio::runtime::Builder::new_current_thread(),
         _ => tokio::runtime::Builder::new_multi_thread(),
     };
-    if config.threads > 1 {
-        builder.worker_threads(config.threads);
+    if threads > 1 {
+        builder.worker_threads(threads);
     }
+    tracing::info!(
+        threads,
+        setting = config.threads,
+        cores,
+        "runtime: {}",
+        if threads == 1 {
+            "one thread for clients and the node"
+        } else {
+            "a worker per thread"
+        }
+    );
     let runtime = builder.enable_all().build()?;
     runtime.block_on(run(config))
 }

@@ -66,6 +66,17 @@ pub struct Cluster {
     paused: Vec<bool>,
 }
 
+/// Node `i`'s runtime: the first node runs two workers, the others the default (one thread on
+/// a machine of at most 2 cores, like this one), so every cluster test, the fault suite
+/// included, runs both of tickdb's runtimes side by side.
+fn runtime_flags(i: usize) -> Vec<String> {
+    if i == 0 {
+        vec!["--threads".into(), "2".into()]
+    } else {
+        Vec::new()
+    }
+}
+
 impl Cluster {
     /// Starts `n` nodes and returns once each accepts clients (not once a leader is elected:
     /// see [`Cluster::wait_leader`]).
@@ -119,6 +130,7 @@ impl Cluster {
                 .iter()
                 .map(|s| s.to_string())
                 .collect();
+                args.extend(runtime_flags(i));
                 args.extend(extra(i));
                 Server::start_on(p.client, &args)
             })
@@ -154,6 +166,7 @@ impl Cluster {
                     "--cluster-port".into(),
                     h.ports.cluster.to_string(),
                 ];
+                args.extend(runtime_flags(i));
                 args.extend(extra.iter().cloned());
                 Server::start_under(&h.launcher, h.ip, h.ports.client, h.data_dir.clone(), &args)
             })

@@ -48,15 +48,25 @@ fn inline_ping_and_pipelined_batches() {
     assert_eq!(c.read(), Some(bulk("3000")));
 }
 
-/// `--threads 1` (everything on one thread) serves the same: pipelines in order, blocking
-/// reads woken by another client's write, the setting reported.
+/// `--threads 1` (everything on one thread) and `--threads 2` (two workers) serve the same:
+/// pipelines in order, blocking reads woken by another client's write, the setting reported.
+/// Both are named, so both run whatever the default picks on this machine.
 #[test]
 fn one_thread_serves_pipelines_and_blocked_clients() {
-    let server = Server::start(&["--threads", "1"]);
+    serves_pipelines_and_blocked_clients("1");
+}
+
+#[test]
+fn two_workers_serve_pipelines_and_blocked_clients() {
+    serves_pipelines_and_blocked_clients("2");
+}
+
+fn serves_pipelines_and_blocked_clients(threads: &str) {
+    let server = Server::start(&["--threads", threads]);
     let mut c = server.client();
     assert_eq!(
         c.call(&["CONFIG", "GET", "threads"]),
-        Frame::Array(vec![bulk("threads"), bulk("1")])
+        Frame::Array(vec![bulk("threads"), bulk(threads)])
     );
     let mut batch = Vec::new();
     for i in 0..2000 {
