@@ -155,7 +155,8 @@ pub enum ReplyQueueError {
 }
 
 impl ReplySender {
-    /// Queues `msg` unless that would put more than the bound in the queue.
+    /// Queues `msg` unless that would put more than the bound in the queue. Only the node task
+    /// sends, so the check and the count cannot race another sender; the writer only takes.
     pub fn try_send(&self, msg: ConnOut) -> Result<(), ReplyQueueError> {
         let n = msg.count();
         if self.queued.load(Ordering::Relaxed) + n > self.max {
@@ -893,18 +894,7 @@ mod tests {
         };
         let (conn, mut replies) = connect(&handle).await;
         handle.send(pipeline(conn, 10)).await.unwrap();
-        let mut got = Vec::new();
-        while got.len() < 10 {
-            let msg = tokio::time::timeout(Duration::from_secs(10), replies.recv())
-                .await
-                .expect("the pipeline's replies")
-                .expect("the connection stays");
-            match msg {
-                ConnOut::Reply(f, _) => got.push(f),
-                ConnOut::Replies(r) => got.extend(r.into_iter().map(|(f, _)| f)),
-                other => panic!("not a reply: {other:?}"),
-            }
-        }
+        let got = frames(&mut replies, 10).await;
         let want: Vec<Frame> = (0..10)
             .map(|i| Frame::Bulk(Bytes::from(format!("m{i}"))))
             .collect();
@@ -916,6 +906,51 @@ mod tests {
             .await
             .expect("the driver acts on the overflow");
         assert!(end.is_none(), "disconnected, not answered: {end:?}");
+        stop_node(&stop, task).await;
+    }
+
+    /// Replies held for a batch go out before a push to the same connection that follows them
+    /// (a SUBSCRIBE's confirmation after two ECHOs of one pipeline), and the reply after it
+    /// comes after it.
+    #[tokio::test]
+    async fn held_replies_go_out_before_a_push_that_follows_them() {
+        let (handle, rx) = channel();
+        let node = Node::new(NodeConfig::default(), MemStore::new(), handle.now()).unwrap();
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(run_node(node, handle.clone(), rx, stop_rx));
+        let (conn, mut replies) = connect(&handle).await;
+        let input = |words: &[&'static str]| Input::Request {
+            conn,
+            args: words
+                .iter()
+                .map(|w| Bytes::from_static(w.as_bytes()))
+                .collect(),
+            wire_bytes: 16,
+            unix: handle.unix_now(),
+        };
+        let pipeline = vec![
+            input(&["ECHO", "a"]),
+            input(&["ECHO", "b"]),
+            input(&["SUBSCRIBE", "ch"]),
+            input(&["PING"]),
+        ];
+        handle.send(DriverMsg::Inputs(pipeline)).await.unwrap();
+        let got = frames(&mut replies, 4).await;
+        assert_eq!(got[0], Frame::Bulk(Bytes::from_static(b"a")));
+        assert_eq!(got[1], Frame::Bulk(Bytes::from_static(b"b")));
+        assert!(
+            matches!(&got[2], Frame::Push(p) if p.first() == Some(&Frame::Bulk(Bytes::from_static(b"subscribe")))),
+            "{:?}",
+            got[2]
+        );
+        // PING while subscribed answers as Redis's does, after the confirmation.
+        assert_eq!(
+            got[3],
+            Frame::Array(vec![
+                Frame::Bulk(Bytes::from_static(b"pong")),
+                Frame::Bulk(Bytes::new())
+            ])
+        );
         stop_node(&stop, task).await;
     }
 
@@ -1075,6 +1110,24 @@ mod tests {
             .expect("the node stops in time")
             .expect("the node task did not panic");
         drop(node);
+    }
+
+    /// The next `n` frames queued for a connection (replies, batched or not, and pushes), in
+    /// order; each within 10 s.
+    async fn frames(replies: &mut ReplyReceiver, n: usize) -> Vec<Frame> {
+        let mut got = Vec::new();
+        while got.len() < n {
+            let msg = tokio::time::timeout(Duration::from_secs(10), replies.recv())
+                .await
+                .expect("the pipeline's replies")
+                .expect("the connection stays");
+            match msg {
+                ConnOut::Reply(f, _) | ConnOut::Push(f, _, _) => got.push(f),
+                ConnOut::Replies(r) => got.extend(r.into_iter().map(|(f, _)| f)),
+                ConnOut::Close => panic!("closed after {got:?}"),
+            }
+        }
+        got
     }
 
     /// Waits (up to 10 s) for the next reply, which must be `+OK`.

@@ -55,9 +55,9 @@ fn main() -> anyhow::Result<()> {
         cores,
         "runtime: {}",
         if threads == 1 {
-            "one thread for clients and the node"
+            "one thread for clients and the node".to_string()
         } else {
-            "a worker per thread"
+            format!("{threads} workers for clients and the node")
         }
     );
     let runtime = builder.enable_all().build()?;

@@ -144,16 +144,31 @@ pub(super) fn exp_golomb_len(u: u64, k: u32) -> u64 {
 /// `w > k`, `u + 2^k` has width `w` or `w + 1`, and the histogram keeps enough to tell which
 /// only approximately, so the histogram picks candidates and an exact pass decides among them.
 pub(super) fn best_exp_golomb_order(values: &[u64]) -> (u32, u64) {
-    let mut widths = [0u64; 65];
-    for &u in values {
-        widths[(64 - u.leading_zeros()) as usize] += 1;
-    }
+    let widths = width_histogram(values);
     // Only widths up to the widest value count, and only orders up to it: from there on every
     // value costs k + 1 bits, which grows with k. (Looking at all 64 orders times 65 widths
     // was 4,160 steps a call, three calls a chunk of 256 samples: the most expensive part of
     // sealing one.)
     let widest = widths.iter().rposition(|&c| c > 0).unwrap_or(0);
-    let widths = &widths[..=widest];
+    best_order_up_to(
+        values,
+        &widths[..=widest],
+        (widest as u32).min(MAX_EXP_GOLOMB_ORDER),
+    )
+}
+
+/// How many of `values` have each bit width, 0 to 64.
+fn width_histogram(values: &[u64]) -> [u64; 65] {
+    let mut widths = [0u64; 65];
+    for &u in values {
+        widths[(64 - u.leading_zeros()) as usize] += 1;
+    }
+    widths
+}
+
+/// The search of [`best_exp_golomb_order`] over orders `0..=last`, estimating from `widths`
+/// (the histogram, or its start: widths past the slice count as empty).
+fn best_order_up_to(values: &[u64], widths: &[u64], last: u32) -> (u32, u64) {
     // Approximate cost: width of u + 2^k taken as max(w, k + 1).
     let approx = |k: u32| -> u64 {
         widths
@@ -165,9 +180,8 @@ pub(super) fn best_exp_golomb_order(values: &[u64]) -> (u32, u64) {
             })
             .sum()
     };
-    // Orders past the widest value cost more than it; the first of equal costs wins, as
-    // before (the order is written into the chunk, so the choice must not change).
-    let last = (widest as u32).min(MAX_EXP_GOLOMB_ORDER);
+    // The first of equal costs wins (the order is written into the chunk, so the choice must
+    // not change with the bounds).
     let guess = (0..=last).min_by_key(|&k| approx(k)).unwrap_or(0);
     let lo = guess.saturating_sub(1);
     let hi = (guess + 1).min(MAX_EXP_GOLOMB_ORDER);
@@ -186,7 +200,7 @@ fn low_mask(n: u32) -> u64 {
 }
 
 /// Maps signed to unsigned so small magnitudes of either sign get small codes.
-pub(super) fn zigzag(v: i64) -> u64 {
+pub(crate) fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
 
@@ -524,36 +538,11 @@ mod tests {
         assert_eq!(zigzag(i64::MIN), u64::MAX);
     }
 
-    /// The order search as it was before it stopped at the widest value (session 12): the
-    /// order is written into chunks, so the search must pick exactly what this picks.
+    /// The order search as it was before it stopped at the widest value (session 12): every
+    /// order over the whole histogram. The order is written into chunks, so the bounded search
+    /// must pick exactly what this picks.
     fn best_order_reference(values: &[u64]) -> (u32, u64) {
-        let mut widths = [0u64; 65];
-        for &u in values {
-            widths[(64 - u.leading_zeros()) as usize] += 1;
-        }
-        let approx = |k: u32| -> u64 {
-            widths
-                .iter()
-                .enumerate()
-                .map(|(w, &count)| {
-                    let width = (w as u64).max(u64::from(k) + 1);
-                    count * (2 * width - 1 - u64::from(k))
-                })
-                .sum()
-        };
-        let guess = (0..=MAX_EXP_GOLOMB_ORDER)
-            .min_by_key(|&k| approx(k))
-            .unwrap_or(0);
-        let lo = guess.saturating_sub(1);
-        let hi = (guess + 1).min(MAX_EXP_GOLOMB_ORDER);
-        let mut best = (lo, u64::MAX);
-        for k in lo..=hi {
-            let cost = values.iter().map(|&u| exp_golomb_len(u, k)).sum();
-            if cost < best.1 {
-                best = (k, cost);
-            }
-        }
-        best
+        best_order_up_to(values, &width_histogram(values), MAX_EXP_GOLOMB_ORDER)
     }
 
     #[test]

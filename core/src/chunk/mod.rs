@@ -42,6 +42,9 @@
 //! Exp-Golomb code of the header's order; the first mantissa is a delta from zero.
 
 mod bits;
+
+/// Signed to unsigned with small magnitudes small: also how postcard writes signed integers.
+pub(crate) use bits::zigzag;
 mod decimal;
 mod gorilla;
 mod timestamps;

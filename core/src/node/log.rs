@@ -341,8 +341,8 @@ mod fast {
             WriteCmd::IncrBy { key, by } => {
                 varint(out, INCR_BY);
                 bytes(out, key);
-                // Zigzag, as postcard writes signed integers.
-                varint(out, ((by << 1) ^ (by >> 63)) as u64);
+                // Zigzagged, as postcard writes signed integers.
+                varint(out, crate::chunk::zigzag(*by));
             }
             WriteCmd::BatchAdd { key, ts, value } => {
                 varint(out, BATCH_ADD);
