@@ -587,82 +587,74 @@ impl DerefMut for Buffer<'_> {
 pub struct Tx<'a, S: StoreRead> {
     store: &'a S,
     changes: Buffer<'a>,
-    /// User keys ([`Space::Keys`]) written or deleted since the last [`Tx::take_touched`]:
-    /// what a command modified, for WATCH's key versions.
-    touched: Touched,
+    /// The log index of the entry being applied ([`Tx::begin_entry`]): the stamp of every key
+    /// record it writes, which is the key's WATCH version.
+    stamp: u64,
+    /// User keys ([`Space::Keys`]) deleted since [`Tx::begin_entry`]: WATCH's versions of
+    /// missing keys change with them (a written key carries its version in its record).
+    deleted: Deleted,
 }
 
-/// The user keys a stretch of a transaction modified: each key written or deleted, with
-/// whether its last change left it existing (a put or an edit) or deleted; a range deletion
-/// sets `all` instead.
+/// The user keys a stretch of a transaction deleted (some may exist again by its end); a range
+/// deletion sets `all` instead.
 ///
-/// Most entries change one key, or the same key several times in a row (a sample's head run,
-/// then its series record), so the changes are listed as they come, the same key in a row
-/// once, and made unique when taken. The keys sit back to back in one buffer that the
-/// transaction reuses entry after entry ([`Tx::give_back_touched`]): no allocation per entry.
+/// Most entries delete nothing, or one key, so deletions are listed as they come, the same
+/// key in a row once, and made unique when taken. The keys sit back to back in one buffer that
+/// the transaction reuses entry after entry ([`Tx::give_back_deleted`]): no allocation per
+/// entry.
 #[derive(Clone, Debug, Default)]
-pub struct Touched {
+pub struct Deleted {
     /// The keys, back to back.
     bytes: Vec<u8>,
-    /// Per key: its range in `bytes`, whether its last change left it existing, and a hash of
-    /// it (so that making the list unique compares numbers, not keys).
-    changes: Vec<(Range<usize>, bool, u64)>,
+    /// Per key: its range in `bytes` and a hash of it (so that making the list unique
+    /// compares numbers, not keys).
+    keys: Vec<(Range<usize>, u64)>,
     /// A range of user keys was deleted (FLUSHALL): treat every key as modified.
     pub all: bool,
 }
 
-/// The hash [`Touched`] groups equal keys by. Fixed, not seeded: it orders a sort, never a
+/// The hash [`Deleted`] groups equal keys by. Fixed, not seeded: it orders a sort, never a
 /// table a client could fill with collisions, and equal hashes still compare their keys.
-fn touched_hash(key: &[u8]) -> u64 {
+fn key_hash(key: &[u8]) -> u64 {
     use std::hash::BuildHasher;
     foldhash::fast::FixedState::with_seed(0).hash_one(key)
 }
 
-impl Touched {
-    fn note(&mut self, key: &[u8], exists: bool) {
-        if let Some((last, e, _)) = self.changes.last_mut()
+impl Deleted {
+    fn note(&mut self, key: &[u8]) {
+        if let Some((last, _)) = self.keys.last()
             && self.bytes[last.clone()] == *key
         {
-            *e = exists;
             return;
         }
         let start = self.bytes.len();
         self.bytes.extend_from_slice(key);
-        self.changes
-            .push((start..self.bytes.len(), exists, touched_hash(key)));
+        self.keys.push((start..self.bytes.len(), key_hash(key)));
     }
 
-    /// Each key once, with its last change. A group entry writes hundreds of keys, several
-    /// times each: sorting by hash first keeps the comparisons off the keys' bytes (sorting by
-    /// the keys was 460 instructions a sample of a BATCH_FLUSH).
+    /// Each key once. A DEL of many keys lists hundreds: sorting by hash first keeps the
+    /// comparisons off the keys' bytes.
     fn order(&mut self) {
-        if self.changes.len() > 1 {
+        if self.keys.len() > 1 {
             let bytes = &self.bytes;
-            // Stable: a key's changes stay in the order they were made, the last one last.
-            self.changes.sort_by(|a, b| {
-                a.2.cmp(&b.2)
+            self.keys.sort_by(|a, b| {
+                a.1.cmp(&b.1)
                     .then_with(|| bytes[a.0.clone()].cmp(&bytes[b.0.clone()]))
             });
-            self.changes.dedup_by(|later, kept| {
-                let same = later.2 == kept.2 && bytes[later.0.clone()] == bytes[kept.0.clone()];
-                if same {
-                    kept.1 = later.1;
-                }
-                same
+            self.keys.dedup_by(|later, kept| {
+                later.1 == kept.1 && bytes[later.0.clone()] == bytes[kept.0.clone()]
             });
         }
     }
 
-    /// Each key once (in no particular order), with whether its last change left it existing.
-    pub fn keys(&self) -> impl Iterator<Item = (&[u8], bool)> {
-        self.changes
-            .iter()
-            .map(|(r, e, _)| (&self.bytes[r.clone()], *e))
+    /// Each key once, in no particular order.
+    pub fn keys(&self) -> impl Iterator<Item = &[u8]> {
+        self.keys.iter().map(|(r, _)| &self.bytes[r.clone()])
     }
 
     fn clear(&mut self) {
         self.bytes.clear();
-        self.changes.clear();
+        self.keys.clear();
         self.all = false;
     }
 }
@@ -672,7 +664,8 @@ impl<'a, S: StoreRead> Tx<'a, S> {
         Self {
             store,
             changes: Buffer::Own(Box::default()),
-            touched: Touched::default(),
+            stamp: 0,
+            deleted: Deleted::default(),
         }
     }
 
@@ -683,28 +676,36 @@ impl<'a, S: StoreRead> Tx<'a, S> {
         Self {
             store,
             changes: Buffer::Held(held),
-            touched: Touched::default(),
+            stamp: 0,
+            deleted: Deleted::default(),
         }
     }
 
-    /// The user keys modified since the last call (and forgets them). Give the list back
-    /// ([`Tx::give_back_touched`]) to have its buffers reused.
-    pub fn take_touched(&mut self) -> Touched {
-        let mut touched = std::mem::take(&mut self.touched);
-        touched.order();
-        touched
+    /// Starts the entry at log index `stamp`: the key records written from here on carry it,
+    /// and the deletions listed are its own.
+    pub fn begin_entry(&mut self, stamp: u64) {
+        self.stamp = stamp;
+        self.deleted.clear();
     }
 
-    /// Forgets the user keys modified so far.
-    pub fn clear_touched(&mut self) {
-        self.touched.clear();
+    /// The log index of the entry being applied (0 before [`Tx::begin_entry`]).
+    pub fn stamp(&self) -> u64 {
+        self.stamp
     }
 
-    /// Returns a list [`Tx::take_touched`] gave, emptied, for its buffers' reuse.
-    pub fn give_back_touched(&mut self, mut touched: Touched) {
-        touched.clear();
-        if self.touched.changes.is_empty() && !self.touched.all {
-            self.touched = touched;
+    /// The user keys deleted since [`Tx::begin_entry`] (and forgets them). Give the list back
+    /// ([`Tx::give_back_deleted`]) to have its buffers reused.
+    pub fn take_deleted(&mut self) -> Deleted {
+        let mut deleted = std::mem::take(&mut self.deleted);
+        deleted.order();
+        deleted
+    }
+
+    /// Returns a list [`Tx::take_deleted`] gave, emptied, for its buffers' reuse.
+    pub fn give_back_deleted(&mut self, mut deleted: Deleted) {
+        deleted.clear();
+        if self.deleted.keys.is_empty() && !self.deleted.all {
+            self.deleted = deleted;
         }
     }
 
@@ -732,23 +733,12 @@ impl<'a, S: StoreRead> Tx<'a, S> {
         self.changes.get(self.store, space, key)
     }
 
-    /// Records a change to a user key for [`Tx::take_touched`]: whether it left the key
-    /// existing.
-    fn touch(&mut self, space: Space, key: &[u8], exists: bool) {
-        if space != Space::Keys {
-            return;
-        }
-        self.touched.note(key, exists);
-    }
-
     pub fn put(&mut self, space: Space, key: Vec<u8>, value: Vec<u8>) {
-        self.touch(space, &key, true);
         self.changes.put(space, key, value);
     }
 
     /// [`Changes::put_ref`].
     pub fn put_ref(&mut self, space: Space, key: &[u8], value: &[u8]) {
-        self.touch(space, key, true);
         self.changes.put_ref(space, key, value);
     }
 
@@ -767,7 +757,6 @@ impl<'a, S: StoreRead> Tx<'a, S> {
 
     /// A put of `value`'s bytes, held in typed form ([`Changes::put_typed`]).
     pub fn put_typed<T: Typed>(&mut self, space: Space, key: &[u8], value: T) {
-        self.touch(space, key, true);
         self.changes.put_typed(space, key, value);
     }
 
@@ -777,7 +766,9 @@ impl<'a, S: StoreRead> Tx<'a, S> {
     }
 
     pub fn delete(&mut self, space: Space, key: Vec<u8>) {
-        self.touch(space, &key, false);
+        if space == Space::Keys {
+            self.deleted.note(&key);
+        }
         self.changes.delete(space, key);
     }
 
@@ -808,11 +799,7 @@ impl<'a, S: StoreRead> Tx<'a, S> {
         key: &[u8],
         change: impl FnOnce(&mut Vec<u8>) -> bool,
     ) -> bool {
-        if !self.changes.edit_if(space, key, change) {
-            return false;
-        }
-        self.touch(space, key, true);
-        true
+        self.changes.edit_if(space, key, change)
     }
 
     /// Deletes every key `k` with `start <= k < end`.
@@ -821,7 +808,7 @@ impl<'a, S: StoreRead> Tx<'a, S> {
             return;
         }
         if space == Space::Keys {
-            self.touched.all = true;
+            self.deleted.all = true;
         }
         self.changes.delete_range(space, start, end);
     }
@@ -1086,47 +1073,48 @@ mod tests {
 
     /// A typed value for the tests: its bytes are its decimal digits.
     #[test]
-    fn touched_keys_come_once_with_their_last_change() {
+    fn deleted_keys_come_once_and_writes_are_not_listed() {
         let store = MemStore::new();
         let mut tx = Tx::new(&store);
+        tx.begin_entry(7);
+        assert_eq!(tx.stamp(), 7);
         tx.put(Space::Keys, b"b".to_vec(), b"1".to_vec());
-        tx.put(Space::Keys, b"b".to_vec(), b"2".to_vec());
-        tx.put(Space::Keys, b"a".to_vec(), b"1".to_vec());
-        tx.put(Space::Meta, b"m".to_vec(), b"1".to_vec());
+        tx.delete(Space::Keys, b"b".to_vec());
+        tx.delete(Space::Keys, b"a".to_vec());
+        tx.delete(Space::Meta, b"m".to_vec());
         tx.delete(Space::Keys, b"b".to_vec());
         tx.put(Space::Keys, b"c".to_vec(), b"1".to_vec());
-        let touched = tx.take_touched();
-        let mut keys = touched.keys().collect::<Vec<_>>();
+        let deleted = tx.take_deleted();
+        let mut keys = deleted.keys().collect::<Vec<_>>();
         keys.sort();
-        assert_eq!(
-            keys,
-            [(&b"a"[..], true), (&b"b"[..], false), (&b"c"[..], true)]
-        );
-        assert!(!touched.all);
-        tx.give_back_touched(touched);
-        assert_eq!(tx.take_touched().keys().count(), 0, "taken");
-        // A list given back is reused empty.
-        tx.put(Space::Keys, b"d".to_vec(), b"1".to_vec());
-        let touched = tx.take_touched();
-        assert_eq!(touched.keys().collect::<Vec<_>>(), [(&b"d"[..], true)]);
+        assert_eq!(keys, [&b"a"[..], &b"b"[..]]);
+        assert!(!deleted.all);
+        tx.give_back_deleted(deleted);
+        assert_eq!(tx.take_deleted().keys().count(), 0, "taken");
+        // A list given back is reused empty; a new entry starts a new list.
+        tx.delete(Space::Keys, b"d".to_vec());
+        tx.begin_entry(8);
+        tx.delete(Space::Keys, b"e".to_vec());
+        let deleted = tx.take_deleted();
+        assert_eq!(deleted.keys().collect::<Vec<_>>(), [&b"e"[..]]);
+        tx.delete_range(Space::Keys, b"a".to_vec(), b"z".to_vec());
+        assert!(tx.take_deleted().all);
     }
 
     proptest::proptest! {
-        /// However the changes interleave, each key comes once with its last change.
+        /// However the deletions interleave, each key comes once.
         #[test]
-        fn touched_keys_are_each_key_once_with_its_last_change(
-            notes in proptest::collection::vec(("[a-d]{1,3}", proptest::prelude::any::<bool>()), 0..200),
+        fn deleted_keys_are_each_key_once(
+            keys in proptest::collection::vec("[a-d]{1,3}", 0..200),
         ) {
-            let mut touched = Touched::default();
-            let mut want = BTreeMap::new();
-            for (key, exists) in &notes {
-                touched.note(key.as_bytes(), *exists);
-                want.insert(key.as_bytes().to_vec(), *exists);
+            let mut deleted = Deleted::default();
+            for key in &keys {
+                deleted.note(key.as_bytes());
             }
-            touched.order();
-            let mut got: Vec<(Vec<u8>, bool)> =
-                touched.keys().map(|(k, e)| (k.to_vec(), e)).collect();
+            deleted.order();
+            let mut got: Vec<Vec<u8>> = deleted.keys().map(<[u8]>::to_vec).collect();
             got.sort();
+            let want: BTreeSet<Vec<u8>> = keys.iter().map(|k| k.as_bytes().to_vec()).collect();
             proptest::prop_assert_eq!(got, want.into_iter().collect::<Vec<_>>());
         }
     }
@@ -1167,9 +1155,6 @@ mod tests {
             Some(&b"42"[..])
         );
         assert_eq!(scan_keys(&tx, true), ["b=s", "a=42"]);
-        // WATCH sees a typed put as a write.
-        let touched = tx.take_touched();
-        assert_eq!(touched.keys().collect::<Vec<_>>(), [(&b"a"[..], true)]);
         // A put of bytes, or a deletion after it, hides the typed value.
         tx.put(Space::Keys, b"a".to_vec(), b"x".to_vec());
         assert_eq!(tx.typed::<Num>(Space::Keys, b"a"), None);

@@ -246,8 +246,8 @@ pub(super) fn apply_entry<S: StoreRead>(
     index: LogIndex,
     notes: &mut Notes,
 ) -> Result<Vec<Frame>, StoreError> {
-    // Changes before this entry were recorded by the entry that made them.
-    tx.clear_touched();
+    // The records this entry writes carry its index: their keys' WATCH versions.
+    tx.begin_entry(index.0);
     let mut modified = version::Modified::default();
     let replies = match decoded {
         Decoded::Writes(entry) => {
@@ -266,7 +266,7 @@ pub(super) fn apply_entry<S: StoreRead>(
         }
         Decoded::Txn(t) => vec![apply_txn(db, tx, t, &mut modified, notes)?],
     };
-    version::record(tx, modified, index.0)?;
+    version::record(tx, modified)?;
     Ok(replies)
 }
 

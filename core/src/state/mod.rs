@@ -231,6 +231,7 @@ impl Db {
             Some(Record {
                 kind: Kind::String,
                 payload,
+                ..
             }) => Ok(Some(Bytes::from(payload))),
             Some(_) => Err(CommandError::WrongType),
         })
@@ -249,10 +250,15 @@ impl Db {
         // A short record is built on the stack, and a key held already takes it into the
         // buffer it has (`put_ref`): a counter's INCR allocates nothing here.
         let mut short = [0u8; 64];
-        if let Some(record) = Record::encode_in(Kind::String, value, &mut short) {
+        let stamp = tx.stamp();
+        if let Some(record) = Record::encode_in(Kind::String, stamp, value, &mut short) {
             tx.put_ref(Space::Keys, key, record);
         } else {
-            tx.put_ref(Space::Keys, key, &Record::encode(Kind::String, value));
+            tx.put_ref(
+                Space::Keys,
+                key,
+                &Record::encode(Kind::String, stamp, value),
+            );
         }
     }
 
@@ -357,6 +363,7 @@ impl Db {
                 Some(Record {
                     kind: Kind::String,
                     payload,
+                    ..
                 }) => Frame::Bulk(payload.into()),
                 Some(_) => Frame::error(CommandError::WrongType.to_string()),
             },
@@ -367,6 +374,7 @@ impl Db {
                         Some(Record {
                             kind: Kind::String,
                             payload,
+                            ..
                         }) => Frame::Bulk(payload.into()),
                         _ => Frame::Null,
                     });
@@ -391,6 +399,7 @@ impl Db {
                 Some(Record {
                     kind: Kind::String,
                     payload,
+                    ..
                 }) => Frame::Integer(i64::try_from(payload.len()).unwrap_or(i64::MAX)),
                 Some(_) => Frame::error(CommandError::WrongType.to_string()),
             },
@@ -561,12 +570,12 @@ mod tests {
     #[test]
     fn records_encoded_in_a_buffer_match_encode() {
         let mut buf = [0u8; 64];
-        for len in 0..=62 {
+        for len in 0..=54 {
             let payload: Vec<u8> = (0..len).map(|i| i as u8).collect();
-            let short = Record::encode_in(Kind::String, &payload, &mut buf);
-            assert_eq!(short, Some(&Record::encode(Kind::String, &payload)[..]));
+            let short = Record::encode_in(Kind::String, 3, &payload, &mut buf);
+            assert_eq!(short, Some(&Record::encode(Kind::String, 3, &payload)[..]));
         }
-        assert_eq!(Record::encode_in(Kind::String, &[7; 63], &mut buf), None);
+        assert_eq!(Record::encode_in(Kind::String, 3, &[7; 55], &mut buf), None);
         let mut h = Harness::new();
         h.run("SET k 1");
         h.run(&format!("SET k {}", "x".repeat(100)));

@@ -60,12 +60,13 @@ pub fn lookup(r: &impl StoreRead, key: &[u8]) -> Result<Option<SeriesMeta>, TsEr
 
 /// A series record held decoded by the apply round that writes it ([`Tx::put_typed`]): the
 /// samples of a round read and rewrite it without decoding or encoding it each time.
+/// The stamp is the log index of the entry that wrote it (its WATCH version, see `db::version`).
 #[derive(Clone, Debug)]
-struct SeriesRecord(SeriesMeta);
+struct SeriesRecord(SeriesMeta, u64);
 
 impl Typed for SeriesRecord {
     fn encode(&self) -> Vec<u8> {
-        self.0.encode_after(Record::header(Kind::Series))
+        self.0.encode_after(Record::header(Kind::Series, self.1))
     }
 
     fn len_hint(&self) -> usize {
@@ -78,7 +79,8 @@ impl Typed for SeriesRecord {
 }
 
 fn save<S: StoreRead>(tx: &mut Tx<'_, S>, key: &[u8], meta: SeriesMeta) {
-    tx.put_typed(Space::Keys, key, SeriesRecord(meta));
+    let stamp = tx.stamp();
+    tx.put_typed(Space::Keys, key, SeriesRecord(meta, stamp));
 }
 
 /// Applies a `TS.*` write. `keys` is the Db's key count, kept in step; `defaults` are the

@@ -976,7 +976,7 @@ fn head_samples_from_before_runs_are_read_merged_and_sealed() {
     batch.put(
         Space::Keys,
         b"old".to_vec(),
-        Record::encode(Kind::Series, &meta.encode()),
+        Record::encode(Kind::Series, 1, &meta.encode()),
     );
     h.store.write(batch).unwrap();
     h.reopen();
