@@ -4,15 +4,17 @@
 # 800 BATCH_SET + BATCH_FLUSH (batch) or 8 TS.MADD of 100 (madd), after 5 warm-up rounds.
 # 300 rounds (960,000 samples) fill every head several times, so sealing is counted; 50 do not.
 #   bench/count_ingest.sh BIN PORT batch|madd ROUNDS OUT [tickdb flags...]
+# CREATE_ARGS (environment) is added to each TS.CREATE (bench/count_requests.sh).
 # Needs valgrind (apt-get install valgrind).
 BIN=$1; PORT=$2; W=$3; R=$4; OUT=$5; shift 5
 D=$(mktemp -d /tmp/cg.XXXX)
 RUST_LOG=warn valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=$OUT "$BIN" --port "$PORT" --zmq-port 0 --data-dir "$D/data" "$@" 2>"$D/log" &
 PID=$!
 for i in $(seq 600); do redis-cli -p $PORT ping >/dev/null 2>&1 && break; sleep 0.1; done
-python3 - "$PORT" "$W" "$R" "$PID" <<'PY'
+python3 - "$PORT" "$W" "$R" "$PID" ${CREATE_ARGS:-} <<'PY'
 import sys, socket, subprocess, threading
 port, w, rounds, pid = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
+create_args = sys.argv[5:]
 def req(*a):
     out = [b"*%d\r\n" % len(a)]
     for x in a:
@@ -55,7 +57,7 @@ def run(c, rounds, seq0, socks):
         seq += 800
 socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(4)]
 setup = socket.create_connection(("127.0.0.1", port))
-setup.sendall(b"".join(req("TS.CREATE", f"s:{c}:{i}") for c in range(4) for i in range(250)))
+setup.sendall(b"".join(req("TS.CREATE", f"s:{c}:{i}", *create_args) for c in range(4) for i in range(250)))
 got = 0
 while got < 1000:
     got += setup.recv(1 << 20).count(b"\r\n")

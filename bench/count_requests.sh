@@ -5,16 +5,18 @@
 # requests, then counts N requests of WORKLOAD (redis-benchmark, -r 1000).
 #   bench/count_requests.sh BIN PORT WORKLOAD N OUT [tickdb flags...]
 # WORKLOAD: add16 add1 madd set1 set16 get16 incr16. OUT: the callgrind file, for
-# callgrind_annotate. Needs valgrind (apt-get install valgrind), redis-benchmark and redis-py.
+# callgrind_annotate. CREATE_ARGS (environment) is added to each TS.CREATE, e.g.
+# CREATE_ARGS="LABELS symbol AAPL exchange XNAS" for series with labels, as market data has.
+# Needs valgrind (apt-get install valgrind), redis-benchmark and redis-py.
 BIN=$1; PORT=$2; W=$3; N=$4; OUT=$5; shift 5
 D=$(mktemp -d /tmp/cg.XXXX)
 RUST_LOG=warn valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=$OUT "$BIN" --port "$PORT" --zmq-port 0 --data-dir "$D/data" "$@" 2>"$D/log" &
 PID=$!
 for i in $(seq 600); do redis-cli -p $PORT ping >/dev/null 2>&1 && break; sleep 0.1; done
-python3 - "$PORT" <<'PY'
+python3 - "$PORT" ${CREATE_ARGS:-} <<'PY'
 import sys, redis
 r = redis.Redis(port=int(sys.argv[1])); p = r.pipeline(transaction=False)
-for i in range(1000): p.execute_command("TS.CREATE", f"ts:{i:012d}", "DUPLICATE_POLICY", "LAST")
+for i in range(1000): p.execute_command("TS.CREATE", f"ts:{i:012d}", "DUPLICATE_POLICY", "LAST", *sys.argv[2:])
 p.execute()
 PY
 V=1__rand_int__

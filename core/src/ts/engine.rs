@@ -4,6 +4,8 @@
 //! when it replies with an error, changes nothing it would not have changed anyway (MADD's
 //! elements succeed or fail one by one, as documented).
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use crate::UnixMillis;
@@ -173,15 +175,15 @@ pub fn drop_series<S: StoreRead>(
     let meta = SeriesMeta::decode(payload)?;
     samples::delete_all(tx, meta.id);
     index::remove(tx, &meta);
-    if let Some(src) = &meta.source
+    if let Some(src) = &meta.info.source
         && let Some(mut s) = load(tx, src)?
     {
-        s.rules.retain(|r| r.dest.as_ref() != key);
+        s.info_mut().rules.retain(|r| r.dest.as_ref() != key);
         save(tx, src, s);
     }
-    for rule in &meta.rules {
+    for rule in &meta.info.rules {
         if let Some(mut d) = load(tx, &rule.dest)? {
-            d.source = None;
+            d.info_mut().source = None;
             save(tx, &rule.dest, d);
         }
     }
@@ -359,8 +361,9 @@ impl<S: StoreRead> Engine<'_, '_, S> {
     ) -> Result<Upserted, TsError> {
         let prev_last = meta.last.map(|l| l.0);
         let done = samples::upsert(self.tx, meta, ts, value, policy)?;
-        let rules = meta.rules.clone();
-        for rule in &rules {
+        // The rules outlive `meta`'s changes: a refresh may write the record.
+        let info = Arc::clone(&meta.info);
+        for rule in &info.rules {
             let Some(range) = buckets_to_refresh(rule, prev_last, ts, meta) else {
                 continue;
             };
@@ -389,8 +392,9 @@ impl<S: StoreRead> Engine<'_, '_, S> {
         if n == 0 {
             return Ok(0);
         }
-        let rules = meta.rules.clone();
-        for rule in &rules {
+        // The rules outlive `meta`'s changes: a refresh may write the record.
+        let info = Arc::clone(&meta.info);
+        for rule in &info.rules {
             let mut lo = bucket_lo(rule, from);
             let mut hi = bucket_lo(rule, to).saturating_add(rule.bucket_ms);
             if meta.last.map(|l| l.0) != old_last {
@@ -460,10 +464,10 @@ impl<S: StoreRead> Engine<'_, '_, S> {
         }
         let mut src = self.existing(src_key)?;
         let dest = self.existing(&rule.dest)?;
-        if dest.source.is_some() || src.rules.iter().any(|r| r.dest == rule.dest) {
+        if dest.info.source.is_some() || src.info.rules.iter().any(|r| r.dest == rule.dest) {
             return Err(tsdb("the destination key already has a src rule"));
         }
-        if src.rules.len() >= RULES_PER_SERIES_MAX {
+        if src.info.rules.len() >= RULES_PER_SERIES_MAX {
             return Err(tsdb("too many compaction rules on the source"));
         }
         // Chains: refuse a cycle, and bound the chain's length.
@@ -473,9 +477,9 @@ impl<S: StoreRead> Engine<'_, '_, S> {
             return Err(tsdb("compaction rule chain is too long"));
         }
         let mut dest = dest;
-        dest.source = Some(src_key.clone());
+        dest.info_mut().source = Some(src_key.clone());
         save(self.tx, &rule.dest, dest);
-        src.rules.push(rule.clone());
+        src.info_mut().rules.push(rule.clone());
         save(self.tx, src_key, src.clone());
         // Beyond RedisTimeSeries: existing samples feed the new destination at once.
         // Only the closed buckets: data the destination already holds beyond them stays.
@@ -489,14 +493,14 @@ impl<S: StoreRead> Engine<'_, '_, S> {
     /// How many sources lie above `key` (0 for a series that is no rule's destination).
     fn depth_up(&self, key: &Bytes, meta: &SeriesMeta) -> Result<usize, TsError> {
         let mut depth = 0;
-        let mut cur = meta.source.clone();
+        let mut cur = meta.info.source.clone();
         let mut _at = key.clone();
         while let Some(s) = cur {
             depth += 1;
             if depth > RULE_CHAIN_DEPTH_MAX {
                 break;
             }
-            cur = self.load(&s)?.and_then(|m| m.source);
+            cur = self.load(&s)?.and_then(|m| m.info.source.clone());
             _at = s;
         }
         Ok(depth)
@@ -517,7 +521,7 @@ impl<S: StoreRead> Engine<'_, '_, S> {
             return Err(tsdb("compaction rule chain is too long"));
         }
         let mut deepest = 0;
-        for r in &meta.rules {
+        for r in &meta.info.rules {
             if r.dest == *forbidden {
                 return Err(tsdb("the compaction rule would create a cycle"));
             }
@@ -531,12 +535,12 @@ impl<S: StoreRead> Engine<'_, '_, S> {
     fn delete_rule(&mut self, src_key: &Bytes, dst: &Bytes) -> Result<(), TsError> {
         let mut src = self.existing(src_key)?;
         let mut dest = self.existing(dst)?;
-        let before = src.rules.len();
-        src.rules.retain(|r| r.dest != *dst);
-        if src.rules.len() == before {
+        let before = src.info.rules.len();
+        src.info_mut().rules.retain(|r| r.dest != *dst);
+        if src.info.rules.len() == before {
             return Err(tsdb("compaction rule does not exist"));
         }
-        dest.source = None;
+        dest.info_mut().source = None;
         save(self.tx, src_key, src);
         save(self.tx, dst, dest);
         Ok(())
@@ -567,7 +571,8 @@ fn ignored(meta: &SeriesMeta, ts: u64, value: f64, policy: DupPolicy) -> Option<
         && ts - last_ts <= meta.ignore_max_time_diff
         && (value - last_v).abs() <= meta.ignore_max_val_diff;
     let ignoring = meta.ignore_max_time_diff > 0 || meta.ignore_max_val_diff > 0.0;
-    (meta.source.is_none() && ignoring && close && policy == DupPolicy::Last).then_some(last_ts)
+    (meta.info.source.is_none() && ignoring && close && policy == DupPolicy::Last)
+        .then_some(last_ts)
 }
 
 fn apply_opts(meta: &mut SeriesMeta, opts: &SeriesOpts) {
@@ -585,7 +590,7 @@ fn apply_opts(meta: &mut SeriesMeta, opts: &SeriesOpts) {
         meta.ignore_max_val_diff = v;
     }
     if let Some(l) = &opts.labels {
-        meta.labels = l.clone();
+        meta.info_mut().labels = l.clone();
     }
 }
 

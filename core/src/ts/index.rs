@@ -20,14 +20,14 @@ pub const SELECTED_SERIES_MAX: usize = 100_000;
 
 /// Adds `meta`'s labels to the index.
 pub fn add<S: StoreRead>(tx: &mut Tx<'_, S>, key: &[u8], meta: &SeriesMeta) {
-    for (n, v) in &meta.labels {
+    for (n, v) in &meta.info.labels {
         tx.put(Space::Labels, keys::index(n, v, meta.id), key.to_vec());
     }
 }
 
 /// Removes `meta`'s labels from the index.
 pub fn remove<S: StoreRead>(tx: &mut Tx<'_, S>, meta: &SeriesMeta) {
-    for (n, v) in &meta.labels {
+    for (n, v) in &meta.info.labels {
         tx.delete(Space::Labels, keys::index(n, v, meta.id));
     }
 }
@@ -85,6 +85,7 @@ pub fn select(
                 continue;
             };
             let labels: Vec<(Vec<u8>, Vec<u8>)> = meta
+                .info
                 .labels
                 .iter()
                 .map(|(n, v)| (n.to_vec(), v.to_vec()))
@@ -151,7 +152,7 @@ mod tests {
         let mut tx = Tx::new(&store);
         for (id, labels) in [(1, [("a", "1"), ("b", "x")]), (2, [("a", "2"), ("b", "x")])] {
             let mut m = SeriesMeta::new(id);
-            m.labels = labels
+            m.info_mut().labels = labels
                 .iter()
                 .map(|(n, v)| (Bytes::from(n.to_string()), Bytes::from(v.to_string())))
                 .collect();

@@ -4,8 +4,10 @@
 //! `[META_VERSION, postcard(SeriesMeta)]`. See the module docs of [`crate::ts`] for the layout
 //! of chunks, head samples and index entries that the functions here build.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::cmd::series::{CHUNK_SIZE_DEFAULT, DupPolicy};
 use crate::store::{Space, StoreError};
@@ -42,10 +44,10 @@ pub struct SeriesMeta {
     pub duplicate_policy: Option<DupPolicy>,
     pub ignore_max_time_diff: u64,
     pub ignore_max_val_diff: f64,
-    pub labels: Vec<(Bytes, Bytes)>,
-    pub rules: Vec<Rule>,
-    /// Set when this series is the destination of a rule.
-    pub source: Option<Bytes>,
+    /// Labels, rules and source: shared by every copy of the record (the write path copies it
+    /// per sample), changed copy-on-write ([`SeriesMeta::info_mut`]).
+    #[serde(with = "inline_arc")]
+    pub info: Arc<SeriesInfo>,
     /// The sample with the largest timestamp.
     pub last: Option<(u64, f64)>,
     /// Largest timestamp held in a sealed chunk; samples after it go to the head.
@@ -58,6 +60,35 @@ pub struct SeriesMeta {
     /// Not stored: where the apply path last started a head run.
     #[serde(skip)]
     pub open_run: RunHint,
+}
+
+/// The parts of a series only TS.CREATE, TS.ALTER and the rule commands change. Encoded in
+/// place of its fields (postcard writes a struct's fields back to back, nothing around them):
+/// the record's bytes are those of `labels`, `rules` and `source` as fields of [`SeriesMeta`].
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SeriesInfo {
+    pub labels: Vec<(Bytes, Bytes)>,
+    pub rules: Vec<Rule>,
+    /// Set when this series is the destination of a rule.
+    pub source: Option<Bytes>,
+}
+
+/// An `Arc<T>` encoded as the `T` it holds (serde's `rc` feature, for one field).
+mod inline_arc {
+    use super::{Arc, Deserialize, Deserializer, Serialize, Serializer};
+
+    pub(super) fn serialize<T: Serialize, S: Serializer>(
+        v: &Arc<T>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        T::serialize(v, s)
+    }
+
+    pub(super) fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Arc<T>, D::Error> {
+        T::deserialize(d).map(Arc::new)
+    }
 }
 
 /// The first timestamp of the head run the apply path started last for a series, kept while
@@ -83,9 +114,7 @@ impl SeriesMeta {
             duplicate_policy: None,
             ignore_max_time_diff: 0,
             ignore_max_val_diff: 0.0,
-            labels: Vec::new(),
-            rules: Vec::new(),
-            source: None,
+            info: Arc::default(),
             last: None,
             sealed_end: None,
             total_samples: 0,
@@ -94,6 +123,11 @@ impl SeriesMeta {
             chunk_bytes: 0,
             open_run: RunHint(None),
         }
+    }
+
+    /// The labels, rules and source to change: copied first if another record shares them.
+    pub fn info_mut(&mut self) -> &mut SeriesInfo {
+        Arc::make_mut(&mut self.info)
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -113,13 +147,14 @@ impl SeriesMeta {
     /// bytes each as varints, a byte string its length plus a 5-byte length prefix.
     pub(crate) fn encoded_len_hint(&self) -> usize {
         let bytes = |b: &[u8]| b.len() + 5;
-        let labels: usize = self.labels.iter().map(|(n, v)| bytes(n) + bytes(v)).sum();
-        let rules: usize = self
+        let info = &*self.info;
+        let labels: usize = info.labels.iter().map(|(n, v)| bytes(n) + bytes(v)).sum();
+        let rules: usize = info
             .rules
             .iter()
             .map(|r| bytes(&r.dest) + bytes(r.aggregator.as_bytes()) + 20)
             .sum();
-        let source = self.source.as_ref().map_or(1, |s| bytes(s) + 1);
+        let source = info.source.as_ref().map_or(1, |s| bytes(s) + 1);
         1 + 20 * 10 + 10 + labels + rules + source
     }
 
@@ -153,7 +188,8 @@ impl SeriesMeta {
     }
 
     pub fn label(&self, name: &[u8]) -> Option<&Bytes> {
-        self.labels
+        self.info
+            .labels
             .iter()
             .find(|(n, _)| n.as_ref() == name)
             .map(|(_, v)| v)
@@ -285,7 +321,9 @@ mod tests {
     #[test]
     fn meta_round_trips_and_refuses_other_versions() {
         let mut m = SeriesMeta::new(7);
-        m.labels.push(("a".into(), Bytes::from_static(&[0, 255])));
+        m.info_mut()
+            .labels
+            .push(("a".into(), Bytes::from_static(&[0, 255])));
         m.last = Some((5, -0.0));
         let enc = m.encode();
         assert_eq!(SeriesMeta::decode(&enc).unwrap(), m);
@@ -294,6 +332,93 @@ mod tests {
         let mut bad = enc.clone();
         bad[0] = 9;
         assert!(SeriesMeta::decode(&bad).is_err());
+    }
+
+    /// [`SeriesMeta`] as it was before labels, rules and source moved into [`SeriesInfo`]: the
+    /// record's bytes must not change.
+    #[derive(Serialize)]
+    struct FlatMeta<'a> {
+        id: u64,
+        retention_ms: u64,
+        chunk_size: u64,
+        uncompressed: bool,
+        duplicate_policy: Option<DupPolicy>,
+        ignore_max_time_diff: u64,
+        ignore_max_val_diff: f64,
+        labels: &'a [(Bytes, Bytes)],
+        rules: &'a [Rule],
+        source: &'a Option<Bytes>,
+        last: Option<(u64, f64)>,
+        sealed_end: Option<u64>,
+        total_samples: u64,
+        head_samples: u64,
+        chunk_count: u64,
+        chunk_bytes: u64,
+    }
+
+    #[test]
+    fn info_encodes_as_the_flat_fields_it_replaced() {
+        let mut m = SeriesMeta::new(300);
+        m.retention_ms = 86_400_000;
+        m.duplicate_policy = Some(DupPolicy::Last);
+        m.ignore_max_val_diff = 0.5;
+        m.last = Some((1_700_000_000_000, 101.25));
+        m.sealed_end = Some(1_699_999_999_000);
+        (
+            m.total_samples,
+            m.head_samples,
+            m.chunk_count,
+            m.chunk_bytes,
+        ) = (900, 12, 4, 5000);
+        let info = m.info_mut();
+        info.labels = vec![
+            ("symbol".into(), "AAPL".into()),
+            ("venue".into(), "X".into()),
+        ];
+        info.rules = vec![Rule {
+            dest: "aapl:1m".into(),
+            aggregator: "avg".into(),
+            bucket_ms: 60_000,
+            align_ms: 7,
+        }];
+        info.source = Some("src".into());
+        let flat = FlatMeta {
+            id: m.id,
+            retention_ms: m.retention_ms,
+            chunk_size: m.chunk_size,
+            uncompressed: m.uncompressed,
+            duplicate_policy: m.duplicate_policy,
+            ignore_max_time_diff: m.ignore_max_time_diff,
+            ignore_max_val_diff: m.ignore_max_val_diff,
+            labels: &m.info.labels,
+            rules: &m.info.rules,
+            source: &m.info.source,
+            last: m.last,
+            sealed_end: m.sealed_end,
+            total_samples: m.total_samples,
+            head_samples: m.head_samples,
+            chunk_count: m.chunk_count,
+            chunk_bytes: m.chunk_bytes,
+        };
+        let enc = m.encode();
+        assert_eq!(enc[0], META_VERSION);
+        assert_eq!(enc[1..], postcard::to_stdvec(&flat).unwrap()[..]);
+        assert_eq!(SeriesMeta::decode(&enc).unwrap(), m);
+        assert!(enc.len() <= m.encoded_len_hint());
+    }
+
+    #[test]
+    fn info_changes_copy_on_write() {
+        let mut a = SeriesMeta::new(1);
+        a.info_mut().labels.push(("symbol".into(), "AAPL".into()));
+        let mut b = a.clone();
+        assert!(Arc::ptr_eq(&a.info, &b.info), "a copy shares the info");
+        b.info_mut().labels[0].1 = "MSFT".into();
+        b.info_mut().source = Some("s".into());
+        assert_eq!(a.label(b"symbol").map(|v| &v[..]), Some(&b"AAPL"[..]));
+        assert_eq!(a.info.source, None);
+        assert_eq!(b.label(b"symbol").map(|v| &v[..]), Some(&b"MSFT"[..]));
+        assert_ne!(a, b);
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! labels as arrays of `[name, value]` pairs, which is not what the encoder's automatic
 //! lowering of a RESP3 frame would give, so replies are built per protocol here.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use crate::cmd::CommandError;
@@ -116,7 +118,7 @@ fn run(r: &impl StoreRead, cmd: &TsRead, p: Protocol) -> Result<Frame, TsError> 
                     let selected = index::select(r, f)?.map_err(TsError::Command)?;
                     let mut set = std::collections::BTreeSet::new();
                     for (_, meta) in selected {
-                        for (n, v) in meta.labels {
+                        for (n, v) in Arc::unwrap_or_clone(meta.info).labels {
                             match label {
                                 None => set.insert(n),
                                 Some(l) if *l == n => set.insert(v),
@@ -264,6 +266,7 @@ fn label_frame(meta: &SeriesMeta, sel: &LabelSel, p: Protocol) -> Frame {
     let pairs = match sel {
         LabelSel::None => Vec::new(),
         LabelSel::All => meta
+            .info
             .labels
             .iter()
             .map(|(n, v)| (n.clone(), Some(v.clone())))
@@ -325,13 +328,13 @@ fn open_bucket(
     key: &[u8],
     meta: &SeriesMeta,
 ) -> Result<Option<(u64, f64)>, TsError> {
-    let Some(src_key) = &meta.source else {
+    let Some(src_key) = &meta.info.source else {
         return Ok(None);
     };
     let Some(src) = load(r, src_key)? else {
         return Ok(None);
     };
-    let Some(rule) = src.rules.iter().find(|x| x.dest.as_ref() == key) else {
+    let Some(rule) = src.info.rules.iter().find(|x| x.dest.as_ref() == key) else {
         return Ok(None);
     };
     let Some((last, _)) = src.last else {
@@ -540,6 +543,7 @@ fn mrange_grouped(
         series.push(SeriesRows {
             key: key.to_vec(),
             labels: meta
+                .info
                 .labels
                 .iter()
                 .map(|(n, v)| (n.to_vec(), v.to_vec()))
@@ -682,7 +686,8 @@ fn info(r: &impl StoreRead, meta: &SeriesMeta, p: Protocol) -> Result<Frame, TsE
     let first = samples::first_ts(r, meta)?.unwrap_or(0);
     let last = meta.last.map_or(0, |l| l.0);
     let labels = pairs_frame(
-        meta.labels
+        meta.info
+            .labels
             .iter()
             .map(|(n, v)| (n.clone(), Some(v.clone())))
             .collect(),
@@ -690,7 +695,8 @@ fn info(r: &impl StoreRead, meta: &SeriesMeta, p: Protocol) -> Result<Frame, TsE
     );
     let rules = match p {
         Protocol::Resp3 => Frame::Map(
-            meta.rules
+            meta.info
+                .rules
                 .iter()
                 .map(|x| {
                     (
@@ -705,7 +711,8 @@ fn info(r: &impl StoreRead, meta: &SeriesMeta, p: Protocol) -> Result<Frame, TsE
                 .collect(),
         ),
         Protocol::Resp2 => Frame::Array(
-            meta.rules
+            meta.info
+                .rules
                 .iter()
                 .map(|x| {
                     Frame::Array(vec![
@@ -744,7 +751,7 @@ fn info(r: &impl StoreRead, meta: &SeriesMeta, p: Protocol) -> Result<Frame, TsE
         ("labels", labels),
         (
             "sourceKey",
-            meta.source.clone().map_or(Frame::Null, Frame::Bulk),
+            meta.info.source.clone().map_or(Frame::Null, Frame::Bulk),
         ),
         ("rules", rules),
         ("ignoreMaxTimeDiff", int(meta.ignore_max_time_diff)),

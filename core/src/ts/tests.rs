@@ -801,6 +801,81 @@ fn one_round(h: &mut Harness, lines: &[String]) -> crate::store::WriteBatch {
     batch
 }
 
+/// In one round the series records are held typed and every sample works on a copy that shares
+/// the labels, rules and source: a refused sample leaves the record as it was, and a change of
+/// labels or rules in the round is the copy's own.
+#[test]
+fn refused_samples_in_a_round_leave_the_held_record_unchanged() {
+    let mut h = Harness::new();
+    h.run("TS.CREATE src RETENTION 100 LABELS sym AAPL venue X");
+    h.run("TS.CREATE dst LABELS sym AAPL agg sum");
+    h.run("TS.CREATERULE src dst AGGREGATION sum 10");
+    let mut tx = Tx::new(&h.store);
+    let mut apply = |tx: &mut Tx<'_, MemStore>, line: &str| {
+        let Ok(Command::Write(w)) = parse(&crate::cmd::test_args(line)) else {
+            panic!("not a write: {line}")
+        };
+        h.db.apply(tx, &w, UnixMillis(h.unix)).unwrap()
+    };
+    let block = "ERR TSDB: Error at upsert, update is not supported when DUPLICATE_POLICY is set to BLOCK mode";
+    let refused = [
+        ("TS.ADD src 1005 9", block),
+        (
+            "TS.ADD src 800 1",
+            "ERR TSDB: Timestamp is older than retention",
+        ),
+        ("TS.MADD src 1005 9", block),
+        (
+            "TS.INCRBY src 1 TIMESTAMP 1000",
+            "ERR TSDB: timestamp must be equal to or higher than the maximum existing timestamp",
+        ),
+    ];
+    for line in ["TS.ADD src 1000 1", "TS.ADD src 1005 2"] {
+        assert!(!apply(&mut tx, line).is_error(), "{line}");
+    }
+    let before = load(&tx, b"src").unwrap().unwrap();
+    let dst_before = load(&tx, b"dst").unwrap().unwrap();
+    for (line, want) in refused {
+        let reply = apply(&mut tx, line);
+        let reply = match reply {
+            Frame::Array(mut v) => v.remove(0),
+            r => r,
+        };
+        assert_eq!(reply, err(want), "{line}");
+        assert_eq!(load(&tx, b"src").unwrap().unwrap(), before, "{line}");
+        assert_eq!(load(&tx, b"dst").unwrap().unwrap(), dst_before, "{line}");
+    }
+    for line in ["TS.ALTER src LABELS sym MSFT", "TS.ADD src 1012 3"] {
+        assert!(!apply(&mut tx, line).is_error(), "{line}");
+    }
+    assert_eq!(apply(&mut tx, "TS.ADD src 1012 5"), err(block));
+    let after = load(&tx, b"src").unwrap().unwrap();
+    assert_eq!(after.label(b"sym").map(|v| &v[..]), Some(&b"MSFT"[..]));
+    assert_eq!(after.label(b"venue"), None);
+    assert_eq!(after.info.rules, before.info.rules);
+    assert_eq!(before.label(b"sym").map(|v| &v[..]), Some(&b"AAPL"[..]));
+    let batch = tx.into_batch();
+    h.store.write(batch).unwrap();
+    h.check("src");
+    h.check("dst");
+    assert_eq!(
+        h.run("TS.RANGE src - +"),
+        arr(vec![s(1000, 1.0), s(1005, 2.0), s(1012, 3.0)])
+    );
+    assert_eq!(h.run("TS.RANGE dst - +"), arr(vec![s(1000, 3.0)]));
+    let info = h.run("TS.INFO dst");
+    assert_eq!(info_field(&info, "sourceKey"), bulk("src"));
+    assert_eq!(
+        h.run("TS.QUERYINDEX sym=MSFT"),
+        Frame::Set(vec![bulk("src")]),
+        "the index follows the altered labels"
+    );
+    assert_eq!(
+        h.run("TS.QUERYINDEX sym=AAPL"),
+        Frame::Set(vec![bulk("dst")])
+    );
+}
+
 fn chunk_keys(store: &MemStore) -> usize {
     store.scan(Space::Chunks, b"", None, false).count()
 }
