@@ -69,10 +69,15 @@ impl Record {
     /// appends the payload itself.
     pub fn header(kind: Kind, stamp: u64) -> Vec<u8> {
         let mut out = Vec::with_capacity(RECORD_HEADER_LEN);
+        Self::put_header(&mut out, kind, stamp);
+        out
+    }
+
+    /// Appends the header of a record written by the entry at `stamp` to `out`.
+    pub fn put_header(out: &mut Vec<u8>, kind: Kind, stamp: u64) {
         out.push(RECORD_VERSION);
         out.push(kind as u8);
         out.extend_from_slice(&stamp.to_be_bytes());
-        out
     }
 
     /// [`Record::encode`] into `buf`, when it fits: no allocation for a short value.

@@ -738,6 +738,25 @@ impl<'a, S: StoreRead> Tx<'a, S> {
         self.changes.get(self.store, space, key)
     }
 
+    /// Calls `f` with `key`'s value without copying it when this transaction holds it (a read
+    /// of the store underneath still copies).
+    pub fn peek<R>(
+        &self,
+        space: Space,
+        key: &[u8],
+        f: impl FnOnce(Option<&[u8]>) -> R,
+    ) -> Result<R, StoreError> {
+        match self.changes.lookup(space, key) {
+            Some(held) => Ok(f(held)),
+            None => Ok(f(self.store.get(space, key)?.as_deref())),
+        }
+    }
+
+    /// Whether `key` exists, without copying its value when this transaction holds it.
+    pub fn contains(&self, space: Space, key: &[u8]) -> Result<bool, StoreError> {
+        self.peek(space, key, |v| v.is_some())
+    }
+
     pub fn put(&mut self, space: Space, key: Vec<u8>, value: Vec<u8>) {
         self.changes.put(space, key, value);
     }

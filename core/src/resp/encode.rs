@@ -173,7 +173,8 @@ fn put_header(out: &mut Vec<u8>, kind: u8, n: usize) {
     out.extend_from_slice(b"\r\n");
 }
 
-fn put_i64(out: &mut Vec<u8>, n: i64) {
+/// Appends `n` in decimal (what `i64::to_string` gives, without its allocation).
+pub fn put_i64(out: &mut Vec<u8>, n: i64) {
     if n < 0 {
         out.push(b'-');
     }

@@ -12,7 +12,7 @@ mod frame;
 pub use decode::{
     Limits, ProtocolError, Request, SHARED_COPY_MAX, decode, decode_request, decode_requests_from,
 };
-pub use encode::{encode, encode_request};
+pub use encode::{encode, encode_request, put_i64};
 pub use frame::{Frame, Protocol};
 
 #[cfg(test)]
