@@ -16,7 +16,7 @@
 //!
 //! | space | key | value |
 //! | --- | --- | --- |
-//! | `Keys` | user key | `[RECORD_VERSION, Kind::Series, META_VERSION, postcard(SeriesMeta)]`: id, retention, chunk size, encoding asked for, duplicate policy, IGNORE thresholds, labels, rules, source key, newest sample, counters |
+//! | `Keys` | user key | `[RECORD_VERSION, Kind::Series, stamp: u64, META_VERSION, postcard(SeriesMeta)]` (the stamp: the log index that wrote it, see `crate::db::version`): id, retention, chunk size, encoding asked for, duplicate policy, IGNORE thresholds, labels, rules, source key, newest sample, counters |
 //! | `Chunks` | `id:u64, 0x00, start:u64` | a sealed chunk: `end:u64` then [`crate::chunk`] bytes (Gorilla or decimal, whichever is smaller) |
 //! | `Chunks` | `id:u64, 0x01, ts:u64` | a head run starting at `ts`: `[RUN_VERSION, (ts:u64, value f64 bits:u64)...]`, big-endian (an 8-byte value is one sample written before runs: read, never written) |
 //! | `Labels` | `0x00` | the next series id (`u64`); ids are never reused |
