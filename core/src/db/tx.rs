@@ -698,6 +698,11 @@ impl<'a, S: StoreRead> Tx<'a, S> {
         self.stamp
     }
 
+    /// Whether a user key (or a range of them) was deleted since [`Tx::begin_entry`].
+    pub fn deleted_any(&self) -> bool {
+        !self.deleted.keys.is_empty() || self.deleted.all
+    }
+
     /// The user keys deleted since [`Tx::begin_entry`] (and forgets them). Give the list back
     /// ([`Tx::give_back_deleted`]) to have its buffers reused.
     pub fn take_deleted(&mut self) -> Deleted {

@@ -24,8 +24,6 @@
 //! key, and `TS.MDEL` that of every key: such a WATCH aborts more often than Redis's would
 //! (clients retry), never less.
 
-use std::collections::BTreeSet;
-
 use super::Record;
 use super::tx::{Deleted, Tx};
 use crate::cmd::WriteCmd;
@@ -90,8 +88,9 @@ pub fn unchanged<S: StoreRead>(
 /// deleted.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Modified {
-    /// Keys whose change does not rewrite their record (a deadline).
-    keys: BTreeSet<Vec<u8>>,
+    /// Keys whose change does not rewrite their record (a deadline); a key listed twice is
+    /// stamped once (the second finds the stamp).
+    keys: Vec<Vec<u8>>,
     /// Every key, deleted (`FLUSHALL`).
     flushed: bool,
     /// Keys the command cannot name (`TS.MDEL ... FILTER`).
@@ -110,7 +109,7 @@ impl Modified {
             WriteCmd::Expire { key, .. }
             | WriteCmd::Persist(key)
             | WriteCmd::GetEx { key, ttl: Some(_) } => {
-                self.keys.insert(key.to_vec());
+                self.keys.push(key.to_vec());
             }
             _ => {}
         }
@@ -126,6 +125,10 @@ impl Modified {
 /// taken before any write.
 pub fn record<S: StoreRead>(tx: &mut Tx<'_, S>, extra: Modified) -> Result<(), StoreError> {
     assert!(tx.stamp() > 0, "an entry's writes carry its log index");
+    if !tx.deleted_any() && extra == Modified::default() {
+        // Most entries only write records, which carry the stamp already.
+        return Ok(());
+    }
     let deleted = tx.take_deleted();
     let done = record_changes(tx, &deleted, extra);
     tx.give_back_deleted(deleted);
