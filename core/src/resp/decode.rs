@@ -292,6 +292,7 @@ fn decode_requests_with(
     // grown push by push (the reallocations cost more than the parsing of a small pipeline).
     let mut ranges: Vec<Range<usize>> = Vec::new();
     let mut ends: Vec<(usize, usize)> = Vec::new();
+    let mut carried: Option<usize> = None;
     loop {
         if out.len() >= max {
             return Ok(());
@@ -313,9 +314,18 @@ fn decode_requests_with(
             ranges.reserve(buffered / MIN_BULK_ENCODED_LEN);
             ends.reserve((buffered / MIN_REQUEST_ENCODED_LEN).min(max - out.len()));
         }
-        ranges.clear();
         ends.clear();
         let mut pos = 0;
+        // A request read last turn that did not fit that turn's copy leads this one, its
+        // ranges already at the front of `ranges`: it is not read twice.
+        match carried.take() {
+            Some(used) => {
+                pos = used;
+                ends.push((ranges.len(), pos));
+            }
+            None => ranges.clear(),
+        }
+        let mut carry = None;
         let mut failed = None;
         while buf.get(pos) == Some(&b'*') && out.len() + ends.len() < max {
             let before = ranges.len();
@@ -331,7 +341,12 @@ fn decode_requests_with(
                     pos += used;
                     ends.push((ranges.len(), pos));
                 }
-                Ok(Some(_)) | Ok(None) => {
+                Ok(Some(used)) => {
+                    // Read, but past this copy's size: the next copy starts with it.
+                    carry = Some((before, used));
+                    break;
+                }
+                Ok(None) => {
                     ranges.truncate(before);
                     break;
                 }
@@ -354,6 +369,14 @@ fn decode_requests_with(
                 out.push((args, end_byte - first_byte));
                 (first_range, first_byte) = (end_range, end_byte);
             }
+        }
+        if let Some((from, used)) = carry {
+            // Its ranges, moved to the front and made relative to the buffer as advanced.
+            ranges.drain(..from);
+            for r in &mut ranges {
+                *r = r.start - pos..r.end - pos;
+            }
+            carried = Some(used);
         }
         if let Some(e) = failed {
             return Err(e);
@@ -1057,6 +1080,13 @@ mod tests {
         many.extend_from_slice(
             format!("*2\r\n$4\r\nECHO\r\n${}\r\n{big}\r\n", big.len()).as_bytes(),
         );
+        // Requests of about 6 KB (a TS.MADD of 100 samples) that cross the copies' bounds.
+        for i in 0..9 {
+            let arg = format!("{i}").repeat(2_000 + i * 37);
+            many.extend_from_slice(
+                format!("*3\r\n$4\r\nECHO\r\n${}\r\n{arg}\r\n$1\r\nz\r\n", arg.len()).as_bytes(),
+            );
+        }
         many.extend_from_slice(b"PING\r\n*1\r\n$4\r\nPING\r\n*2\r\n$3\r\nGET\r\n$1");
         check_batch_decoder(&many);
         many.extend_from_slice(b"\r\nk\r\n*1\r\n:1\r\n*1\r\n$4\r\nPING\r\n");
