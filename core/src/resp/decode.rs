@@ -487,12 +487,17 @@ fn short_count(buf: &[u8], at: usize, kind: u8, max_digits: usize) -> Option<(u6
         if d > 9 {
             break c;
         }
-        // Wraps only past 19 digits, which are refused below.
-        n = n.wrapping_mul(10).wrapping_add(u64::from(d));
+        // More digits than allowed: the general path judges them (a line of digits is read
+        // no further than this, however long it is).
+        if i == max_digits {
+            return None;
+        }
+        // At most 18 digits: no overflow.
+        n = n * 10 + u64::from(d);
         i += 1;
     };
     // `i` in 1..=max_digits, and string2ll refuses a leading zero.
-    if after != b'\r' || i.wrapping_sub(1) >= max_digits || (i > 1 && digits[0] == b'0') {
+    if after != b'\r' || i == 0 || (i > 1 && digits[0] == b'0') {
         return None;
     }
     if digits.get(i + 1) != Some(&b'\n') {
