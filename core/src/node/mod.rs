@@ -238,6 +238,8 @@ pub use blocking::BLOCKED_MAX;
 /// Bounded so that a full buffer fits one replicated log entry ([`peer::MAX_ENTRY_BYTES`]) with
 /// keys of up to about 20 bytes.
 pub const BATCH_MAX_SAMPLES: usize = 100_000;
+/// Samples of room a connection keeps for its next BATCH_SET batch after a flush (48 KiB).
+const BATCH_ROOM_KEPT: usize = 1024;
 
 /// The version of Redis whose protocol and command semantics tickdb follows: the Redis that
 /// ships the RedisTimeSeries of [`TIMESERIES_VERSION`] (Redis 8.10). INFO and HELLO report it;
@@ -845,9 +847,9 @@ impl<S: Store> Node<S> {
                     return;
                 };
                 // The next batch gets this one's size at once (grown push by push, its
-                // reallocations were ~50 instructions a sample), up to 1,024 samples (48 KiB)
-                // held by a connection between batches.
-                let room = c.batch.len().min(1024);
+                // reallocations were ~50 instructions a sample), up to what a connection
+                // may hold between batches.
+                let room = c.batch.len().min(BATCH_ROOM_KEPT);
                 let samples = std::mem::replace(&mut c.batch, Vec::with_capacity(room));
                 if samples.is_empty() {
                     return self.reply(conn, Frame::Integer(0));

@@ -123,16 +123,13 @@ impl Db {
             } => {
                 // One read of the record: whether it exists, its kind and (for GET) its value;
                 // without GET, its header is read in place (no copy of the value).
-                let old = match get {
-                    true => record(|k| tx.get(Space::Keys, k), key)?,
-                    false => None,
-                };
-                let kind = match get {
-                    true => old.as_ref().map(|r| r.kind),
-                    false => tx
-                        .peek(Space::Keys, key, |raw| raw.map(Record::parse_header))?
-                        .transpose()?
-                        .map(|(kind, _, _)| kind),
+                let (old, kind) = if *get {
+                    let old = record(|k| tx.get(Space::Keys, k), key)?;
+                    let kind = old.as_ref().map(|r| r.kind);
+                    (old, kind)
+                } else {
+                    let header = tx.peek(Space::Keys, key, |raw| raw.map(Record::parse_header))?;
+                    (None, header.transpose()?.map(|(kind, _, _)| kind))
                 };
                 if *get && kind.is_some_and(|k| k != Kind::String) {
                     return Ok(Frame::error(CommandError::WrongType.to_string()));
