@@ -31,6 +31,7 @@ use std::ops::Range;
 use bytes::{Buf, Bytes, BytesMut};
 
 use super::Frame;
+use super::packed::Packed;
 
 /// Redis's `proto-max-bulk-len` default: 512 MiB.
 const DEFAULT_MAX_BULK_LEN: u64 = 512 * 1024 * 1024;
@@ -278,13 +279,96 @@ pub fn decode_requests_from(
     decode_requests_with(buf, limits, max, out, true)
 }
 
-/// [`decode_requests_from`], with `fast`: try [`fast_request`] on each request before the
-/// general reader. Without it, the tests' reference for the fast path.
+/// [`decode_requests_from`] into [`Packed`] requests, the server's way: the requests of one
+/// shared copy are one `Packed` (an inline request one of its own), in order. It stops after
+/// `max` requests read by this call (empty ones included, which it leaves out), and returns
+/// how many it read: `max` means there may be more in `buf`. Takes the same bytes out of
+/// `buf` and fails the same way.
+pub fn decode_packed_from(
+    buf: &mut BytesMut,
+    limits: &Limits,
+    max: usize,
+    out: &mut Vec<Packed>,
+) -> Result<usize, ProtocolError> {
+    let mut sink = PackedSink { out, held: 0 };
+    decode_requests_with(buf, limits, max, &mut sink, true)?;
+    Ok(sink.held)
+}
+
+/// Where [`decode_requests_with`] puts the requests it reads.
+trait Sink {
+    /// Requests put so far (empty ones included), for the caller's `max`.
+    fn held(&self) -> usize;
+
+    /// An inline request: its arguments (maybe none) and the bytes it took.
+    fn inline(&mut self, args: Vec<Bytes>, used: usize);
+
+    /// The requests that share `copy`: `ends` holds, per request, the index past its last
+    /// argument in `ranges` and the byte past its end in `copy`, both exclusive; its
+    /// arguments are ranges of `copy`. Removes those requests' ranges from the front of
+    /// `ranges` (what follows belongs to the next copy).
+    fn shared(&mut self, copy: Bytes, ranges: &mut Vec<Range<usize>>, ends: &[(usize, usize)]);
+}
+
+impl Sink for Vec<Request> {
+    fn held(&self) -> usize {
+        self.len()
+    }
+
+    fn inline(&mut self, args: Vec<Bytes>, used: usize) {
+        self.push((args, used));
+    }
+
+    fn shared(&mut self, copy: Bytes, ranges: &mut Vec<Range<usize>>, ends: &[(usize, usize)]) {
+        let (mut first_range, mut first_byte) = (0, 0);
+        for &(end_range, end_byte) in ends {
+            let args = ranges[first_range..end_range]
+                .iter()
+                .map(|r| copy.slice(r.clone()))
+                .collect();
+            self.push((args, end_byte - first_byte));
+            (first_range, first_byte) = (end_range, end_byte);
+        }
+        ranges.drain(..first_range);
+    }
+}
+
+/// The [`Sink`] of [`decode_packed_from`].
+struct PackedSink<'a> {
+    out: &'a mut Vec<Packed>,
+    held: usize,
+}
+
+impl Sink for PackedSink<'_> {
+    fn held(&self) -> usize {
+        self.held
+    }
+
+    fn inline(&mut self, args: Vec<Bytes>, used: usize) {
+        self.held += 1;
+        if !args.is_empty() {
+            self.out
+                .push(Packed::from_requests([(&args[..], used as u64)]));
+        }
+    }
+
+    fn shared(&mut self, copy: Bytes, ranges: &mut Vec<Range<usize>>, ends: &[(usize, usize)]) {
+        self.held += ends.len();
+        let packed = Packed::from_ranges(copy, ranges, ends, 0);
+        if !packed.is_empty() {
+            self.out.push(packed);
+        }
+        ranges.drain(..ends.last().map_or(0, |e| e.0));
+    }
+}
+
+/// [`decode_requests_from`] into any [`Sink`], with `fast`: try [`fast_request`] on each
+/// request before the general reader. Without it, the tests' reference for the fast path.
 fn decode_requests_with(
     buf: &mut BytesMut,
     limits: &Limits,
     max: usize,
-    out: &mut Vec<Request>,
+    out: &mut impl Sink,
     fast: bool,
 ) -> Result<(), ProtocolError> {
     // The arguments of the requests of one copy, as ranges of `buf`, and each request's end:
@@ -294,7 +378,7 @@ fn decode_requests_with(
     let mut ends: Vec<(usize, usize)> = Vec::new();
     let mut carried: Option<usize> = None;
     loop {
-        if out.len() >= max {
+        if out.held() >= max {
             return Ok(());
         }
         match buf.first() {
@@ -305,14 +389,14 @@ fn decode_requests_with(
                     return Ok(());
                 };
                 buf.advance(used);
-                out.push((args, used));
+                out.inline(args, used);
                 continue;
             }
         }
         if ranges.capacity() == 0 {
             let buffered = buf.len().min(SHARED_COPY_MAX);
             ranges.reserve(buffered / MIN_BULK_ENCODED_LEN);
-            ends.reserve((buffered / MIN_REQUEST_ENCODED_LEN).min(max - out.len()));
+            ends.reserve((buffered / MIN_REQUEST_ENCODED_LEN).min(max - out.held()));
         }
         ends.clear();
         let mut pos = 0;
@@ -327,7 +411,7 @@ fn decode_requests_with(
         }
         let mut carry = None;
         let mut failed = None;
-        while buf.get(pos) == Some(&b'*') && out.len() + ends.len() < max {
+        while buf.get(pos) == Some(&b'*') && out.held() + ends.len() < max {
             let before = ranges.len();
             let found = match fast.then(|| fast_request(buf, pos, limits, &mut ranges)) {
                 Some(Some(used)) => Ok(Some(used)),
@@ -360,19 +444,16 @@ fn decode_requests_with(
         if !ends.is_empty() {
             let copy = Bytes::copy_from_slice(&buf[..pos]);
             buf.advance(pos);
-            let (mut first_range, mut first_byte) = (0, 0);
-            for &(end_range, end_byte) in &ends {
-                let args = ranges[first_range..end_range]
-                    .iter()
-                    .map(|r| copy.slice(r.clone()))
-                    .collect();
-                out.push((args, end_byte - first_byte));
-                (first_range, first_byte) = (end_range, end_byte);
-            }
+            // Takes the ranges of these requests from the front of `ranges`.
+            out.shared(copy, &mut ranges, &ends);
         }
         if let Some((from, used)) = carry {
-            // Its ranges, moved to the front and made relative to the buffer as advanced.
-            ranges.drain(..from);
+            // Its ranges, now at the front, made relative to the buffer as advanced.
+            debug_assert_eq!(
+                from,
+                ends.last().map_or(0, |e| e.0),
+                "a carried request's ranges"
+            );
             for r in &mut ranges {
                 *r = r.start - pos..r.end - pos;
             }
@@ -1816,11 +1897,65 @@ mod tests {
         (calls, out, buf)
     }
 
-    /// The fast path decides every input as the general reader alone does, call by call.
+    /// [`feed_batches`] through [`decode_packed_from`], its requests unpacked, each with the
+    /// bytes it took.
+    fn feed_packed(input: &[u8], cuts: &[usize], limits: &Limits, max: usize) -> Fed {
+        let mut ends: Vec<usize> = cuts.iter().map(|&c| c % (input.len() + 1)).collect();
+        ends.push(input.len());
+        ends.sort_unstable();
+        let mut buf = BytesMut::new();
+        let (mut calls, mut out, mut fed) = (Vec::new(), Vec::new(), 0);
+        let mut held = 0;
+        for end in ends {
+            buf.extend_from_slice(&input[fed..end]);
+            fed = end;
+            loop {
+                let mut packed = Vec::new();
+                let mut sink = PackedSink {
+                    out: &mut packed,
+                    held: 0,
+                };
+                let result = decode_requests_with(&mut buf, limits, max, &mut sink, true);
+                let took = sink.held;
+                held += took;
+                for p in &packed {
+                    assert!(!p.is_empty(), "an empty Packed");
+                    out.extend(p.iter().map(|r| (r.to_args(), r.wire_bytes() as usize)));
+                }
+                let failed = result.is_err();
+                calls.push((result, held, buf.len()));
+                if failed {
+                    return (calls, out, buf);
+                }
+                if took < max {
+                    break;
+                }
+            }
+        }
+        (calls, out, buf)
+    }
+
+    /// The fast path decides every input as the general reader alone does, call by call, and
+    /// packed requests are the same requests.
     fn check_fast_path(input: &[u8], cuts: &[usize], limits: &Limits, max: usize) {
         let fast = feed_batches(input, cuts, limits, max, true);
         let general = feed_batches(input, cuts, limits, max, false);
         assert!(fast == general, "{input:?} {cuts:?} {limits:?} {max}");
+        // Packed: the same calls, and the requests without the empty ones.
+        let (calls, requests, rest) = feed_packed(input, cuts, limits, max);
+        let want: Vec<Request> = fast.1.into_iter().filter(|r| !r.0.is_empty()).collect();
+        assert!(
+            calls == fast.0,
+            "calls: {input:?} {cuts:?} {limits:?} {max}"
+        );
+        assert!(
+            requests == want,
+            "requests: {input:?} {cuts:?} {limits:?} {max}"
+        );
+        assert!(
+            rest == general.2,
+            "left: {input:?} {cuts:?} {limits:?} {max}"
+        );
     }
 
     #[test]
