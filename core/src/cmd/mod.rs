@@ -457,8 +457,7 @@ pub fn parse_as(
             value: a[2].clone(),
         }),
         "batch_set" => {
-            let value = float(&a[2])?;
-            let ts = uint(&a[3]).map_err(|_| CommandError::other("ERR TSDB: invalid timestamp"))?;
+            let (value, ts) = batch_sample(&a[2], &a[3])?;
             Command::BatchSet {
                 key: a[1].clone(),
                 value,
@@ -476,6 +475,14 @@ pub fn parse_as(
         }
     };
     Ok(cmd)
+}
+
+/// A `BATCH_SET`'s value and timestamp, from its third and fourth arguments: what the parser
+/// and the node's packed path (`node::batch`) both read them with.
+pub fn batch_sample(value: &[u8], ts: &[u8]) -> Result<(f64, u64), CommandError> {
+    let value = float(value)?;
+    let ts = uint(ts).map_err(|_| CommandError::other("ERR TSDB: invalid timestamp"))?;
+    Ok((value, ts))
 }
 
 fn parse_hello(a: &[Bytes]) -> Result<Command, CommandError> {

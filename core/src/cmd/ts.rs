@@ -109,6 +109,12 @@ pub enum TsWrite {
     /// element). A TS.MADD without such elements stays [`TsWrite::MAdd`]; this variant comes
     /// last so that entries already in a log keep their encoding.
     MAddPartial(Vec<MAddItem>),
+    /// `BATCH_FLUSH`: a connection's `BATCH_SET` samples (key, timestamp, value), each
+    /// applied as `TSDB_SET` applies one (the series created if missing). Replies per sample
+    /// (`+OK` or its error); the client gets the count that did not fail. Comes last, as
+    /// [`TsWrite::MAddPartial`] does. Older logs hold a flush as one
+    /// [`crate::cmd::WriteCmd::BatchAdd`] per sample, which still applies.
+    Batch(Vec<(Bytes, u64, f64)>),
 }
 
 /// One element of [`TsWrite::MAddPartial`].

@@ -275,6 +275,7 @@ mod fast {
     const TS: u64 = 11;
     const TS_ADD: u64 = 2;
     const TS_MADD: u64 = 3;
+    const TS_BATCH: u64 = 11;
 
     pub(super) fn varint(out: &mut Vec<u8>, mut v: u64) {
         while v >= 0x80 {
@@ -291,6 +292,13 @@ mod fast {
             WriteCmd::Set { key, value, .. } => key.len() + value.len() + 8,
             WriteCmd::Ts(TsWrite::MAdd(items)) => {
                 items.iter().map(|(key, ..)| key.len() + 22).sum::<usize>() + 8
+            }
+            WriteCmd::Ts(TsWrite::Batch(samples)) => {
+                samples
+                    .iter()
+                    .map(|(key, ..)| key.len() + 21)
+                    .sum::<usize>()
+                    + 8
             }
             _ => 48,
         }
@@ -381,6 +389,16 @@ mod fast {
                     f64(out, *value);
                 }
             }
+            WriteCmd::Ts(TsWrite::Batch(samples)) => {
+                varint(out, TS);
+                varint(out, TS_BATCH);
+                varint(out, samples.len() as u64);
+                for (key, ts, value) in samples {
+                    bytes(out, key);
+                    varint(out, *ts);
+                    f64(out, *value);
+                }
+            }
             other => postcard_into(out, other),
         }
     }
@@ -464,6 +482,8 @@ mod tests {
                 0..20
             )
             .prop_map(|items| WriteCmd::Ts(TsWrite::MAdd(items))),
+            proptest::collection::vec((arb_bytes(), any::<u64>(), any::<f64>()), 0..20)
+                .prop_map(|samples| WriteCmd::Ts(TsWrite::Batch(samples))),
             proptest::collection::vec(arb_bytes(), 0..4).prop_map(WriteCmd::Del),
             Just(WriteCmd::Flush),
         ]
@@ -484,6 +504,7 @@ mod tests {
             value: 0.0,
         };
         let madd = WriteCmd::Ts(TsWrite::MAdd(Vec::new()));
+        let flush = WriteCmd::Ts(TsWrite::Batch(Vec::new()));
         for (cmd, want) in [
             (set, vec![0u8]),
             (
@@ -495,6 +516,7 @@ mod tests {
             ),
             (batch, vec![10]),
             (madd, vec![11, 3]),
+            (flush, vec![11, 11]),
         ] {
             let bytes = postcard::to_allocvec(&cmd).unwrap();
             assert_eq!(bytes[..want.len()], want[..], "{cmd:?}");
@@ -615,6 +637,20 @@ mod tests {
                 .unwrap()
                 .is_err()
         );
+    }
+
+    /// A `BATCH_FLUSH` entry's layout: version 1, unix, one command, `Ts` (11), `Batch` (11),
+    /// the sample count, then per sample the key, the timestamp as a varint and the value as
+    /// 8 bytes little-endian.
+    #[test]
+    fn batch_flush_entry_golden_bytes() {
+        let samples = vec![(Bytes::from_static(b"k"), 300, 1.5)];
+        let entry = LogEntry::new(UnixMillis(2), vec![WriteCmd::Ts(TsWrite::Batch(samples))]);
+        let bytes = entry.encode();
+        let mut want = vec![1, 2, 1, 11, 11, 1, 1, b'k', 0xac, 0x02];
+        want.extend_from_slice(&1.5f64.to_le_bytes());
+        assert_eq!(bytes, want);
+        assert_eq!(LogEntry::decode(&bytes).unwrap(), entry);
     }
 
     /// A transaction entry's layout on disk and on the wire: version 2, unix, protocol,

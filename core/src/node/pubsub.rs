@@ -436,6 +436,12 @@ fn ts_events<'a>(t: &'a TsWrite, reply: &Frame) -> Vec<(u32, &'static str, &'a B
             .filter(|(_, ok)| *ok)
             .map(|((k, ..), _)| (MODULE, "ts.add", k))
             .collect(),
+        TsWrite::Batch(samples) => samples
+            .iter()
+            .zip(elements())
+            .filter(|(_, ok)| *ok)
+            .map(|((k, ..), _)| (MODULE, "ts.add", k))
+            .collect(),
         TsWrite::MAddPartial(items) => items
             .iter()
             .zip(elements())

@@ -52,7 +52,7 @@ impl Harness {
 
     fn drain(&mut self) -> Vec<Output> {
         let outs = std::iter::from_fn(|| self.node.poll_output())
-            .take(100_000)
+            .take(1_000_000)
             .collect();
         self.node.check_invariants();
         outs
@@ -1589,4 +1589,133 @@ fn set_replaces_any_key_and_keeps_the_key_count() {
     assert_eq!(h.call(1, "DBSIZE"), Frame::Integer(2));
     assert_eq!(h.call(1, "SET new y NX"), Frame::ok());
     assert_eq!(h.call(1, "DBSIZE"), Frame::Integer(3));
+}
+
+/// The requests the packed-path tests draw from: `BATCH_SET`s well and badly formed, and
+/// what changes whether a connection may take one at once (a transaction, subscribed mode,
+/// authentication, a write it waits for, RESP3).
+const PACKED_SCRIPT: &[&str] = &[
+    "BATCH_SET a 1.5 10",
+    "BATCH_SET b 2 11",
+    "batch_set a 3 12",
+    "BATCH_SET a 1.5 10",
+    "BATCH_SET a x 13",
+    "BATCH_SET a 1 -1",
+    "BATCH_SET a 1",
+    "BATCH_SET a 1 2 3",
+    "BATCH_SET a inf 14",
+    "BATCH_FLUSH",
+    "MULTI",
+    "EXEC",
+    "DISCARD",
+    "SUBSCRIBE ch",
+    "UNSUBSCRIBE",
+    "AUTH secret",
+    "AUTH wrong",
+    "HELLO 3",
+    "HELLO 2",
+    "SET s 1",
+    "TS.GET a",
+    "TS.RANGE b - +",
+    "CLIENT INFO",
+    "INFO stats",
+    "RESET",
+];
+
+/// Runs `script` on a fresh node (with the password `secret` when `pass`), each request as an
+/// [`Input::Request`] (`packed: None`) or in packed inputs of the sizes `packed` cycles
+/// through, all fed before one drain, and returns every output, then another client's
+/// `CLIENT LIST`.
+fn run_script(script: &[&str], packed: Option<&[usize]>, pass: bool) -> Vec<Output> {
+    let config = NodeConfig {
+        requirepass: pass.then(|| Bytes::from_static(b"secret")),
+        ..NodeConfig::default()
+    };
+    let mut h = Harness::new(config);
+    h.connect(1);
+    let unix = UnixMillis(1_700_000_000_123);
+    let wire = |line: &str| line.len() as u64 + 2;
+    let mut inputs = Vec::new();
+    match packed {
+        None => {
+            for line in script {
+                inputs.push(Input::Request {
+                    conn: ConnId(1),
+                    args: args(line),
+                    wire_bytes: wire(line),
+                    unix,
+                });
+            }
+        }
+        Some(sizes) => {
+            let mut rest = script;
+            for &size in sizes.iter().cycle() {
+                if rest.is_empty() {
+                    break;
+                }
+                let (now, later) = rest.split_at(size.clamp(1, rest.len()));
+                rest = later;
+                let requests: Vec<(Vec<Bytes>, u64)> =
+                    now.iter().map(|l| (args(l), wire(l))).collect();
+                let requests = Packed::from_requests(requests.iter().map(|(a, w)| (&a[..], *w)));
+                inputs.push(Input::Requests {
+                    conn: ConnId(1),
+                    requests,
+                    unix,
+                });
+            }
+        }
+    }
+    for input in inputs {
+        h.node.handle_input(h.now, input);
+        h.node.check_invariants();
+    }
+    let mut outs = h.drain();
+    // Another client's view of this one: its last command, buffer and counters.
+    h.connect(2);
+    if pass {
+        h.send(2, "AUTH secret");
+    }
+    h.send(2, "CLIENT LIST");
+    outs.extend(h.drain());
+    outs
+}
+
+#[test]
+fn a_full_batch_buffer_refuses_packed_batch_sets_too() {
+    let lines: Vec<String> = (0..=BATCH_MAX_SAMPLES)
+        .map(|i| format!("BATCH_SET k 1.5 {i}"))
+        .collect();
+    let script: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let outs = run_script(&script, Some(&[1000]), false);
+    let frames = replies(&outs, 1);
+    assert_eq!(frames.len(), BATCH_MAX_SAMPLES + 1);
+    assert!(
+        frames[..BATCH_MAX_SAMPLES]
+            .iter()
+            .all(|f| *f == Frame::ok())
+    );
+    let Frame::Error(e) = &frames[BATCH_MAX_SAMPLES] else {
+        panic!("the full buffer refuses: {:?}", frames.last())
+    };
+    assert!(String::from_utf8_lossy(e).contains("BATCH_SET buffer is full"));
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// Packed requests, `BATCH_SET`s taken at once or not, give exactly the outputs the same
+    /// requests give one by one: replies, errors, deferrals, `CLIENT INFO` and `INFO`'s
+    /// counters.
+    #[test]
+    fn packed_requests_answer_as_single_ones(
+        picks in proptest::collection::vec(0..PACKED_SCRIPT.len(), 1..40),
+        sizes in proptest::collection::vec(1usize..8, 1..4),
+        pass in proptest::prelude::any::<bool>(),
+    ) {
+        let script: Vec<&str> = picks.iter().map(|&i| PACKED_SCRIPT[i]).collect();
+        let one_by_one = run_script(&script, None, pass);
+        let packed = run_script(&script, Some(&sizes), pass);
+        proptest::prop_assert_eq!(one_by_one, packed);
+    }
 }

@@ -21,7 +21,8 @@ use crate::writeback::WriteBack;
 pub(super) enum ReplyShape {
     /// The reply of the entry's one command.
     Single,
-    /// BATCH_FLUSH: the number of commands that did not fail.
+    /// BATCH_FLUSH: the number of samples that did not fail, a command's elements counted
+    /// one by one when it replies with an array ([`crate::cmd::ts::TsWrite::Batch`]).
     Count,
 }
 
@@ -195,7 +196,7 @@ impl<S: Store> Node<S> {
                         None => replies.into_iter().next().unwrap_or(Frame::Null),
                     },
                     ReplyShape::Count => {
-                        let ok = replies.iter().filter(|f| !f.is_error()).count();
+                        let ok: usize = replies.iter().map(samples_ok).sum();
                         Frame::Integer(i64::try_from(ok).unwrap_or(i64::MAX))
                     }
                 }
@@ -392,4 +393,14 @@ pub(super) fn unknown_outcome(why: &str) -> Frame {
     Frame::error(format!(
         "TIMEOUT the write {why}: it may or may not have been applied"
     ))
+}
+
+/// The samples of a `BATCH_FLUSH` command's reply that did not fail: each element of an array
+/// (a [`crate::cmd::ts::TsWrite::Batch`]), or the command itself (an older log's
+/// [`WriteCmd::BatchAdd`]).
+fn samples_ok(reply: &Frame) -> usize {
+    match reply {
+        Frame::Array(items) => items.iter().filter(|f| !f.is_error()).count(),
+        other => usize::from(!other.is_error()),
+    }
 }

@@ -54,6 +54,7 @@ fn write_keys(cmd: &WriteCmd) -> Vec<&Bytes> {
             | TsWrite::Del { key, .. }
             | TsWrite::SeedSet { key, .. } => vec![key],
             TsWrite::MAdd(items) => items.iter().map(|(k, ..)| k).collect(),
+            TsWrite::Batch(samples) => samples.iter().map(|(k, ..)| k).collect(),
             TsWrite::MAddPartial(items) => items
                 .iter()
                 .filter_map(|i| match i {

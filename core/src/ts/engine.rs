@@ -150,6 +150,18 @@ pub fn apply<S: StoreRead>(
         TsWrite::SeedSet { key, ts, value } => e
             .add(key, *ts, *value, &SeriesOpts::default(), None)
             .map(|_| Frame::ok()),
+        TsWrite::Batch(samples) => {
+            let mut out = Vec::with_capacity(samples.len());
+            for (key, ts, value) in samples {
+                let result = e.add(key, *ts, *value, &SeriesOpts::default(), None);
+                out.push(match result {
+                    Ok(_) => Frame::ok(),
+                    Err(TsError::Command(c)) => Frame::error(c.to_string()),
+                    Err(TsError::Store(s)) => return Err(s),
+                });
+            }
+            Ok(Frame::Array(out))
+        }
     };
     match result {
         Ok(f) => Ok(f),
