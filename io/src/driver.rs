@@ -242,8 +242,9 @@ pub enum DriverMsg {
     Inputs(Vec<Input>),
 }
 
-/// Inputs an endpoint sends in one [`DriverMsg::Inputs`] at most, so that one message cannot
-/// make a drive round much longer than [`INPUT_BATCH_MAX`] allows.
+/// Inputs an endpoint sends in one [`DriverMsg::Inputs`] at most, counted by
+/// [`Input::count`] (packed requests one each), so that one message cannot make a drive round
+/// much longer than [`INPUT_BATCH_MAX`] allows.
 pub const INPUTS_PER_MSG_MAX: usize = 1024;
 
 impl DriverMsg {
@@ -284,14 +285,14 @@ impl NodeHandle {
     }
 
     /// Adds `input` to `batch`, the requests of one read or message, and sends the batch as
-    /// one message once it holds [`INPUTS_PER_MSG_MAX`].
+    /// one message once it holds [`INPUTS_PER_MSG_MAX`] (by [`Input::count`]).
     pub async fn push_input(
         &self,
         batch: &mut Vec<Input>,
         input: Input,
     ) -> Result<(), NodeStopped> {
         batch.push(input);
-        if batch.len() >= INPUTS_PER_MSG_MAX {
+        if batch.iter().map(Input::count).sum::<usize>() >= INPUTS_PER_MSG_MAX {
             self.send_inputs(batch).await?;
         }
         Ok(())
@@ -617,11 +618,12 @@ fn feed<S: Store>(node: &mut Node<S>, conns: &mut Conns, now: Instant, msg: Driv
             1
         }
         DriverMsg::Input(input) => {
+            let n = input.count();
             feed_input(node, conns, now, input);
-            1
+            n
         }
         DriverMsg::Inputs(inputs) => {
-            let n = inputs.len();
+            let n = inputs.iter().map(Input::count).sum();
             for input in inputs {
                 feed_input(node, conns, now, input);
             }

@@ -168,8 +168,8 @@ async fn connection<R, W>(
 struct Owed(AtomicU64);
 
 impl Owed {
-    fn request(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
+    fn requests(&self, n: usize) {
+        self.0.fetch_add(n as u64, Ordering::Relaxed);
     }
 
     fn reply(&self) {
@@ -224,30 +224,22 @@ async fn read_loop<R: AsyncRead + Unpin>(
         // At most a message's worth of requests at a time: decode, hand over, decode again
         // while that filled it.
         let decoded = loop {
-            let decoded = resp::decode_requests_from(
+            let decoded = resp::decode_packed_from(
                 &mut buf,
                 &config.limits,
                 INPUTS_PER_MSG_MAX,
                 &mut requests,
             );
-            let full = requests.len() >= INPUTS_PER_MSG_MAX;
-            // Sized once: grown push by push, its reallocations were ~70 instructions a
-            // request of a BATCH_SET pipeline.
+            let full = matches!(decoded, Ok(read) if read >= INPUTS_PER_MSG_MAX);
             let mut batch = Vec::with_capacity(requests.len());
-            for (args, used) in requests.drain(..) {
-                if args.is_empty() {
-                    continue;
-                }
-                owed.request();
-                let input = Input::Request {
+            for packed in requests.drain(..) {
+                owed.requests(packed.len());
+                let input = Input::Requests {
                     conn,
-                    args,
-                    wire_bytes: used as u64,
+                    requests: packed,
                     unix,
                 };
-                if node.push_input(&mut batch, input).await.is_err() {
-                    return;
-                }
+                batch.push(input);
             }
             if node.send_inputs(&mut batch).await.is_err() {
                 return;
@@ -261,10 +253,10 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 tracing::debug!(conn = conn.0, error = %e, "protocol error");
                 e.to_string()
             }
-            Ok(()) if buf.len() > config.query_buffer_max => {
+            Ok(_) if buf.len() > config.query_buffer_max => {
                 "Protocol error: query buffer limit exceeded".to_string()
             }
-            Ok(()) => continue,
+            Ok(_) => continue,
         };
         let _ = node
             .send(DriverMsg::Input(Input::ProtocolError { conn, error }))
