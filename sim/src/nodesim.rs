@@ -25,12 +25,12 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tickdb_core::UnixMillis;
 use tickdb_core::node::peer::{self, PeerBody};
 use tickdb_core::node::{ClusterConfig, ConnId, ConnKind, Input, Member, Node, NodeConfig, Output};
 use tickdb_core::raft::{LogIndex, Membership, Message, NodeId, Role, applied_index};
-use tickdb_core::resp::Frame;
+use tickdb_core::resp::{self, Frame, Limits};
 use tickdb_core::store::{ScanIter, Space, StoreError, StoreRead};
 
 use crate::checker::{self, HistOp, Outcome, Verdict};
@@ -148,6 +148,27 @@ impl Op {
             }
         };
         words.into_iter().map(Bytes::from).collect()
+    }
+}
+
+/// A client's request as the endpoints hand it to the node: its RESP bytes decoded into a
+/// packed input, by the decoder the server runs.
+fn client_input(conn: ConnId, args: &[Bytes], unix: UnixMillis) -> Input {
+    let words: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+    let mut wire = Vec::new();
+    resp::encode_request(&words, &mut wire);
+    let mut buf = BytesMut::from(&wire[..]);
+    let mut packed = Vec::new();
+    let read = resp::decode_packed_from(&mut buf, &Limits::default(), usize::MAX, &mut packed);
+    assert!(
+        matches!(read, Ok(1)) && buf.is_empty() && packed.len() == 1,
+        "a client request decodes as one: {args:?}"
+    );
+    let requests = packed.pop().expect("one packed request");
+    Input::Requests {
+        conn,
+        requests,
+        unix,
     }
 }
 
@@ -674,7 +695,11 @@ impl NodeSim {
             let Some(node) = self.node_mut(id) else {
                 return Ok(());
             };
-            for input in inbox.by_ref().take(INPUT_BATCH_MAX) {
+            // Counted as the driver counts them (packed requests one each).
+            let mut fed = 0;
+            while fed < INPUT_BATCH_MAX {
+                let Some(input) = inbox.next() else { break };
+                fed += input.count();
                 node.handle_input(now, input);
                 node.check_invariants();
             }
@@ -1007,12 +1032,7 @@ impl NodeSim {
     }
 
     fn admin_send(&mut self, id: NodeId, which: Admin, words: &[&str]) {
-        let input = Input::Request {
-            conn: admin_conn(id, which),
-            args: args(words),
-            wire_bytes: 16,
-            unix: self.unix_now(),
-        };
+        let input = client_input(admin_conn(id, which), &args(words), self.unix_now());
         self.feed(id, input);
     }
 
@@ -1261,13 +1281,7 @@ impl NodeSim {
         } else if !self.conns.contains_key(&conn) {
             return Ok(());
         }
-        let wire_bytes = args.iter().map(|a| a.len() as u64 + 8).sum();
-        let input = Input::Request {
-            conn,
-            args,
-            wire_bytes,
-            unix,
-        };
+        let input = client_input(conn, &args, unix);
         self.feed(node, input);
         Ok(())
     }
