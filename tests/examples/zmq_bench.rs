@@ -11,7 +11,8 @@
 //!
 //! With `TICKDB_PID` set to the server's process id, the ingest table also gives the server's
 //! CPU time per sample (and this client's, always): which side a gap between transports is on.
-//! `ZMQ_BENCH_INGEST_ONLY=1` skips the request table.
+//! `ZMQ_BENCH_INGEST_ONLY=1` skips the request table; `ZMQ_BENCH_CELL` runs one ingest cell
+//! (`bench/ingest_paths.sh`).
 //!
 //! Run against a running tickdb (`bench/zmq_bench.sh` starts one):
 //! `cargo run --release -p tickdb-tests --example zmq_bench -- tcp://127.0.0.1:7379 127.0.0.1:6379 [seconds]`
@@ -298,6 +299,33 @@ async fn cell(
     total as f64 / start.elapsed().as_secs_f64()
 }
 
+/// `ZMQ_BENCH_CELL=madd:tcp` (or `madd:zmq`, `batch:tcp`, `batch:zmq`): runs that one ingest
+/// cell and prints one line of `name=value` fields, for `bench/ingest_paths.sh`, which gives
+/// every cell a fresh server (cells run one after another on one server pay for the earlier
+/// cells' flushes and compactions).
+async fn one_ingest_cell(only: &str, zmq: &str, tcp: &str, secs: f64) {
+    let (w, t) = match only {
+        "madd:tcp" => (Ingest::Madd, Transport::Tcp),
+        "madd:zmq" => (Ingest::Madd, Transport::Zmq),
+        "batch:tcp" => (Ingest::Batch, Transport::Tcp),
+        "batch:zmq" => (Ingest::Batch, Transport::Zmq),
+        other => panic!("ZMQ_BENCH_CELL={other}: one of madd:tcp madd:zmq batch:tcp batch:zmq"),
+    };
+    let target = match t {
+        Transport::Zmq => zmq,
+        Transport::Tcp => tcp,
+    };
+    let cell = format!("zb{}:{w:?}:{t:?}", std::process::id());
+    let r = ingest_cell(t, target, tcp, w, &cell, 4, secs).await;
+    let us = |v: Option<f64>| v.map_or("?".to_string(), |v| format!("{v:.3}"));
+    println!(
+        "cell={only} rate={:.0} server_us={} client_us={}",
+        r.samples_per_sec,
+        us(r.server_us),
+        us(r.client_us)
+    );
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -310,6 +338,9 @@ async fn main() {
         .cloned()
         .unwrap_or_else(|| "127.0.0.1:6379".into());
     let secs: f64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(3.0);
+    if let Ok(only) = std::env::var("ZMQ_BENCH_CELL") {
+        return one_ingest_cell(&only, &zmq, &tcp, secs).await;
+    }
     let requests = std::env::var_os("ZMQ_BENCH_INGEST_ONLY").is_none();
     if requests {
         println!("| command | clients | pipeline | ZeroMQ req/s | TCP req/s | ZeroMQ / TCP |");
