@@ -83,6 +83,24 @@ fn check_decode_request(data: &[u8], limits: &Limits) {
     assert!(got == expected);
     assert_eq!(&buf[..], rest);
 
+    // The server's packed form of the same: the same requests (the empty ones left out, as
+    // an endpoint skips them), the same outcome, the same bytes left.
+    let mut buf = bytes::BytesMut::from(data);
+    let mut packed = Vec::new();
+    let read = resp::decode_packed_from(&mut buf, limits, usize::MAX, &mut packed);
+    assert_eq!(read.as_ref().err(), expected_end.as_ref().err());
+    if let Ok(n) = read {
+        assert_eq!(n, expected.len());
+    }
+    let unpacked: Vec<(Vec<bytes::Bytes>, usize)> = packed
+        .iter()
+        .flat_map(|p| p.iter())
+        .map(|r| (r.to_args(), r.wire_bytes() as usize))
+        .collect();
+    let nonempty: Vec<_> = expected.iter().filter(|(a, _)| !a.is_empty()).cloned().collect();
+    assert!(unpacked == nonempty);
+    assert_eq!(&buf[..], rest);
+
     let Ok(Some((args, used))) = resp::decode_request(data, limits) else {
         return;
     };
