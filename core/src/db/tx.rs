@@ -69,19 +69,6 @@ impl Value {
         }
     }
 
-    /// The value as bytes to change in place (a typed value becomes its bytes).
-    fn bytes_mut(&mut self) -> &mut Vec<u8> {
-        if let Self::Typed { value, bytes } = self {
-            let b = std::mem::take(bytes)
-                .into_inner()
-                .unwrap_or_else(|| value.encode());
-            *self = Self::Bytes(b);
-        }
-        match self {
-            Self::Bytes(b) => b,
-            Self::Typed { .. } => unreachable!("converted to bytes above"),
-        }
-    }
 }
 
 impl Clone for Value {
@@ -122,9 +109,21 @@ fn edit_pending(
         return false;
     };
     let before = v.len();
-    let b = v.bytes_mut();
-    let changed = change(b);
-    *bytes = *bytes - before + b.len();
+    let changed = match v {
+        Value::Bytes(b) => change(b),
+        // A typed value is edited on a copy of its bytes and becomes them only when `change`
+        // changed them: an edit that declines (an INCR that meets a series record) leaves it
+        // held decoded.
+        Value::Typed { .. } => {
+            let mut copy = v.as_bytes().to_vec();
+            let changed = change(&mut copy);
+            if changed {
+                *v = Value::Bytes(copy);
+            }
+            changed
+        }
+    };
+    *bytes = *bytes - before + v.len();
     if changed {
         *seq += 1;
         p.seq = *seq;
@@ -1212,7 +1211,13 @@ mod tests {
         assert_eq!(tx.typed::<Num>(Space::Keys, b"b"), None);
         tx.put_typed(Space::Keys, b"b", Num(9));
         assert_eq!(tx.typed::<Num>(Space::Keys, b"b"), Some(&Num(9)));
-        // An edit changes the value's bytes; it is no longer typed.
+        // An edit that declines sees the bytes and leaves the value typed (an INCR meeting a
+        // series record); one that changes them makes it those bytes, no longer typed.
+        assert!(!tx.edit_if(Space::Keys, b"b", |v| {
+            assert_eq!(v, b"9");
+            false
+        }));
+        assert_eq!(tx.typed::<Num>(Space::Keys, b"b"), Some(&Num(9)));
         assert!(tx.edit(Space::Keys, b"b", |v| v.push(b'9')));
         assert_eq!(tx.typed::<Num>(Space::Keys, b"b"), None);
         assert_eq!(
