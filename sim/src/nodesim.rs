@@ -119,14 +119,67 @@ fn admin_conn(node: NodeId, which: Admin) -> ConnId {
 /// One client operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Op {
-    Kv { key: u8, op: OpKind },
-    TsAdd { series: u8, ts: u64, value: u64 },
-    TsRange { series: u8 },
+    Kv {
+        key: u8,
+        op: OpKind,
+    },
+    TsAdd {
+        series: u8,
+        ts: u64,
+        value: u64,
+    },
+    TsRange {
+        series: u8,
+    },
+    /// `n` BATCH_SETs to `series` at `ts`, `ts + step`, ..., each with the value `3 ts + 1`,
+    /// then BATCH_FLUSH, pipelined in one packet.
+    TsBatch {
+        series: u8,
+        ts: u64,
+        n: u8,
+        step: u64,
+    },
+}
+
+/// The value a client writes with the sample at `ts` (a TS.ADD's or a BATCH_SET's).
+fn sample_value(ts: u64) -> u64 {
+    ts * 3 + 1
 }
 
 impl Op {
-    fn args(self) -> Vec<Bytes> {
-        let words: Vec<String> = match self {
+    /// The timestamps of a [`Op::TsBatch`]'s samples.
+    fn batch_stamps(ts: u64, n: u8, step: u64) -> impl Iterator<Item = u64> {
+        (0..u64::from(n)).map(move |k| ts + k * step)
+    }
+
+    /// The requests the operation sends, pipelined.
+    fn requests(self) -> Vec<Vec<Bytes>> {
+        let words = |w: Vec<String>| w.into_iter().map(Bytes::from).collect::<Vec<_>>();
+        if let Self::TsBatch {
+            series,
+            ts,
+            n,
+            step,
+        } = self
+        {
+            let mut out: Vec<Vec<Bytes>> = Self::batch_stamps(ts, n, step)
+                .map(|t| {
+                    words(vec![
+                        "BATCH_SET".into(),
+                        format!("s{series}"),
+                        sample_value(t).to_string(),
+                        t.to_string(),
+                    ])
+                })
+                .collect();
+            out.push(words(vec!["BATCH_FLUSH".into()]));
+            return out;
+        }
+        vec![words(self.words())]
+    }
+
+    fn words(self) -> Vec<String> {
+        match self {
             Self::Kv { key, op } => match op {
                 OpKind::Set(v) => vec!["SET".into(), format!("k{key}"), v.to_string()],
                 OpKind::Incr => vec!["INCR".into(), format!("k{key}")],
@@ -146,30 +199,34 @@ impl Op {
                     "+".into(),
                 ]
             }
-        };
-        words.into_iter().map(Bytes::from).collect()
+            Self::TsBatch { .. } => unreachable!("a batch is several requests"),
+        }
     }
 }
 
-/// A client's request as the endpoints hand it to the node: its RESP bytes decoded into a
-/// packed input, by the decoder the server runs.
-fn client_input(conn: ConnId, args: &[Bytes], unix: UnixMillis) -> Input {
-    let words: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+/// A client's pipelined requests as the endpoints hand them to the node: their RESP bytes,
+/// arrived in one read, decoded into packed inputs by the decoder the server runs.
+fn client_inputs(conn: ConnId, requests: &[Vec<Bytes>], unix: UnixMillis) -> Vec<Input> {
     let mut wire = Vec::new();
-    resp::encode_request(&words, &mut wire);
+    for args in requests {
+        let words: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+        resp::encode_request(&words, &mut wire);
+    }
     let mut buf = BytesMut::from(&wire[..]);
     let mut packed = Vec::new();
     let read = resp::decode_packed_from(&mut buf, &Limits::default(), usize::MAX, &mut packed);
     assert!(
-        matches!(read, Ok(1)) && buf.is_empty() && packed.len() == 1,
-        "a client request decodes as one: {args:?}"
+        read == Ok(requests.len()) && buf.is_empty(),
+        "a client's requests decode as sent: {requests:?}"
     );
-    let requests = packed.pop().expect("one packed request");
-    Input::Requests {
-        conn,
-        requests,
-        unix,
-    }
+    packed
+        .into_iter()
+        .map(|requests| Input::Requests {
+            conn,
+            requests,
+            unix,
+        })
+        .collect()
 }
 
 fn args(words: &[&str]) -> Vec<Bytes> {
@@ -209,7 +266,7 @@ enum Ev {
         node: NodeId,
         conn: ConnId,
         connect: bool,
-        args: Vec<Bytes>,
+        requests: Vec<Vec<Bytes>>,
     },
     Reply {
         client: u32,
@@ -303,6 +360,8 @@ struct Pending {
     req: u64,
     op: Op,
     invoke: u64,
+    /// The `+OK`s a [`Op::TsBatch`]'s BATCH_SETs got so far.
+    acks: u8,
 }
 
 struct Client {
@@ -372,6 +431,9 @@ pub(crate) struct NodeSim {
     clients: Vec<Client>,
     /// Client connections: conn -> (client, node).
     conns: BTreeMap<ConnId, (u32, NodeId)>,
+    /// When the last reply scheduled on each client connection arrives: a connection's
+    /// replies arrive in order, as TCP delivers them.
+    reply_at: BTreeMap<ConnId, u64>,
     next_conn: u64,
     /// Replies on the simulator's own connections.
     admin: BTreeMap<ConnId, Vec<Frame>>,
@@ -457,6 +519,7 @@ impl NodeSim {
             nodes,
             clients,
             conns: BTreeMap::new(),
+            reply_at: BTreeMap::new(),
             next_conn: 1,
             admin: BTreeMap::new(),
             history: Vec::new(),
@@ -571,8 +634,8 @@ impl NodeSim {
                 node,
                 conn,
                 connect,
-                args,
-            } => self.request(client, node, conn, connect, args),
+                requests,
+            } => self.request(client, node, conn, connect, requests),
             Ev::Reply {
                 client,
                 conn,
@@ -995,7 +1058,10 @@ impl NodeSim {
                 } else if conn.0 >= ADMIN_CONN_BASE {
                     self.admin.entry(conn).or_default().push(frame);
                 } else if let Some(&(client, _)) = self.conns.get(&conn) {
-                    let at = self.client_delay();
+                    // Never before a reply sent ahead of it on the connection.
+                    let after = self.reply_at.get(&conn).map_or(0, |t| t + 1);
+                    let at = self.client_delay().max(after);
+                    self.reply_at.insert(conn, at);
                     self.w.schedule(
                         at,
                         Ev::Reply {
@@ -1008,6 +1074,7 @@ impl NodeSim {
             }
             Output::Close { conn } => {
                 if let Some((client, _)) = self.conns.remove(&conn) {
+                    self.reply_at.remove(&conn);
                     self.lose_conn(client, conn, false);
                 }
             }
@@ -1032,8 +1099,10 @@ impl NodeSim {
     }
 
     fn admin_send(&mut self, id: NodeId, which: Admin, words: &[&str]) {
-        let input = client_input(admin_conn(id, which), &args(words), self.unix_now());
-        self.feed(id, input);
+        let conn = admin_conn(id, which);
+        for input in client_inputs(conn, &[args(words)], self.unix_now()) {
+            self.feed(id, input);
+        }
     }
 
     fn unix_now(&self) -> UnixMillis {
@@ -1198,14 +1267,28 @@ impl NodeSim {
             55..=84 => {
                 // Unique across clients (the low bits name the client), increasing per client.
                 let clients = u64::from(self.cfg.clients);
+                let batch = self.w.chance(33).then(|| 1 + self.w.rand(8) as u8);
                 let client = &mut self.clients[ci];
                 let ts = (self.w.now / MS * clients + u64::from(client.id))
                     .max(client.last_ts + clients);
-                client.last_ts = ts;
-                Op::TsAdd {
-                    series,
-                    ts,
-                    value: ts * 3 + 1,
+                match batch {
+                    None => {
+                        client.last_ts = ts;
+                        Op::TsAdd {
+                            series,
+                            ts,
+                            value: sample_value(ts),
+                        }
+                    }
+                    Some(n) => {
+                        client.last_ts = ts + u64::from(n - 1) * clients;
+                        Op::TsBatch {
+                            series,
+                            ts,
+                            n,
+                            step: clients,
+                        }
+                    }
                 }
             }
             _ => Op::TsRange { series },
@@ -1239,9 +1322,10 @@ impl NodeSim {
             req,
             op,
             invoke: self.w.now,
+            acks: 0,
         });
         let at = self.client_delay();
-        let args = op.args();
+        let requests = op.requests();
         self.w.schedule(
             at,
             Ev::Request {
@@ -1249,7 +1333,7 @@ impl NodeSim {
                 node,
                 conn,
                 connect,
-                args,
+                requests,
             },
         );
         self.w.schedule(
@@ -1264,7 +1348,7 @@ impl NodeSim {
         node: NodeId,
         conn: ConnId,
         connect: bool,
-        args: Vec<Bytes>,
+        requests: Vec<Vec<Bytes>>,
     ) -> Check {
         let unix = self.unix_now();
         if self.nodes[&node].node.is_none() {
@@ -1281,8 +1365,9 @@ impl NodeSim {
         } else if !self.conns.contains_key(&conn) {
             return Ok(());
         }
-        let input = client_input(conn, &args, unix);
-        self.feed(node, input);
+        for input in client_inputs(conn, &requests, unix) {
+            self.feed(node, input);
+        }
         Ok(())
     }
 
@@ -1291,6 +1376,7 @@ impl NodeSim {
         let Some((node, conn)) = self.clients[c as usize].conn.take() else {
             return;
         };
+        self.reply_at.remove(&conn);
         if self.conns.remove(&conn).is_some() {
             self.feed(node, Input::Disconnect { conn });
         }
@@ -1307,6 +1393,18 @@ impl NodeSim {
             ));
         };
         let op = p.op;
+        // A batch's BATCH_SETs are each answered +OK; its BATCH_FLUSH's count completes it.
+        if let Op::TsBatch { n, .. } = op
+            && p.acks < n
+        {
+            if !matches!(frame, Frame::Simple(s) if s.as_ref() == b"OK") {
+                return Err(format!("client {c} {op:?}: a BATCH_SET answered {frame:?}"));
+            }
+            if let Some(p) = self.clients[c as usize].current.as_mut() {
+                p.acks += 1;
+            }
+            return Ok(());
+        }
         if let Frame::Error(text) = frame {
             let text = String::from_utf8_lossy(text);
             if matches!(op, Op::TsRange { .. }) && text == "ERR TSDB: the key does not exist" {
@@ -1354,6 +1452,8 @@ impl NodeSim {
                 Reply::Value(None)
             }
             (Op::TsRange { .. }, f) => Reply::Samples(parse_samples(f).ok_or_else(bad)?),
+            // Every sample's timestamp is new: all of them are stored.
+            (Op::TsBatch { n, .. }, Frame::Integer(k)) if *k == i64::from(n) => Reply::Value(None),
             _ => return Err(bad()),
         };
         self.complete(c, Outcome::Ok(None), Some(result));
@@ -1415,6 +1515,26 @@ impl NodeSim {
                 });
             }
             (Op::TsRange { .. }, _) => {}
+            (
+                Op::TsBatch {
+                    series,
+                    ts,
+                    n,
+                    step,
+                },
+                _,
+            ) => {
+                for ts in Op::batch_stamps(ts, n, step) {
+                    self.adds.push(TsAdd {
+                        series,
+                        ts,
+                        value: sample_value(ts),
+                        invoke: p.invoke,
+                        complete: now,
+                        outcome,
+                    });
+                }
+            }
         }
         let think = self.w.rand(50 * MS);
         self.w
@@ -1521,6 +1641,7 @@ impl NodeSim {
             .collect();
         for (conn, client) in lost {
             self.conns.remove(&conn);
+            self.reply_at.remove(&conn);
             self.lose_conn(client, conn, false);
         }
     }
