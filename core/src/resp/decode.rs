@@ -362,10 +362,60 @@ impl Sink for PackedSink<'_> {
     }
 }
 
-/// [`decode_requests_from`] into any [`Sink`], with `fast`: try [`fast_request`] on each
-/// request before the general reader. Without it, the tests' reference for the fast path.
+/// [`decode_packed_from`] for a whole message already held (a ZeroMQ payload): takes the
+/// requests off the front of `payload` as slices of it, without copying, and leaves what
+/// follows the last complete one (an incomplete request, or an inline command that the
+/// message's end ends). Returns how many requests it read.
+pub fn decode_packed_message(
+    payload: &mut Bytes,
+    limits: &Limits,
+    out: &mut Vec<Packed>,
+) -> Result<usize, ProtocolError> {
+    let mut sink = PackedSink { out, held: 0 };
+    decode_requests_with(payload, limits, usize::MAX, &mut sink, true)?;
+    Ok(sink.held)
+}
+
+/// The bytes [`decode_requests_with`] reads requests from, taken off the front as they are
+/// read.
+trait Source: std::ops::Deref<Target = [u8]> {
+    /// The first `n` bytes as `Bytes`, taken off the front.
+    fn take(&mut self, n: usize) -> Bytes;
+
+    /// Drops the first `n` bytes.
+    fn skip(&mut self, n: usize);
+}
+
+/// A connection's read buffer: what is taken is copied out, so an argument kept long never
+/// holds on to the buffer.
+impl Source for BytesMut {
+    fn take(&mut self, n: usize) -> Bytes {
+        let copy = Bytes::copy_from_slice(&self[..n]);
+        self.advance(n);
+        copy
+    }
+
+    fn skip(&mut self, n: usize) {
+        self.advance(n);
+    }
+}
+
+/// A whole message: what is taken is a slice of it, no copy.
+impl Source for Bytes {
+    fn take(&mut self, n: usize) -> Bytes {
+        self.split_to(n)
+    }
+
+    fn skip(&mut self, n: usize) {
+        self.advance(n);
+    }
+}
+
+/// [`decode_requests_from`] from any [`Source`] into any [`Sink`], with `fast`: try
+/// [`fast_request`] on each request before the general reader. Without it, the tests'
+/// reference for the fast path.
 fn decode_requests_with(
-    buf: &mut BytesMut,
+    buf: &mut impl Source,
     limits: &Limits,
     max: usize,
     out: &mut impl Sink,
@@ -388,7 +438,7 @@ fn decode_requests_with(
                 let Some((args, used)) = inline_request(buf, limits)? else {
                     return Ok(());
                 };
-                buf.advance(used);
+                buf.skip(used);
                 out.inline(args, used);
                 continue;
             }
@@ -442,8 +492,7 @@ fn decode_requests_with(
             }
         }
         if !ends.is_empty() {
-            let copy = Bytes::copy_from_slice(&buf[..pos]);
-            buf.advance(pos);
+            let copy = buf.take(pos);
             // Takes the ranges of these requests from the front of `ranges`.
             out.shared(copy, &mut ranges, &ends);
         }
@@ -1955,6 +2004,25 @@ mod tests {
         assert!(
             rest == general.2,
             "left: {input:?} {cuts:?} {limits:?} {max}"
+        );
+        // A whole message, taken without copies: the requests, outcome and rest of a read
+        // buffer that held all of it.
+        let mut message = Bytes::copy_from_slice(input);
+        let mut packed = Vec::new();
+        let read = decode_packed_message(&mut message, limits, &mut packed);
+        let whole = feed_batches(input, &[], limits, usize::MAX, true);
+        let whole_requests: Vec<Request> =
+            whole.1.into_iter().filter(|r| !r.0.is_empty()).collect();
+        let got: Vec<Request> = packed
+            .iter()
+            .flat_map(Packed::iter)
+            .map(|r| (r.to_args(), r.wire_bytes() as usize))
+            .collect();
+        assert!(got == whole_requests, "message: {input:?} {limits:?}");
+        assert_eq!(read.is_err(), whole.0.last().is_some_and(|c| c.0.is_err()));
+        assert!(
+            message[..] == whole.2[..],
+            "message rest: {input:?} {limits:?}"
         );
     }
 
