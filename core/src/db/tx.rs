@@ -68,7 +68,6 @@ impl Value {
             Self::Typed { value, .. } => value.len_hint(),
         }
     }
-
 }
 
 impl Clone for Value {
