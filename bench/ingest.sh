@@ -6,6 +6,8 @@
 #   - the data directory after loading that series, and after a clean stop
 #   - SET / INCR / GET -P 16 beside redis-server `appendfsync always` and `everysec`
 #     (per-request overhead)
+#   - BATCH_SET + BATCH_FLUSH and the ZeroMQ endpoint against TS.MADD over TCP
+#     (bench/ingest_paths.sh: a fresh tickdb per cell; PATHS=0 skips it)
 # Every ingest workload runs on redis-benchmark (a C client), so the client is not the limit.
 # redis-benchmark does not look at replies, so the script does: before every turn of every
 # workload on every peer it sends one command of exactly that shape with redis-cli and aborts
@@ -266,4 +268,10 @@ start_tickdb "$BIN"; tickdb=$port
 start_redis always --appendonly yes --appendfsync always; always=$port
 start_redis everysec --appendonly yes --appendfsync everysec; everysec=$port
 compare "tickdb,redis always,redis everysec" "$tickdb" "$always" "$everysec"
+if [ "${PATHS:-1}" != 0 ]; then
+  echo
+  echo "BATCH_SET + BATCH_FLUSH and the ZeroMQ endpoint against TS.MADD over TCP (bench/ingest_paths.sh, PATHS=0 skips it):"
+  echo
+  TICKDB_BIN="$BIN" bash bench/ingest_paths.sh "${PATHS_SECS:-3}" "${PATHS_REPEATS:-3}" 2>/dev/null
+fi
 echo "$(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(redis-server --version | cut -d' ' -f3), tickdb $("$BIN" --version | cut -d' ' -f2) $(git rev-parse --short HEAD)"
