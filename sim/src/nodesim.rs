@@ -1767,6 +1767,17 @@ impl NodeSim {
     /// Follows the membership of `leader` (probed): a spare that shows up is no longer
     /// spare; a node out of the leader's membership is retired once that membership commits.
     fn track_membership(&mut self, leader: NodeId, lr: Repl) -> Check {
+        // A deposed leader that has not heard of its successor (crashed, or cut off) still
+        // reports its own, older membership as committed: a node added since is not gone.
+        // Only a leader of the newest term any node has led in speaks for the cluster.
+        if self
+            .leaders_by_term
+            .keys()
+            .next_back()
+            .is_some_and(|&newest| newest > lr.term)
+        {
+            return Ok(());
+        }
         let config = self.config(leader)?.ok_or("the leader is up")?;
         let members = config.members();
         self.ever_member.extend(members.iter().copied());
