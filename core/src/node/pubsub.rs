@@ -421,6 +421,17 @@ fn set_done(cond: Option<SetCond>, get: bool, reply: &Frame, before: &Before) ->
 }
 
 /// RedisTimeSeries' events (`RedisModule_NotifyKeyspaceEvent` in its `module.c`).
+/// A `ts.add` event for each key whose sample was stored (`ok`, element by element).
+fn added<'a>(
+    keys: impl Iterator<Item = &'a Bytes>,
+    ok: Vec<bool>,
+) -> Vec<(u32, &'static str, &'a Bytes)> {
+    keys.zip(ok)
+        .filter(|(_, ok)| *ok)
+        .map(|(k, _)| (MODULE, "ts.add", k))
+        .collect()
+}
+
 fn ts_events<'a>(t: &'a TsWrite, reply: &Frame) -> Vec<(u32, &'static str, &'a Bytes)> {
     let elements = || match reply {
         Frame::Array(items) => items.iter().map(|f| !f.is_error()).collect(),
@@ -430,18 +441,8 @@ fn ts_events<'a>(t: &'a TsWrite, reply: &Frame) -> Vec<(u32, &'static str, &'a B
         TsWrite::Create { key, .. } => vec![(MODULE, "ts.create", key)],
         TsWrite::Alter { key, .. } => vec![(MODULE, "ts.alter", key)],
         TsWrite::Add { key, .. } | TsWrite::SeedSet { key, .. } => vec![(MODULE, "ts.add", key)],
-        TsWrite::MAdd(items) => items
-            .iter()
-            .zip(elements())
-            .filter(|(_, ok)| *ok)
-            .map(|((k, ..), _)| (MODULE, "ts.add", k))
-            .collect(),
-        TsWrite::Batch(samples) => samples
-            .iter()
-            .zip(elements())
-            .filter(|(_, ok)| *ok)
-            .map(|((k, ..), _)| (MODULE, "ts.add", k))
-            .collect(),
+        TsWrite::MAdd(items) => added(items.iter().map(|(k, ..)| k), elements()),
+        TsWrite::Batch(samples) => added(samples.iter().map(|(k, ..)| k), elements()),
         TsWrite::MAddPartial(items) => items
             .iter()
             .zip(elements())

@@ -1719,3 +1719,25 @@ proptest::proptest! {
         proptest::prop_assert_eq!(one_by_one, packed);
     }
 }
+
+#[test]
+fn a_batch_flush_notifies_each_stored_sample_once() {
+    let mut h = Harness::new(NodeConfig::default());
+    h.connect(1);
+    h.connect(2);
+    assert_eq!(
+        h.call(2, "CONFIG SET notify-keyspace-events Ed"),
+        Frame::ok()
+    );
+    h.send(1, "SUBSCRIBE __keyevent@0__:ts.add");
+    let _ = h.drain();
+    // The third sample repeats the first's timestamp: refused under BLOCK, not notified.
+    for line in ["BATCH_SET a 1 10", "BATCH_SET b 2 10", "BATCH_SET a 3 10"] {
+        assert_eq!(h.call(2, line), Frame::ok());
+    }
+    h.send(2, "BATCH_FLUSH");
+    let outs = h.drain();
+    assert_eq!(replies(&outs, 2), vec![Frame::Integer(2)]);
+    let msg = |key: &str| push(&["message", "__keyevent@0__:ts.add", key]);
+    assert_eq!(replies(&outs, 1), vec![msg("a"), msg("b")]);
+}
