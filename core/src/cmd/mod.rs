@@ -20,6 +20,8 @@ pub mod ts;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::resp::PackedRequest;
+
 pub use error::CommandError;
 pub use table::{COMMANDS, CommandSpec, lookup};
 
@@ -475,6 +477,40 @@ pub fn parse_as(
         }
     };
     Ok(cmd)
+}
+
+/// The common forms of the hottest writes, read from a packed request without building its
+/// argument vector: `SET key value`, `INCR key` and `TS.ADD key ts value [ON_DUPLICATE
+/// policy]`, the name in any case. Some((the command's name as the table spells it, the
+/// write)) when [`parse_as`] makes `Command::Write` of that write from the same arguments;
+/// None for anything else, including the arguments `parse_as` refuses (the caller then
+/// parses the request the general way, which gives every error).
+pub fn parse_common_write(r: &PackedRequest<'_>) -> Option<(&'static str, WriteCmd)> {
+    let name = r.arg(0);
+    match r.len() {
+        2 if name.eq_ignore_ascii_case(b"incr") => Some((
+            "incr",
+            WriteCmd::IncrBy {
+                key: r.arg_bytes(1),
+                by: 1,
+            },
+        )),
+        3 if name.eq_ignore_ascii_case(b"set") => Some((
+            "set",
+            WriteCmd::Set {
+                key: r.arg_bytes(1),
+                value: r.arg_bytes(2),
+                cond: None,
+                get: false,
+            },
+        )),
+        n @ (4 | 6) if name.eq_ignore_ascii_case(b"ts.add") => {
+            let on_duplicate = (n == 6).then(|| (r.arg(4), r.arg(5)));
+            let write = ts::add_common(r.arg_bytes(1), r.arg(2), r.arg(3), on_duplicate)?;
+            Some(("ts.add", WriteCmd::Ts(write)))
+        }
+        _ => None,
+    }
 }
 
 /// A `BATCH_SET`'s value and timestamp, from its third and fourth arguments: what the parser
@@ -939,6 +975,71 @@ mod tests {
                 setname: Some("app".into())
             })
         );
+    }
+
+    /// What the common-write proptest draws the name and each following argument from,
+    /// `|`-separated: the fast forms' names and others', and for each position values its
+    /// parsers accept and refuse (an empty one among them).
+    const COMMON_NAMES: &str =
+        "SET|set|sEt|INCR|incr|TS.ADD|ts.add|Ts.Add|GET|TS.MADD|SETNX|INCRBY";
+    const COMMON_ARGS: [&str; 5] = [
+        "k|v|1|",
+        "1|10|*|-1|x|01|18446744073709551616|9223372036854775807|1.5|NX",
+        "1|1.5|-1|nan|NaN|x|1e400|01|-0||v|10|ON_DUPLICATE",
+        "ON_DUPLICATE|on_duplicate|RETENTION|NX|GET|LAST|x|",
+        "LAST|last|BLOCK|MIN|SUM|max|FIRST|x|1|",
+    ];
+
+    fn pick(tokens: &'static str) -> impl proptest::strategy::Strategy<Value = &'static str> {
+        proptest::sample::select(tokens.split('|').collect::<Vec<_>>())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2048))]
+
+        /// The packed fast path parses exactly what the general parser does wherever it
+        /// answers, and answers for every request of its forms that the parser accepts.
+        #[test]
+        fn common_writes_parse_as_the_general_parser(
+            name in pick(COMMON_NAMES),
+            rest in (
+                pick(COMMON_ARGS[0]),
+                pick(COMMON_ARGS[1]),
+                pick(COMMON_ARGS[2]),
+                pick(COMMON_ARGS[3]),
+                pick(COMMON_ARGS[4]),
+            ),
+            len in 0usize..=5,
+        ) {
+            let rest = [rest.0, rest.1, rest.2, rest.3, rest.4];
+            let mut args = vec![Bytes::from_static(name.as_bytes())];
+            args.extend(rest[..len].iter().map(|t| Bytes::from_static(t.as_bytes())));
+            let packed = crate::resp::Packed::from_requests([(&args[..], 0)]);
+            let request = packed.iter().next().expect("one request");
+            let spec = lookup(&args[0]);
+            let general = parse_as(spec, &args);
+            let fast = parse_common_write(&request);
+            if let Some((table_name, write)) = &fast {
+                proptest::prop_assert_eq!(spec.map(|s| s.name), Some(*table_name));
+                // Debug, not ==: a NaN sample is the same write though NaN != NaN.
+                proptest::prop_assert_eq!(
+                    format!("{general:?}"),
+                    format!("{:?}", Ok::<_, CommandError>(Command::Write(write.clone())))
+                );
+            }
+            let upper = name.to_ascii_uppercase();
+            let fast_form = match (upper.as_str(), args.len()) {
+                ("SET", 3) | ("INCR", 2) | ("TS.ADD", 4) => true,
+                ("TS.ADD", 6) => is(&args[4], "ON_DUPLICATE"),
+                _ => false,
+            };
+            if fast_form && matches!(general, Ok(Command::Write(_))) {
+                proptest::prop_assert!(fast.is_some(), "declined {:?}", args);
+            }
+            if !fast_form {
+                proptest::prop_assert!(fast.is_none(), "took {:?}", args);
+            }
+        }
     }
 
     #[test]

@@ -676,6 +676,30 @@ fn parse_add(a: &[Bytes]) -> Result<TsWrite, CommandError> {
     })
 }
 
+/// `TS.ADD key ts value`, or with `ON_DUPLICATE policy`, from borrowed arguments (the key
+/// given owned): what [`parse_add`] makes of the same arguments when it accepts them, None
+/// when it would refuse them (the caller then parses them the general way, which gives the
+/// error).
+pub(super) fn add_common(
+    key: Bytes,
+    ts: &[u8],
+    value: &[u8],
+    on_duplicate: Option<(&[u8], &[u8])>,
+) -> Option<TsWrite> {
+    let on_duplicate = match on_duplicate {
+        None => None,
+        Some((opt, policy)) if is(opt, "ON_DUPLICATE") => Some(DupPolicy::parse(policy)?),
+        Some(_) => return None,
+    };
+    Some(TsWrite::Add {
+        key,
+        ts: timestamp_or_now(ts).ok()?,
+        value: sample_value(value)?,
+        opts: SeriesOpts::default(),
+        on_duplicate,
+    })
+}
+
 fn parse_madd(a: &[Bytes]) -> Result<TsWrite, CommandError> {
     if !(a.len() - 1).is_multiple_of(3) {
         return Err(CommandError::WrongArity("ts.madd".into()));

@@ -68,12 +68,10 @@ impl<S: Store> Node<S> {
         request: &PackedRequest<'_>,
         unix: UnixMillis,
     ) -> bool {
-        if request.len() != 4 || !request.arg(0).eq_ignore_ascii_case(BATCH_SET.as_bytes()) {
-            return false;
-        }
-        // What `request_as` would refuse or divert: a failed node, a subscribed client (only
-        // a RESP2 client has subscribed mode, and this asks for none).
-        if self.failed.is_some() || self.pubsub.count(conn) > 0 {
+        if request.len() != 4
+            || !request.arg(0).eq_ignore_ascii_case(BATCH_SET.as_bytes())
+            || !self.takes_now(conn, Kind::Other)
+        {
             return false;
         }
         let Ok((value, ts)) = cmd::batch_sample(request.arg(2), request.arg(3)) else {
@@ -82,15 +80,7 @@ impl<S: Store> Node<S> {
         let Some(c) = self.conns.get_mut(&conn) else {
             return false;
         };
-        // What `request_input` would defer or drop, and what `request_as` would queue or
-        // refuse.
-        if c.closing
-            || !c.deferred.is_empty()
-            || !c.ready(Kind::Other, None)
-            || c.txn.queuing()
-            || !c.authenticated
-            || c.batch.len() >= BATCH_MAX_SAMPLES
-        {
+        if c.batch.len() >= BATCH_MAX_SAMPLES {
             return false;
         }
         c.last_active = self.now;

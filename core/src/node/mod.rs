@@ -34,6 +34,7 @@ mod conn_cmd;
 mod expire;
 mod info;
 pub mod log;
+mod packed;
 pub mod peer;
 mod pubsub;
 mod reads;
@@ -668,7 +669,7 @@ impl<S: Store> Node<S> {
                 unix,
             } => {
                 for request in requests.iter() {
-                    if !self.batch_set_packed(conn, &request, unix) {
+                    if !self.packed_request(conn, &request, unix) {
                         self.request_input(conn, request.to_args(), request.wire_bytes(), unix);
                     }
                 }

@@ -1591,9 +1591,10 @@ fn set_replaces_any_key_and_keeps_the_key_count() {
     assert_eq!(h.call(1, "DBSIZE"), Frame::Integer(3));
 }
 
-/// The requests the packed-path tests draw from: `BATCH_SET`s well and badly formed, and
-/// what changes whether a connection may take one at once (a transaction, subscribed mode,
-/// authentication, a write it waits for, RESP3).
+/// The requests the packed-path tests draw from: `BATCH_SET`s, `TS.ADD`s, `SET`s and `INCR`s
+/// well and badly formed, of the fast forms and not, and what changes whether a connection may
+/// take one at once (a transaction, subscribed mode, authentication, a write it waits for,
+/// RESP3).
 const PACKED_SCRIPT: &[&str] = &[
     "BATCH_SET a 1.5 10",
     "BATCH_SET b 2 11",
@@ -1605,7 +1606,21 @@ const PACKED_SCRIPT: &[&str] = &[
     "BATCH_SET a 1 2 3",
     "BATCH_SET a inf 14",
     "BATCH_FLUSH",
-    "MULTI",
+    "TS.ADD a 20 1.5",
+    "ts.add b * 2",
+    "TS.ADD a 20 2.5 ON_DUPLICATE LAST",
+    "TS.ADD a 20 3.5 on_duplicate min",
+    "TS.ADD a 20 3.5 ON_DUPLICATE never",
+    "TS.ADD a 21 x",
+    "TS.ADD a -5 1",
+    "TS.ADD a 22 1 RETENTION 100",
+    "TS.ADD s 23 1",
+    "SET s 2",
+    "set n 5",
+    "SET s 1 NX",
+    "INCR n",
+    "incr s",
+    "INCR a",
     "EXEC",
     "DISCARD",
     "SUBSCRIBE ch",
@@ -1704,7 +1719,7 @@ fn a_full_batch_buffer_refuses_packed_batch_sets_too() {
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
 
-    /// Packed requests, `BATCH_SET`s taken at once or not, give exactly the outputs the same
+    /// Packed requests, taken by a fast path or not, give exactly the outputs the same
     /// requests give one by one: replies, errors, deferrals, `CLIENT INFO` and `INFO`'s
     /// counters.
     #[test]

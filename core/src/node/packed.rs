@@ -1,0 +1,77 @@
+//! Packed requests taken straight from their bytes: the common forms of the hottest commands.
+//!
+//! Outside the command itself, what a request costs the node is mostly its `Vec<Bytes>` of
+//! arguments (an allocation, and a reference count taken and dropped per argument), the table
+//! lookup, and the checks of its connection's state. A request of one of the forms below that
+//! arrives packed ([`Input::Requests`](super::Input::Requests)) skips the first two: the
+//! parser reads it from the packed bytes (`cmd::parse_common_write`, `BATCH_SET` in
+//! [`super::batch`]), and [`Node::takes_now`] makes the checks in one place. Whenever anything
+//! about the request or its connection is out of the ordinary, the fast path declines, having
+//! changed nothing, and the request goes the general way, which gives every error, every
+//! deferral and every diversion. `node::tests::packed_requests_answer_as_single_ones` holds
+//! the two ways to the same outputs.
+
+use super::conn::Kind;
+use super::write::ReplyShape;
+use super::{ConnId, Node};
+use crate::UnixMillis;
+use crate::cmd;
+use crate::resp::PackedRequest;
+use crate::store::Store;
+
+impl<S: Store> Node<S> {
+    /// Runs a packed request by a fast path when one takes it: true when it did.
+    pub(super) fn packed_request(
+        &mut self,
+        conn: ConnId,
+        request: &PackedRequest<'_>,
+        unix: UnixMillis,
+    ) -> bool {
+        self.batch_set_packed(conn, request, unix) || self.common_write_packed(conn, request, unix)
+    }
+
+    /// Whether a request of `kind` that is neither a transaction's control nor allowed in
+    /// subscribed mode runs on `conn` at once, the general way: not dropped with a closed
+    /// connection or deferred behind what the connection waits for (`request_input`), not
+    /// queued in a transaction, refused before authentication, diverted in subscribed mode
+    /// or refused by a failed node (`request_as`).
+    pub(super) fn takes_now(&self, conn: ConnId, kind: Kind) -> bool {
+        // Only a RESP2 client has a subscribed mode; any subscription declines.
+        if self.failed.is_some() || self.pubsub.count(conn) > 0 {
+            return false;
+        }
+        self.conns.get(&conn).is_some_and(|c| {
+            !c.closing
+                && c.deferred.is_empty()
+                && c.ready(kind, None)
+                && !c.txn.queuing()
+                && c.authenticated
+        })
+    }
+
+    /// `SET key value`, `INCR key` or `TS.ADD key ts value [ON_DUPLICATE policy]` that the
+    /// connection runs now, written as `request_as` would write it.
+    fn common_write_packed(
+        &mut self,
+        conn: ConnId,
+        request: &PackedRequest<'_>,
+        unix: UnixMillis,
+    ) -> bool {
+        if !self.takes_now(conn, Kind::Write) {
+            return false;
+        }
+        let Some((name, write)) = cmd::parse_common_write(request) else {
+            return false;
+        };
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return false;
+        };
+        c.last_active = self.now;
+        c.last_cmd = name;
+        self.stats.net_input_bytes += request.wire_bytes();
+        self.stats.commands += 1;
+        self.note_unix(unix);
+        self.write(conn, vec![write], ReplyShape::Single, unix);
+        true
+    }
+}
