@@ -70,7 +70,7 @@ impl<S: Store> Node<S> {
     ) -> bool {
         if request.len() != 4
             || !request.arg(0).eq_ignore_ascii_case(BATCH_SET.as_bytes())
-            || !self.takes_now(conn, Kind::Other)
+            || !self.takes_now(conn, Kind::Other, None)
         {
             return false;
         }

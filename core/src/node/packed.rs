@@ -1,4 +1,5 @@
-//! Packed requests taken straight from their bytes: the common forms of the hottest commands.
+//! Packed requests taken straight from their bytes: the common forms of the hottest commands
+//! (`SET`, `INCR`, `TS.ADD`, `GET`, `BATCH_SET`).
 //!
 //! Outside the command itself, what a request costs the node is mostly its `Vec<Bytes>` of
 //! arguments (an allocation, and a reference count taken and dropped per argument), the table
@@ -12,10 +13,11 @@
 //! the two ways to the same outputs.
 
 use super::conn::Kind;
+use super::reads::ReadVia;
 use super::write::ReplyShape;
 use super::{ConnId, Node};
 use crate::UnixMillis;
-use crate::cmd;
+use crate::cmd::{self, ReadCmd};
 use crate::resp::PackedRequest;
 use crate::store::Store;
 
@@ -27,7 +29,9 @@ impl<S: Store> Node<S> {
         request: &PackedRequest<'_>,
         unix: UnixMillis,
     ) -> bool {
-        self.batch_set_packed(conn, request, unix) || self.common_write_packed(conn, request, unix)
+        self.batch_set_packed(conn, request, unix)
+            || self.common_write_packed(conn, request, unix)
+            || self.get_packed(conn, request, unix)
     }
 
     /// Whether a request of `kind` that is neither a transaction's control nor allowed in
@@ -35,7 +39,8 @@ impl<S: Store> Node<S> {
     /// connection or deferred behind what the connection waits for (`request_input`), not
     /// queued in a transaction, refused before authentication, diverted in subscribed mode
     /// or refused by a failed node (`request_as`).
-    pub(super) fn takes_now(&self, conn: ConnId, kind: Kind) -> bool {
+    /// `path`: where a read would wait, as `request_input` finds it.
+    pub(super) fn takes_now(&self, conn: ConnId, kind: Kind, path: Option<ReadVia>) -> bool {
         // Only a RESP2 client has a subscribed mode; any subscription declines.
         if self.failed.is_some() || self.pubsub.count(conn) > 0 {
             return false;
@@ -43,7 +48,7 @@ impl<S: Store> Node<S> {
         self.conns.get(&conn).is_some_and(|c| {
             !c.closing
                 && c.deferred.is_empty()
-                && c.ready(kind, None)
+                && c.ready(kind, path)
                 && !c.txn.queuing()
                 && c.authenticated
         })
@@ -57,7 +62,7 @@ impl<S: Store> Node<S> {
         request: &PackedRequest<'_>,
         unix: UnixMillis,
     ) -> bool {
-        if !self.takes_now(conn, Kind::Write) {
+        if !self.takes_now(conn, Kind::Write, None) {
             return false;
         }
         let Some((name, write)) = cmd::parse_common_write(request) else {
@@ -72,6 +77,29 @@ impl<S: Store> Node<S> {
         self.stats.commands += 1;
         self.note_unix(unix);
         self.write(conn, vec![write], ReplyShape::Single, unix);
+        true
+    }
+
+    /// `GET key` that the connection reads now from this node's state or through a ReadIndex
+    /// round, read as `request_as` would read it. A read forwarded to the leader declines: it
+    /// travels as its arguments.
+    fn get_packed(&mut self, conn: ConnId, request: &PackedRequest<'_>, unix: UnixMillis) -> bool {
+        if request.len() != 2 || !request.arg(0).eq_ignore_ascii_case(b"get") {
+            return false;
+        }
+        let path = self.read_via(conn);
+        if path == Some(ReadVia::Forward) || !self.takes_now(conn, Kind::Read, path) {
+            return false;
+        }
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return false;
+        };
+        c.last_active = self.now;
+        c.last_cmd = "get";
+        self.stats.net_input_bytes += request.wire_bytes();
+        self.stats.commands += 1;
+        self.note_unix(unix);
+        self.read(conn, ReadCmd::Get(request.arg_bytes(1)), Vec::new(), unix);
         true
     }
 }

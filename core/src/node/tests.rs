@@ -1591,10 +1591,10 @@ fn set_replaces_any_key_and_keeps_the_key_count() {
     assert_eq!(h.call(1, "DBSIZE"), Frame::Integer(3));
 }
 
-/// The requests the packed-path tests draw from: `BATCH_SET`s, `TS.ADD`s, `SET`s and `INCR`s
-/// well and badly formed, of the fast forms and not, and what changes whether a connection may
-/// take one at once (a transaction, subscribed mode, authentication, a write it waits for,
-/// RESP3).
+/// The requests the packed-path tests draw from: `BATCH_SET`s, `TS.ADD`s, `SET`s, `INCR`s and
+/// `GET`s well and badly formed, of the fast forms and not, and what changes whether a
+/// connection may take one at once (a transaction, subscribed mode, authentication, a write it
+/// waits for, RESP3).
 const PACKED_SCRIPT: &[&str] = &[
     "BATCH_SET a 1.5 10",
     "BATCH_SET b 2 11",
@@ -1621,6 +1621,12 @@ const PACKED_SCRIPT: &[&str] = &[
     "INCR n",
     "incr s",
     "INCR a",
+    "GET s",
+    "get n",
+    "GET a",
+    "GET missing",
+    "GET",
+    "MULTI",
     "EXEC",
     "DISCARD",
     "SUBSCRIBE ch",
