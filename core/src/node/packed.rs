@@ -38,8 +38,8 @@ impl<S: Store> Node<S> {
     /// subscribed mode runs on `conn` at once, the general way: not dropped with a closed
     /// connection or deferred behind what the connection waits for (`request_input`), not
     /// queued in a transaction, refused before authentication, diverted in subscribed mode
-    /// or refused by a failed node (`request_as`).
-    /// `path`: where a read would wait, as `request_input` finds it.
+    /// or refused by a failed node (`request_as`). `path`: where a read would wait, as
+    /// `request_input` finds it.
     pub(super) fn takes_now(&self, conn: ConnId, kind: Kind, path: Option<ReadVia>) -> bool {
         // Only a RESP2 client has a subscribed mode; any subscription declines.
         if self.failed.is_some() || self.pubsub.count(conn) > 0 {
@@ -62,12 +62,12 @@ impl<S: Store> Node<S> {
         request: &PackedRequest<'_>,
         unix: UnixMillis,
     ) -> bool {
-        if !self.takes_now(conn, Kind::Write, None) {
-            return false;
-        }
         let Some((name, write)) = cmd::parse_common_write(request) else {
             return false;
         };
+        if !self.takes_now(conn, Kind::Write, None) {
+            return false;
+        }
         let Some(c) = self.conns.get_mut(&conn) else {
             return false;
         };
