@@ -19,8 +19,10 @@ Environment for a tickdb side: --a-env NAME=VALUE (repeatable), likewise --b-env
   python3 bench/ab.py --a target/release/tickdb --b rts --workload add16 --requests 200000 --pairs 6
 
 Workloads: add16, add1 (TS.ADD -c 50 -P 16 / -P 1 over 1,000 series), madd (TS.MADD with 100
-samples per command, -c 4 -P 8), set16, set1, get16, incr16. Needs redis-benchmark and redis-py
-(`make deps`).
+samples per command, -c 4 -P 8), set16, set1, get16, incr16; and one client's reads of a
+1,000,000-sample tick series (bench/ingest.sh's): revrange (TS.REVRANGE - + COUNT 1000), tsget,
+rangeavg (TS.RANGE avg, 1-minute buckets), whose rate ratio is the inverse latency ratio.
+Needs redis-benchmark and redis-py (`make deps`).
 """
 
 import argparse
@@ -35,12 +37,15 @@ import tempfile
 
 import redis
 
-from benchlib import free_port, wait_ping
+from benchlib import free_port, load_ticks, wait_ping
 
 VALUE = "1__rand_int__"
+BIG = "big"
+BIG_SAMPLES = 1_000_000
 MADD = ["TS.MADD"] + ["ts:__rand_int__", "*", VALUE] * 100
 WORKLOADS = {
-    # name: (redis-benchmark arguments, samples per request, needs the 1,000 series)
+    # name: (redis-benchmark arguments, samples per request, what to prepare: True for the
+    # 1,000 empty series, BIG for the loaded series, False for nothing)
     "add16": (["-c", "50", "-P", "16", "TS.ADD", "ts:__rand_int__", "*", VALUE,
                "ON_DUPLICATE", "LAST"], 1, True),
     "add1": (["-c", "50", "-P", "1", "TS.ADD", "ts:__rand_int__", "*", VALUE,
@@ -50,6 +55,12 @@ WORKLOADS = {
     "set1": (["-c", "50", "-P", "1", "SET", "k:__rand_int__", "v"], 1, False),
     "get16": (["-c", "50", "-P", "16", "GET", "k:__rand_int__"], 1, False),
     "incr16": (["-c", "50", "-P", "16", "INCR", "c:__rand_int__"], 1, False),
+    # Latest-N and aggregated reads of one 1,000,000-sample tick series, one client at a time
+    # (the issue's latency targets; the rate of one client is the inverse of its latency).
+    "revrange": (["-c", "1", "TS.REVRANGE", "big", "-", "+", "COUNT", "1000"], 1, BIG),
+    "tsget": (["-c", "1", "TS.GET", "big"], 1, BIG),
+    "rangeavg": (["-c", "1", "TS.RANGE", "big", "-", "+", "AGGREGATION", "avg", "60000"], 1,
+                 BIG),
 }
 
 
@@ -84,7 +95,9 @@ class Side:
         self.runs = []  # (rate, cpu us per request)
 
     def prepare(self, series):
-        if series:
+        if series == BIG:
+            load_ticks(self.port, BIG, BIG_SAMPLES)
+        elif series:
             p = self.client.pipeline(transaction=False)
             for i in range(1000):
                 p.execute_command("TS.CREATE", f"ts:{i:012d}", "DUPLICATE_POLICY", "LAST")
@@ -140,7 +153,7 @@ def main():
             s.prepare(series)
         # One warm-up run each, not counted: first-touch allocations, lazy thread start.
         for s in sides:
-            s.run(bench_args, max(1000, o.requests // 10))
+            s.run(bench_args, max(min(1000, o.requests), o.requests // 10))
             s.runs.clear()
         for i in range(o.pairs):
             order = sides if i % 2 == 0 else sides[::-1]
@@ -158,6 +171,11 @@ def main():
                   f"(runs {min(cpus):.2f}-{max(cpus):.2f})")
         rate_r = [rb / ra for (ra, _), (rb, _) in zip(a.runs, b.runs)]
         cpu_r = [cb / ca for (_, ca), (_, cb) in zip(a.runs, b.runs)]
+        if series == BIG:
+            for s in sides:
+                ms = [1000 / r for r, _ in s.runs]
+                print(f"  {s.name} mean latency of one client: median {statistics.median(ms):.3f} ms "
+                      f"(runs {min(ms):.3f}-{max(ms):.3f})")
         print(f"  B / A rate: median {statistics.median(rate_r):.2f} "
               f"(pairs {' '.join(f'{x:.2f}' for x in rate_r)})")
         print(f"  B / A CPU per {unit}: median {statistics.median(cpu_r):.2f} "

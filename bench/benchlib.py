@@ -1,5 +1,6 @@
-"""Helpers the Python bench scripts share: a free port, and waiting for a server to answer."""
-import socket, sys, time
+"""Helpers the bench scripts share: a free port, waiting for a server to answer, and loading a
+tick series (`python3 bench/benchlib.py load-ticks PORT KEY N` from a shell script)."""
+import random, socket, sys, time
 
 import redis
 
@@ -23,3 +24,27 @@ def wait_ping(port, proc, what, timeout=120):
                 sys.exit(f"{what} exited with {proc.returncode}")
             time.sleep(0.02)
     sys.exit(f"{what} did not answer within {timeout} s")
+
+
+def load_ticks(port, key, n):
+    """Creates `key` and loads `n` tick samples into it: a random walk on a 0.01 tick with
+    millisecond gaps (seeded, so every server gets the same series), as TS.MADD of 10,000
+    samples per command (one log entry each in tickdb)."""
+    r = redis.Redis(port=port)
+    r.execute_command("TS.CREATE", key)
+    rng = random.Random(7)
+    ts, px, args = 1_700_000_000_000, 100.0, []
+    for i in range(1, n + 1):
+        ts += rng.choice([1, 1, 2, 3, 5, 8, 13, 40, 250])
+        px = round(px + rng.choice([-0.02, -0.01, 0, 0, 0.01, 0.02]), 2)
+        args += [key, ts, px]
+        if i % 10_000 == 0 or i == n:
+            r.execute_command("TS.MADD", *args)
+            args = []
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "load-ticks":
+        load_ticks(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]))
+    else:
+        sys.exit("usage: benchlib.py load-ticks PORT KEY N")

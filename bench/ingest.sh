@@ -131,21 +131,7 @@ latency_ms() {
 # load_series PORT KEY N: N tick samples (random walk on a 0.01 tick, ms gaps), TS.MADD of
 # 10,000 samples per command (one log entry each in tickdb).
 load_series() {
-  python3 - "$1" "$2" "$3" <<'EOF'
-import random, sys, redis
-r = redis.Redis(port=int(sys.argv[1]))
-key, n = sys.argv[2], int(sys.argv[3])
-r.execute_command("TS.CREATE", key)
-random.seed(7)
-ts, px, args = 1_700_000_000_000, 100.0, []
-for i in range(1, n + 1):
-    ts += random.choice([1, 1, 2, 3, 5, 8, 13, 40, 250])
-    px = round(px + random.choice([-0.02, -0.01, 0, 0, 0.01, 0.02]), 2)
-    args += [key, ts, px]
-    if i % 10_000 == 0 or i == n:
-        r.execute_command("TS.MADD", *args)
-        args = []
-EOF
+  python3 bench/benchlib.py load-ticks "$1" "$2" "$3"
 }
 
 # The TS peers, in column order: tickdb, then (when given) an earlier tickdb build,
