@@ -258,6 +258,6 @@ if [ "${PATHS:-1}" != 0 ]; then
   echo
   echo "BATCH_SET + BATCH_FLUSH and the ZeroMQ endpoint against TS.MADD over TCP (bench/ingest_paths.sh, PATHS=0 skips it):"
   echo
-  TICKDB_BIN="$BIN" bash bench/ingest_paths.sh "${PATHS_SECS:-3}" "${PATHS_REPEATS:-3}" 2>/dev/null
+  TICKDB_BIN="$BIN" bash bench/ingest_paths.sh "${PATHS_SECS:-10}" "${PATHS_REPEATS:-3}" 2>/dev/null
 fi
 echo "$(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(redis-server --version | cut -d' ' -f3), tickdb $("$BIN" --version | cut -d' ' -f2) $(git rev-parse --short HEAD)"

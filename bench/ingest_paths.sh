@@ -6,14 +6,16 @@
 # memtable flushes and compactions, so the order decided a good part of the ratios. Here each
 # of the four cells gets its own server and data directory, the order rotates from repeat to
 # repeat, and the table gives each cell's median and every ratio's range over the repeats.
-#   bench/ingest_paths.sh [seconds per cell, default 3] [repeats, default 3]
+#   bench/ingest_paths.sh [seconds per cell, default 10] [repeats, default 3]
+# Cells of 3 s spread by ±20% over repeats on this machine (their first second is the
+# server's warm-up); cells of 10 s by a few percent (docs/benchmarks.md, "Session 15").
 # TICKDB_BIN=/path/to/tickdb measures that binary instead of building tickdb-server; extra
 # server flags in TICKDB_FLAGS (say "--threads 2").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${CARGO_TARGET_DIR:=$HOME/.cache/tickdb-target}"
 export CARGO_TARGET_DIR
-secs="${1:-3}"
+secs="${1:-10}"
 repeats="${2:-3}"
 # --workspace, not -p: a subset of packages unifies features differently and rebuilds RocksDB.
 if [[ -n "${TICKDB_BIN:-}" ]]; then
