@@ -83,12 +83,9 @@ impl<S: Store> Node<S> {
         if c.batch.len() >= BATCH_MAX_SAMPLES {
             return false;
         }
-        c.last_active = self.now;
-        c.last_cmd = BATCH_SET;
+        c.ran(self.now, BATCH_SET);
         c.batch.push((request.arg_bytes(1), ts, value));
-        self.stats.net_input_bytes += request.wire_bytes();
-        self.stats.commands += 1;
-        self.note_unix(unix);
+        self.count_taken(request, unix);
         self.reply(conn, Frame::ok());
         true
     }

@@ -59,6 +59,13 @@ pub(super) struct Conn {
 }
 
 impl Conn {
+    /// Notes a request it runs now: `name` as the command table spells it (`CLIENT LIST`'s
+    /// `cmd`), `now` as its last activity.
+    pub(super) fn ran(&mut self, now: Instant, name: &'static str) {
+        self.last_active = now;
+        self.last_cmd = name;
+    }
+
     pub(super) fn new(kind: ConnKind, addr: String, authenticated: bool, now: Instant) -> Self {
         Self {
             kind,

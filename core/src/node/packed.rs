@@ -68,14 +68,7 @@ impl<S: Store> Node<S> {
         if !self.takes_now(conn, Kind::Write, None) {
             return false;
         }
-        let Some(c) = self.conns.get_mut(&conn) else {
-            return false;
-        };
-        c.last_active = self.now;
-        c.last_cmd = name;
-        self.stats.net_input_bytes += request.wire_bytes();
-        self.stats.commands += 1;
-        self.note_unix(unix);
+        self.taken(conn, name, request, unix);
         self.write(conn, vec![write], ReplyShape::Single, unix);
         true
     }
@@ -91,15 +84,32 @@ impl<S: Store> Node<S> {
         if path == Some(ReadVia::Forward) || !self.takes_now(conn, Kind::Read, path) {
             return false;
         }
-        let Some(c) = self.conns.get_mut(&conn) else {
-            return false;
-        };
-        c.last_active = self.now;
-        c.last_cmd = "get";
+        self.taken(conn, "get", request, unix);
+        self.read(conn, ReadCmd::Get(request.arg_bytes(1)), Vec::new(), unix);
+        true
+    }
+
+    /// What `request_input` and `request_as` note of a request they run, for one a fast path
+    /// takes (`name` as the command table spells it): the connection's last activity and
+    /// command, the server's input bytes and command count, the client's clock.
+    pub(super) fn taken(
+        &mut self,
+        conn: ConnId,
+        name: &'static str,
+        request: &PackedRequest<'_>,
+        unix: UnixMillis,
+    ) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.ran(self.now, name);
+        }
+        self.count_taken(request, unix);
+    }
+
+    /// The node-wide part of [`Node::taken`], for a caller that notes the connection's part
+    /// itself ([`super::conn::Conn::ran`]) while it holds the connection.
+    pub(super) fn count_taken(&mut self, request: &PackedRequest<'_>, unix: UnixMillis) {
         self.stats.net_input_bytes += request.wire_bytes();
         self.stats.commands += 1;
         self.note_unix(unix);
-        self.read(conn, ReadCmd::Get(request.arg_bytes(1)), Vec::new(), unix);
-        true
     }
 }
