@@ -98,6 +98,8 @@ pub enum ConnOut {
     /// Consecutive replies to one connection from one drain, in order: one message (one
     /// channel push and one wake-up of the writer) for a pipeline's replies.
     Replies(Vec<(Frame, Protocol)>),
+    /// That many `+OK` replies in a row ([`Output::Oks`]).
+    Oks(u32),
     /// A pub/sub message (or confirmation): written like a reply; its bytes count against
     /// [`PUBSUB_OUTPUT_MAX_BYTES`] until the writer takes it off the queue.
     Push(Frame, Protocol, PushBytes),
@@ -130,6 +132,7 @@ impl ConnOut {
     fn count(&self) -> usize {
         match self {
             Self::Replies(replies) => replies.len(),
+            Self::Oks(count) => *count as usize,
             _ => 1,
         }
     }
@@ -689,6 +692,10 @@ fn drain<S: Store, T: PeerTransport>(
                 }
                 continue;
             }
+            Output::Oks { conn, count } => {
+                batch.flush(node, conns);
+                (conn, ConnOut::Oks(count))
+            }
             Output::Close { conn } => {
                 batch.flush(node, conns);
                 (conn, ConnOut::Close)
@@ -1126,6 +1133,7 @@ mod tests {
             match msg {
                 ConnOut::Reply(f, _) | ConnOut::Push(f, _, _) => got.push(f),
                 ConnOut::Replies(r) => got.extend(r.into_iter().map(|(f, _)| f)),
+                ConnOut::Oks(count) => got.extend((0..count).map(|_| Frame::ok())),
                 ConnOut::Close => panic!("closed after {got:?}"),
             }
         }

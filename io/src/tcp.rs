@@ -172,10 +172,13 @@ impl Owed {
         self.0.fetch_add(n as u64, Ordering::Relaxed);
     }
 
-    fn reply(&self) {
+    /// `n` replies written.
+    fn replies(&self, n: usize) {
         let _ = self
             .0
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |owed| {
+                Some(owed.saturating_sub(n as u64))
+            });
     }
 
     fn any(&self) -> bool {
@@ -286,13 +289,17 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             match msg {
                 ConnOut::Reply(frame, protocol) => {
                     resp::encode(&frame, protocol, &mut buf);
-                    owed.reply();
+                    owed.replies(1);
                 }
                 ConnOut::Replies(replies) => {
                     for (frame, protocol) in &replies {
                         resp::encode(frame, *protocol, &mut buf);
-                        owed.reply();
                     }
+                    owed.replies(replies.len());
+                }
+                ConnOut::Oks(count) => {
+                    resp::encode_oks(count, &mut buf);
+                    owed.replies(count as usize);
                 }
                 ConnOut::Push(frame, protocol, _) => {
                     resp::encode(&frame, protocol, &mut buf);

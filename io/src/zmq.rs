@@ -529,6 +529,21 @@ impl ClientTask {
                         self.take_reply(&mut pending, frame, *protocol).await;
                     }
                 }
+                Some(ConnOut::Oks(count)) => {
+                    // Shared out like a batch of replies, each message its share at once.
+                    let mut rest = count;
+                    while let Some(p) = self.owner(&mut pending).filter(|_| rest > 0) {
+                        let owed = u32::try_from(p.expect.replies - p.got).unwrap_or(u32::MAX);
+                        let now = owed.min(rest);
+                        resp::encode_oks(now, &mut p.payload);
+                        p.got += u64::from(now);
+                        rest -= now;
+                    }
+                    for _ in 0..rest {
+                        self.take_reply(&mut pending, &Frame::ok(), Protocol::Resp2)
+                            .await;
+                    }
+                }
                 // The node closed the client, or the driver dropped it as too slow.
                 Some(ConnOut::Close) | None => {
                     self.closed(pending).await;

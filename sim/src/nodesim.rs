@@ -1031,6 +1031,13 @@ impl NodeSim {
 
     fn route(&mut self, id: NodeId, o: Output) -> Check {
         match o {
+            // Each `+OK` of the run as a reply of its own, as a client sees it: its own
+            // delay, never before the reply ahead of it.
+            Output::Oks { .. } => {
+                for reply in o.expand_oks() {
+                    self.route(id, reply)?;
+                }
+            }
             Output::Send { to, bytes } => {
                 if !self.nodes.contains_key(&to) || to == id {
                     return Err(format!("node {} sent to unknown node {}", id.0, to.0));

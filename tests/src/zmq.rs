@@ -173,6 +173,28 @@ pub async fn check_pipelined(endpoint: &str) {
             format!("${}\r\n{echo}\r\n", echo.len()).as_bytes(),
         );
     }
+    // Messages of 1, 2, ... 20 BATCH_SETs sent before reading: the node answers the
+    // `+OK`s of messages it takes together as one run, which the endpoint shares out, each
+    // message getting its own.
+    let mut ts = 0;
+    for k in 1..=20 {
+        let mut payload = Vec::new();
+        for _ in 0..k {
+            ts += 1;
+            payload.extend_from_slice(&request(&[
+                "BATCH_SET",
+                "zmq:batch",
+                "1.5",
+                &ts.to_string(),
+            ]));
+        }
+        d.send(&payload).await;
+    }
+    d.send(&request(&["BATCH_FLUSH"])).await;
+    for k in 1..=20 {
+        assert_reply(&d.recv().await, "+OK\r\n".repeat(k).as_bytes());
+    }
+    assert_reply(&d.recv().await, format!(":{ts}\r\n").as_bytes());
 }
 
 /// `HELLO 3` switches this client, and only this one, to RESP3.

@@ -152,22 +152,24 @@ impl Net {
                     let synced = Input::Synced { upto, error: None };
                     node.handle_input(self.now, synced);
                 }
-                while let Some(out) = node.poll_output() {
-                    match out {
-                        Output::Send { to, bytes } => {
-                            self.queue.push_back((i, to.0 as usize - 1, bytes));
-                        }
-                        Output::Reply { conn, frame, .. } => {
-                            self.replies
-                                .entry((i, conn.0))
-                                .or_default()
-                                .push_back(frame);
-                        }
-                        Output::Close { .. } | Output::Member { .. } => {}
-                        Output::Sync { upto } => {
-                            let mark = node.store().write_count();
-                            let running = self.syncs.insert(i, (upto, mark));
-                            assert!(running.is_none(), "two syncs at once");
+                while let Some(outs) = node.poll_output() {
+                    for out in outs.expand_oks() {
+                        match out {
+                            Output::Send { to, bytes } => {
+                                self.queue.push_back((i, to.0 as usize - 1, bytes));
+                            }
+                            Output::Reply { conn, frame, .. } => {
+                                self.replies
+                                    .entry((i, conn.0))
+                                    .or_default()
+                                    .push_back(frame);
+                            }
+                            Output::Close { .. } | Output::Member { .. } | Output::Oks { .. } => {}
+                            Output::Sync { upto } => {
+                                let mark = node.store().write_count();
+                                let running = self.syncs.insert(i, (upto, mark));
+                                assert!(running.is_none(), "two syncs at once");
+                            }
                         }
                     }
                 }

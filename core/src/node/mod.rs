@@ -133,6 +133,11 @@ pub enum Output {
         frame: Frame,
         protocol: Protocol,
     },
+    /// Send the client `count` (at least 2) `+OK` replies in a row: what that many
+    /// [`Output::Reply`]s of [`Frame::ok`] would send, in either protocol. A run of `+OK`s to
+    /// one connection among the outputs (a pipeline of `BATCH_SET`s, of `SET`s answered by one
+    /// sync) is one output, not one per reply; [`Output::expand_oks`] gives them one by one.
+    Oks { conn: ConnId, count: u32 },
     /// Close the connection once the replies before this output are sent.
     Close { conn: ConnId },
     /// Deliver `bytes` to cluster node `to` (best effort: the node retries what matters).
@@ -145,6 +150,30 @@ pub enum Output {
     /// writes) and feed [`Input::Synced`] with the same `upto` when it is done. The node asks
     /// for the next one only after that.
     Sync { upto: u64 },
+}
+
+impl Output {
+    /// Whether this is a `+OK` reply to `conn`.
+    fn is_ok_to(&self, conn: ConnId) -> bool {
+        matches!(self, Self::Reply { conn: c, frame, .. } if *c == conn && frame.is_ok())
+    }
+
+    /// This output as the outputs it stands for: an [`Self::Oks`] as its `+OK` replies one
+    /// by one (in RESP2, which encodes `+OK` as RESP3 does), anything else as itself.
+    pub fn expand_oks(self) -> impl Iterator<Item = Self> {
+        let (single, oks) = match self {
+            Self::Oks { conn, count } => (None, Some((conn, count))),
+            other => (Some(other), None),
+        };
+        let oks = oks.into_iter().flat_map(|(conn, count)| {
+            (0..count).map(move |_| Self::Reply {
+                conn,
+                frame: Frame::ok(),
+                protocol: Protocol::Resp2,
+            })
+        });
+        single.into_iter().chain(oks)
+    }
 }
 
 /// A member of the cluster and where to reach it.

@@ -64,8 +64,11 @@ impl Harness {
     }
 
     fn drain(&mut self) -> Vec<Output> {
+        // A run of `+OK`s as its replies one by one, so the tests read them as any other
+        // replies (`oks_to_one_connection_are_one_output` holds the run itself).
         let outs = std::iter::from_fn(|| self.node.poll_output())
             .take(1_000_000)
+            .flat_map(Output::expand_oks)
             .collect();
         self.node.check_invariants();
         outs
@@ -449,6 +452,64 @@ fn a_failed_sync_acknowledges_nothing_and_stops_writes_without_hanging() {
     assert_eq!(node.poll_output(), None);
 }
 
+/// A run of `+OK`s to one connection is one output, whichever command answered them; a reply
+/// to another connection, or any other reply, between two `+OK`s ends the run. Expanded, the
+/// outputs are the replies one by one, in order.
+#[test]
+fn oks_to_one_connection_are_one_output() {
+    let mut h = Harness::new(NodeConfig::default());
+    h.connect(1);
+    h.connect(2);
+    let script = [
+        (1, "BATCH_SET k 1 1"),
+        (1, "BATCH_SET k 1 2"),
+        (1, "BATCH_SET k 1 3"),
+        (2, "BATCH_SET j 1 1"),
+        (1, "BATCH_SET k 1 4"),
+        (1, "PING"),
+        (1, "BATCH_SET k 1 5"),
+        (1, "BATCH_SET k 1 6"),
+        (1, "BATCH_SET k 1 oops"),
+        (1, "BATCH_SET k 1 7"),
+    ];
+    for (conn, line) in script {
+        h.send(conn, line);
+    }
+    let outs: Vec<Output> = std::iter::from_fn(|| h.node.poll_output()).collect();
+    let reply = |conn, frame| Output::Reply {
+        conn: ConnId(conn),
+        frame,
+        protocol: Protocol::Resp2,
+    };
+    let oks = |count| Output::Oks {
+        conn: ConnId(1),
+        count,
+    };
+    assert!(
+        matches!(&outs[..], [
+            o1, o2, o3, o4, o5, Output::Reply { frame: Frame::Error(_), .. }, o7,
+        ] if *o1 == oks(3) && *o2 == reply(2, Frame::ok()) && *o3 == reply(1, Frame::ok())
+            && *o4 == reply(1, Frame::simple("PONG")) && *o5 == oks(2)
+            && *o7 == reply(1, Frame::ok())),
+        "{outs:?}"
+    );
+    let expanded: Vec<Output> = outs.into_iter().flat_map(Output::expand_oks).collect();
+    assert_eq!(expanded.len(), 10);
+    assert_eq!(
+        &expanded[..4],
+        [
+            reply(1, Frame::ok()),
+            reply(1, Frame::ok()),
+            reply(1, Frame::ok()),
+            reply(2, Frame::ok())
+        ]
+    );
+    assert_eq!(
+        &expanded[6..8],
+        [reply(1, Frame::ok()), reply(1, Frame::ok())]
+    );
+}
+
 #[test]
 fn batch_set_buffer_is_bounded_and_reset_drops_it() {
     let mut h = Harness::new(NodeConfig::default());
@@ -463,9 +524,12 @@ fn batch_set_buffer_is_bounded_and_reset_drops_it() {
         h.node.handle_input(h.now, input);
     }
     assert_eq!(
-        std::iter::from_fn(|| h.node.poll_output()).count(),
-        BATCH_MAX_SAMPLES,
-        "every buffered sample is acknowledged"
+        std::iter::from_fn(|| h.node.poll_output()).collect::<Vec<_>>(),
+        [Output::Oks {
+            conn: ConnId(1),
+            count: BATCH_MAX_SAMPLES as u32
+        }],
+        "every buffered sample is acknowledged, in one run of +OKs"
     );
     let Frame::Error(e) = h.call(1, "BATCH_SET k 1.5 0") else {
         panic!("the full buffer refuses")

@@ -50,6 +50,17 @@ const DOUBLE_EXACT_INT_MAX: f64 = 9_007_199_254_740_992.0;
 ///
 /// Doubles are written as Redis does: integral values as integers (`1`), others in the
 /// shortest form that reads back to the same value (`1.5`, `1e-7`), and `inf`, `-inf`, `nan`.
+/// `count` `+OK` replies in a row, as `count` [`encode`]s of [`Frame::ok`] give them in
+/// either protocol.
+pub fn encode_oks(count: u32, out: &mut Vec<u8>) {
+    const OK: &[u8] = b"+OK\r\n";
+    let count = count as usize;
+    out.reserve(OK.len() * count);
+    for _ in 0..count {
+        out.extend_from_slice(OK);
+    }
+}
+
 pub fn encode(frame: &Frame, protocol: Protocol, out: &mut Vec<u8>) {
     let resp3 = protocol == Protocol::Resp3;
     match frame {
@@ -352,6 +363,18 @@ mod tests {
 
     fn double(v: f64) -> String {
         String::from_utf8(DoubleText::new(v).as_bytes().to_vec()).unwrap()
+    }
+
+    #[test]
+    fn a_run_of_oks_encodes_as_its_replies_one_by_one() {
+        for count in [0, 1, 2, 7] {
+            let mut run = Vec::new();
+            encode_oks(count, &mut run);
+            for protocol in [Protocol::Resp2, Protocol::Resp3] {
+                let one_by_one: String = (0..count).map(|_| enc(&Frame::ok(), protocol)).collect();
+                assert_eq!(String::from_utf8(run.clone()).unwrap(), one_by_one);
+            }
+        }
     }
 
     #[test]

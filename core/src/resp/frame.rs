@@ -61,6 +61,11 @@ impl Frame {
         Self::Simple(Bytes::from_static(b"OK"))
     }
 
+    /// Whether this is [`Frame::ok`]'s `+OK`.
+    pub fn is_ok(&self) -> bool {
+        matches!(self, Self::Simple(s) if s.as_ref() == b"OK")
+    }
+
     pub fn simple(s: &'static str) -> Self {
         Self::Simple(Bytes::from_static(s.as_bytes()))
     }

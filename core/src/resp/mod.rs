@@ -14,7 +14,7 @@ pub use decode::{
     Limits, ProtocolError, Request, SHARED_COPY_MAX, decode, decode_packed_from,
     decode_packed_message, decode_request, decode_requests_from,
 };
-pub use encode::{encode, encode_request, put_i64};
+pub use encode::{encode, encode_oks, encode_request, put_i64};
 pub use frame::{Frame, Protocol};
 pub use packed::{Packed, PackedRequest};
 
