@@ -259,7 +259,7 @@ impl Router {
             };
             return self.expect(&identity, expect).await.map(|_| ());
         }
-        let decoded = decode_payload(payload, &self.config.limits);
+        let decoded = decode_payload(payload.clone(), &self.config.limits);
         let error_replies = u64::from(decoded.error.is_some());
         let expect = Expect {
             replies: decoded.count() as u64 + error_replies,
@@ -271,11 +271,15 @@ impl Router {
         };
         // The node closes the client after QUIT; forgetting it now, rather than when its task
         // sees the close, makes the identity's next message start a fresh client for sure.
-        let quits = decoded
-            .requests
-            .iter()
-            .flat_map(Packed::iter)
-            .any(|r| is_quit(&r));
+        // A payload without a `q` holds no QUIT: one vectorised scan of its bytes rather than
+        // a look at every request, most payloads' case (it was 1% of the server's time in a
+        // BATCH_SET load).
+        let quits = memchr::memchr2(b'q', b'Q', &payload).is_some()
+            && decoded
+                .requests
+                .iter()
+                .flat_map(Packed::iter)
+                .any(|r| is_quit(&r));
         // The message's requests go to the node in order, up to `INPUTS_PER_MSG_MAX` per
         // driver message.
         let unix = self.node.unix_now();
