@@ -11,20 +11,48 @@
 # server's warm-up); cells of 10 s by a few percent (docs/benchmarks.md, "Session 15").
 # TICKDB_BIN=/path/to/tickdb measures that binary instead of building tickdb-server; extra
 # server flags in TICKDB_FLAGS (say "--threads 2").
+# The client: INGEST_CLIENT=c (the default) is bench/ingest_client.c, plain sockets and libzmq
+# (the reference ZeroMQ library, which pyzmq and most bindings wrap), compiled here;
+# INGEST_CLIENT=rust is zmq_bench, tokio tasks with the pure-Rust `zeromq` crate, whose DEALER
+# costs more CPU per sample than its TCP client, CPU taken from the server on two cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${CARGO_TARGET_DIR:=$HOME/.cache/tickdb-target}"
 export CARGO_TARGET_DIR
 secs="${1:-10}"
 repeats="${2:-3}"
+client="${INGEST_CLIENT:-c}"
 # --workspace, not -p: a subset of packages unifies features differently and rebuilds RocksDB.
-if [[ -n "${TICKDB_BIN:-}" ]]; then
-  cargo build --release --workspace --example zmq_bench >&2
-else
-  cargo build --release --workspace --bin tickdb --example zmq_bench >&2
+if [[ -z "${TICKDB_BIN:-}" ]]; then
+  cargo build --release --workspace --bin tickdb >&2
 fi
 tickdb="${TICKDB_BIN:-$CARGO_TARGET_DIR/release/tickdb}"
-bench="$CARGO_TARGET_DIR/release/examples/zmq_bench"
+case "$client" in
+  rust)
+    cargo build --release --workspace --example zmq_bench >&2
+    bench="$CARGO_TARGET_DIR/release/examples/zmq_bench"
+    ;;
+  c)
+    bench="$CARGO_TARGET_DIR/ingest_client"
+    cc -O2 -Wall -o "$bench" bench/ingest_client.c -lzmq -lpthread
+    ;;
+  *) echo "INGEST_CLIENT is c or rust" >&2; exit 1 ;;
+esac
+# run_cell TCP_PORT ZMQ_PORT PID CELL: one line of name=value fields
+run_cell() {
+  if [[ "$client" = rust ]]; then
+    ZMQ_BENCH_CELL="$4" TICKDB_PID="$3" "$bench" "tcp://127.0.0.1:$2" "127.0.0.1:$1" "$secs"
+    return
+  fi
+  local before after line samples
+  before=$(cpu_seconds "$3")
+  line=$("$bench" "${4%%:*}" "${4##*:}" "127.0.0.1:$1" "tcp://127.0.0.1:$2" 4 "$secs")
+  after=$(cpu_seconds "$3")
+  samples=$(python3 -c "import sys; print(dict(x.split('=') for x in sys.argv[1].split())['samples'])" "$line")
+  echo "cell=$4 $line server_us=$(python3 -c "print(f'{($after - $before) * 1e6 / max($samples, 1):.3f}')")"
+}
+# cpu_seconds PID -> user + system seconds the process has used (/proc/PID/stat, 1/100 s ticks)
+cpu_seconds() { python3 -c "import sys; sys.path.insert(0, 'bench'); import benchlib; print(benchlib.cpu_seconds($1))"; }
 work="$(mktemp -d)"
 pid=
 stop() {
@@ -47,7 +75,7 @@ for ((r = 0; r < repeats; r++)); do
       (exec 3<>"/dev/tcp/127.0.0.1/$tcp_port") 2>/dev/null && break
       sleep 0.1
     done
-    echo "repeat=$r $(ZMQ_BENCH_CELL="$cell" TICKDB_PID="$pid" "$bench" "tcp://127.0.0.1:$zmq_port" "127.0.0.1:$tcp_port" "$secs")" | tee -a "$work/results" >&2
+    echo "repeat=$r $(run_cell "$tcp_port" "$zmq_port" "$pid" "$cell")" | tee -a "$work/results" >&2
     stop
   done
 done
