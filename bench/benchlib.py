@@ -1,5 +1,6 @@
-"""Helpers the bench scripts share: a free port, waiting for a server to answer, and loading a
-tick series (`python3 bench/benchlib.py load-ticks PORT KEY N` from a shell script)."""
+"""Helpers the bench scripts share: a free port, waiting for a server to answer, loading a
+tick series (`python3 bench/benchlib.py load-ticks PORT KEY N` from a shell script) and waiting
+for servers to go idle (`python3 bench/benchlib.py wait-idle PID...`)."""
 import random, socket, sys, time
 
 import redis
@@ -43,8 +44,38 @@ def load_ticks(port, key, n):
             args = []
 
 
+def cpu_seconds(pid):
+    """CPU time (user + system, all threads) process `pid` has used, in seconds; None once it
+    is gone. /proc/PID/stat's utime and stime are in ticks of 1/100 s (Linux's USER_HZ)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / 100
+
+
+def wait_idle(pids, busy=0.05, window=1.0, timeout=60):
+    """Waits until every process of `pids` used less than `busy` of a core over `window`
+    seconds, for at most `timeout` seconds; returns the seconds waited. After a load, tickdb
+    checkpoints and RocksDB flushes and compacts in the background; a turn measured while that
+    runs measures the background work too (the next peer's turn as well as tickdb's)."""
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        before = [cpu_seconds(p) for p in pids]
+        time.sleep(window)
+        after = [cpu_seconds(p) for p in pids]
+        used = [a - b for a, b in zip(after, before) if a is not None and b is not None]
+        if all(u < busy * window for u in used):
+            break
+    return time.time() - t0
+
+
 if __name__ == "__main__":
     if len(sys.argv) == 5 and sys.argv[1] == "load-ticks":
         load_ticks(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]))
+    elif len(sys.argv) >= 2 and sys.argv[1] == "wait-idle":
+        waited = wait_idle([int(p) for p in sys.argv[2:]])
+        print(f"{waited:.1f}")
     else:
-        sys.exit("usage: benchlib.py load-ticks PORT KEY N")
+        sys.exit("usage: benchlib.py load-ticks PORT KEY N | wait-idle PID...")

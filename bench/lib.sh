@@ -19,19 +19,35 @@ bench() {
     | tail -n +2 | tr -d '"' | cut -d, -f1,2
 }
 
+# best_csv A B -> per test, the higher rate of the two "test,rps" files (A's order)
+best_csv() {
+  local test v w
+  while IFS=, read -r test v; do
+    w=$(grep "^$test," "$2" | cut -d, -f2)
+    python3 -c "print('$test,' + max(['$v', '${w:-0}'], key=float))"
+  done < "$1"
+}
+
 # compare "NAME0,NAME1,NAME2" PORT0 PORT1 PORT2 [first|rest]: benchmarks the three servers at
 # each pipeline depth and prints a Markdown table with the ratios NAME0/NAME1 and NAME0/NAME2
-# ("first", the default) or NAME1/NAME0 and NAME2/NAME0 ("rest").
+# ("first", the default) or NAME1/NAME0 and NAME2/NAME0 ("rest"). With COMPARE_REPEAT=N the
+# servers take N turns each, one after another, and each keeps its best rate per test.
 compare() {
   IFS=, read -r n0 n1 n2 <<< "$1"
-  local over=${5:-first}
+  local over=${5:-first} turn s port
   if [ "$over" = first ]; then r1="$n0 / $n1"; r2="$n0 / $n2"; else r1="$n1 / $n0"; r2="$n2 / $n0"; fi
   echo "| test | -P | $n0 req/s | $n1 req/s | $n2 req/s | $r1 | $r2 |"
   echo "| --- | --- | --- | --- | --- | --- | --- |"
   for p in $PIPELINES; do
-    bench "$2" "$p" > "$work/0.csv"
-    bench "$3" "$p" > "$work/1.csv"
-    bench "$4" "$p" > "$work/2.csv"
+    for turn in $(seq 1 "${COMPARE_REPEAT:-1}"); do
+      s=0
+      for port in "$2" "$3" "$4"; do
+        bench "$port" "$p" > "$work/turn.csv"
+        if [ "$turn" = 1 ]; then mv "$work/turn.csv" "$work/$s.csv"
+        else best_csv "$work/$s.csv" "$work/turn.csv" > "$work/best.csv"; mv "$work/best.csv" "$work/$s.csv"; fi
+        s=$((s + 1))
+      done
+    done
     while IFS=, read -r test v0; do
       v1=$(grep "^$test," "$work/1.csv" | cut -d, -f2)
       v2=$(grep "^$test," "$work/2.csv" | cut -d, -f2)
