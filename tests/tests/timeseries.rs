@@ -2,7 +2,7 @@
 //! seed dialect over raw RESP, and `kill -9` with samples in flight.
 
 use bytes::Bytes;
-use tickdb_core::resp::Frame;
+use tickdb_core::resp::{self, Frame};
 use tickdb_tests::{Client, Server, bulk, err, kill9_mid_stream, run_python};
 
 fn sample(ts: i64, v: &str) -> Frame {
@@ -37,6 +37,26 @@ fn seed_dialect_and_ts_over_raw_resp() {
     }
     assert_eq!(c.call(&["BATCH_FLUSH"]), Frame::Integer(100));
     assert_eq!(c.call(&["TS.GET", "bx"]), sample(1099, "99"));
+    // Pipelined in one write, the node answers the +OKs as one run: every one arrives, in
+    // order, each where its request was (a PING in the middle of the run, the count last).
+    let mut pipeline = Vec::new();
+    for i in 0..2000 {
+        let (ts, v) = ((5000 + i).to_string(), i.to_string());
+        let args: [&[u8]; 4] = [b"BATCH_SET", b"bp", v.as_bytes(), ts.as_bytes()];
+        resp::encode_request(&args, &mut pipeline);
+        if i == 999 {
+            resp::encode_request(&[b"PING".as_slice()], &mut pipeline);
+        }
+    }
+    resp::encode_request(&[b"BATCH_FLUSH".as_slice()], &mut pipeline);
+    c.send_raw(&pipeline);
+    for i in 0..2000 {
+        assert_eq!(c.read(), Some(Frame::ok()), "BATCH_SET {i}");
+        if i == 999 {
+            assert_eq!(c.read(), Some(Frame::Simple("PONG".into())));
+        }
+    }
+    assert_eq!(c.read(), Some(Frame::Integer(2000)));
     // A duplicate under BLOCK fails alone; the rest of the batch applies.
     c.call(&["BATCH_SET", "bx", "5", "1000"]);
     c.call(&["BATCH_SET", "bx", "5", "2000"]);
