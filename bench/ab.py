@@ -37,7 +37,7 @@ import tempfile
 
 import redis
 
-from benchlib import free_port, load_ticks, wait_ping
+from benchlib import cpu_seconds, free_port, load_ticks, wait_ping
 
 VALUE = "1__rand_int__"
 BIG = "big"
@@ -104,8 +104,7 @@ class Side:
             p.execute()
 
     def cpu_seconds(self):
-        fields = open(f"/proc/{self.proc.pid}/stat").read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.proc.pid)
 
     def run(self, bench_args, requests):
         c0 = self.cpu_seconds()

@@ -1,7 +1,7 @@
 """Helpers the bench scripts share: a free port, waiting for a server to answer, loading a
 tick series (`python3 bench/benchlib.py load-ticks PORT KEY N` from a shell script) and waiting
 for servers to go idle (`python3 bench/benchlib.py wait-idle PID...`)."""
-import random, socket, sys, time
+import os, random, socket, sys, time
 
 import redis
 
@@ -46,13 +46,13 @@ def load_ticks(port, key, n):
 
 def cpu_seconds(pid):
     """CPU time (user + system, all threads) process `pid` has used, in seconds; None once it
-    is gone. /proc/PID/stat's utime and stime are in ticks of 1/100 s (Linux's USER_HZ)."""
+    is gone. /proc/PID/stat's utime and stime are in clock ticks (SC_CLK_TCK)."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
     except (FileNotFoundError, ProcessLookupError):
         return None
-    return (int(fields[11]) + int(fields[12])) / 100
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def wait_idle(pids, busy=0.05, window=1.0, timeout=60):

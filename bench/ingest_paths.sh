@@ -51,7 +51,7 @@ run_cell() {
   samples=$(python3 -c "import sys; print(dict(x.split('=') for x in sys.argv[1].split())['samples'])" "$line")
   echo "cell=$4 $line server_us=$(python3 -c "print(f'{($after - $before) * 1e6 / max($samples, 1):.3f}')")"
 }
-# cpu_seconds PID -> user + system seconds the process has used (/proc/PID/stat, 1/100 s ticks)
+# cpu_seconds PID -> user + system seconds the process has used (benchlib.cpu_seconds)
 cpu_seconds() { python3 -c "import sys; sys.path.insert(0, 'bench'); import benchlib; print(benchlib.cpu_seconds($1))"; }
 work="$(mktemp -d)"
 pid=

@@ -518,32 +518,21 @@ impl ClientTask {
                     self.take_reply(&mut pending, &frame, protocol).await;
                 }
                 Some(ConnOut::Replies(replies)) => {
-                    // Each message's share at once: its owner found once, not per reply.
-                    let mut rest = &replies[..];
-                    while let Some(p) = self.owner(&mut pending).filter(|_| !rest.is_empty()) {
-                        let owed = usize::try_from(p.expect.replies - p.got).unwrap_or(usize::MAX);
-                        let (now, later) = rest.split_at(owed.min(rest.len()));
-                        for (frame, protocol) in now {
-                            resp::encode(frame, *protocol, &mut p.payload);
+                    let shared = self.share(&mut pending, replies.len(), |payload, now| {
+                        for (frame, protocol) in &replies[now] {
+                            resp::encode(frame, *protocol, payload);
                         }
-                        p.got += now.len() as u64;
-                        rest = later;
-                    }
-                    for (frame, protocol) in rest {
+                    });
+                    for (frame, protocol) in &replies[shared..] {
                         self.take_reply(&mut pending, frame, *protocol).await;
                     }
                 }
                 Some(ConnOut::Oks(count)) => {
-                    // Shared out like a batch of replies, each message its share at once.
-                    let mut rest = count;
-                    while let Some(p) = self.owner(&mut pending).filter(|_| rest > 0) {
-                        let owed = u32::try_from(p.expect.replies - p.got).unwrap_or(u32::MAX);
-                        let now = owed.min(rest);
-                        resp::encode_oks(now, &mut p.payload);
-                        p.got += u64::from(now);
-                        rest -= now;
-                    }
-                    for _ in 0..rest {
+                    let count = count as usize;
+                    let shared = self.share(&mut pending, count, |payload, now| {
+                        resp::encode_oks(now.len() as u32, payload);
+                    });
+                    for _ in shared..count {
                         self.take_reply(&mut pending, &Frame::ok(), Protocol::Resp2)
                             .await;
                     }
@@ -559,6 +548,27 @@ impl ClientTask {
             .node
             .send(DriverMsg::Input(Input::Disconnect { conn: self.conn }))
             .await;
+    }
+
+    /// Shares `n` replies from the node out over the messages they answer, in order, each
+    /// message its share at once (its owner found once, not per reply): `write` encodes the
+    /// replies of a range into a message's payload. Returns how many found a message (the
+    /// rest go through [`Self::take_reply`]).
+    fn share(
+        &mut self,
+        pending: &mut VecDeque<Pending>,
+        n: usize,
+        mut write: impl FnMut(&mut Vec<u8>, std::ops::Range<usize>),
+    ) -> usize {
+        let mut shared = 0;
+        while let Some(p) = self.owner(pending).filter(|_| shared < n) {
+            let owed = usize::try_from(p.expect.replies - p.got).unwrap_or(usize::MAX);
+            let now = owed.min(n - shared);
+            write(&mut p.payload, shared..shared + now);
+            p.got += now as u64;
+            shared += now;
+        }
+        shared
     }
 
     /// Adds one reply from the node to the message it answers.
